@@ -1,0 +1,159 @@
+//! The command line: `run`, `check-config`, and admin commands that talk to the running
+//! daemon over the control socket. PINs are read from stdin or a no-echo prompt, never argv.
+
+mod admin;
+
+use crate::config::{Config, DEFAULT_PATH};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "pinwarden", version, about = "PIN authentication for printers and doors")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(short, long, global = true, env = "PINWARDEN_CONFIG", default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon (systemd: Type=notify).
+    Run,
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig,
+    /// Show the running daemon's state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Import users from a CSV (or .tsv) file: all rows or none.
+    Import {
+        file: PathBuf,
+        /// Check every row and report, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show the newest audit events.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        last: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct PinArgs {
+    /// Read the PIN from standard input (a no-echo prompt on a terminal).
+    #[arg(long, conflicts_with = "generate")]
+    pub pin_stdin: bool,
+    /// Generate a policy-compliant PIN and print it once.
+    #[arg(long)]
+    pub generate: bool,
+    /// PIN validity: never, 1h..48h or 1d..180d (default: policy.default_expiry).
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a local user.
+    Add {
+        id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// A group (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
+    /// Set or reset a user's PIN.
+    SetPin {
+        id: String,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
+    Remove { id: String },
+    Disable { id: String },
+    /// Enable a user (also clears a lock after too many failed attempts).
+    Enable { id: String },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pinwarden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::CheckConfig => {
+            print!("{}", config.render());
+            eprintln!("{}: configuration is valid", cli.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            init_logging(&config);
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(on_signal(shutdown.clone()));
+                crate::daemon::run(config, shutdown).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => runtime.block_on(admin::run(&config, other)),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,100 @@
+//! The configuration file exactly as written: strict serde structs (`deny_unknown_fields`),
+//! no validation beyond types. `mod.rs` turns this into the typed `Config`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub state_dir: String,
+    pub control_socket: Option<String>,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub security: RawSecurity,
+    #[serde(default)]
+    pub lockout: RawLockout,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub device: Vec<RawDevice>,
+    #[serde(default)]
+    pub tcp: Vec<RawTcp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    pub pepper_file: Option<String>,
+    pub pepper_credential: Option<String>,
+    pub argon2_memory_kib: Option<u32>,
+    pub argon2_iterations: Option<u32>,
+    pub argon2_parallelism: Option<u32>,
+    pub hash_workers: Option<usize>,
+    pub hash_queue: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockout {
+    pub free_failures: Option<u32>,
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub forget_after: Option<String>,
+    pub user_max_failures: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub charset: Option<String>,
+    pub blocklist: Option<Vec<String>>,
+    pub generated_length: Option<usize>,
+    pub default_expiry: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub cache_capacity_mib: Option<u64>,
+    pub audit_retention_days: Option<u32>,
+    pub audit_max_entries: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    pub listen: String,
+    pub max_connections: Option<usize>,
+    pub idle_timeout: Option<String>,
+    pub line_timeout: Option<String>,
+    #[serde(default)]
+    pub terminal: Vec<RawTerminal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTerminal {
+    pub address: String,
+    pub device: String,
+}

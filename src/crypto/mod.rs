@@ -1,0 +1,107 @@
+//! PIN tags: the keyed argon2id hash that is the only stored form of a PIN, the pepper that
+//! keys it, and the bounded worker pool that computes it. Knows nothing of users or stores.
+
+mod pepper;
+mod pool;
+
+pub use pepper::{Pepper, PepperError};
+pub use pool::{HashPool, PoolBusy, PoolStats};
+
+use crate::domain::{Pin, Tag};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+
+/// argon2id cost parameters. The defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        HashParams { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+impl HashParams {
+    /// Cheap parameters for unit tests only.
+    pub const TEST: HashParams = HashParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+    pub fn validate(&self) -> Result<(), String> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+            .map(|_| ())
+            .map_err(|e| format!("invalid argon2 parameters ({e})"))
+    }
+}
+
+impl std::fmt::Display for HashParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "m={},t={},p={}", self.memory_kib, self.iterations, self.parallelism)
+    }
+}
+
+/// Computes tags. Holds the pepper and the site salt; cheap to share behind an `Arc`.
+pub struct Hasher {
+    pepper: Pepper,
+    salt: [u8; 16],
+    params: HashParams,
+}
+
+impl Hasher {
+    pub fn new(pepper: Pepper, salt: [u8; 16], params: HashParams) -> Result<Self, String> {
+        params.validate()?;
+        Ok(Hasher { pepper, salt, params })
+    }
+
+    /// `argon2id(pin, salt = site salt, secret = pepper)`: deterministic, so the tag can be
+    /// looked up; keyed, so a stolen store alone cannot be brute-forced offline.
+    pub fn tag(&self, pin: &Pin) -> Tag {
+        let p = self.params;
+        let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+            .expect("parameters were validated in Hasher::new");
+        let argon = Argon2::new_with_secret(
+            self.pepper.secret(),
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params,
+        )
+        .expect("a 32-byte secret is always accepted");
+        let mut out = [0u8; 32];
+        argon
+            .hash_password_into(pin.expose().as_bytes(), &self.salt, &mut out)
+            .expect("output length and salt length are fixed and valid");
+        Tag(out)
+    }
+
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher(pepper: [u8; 32]) -> Hasher {
+        Hasher::new(Pepper::from_bytes(pepper), [9; 16], HashParams::TEST).unwrap()
+    }
+
+    #[test]
+    fn tag_is_deterministic_and_keyed() {
+        let a = hasher([1; 32]);
+        let b = hasher([2; 32]);
+        let pin = Pin::new("048213");
+        assert_eq!(a.tag(&pin), a.tag(&Pin::new("048213")));
+        assert_ne!(a.tag(&pin), a.tag(&Pin::new("48213")), "leading zero is significant");
+        assert_ne!(a.tag(&pin), b.tag(&pin), "a different pepper gives a different tag");
+    }
+
+    #[test]
+    fn params_validation() {
+        assert!(HashParams::default().validate().is_ok());
+        assert!(HashParams { memory_kib: 1, iterations: 1, parallelism: 1 }.validate().is_err());
+        assert!(HashParams { memory_kib: 64, iterations: 0, parallelism: 1 }.validate().is_err());
+    }
+}

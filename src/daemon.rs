@@ -1,0 +1,158 @@
+//! The composition root: the only module that knows every other. Opens the pepper and the
+//! store, builds the core and the admin service, binds every listener (failing fast), runs
+//! the tasks under one cancellation token, reports readiness to systemd and shuts down
+//! within a deadline.
+
+mod admin;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::crypto::{HashPool, Hasher, Pepper};
+use crate::domain::{AuditEvent, AuditKind, Timestamp};
+use crate::frontend::{control, tcp};
+use crate::lifecycle::users::UserAdmin;
+use crate::store::{OpenParams, SledStore, Store};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Runs the daemon until `shutdown` is cancelled (by a signal in production, by the test
+/// in tests). Startup errors are returned with context saying how to fix them.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let started = Timestamp::now();
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!("cannot create state_dir {}: create it or fix its permissions", config.state_dir.display())
+    })?;
+    let (store, hasher) = open_store(&config)?;
+    let pool = Arc::new(HashPool::new(hasher, config.security.hash_workers, config.security.hash_queue));
+    let devices = config.devices.iter().map(|(id, d)| (id.clone(), d.allow_groups.clone())).collect();
+    let core = Arc::new(Core::new(Arc::clone(&store), Arc::clone(&pool), devices, config.lockout));
+    let users = UserAdmin::new(
+        Arc::clone(&store),
+        Arc::clone(&pool),
+        config.policy.pin_policy(),
+        config.policy.generated_length,
+        config.policy.default_expiry,
+        config.lockout,
+    );
+
+    let mut listeners = Vec::new();
+    let mut bound = Vec::<SocketAddr>::new();
+    for t in &config.tcp {
+        let listener = tokio::net::TcpListener::bind(t.listen).await.with_context(|| {
+            format!("cannot listen on {} (tcp.listen): is the port in use or privileged?", t.listen)
+        })?;
+        bound.push(listener.local_addr()?);
+        listeners.push((listener, Arc::new(t.clone())));
+    }
+    let control_listener = control::bind(&config.control_socket).await?;
+
+    let admin = Arc::new(admin::Admin {
+        users,
+        core: Arc::clone(&core),
+        pool: Arc::clone(&pool),
+        store: Arc::clone(&store),
+        started,
+        tcp: bound.clone(),
+        control_socket: config.control_socket.clone(),
+    });
+    let tasks = TaskTracker::new();
+    for (listener, cfg) in listeners {
+        tasks.spawn(tcp::serve(listener, cfg, Arc::clone(&core), shutdown.clone()));
+    }
+    tasks.spawn(control::serve(control_listener, admin, shutdown.clone()));
+    tasks.spawn(prune_audit(Arc::clone(&store), config.store.clone(), shutdown.clone()));
+    tasks.spawn(watchdog(shutdown.clone()));
+
+    record(&*store, "started");
+    tracing::info!(tcp = ?bound, control = %config.control_socket.display(), "pinwarden ready");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    shutdown.cancelled().await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down: finishing requests in flight");
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them");
+    }
+    record(&*store, "stopped");
+    let _ = std::fs::remove_file(&config.control_socket);
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::error!("final store flush failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> {
+    let (pepper_path, may_create) = config.security.pepper.resolve().map_err(anyhow::Error::msg)?;
+    let (pepper, created) = Pepper::load(&pepper_path, may_create)?;
+    if created {
+        tracing::warn!(path = %pepper_path.display(),
+            "generated a new pepper: back it up with the store; PINs cannot be verified without it");
+    }
+    let params = config.security.argon2;
+    let opened = SledStore::open(
+        &config.store_dir,
+        OpenParams {
+            pepper_fingerprint: &pepper.fingerprint(),
+            hash_params: &params.to_string(),
+            cache_capacity_mib: config.store.cache_capacity_mib,
+        },
+    )?;
+    if opened.created {
+        tracing::info!(path = %config.store_dir.display(), "created a new store");
+    }
+    let hasher = Hasher::new(pepper, opened.salt, params).map_err(anyhow::Error::msg)?;
+    Ok((Arc::new(opened.store), Arc::new(hasher)))
+}
+
+fn record(store: &dyn Store, action: &str) {
+    let event = AuditEvent { at: Timestamp::now(), kind: AuditKind::Daemon { action: action.into() } };
+    if let Err(e) = store.append_audit(&event) {
+        tracing::error!(error = %e, "could not write an audit event");
+    }
+}
+
+/// Keeps the audit log within its retention; an idle wait is interrupted by shutdown,
+/// a prune in progress is not.
+async fn prune_audit(store: Arc<dyn Store>, cfg: crate::config::StoreConfig, shutdown: CancellationToken) {
+    loop {
+        let retention = Duration::from_secs(u64::from(cfg.audit_retention_days) * 86_400);
+        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
+        let store2 = Arc::clone(&store);
+        let max = cfg.audit_max_entries;
+        match tokio::task::spawn_blocking(move || store2.prune_audit(cutoff, max)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned old audit events"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit pruning failed"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(AUDIT_PRUNE_EVERY) => {}
+        }
+    }
+}
+
+/// Pings systemd's watchdog at half its interval when `WatchdogSec=` is set.
+async fn watchdog(shutdown: CancellationToken) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let every = Duration::from_micros(usec / 2);
+    loop {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Plain domain types shared by every module: PINs, tags, users, requests, decisions and
+//! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
+
+mod time;
+mod user;
+
+pub use self::time::{parse_expiry, Expiry, Timestamp};
+pub use user::{LockoutState, PinRecord, PinSource, User, UserOrigin};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// A PIN as typed by a person. Zeroized on drop; `Debug` and `Display` never show it.
+/// PINs are strings: a leading zero is significant.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct Pin(String);
+
+impl Pin {
+    pub fn new(value: impl Into<String>) -> Self {
+        Pin(value.into())
+    }
+    /// The secret characters. Callers must not log, store or echo them.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(<redacted>)")
+    }
+}
+
+/// The keyed argon2id hash of a PIN: the only form in which a PIN is ever stored.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub struct Tag(#[serde(with = "hex::serde")] pub [u8; 32]);
+
+impl Tag {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for Tag {
+    /// Constant-time comparison: tags are compared without leaking where they differ.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for Tag {}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tag(<redacted>)")
+    }
+}
+
+/// A configured device (a printer terminal group, a door). Identity comes from config,
+/// never from a field a client chose.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeviceId(pub String);
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the person presented.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// PIN-only login: the user is found by the PIN's tag.
+    Pin(Pin),
+    /// A user id followed by that user's PIN.
+    IdPin { id: String, pin: Pin },
+}
+
+impl Credential {
+    pub fn pin(&self) -> &Pin {
+        match self {
+            Credential::Pin(pin) | Credential::IdPin { pin, .. } => pin,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Pin(_) => "pin",
+            Credential::IdPin { .. } => "id+pin",
+        }
+    }
+}
+
+/// Where a request physically came from; used for lockout keys and the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    Tcp { peer: IpAddr },
+    Keypad { port: String },
+    Mqtt { topic: String },
+}
+
+impl Origin {
+    /// The source address whose failures are budgeted separately from the device's.
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        match self {
+            Origin::Tcp { peer } => Some(*peer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    pub device: DeviceId,
+    pub credential: Credential,
+    pub origin: Origin,
+    pub received_at: Timestamp,
+}
+
+/// Why a request was denied. Goes to the audit log only; the wire always says `DENY`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownPin,
+    UnknownUser,
+    WrongPin,
+    Disabled,
+    NotYetValid,
+    AccountExpired,
+    PinExpired,
+    NoPin,
+    GroupNotAllowed,
+    LockedOut,
+    UserLockedOut,
+    UnknownDevice,
+    StoreUnavailable,
+}
+
+impl DenyReason {
+    /// Whether this denial counts against the device/source failure budget. A lockout
+    /// or an internal failure is not a guess and does not extend the lockout.
+    pub fn counts_as_failure(self) -> bool {
+        !matches!(
+            self,
+            DenyReason::LockedOut | DenyReason::StoreUnavailable | DenyReason::UnknownDevice
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::UnknownPin => "unknown_pin",
+            DenyReason::UnknownUser => "unknown_user",
+            DenyReason::WrongPin => "wrong_pin",
+            DenyReason::Disabled => "disabled",
+            DenyReason::NotYetValid => "not_yet_valid",
+            DenyReason::AccountExpired => "account_expired",
+            DenyReason::PinExpired => "pin_expired",
+            DenyReason::NoPin => "no_pin",
+            DenyReason::GroupNotAllowed => "group_not_allowed",
+            DenyReason::LockedOut => "locked_out",
+            DenyReason::UserLockedOut => "user_locked_out",
+            DenyReason::UnknownDevice => "unknown_device",
+            DenyReason::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Grant { user: String },
+    Deny { reason: DenyReason },
+}
+
+/// One line of the audit log. Never carries a PIN or a tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: AuditKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A decision on an authentication request.
+    Decision {
+        device: DeviceId,
+        origin: Origin,
+        credential: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        user: Option<String>,
+        outcome: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<DenyReason>,
+    },
+    /// A failure budget ran out and a lock was set.
+    Lockout {
+        key: String,
+        failures: u32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        until: Option<Timestamp>,
+    },
+    /// An administrative change made over the control socket.
+    Admin {
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// A connection refused at the door of a frontend (unknown source, connection limit).
+    Refused { frontend: String, peer: String, reason: String },
+    /// Daemon lifecycle: started, stopped.
+    Daemon { action: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_debug_is_redacted() {
+        let pin = Pin::new("048213");
+        assert_eq!(format!("{pin:?}"), "Pin(<redacted>)");
+        let cred = Credential::IdPin { id: "alice".into(), pin };
+        assert!(!format!("{cred:?}").contains("048213"));
+    }
+
+    #[test]
+    fn tags_compare_by_value() {
+        assert_eq!(Tag([7; 32]), Tag([7; 32]));
+        assert_ne!(Tag([7; 32]), Tag([8; 32]));
+        assert_eq!(format!("{:?}", Tag([7; 32])), "Tag(<redacted>)");
+    }
+
+    #[test]
+    fn audit_event_json_shape() {
+        let ev = AuditEvent {
+            at: Timestamp::from_millis(0),
+            kind: AuditKind::Decision {
+                device: DeviceId("lobby".into()),
+                origin: Origin::Tcp { peer: "127.0.0.1".parse().unwrap() },
+                credential: "pin".into(),
+                user: None,
+                outcome: "deny".into(),
+                reason: Some(DenyReason::UnknownPin),
+            },
+        };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(json.contains(r#""event":"decision""#), "{json}");
+        assert!(json.contains(r#""reason":"unknown_pin""#), "{json}");
+        let back: AuditEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ev);
+    }
+}

@@ -1,0 +1,88 @@
+//! The user record kept in the local cache, with its PIN record (a tag, never a PIN).
+
+use super::{Tag, Timestamp};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserOrigin {
+    /// Owned by a directory source; sync may change or remove it.
+    Upstream,
+    /// Created here (admin, import, guest); sync never touches it.
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinSource {
+    Upstream,
+    Admin,
+    User,
+    Generated,
+    Import,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRecord {
+    pub tag: Tag,
+    pub set_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    pub source: PinSource,
+    #[serde(default)]
+    pub temporary: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Case-preserved identifier (login name).
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+    pub origin: UserOrigin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<String>,
+}
+
+impl User {
+    pub fn new_local(id: impl Into<String>) -> Self {
+        User {
+            id: id.into(),
+            name: String::new(),
+            email: None,
+            groups: Vec::new(),
+            enabled: true,
+            valid_from: None,
+            valid_until: None,
+            origin: UserOrigin::Local,
+            pin: None,
+            cards: Vec::new(),
+        }
+    }
+
+    pub fn in_any_group(&self, allowed: &[String]) -> bool {
+        self.groups.iter().any(|g| allowed.iter().any(|a| a == g))
+    }
+}
+
+/// A persisted failure counter for one lockout key (a device, a source address, a user).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockoutState {
+    /// Consecutive failures since the last success or reset.
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<Timestamp>,
+}

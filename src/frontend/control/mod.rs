@@ -1,0 +1,130 @@
+//! The admin control socket: a Unix socket (mode 0660) speaking one JSON request per
+//! connection, answered by progress frames and one final response. The daemon supplies the
+//! `Handler`; this module only moves frames and never touches the store.
+
+pub mod client;
+pub mod proto;
+
+use proto::{Frame, Request, Response};
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::pin::Pin as StdPin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Largest request accepted (an import of a large directory arrives as one line).
+pub const MAX_REQUEST: u64 = 256 * 1024 * 1024;
+
+pub type Progress = mpsc::UnboundedSender<(usize, usize)>;
+pub type Reply<'a> = StdPin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// Answers control requests. Implemented by the daemon, which knows every service.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request, progress: Progress) -> Reply<'_>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another pinwarden is already answering on {0}")]
+    InUse(String),
+    #[error("cannot create the control socket {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// Binds the socket, replacing a stale file left by a crash but never a live daemon's.
+pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    let shown = path.display().to_string();
+    let io = |source| BindError::Io { path: shown.clone(), source };
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(BindError::InUse(shown));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>, shutdown: CancellationToken) {
+    let tasks = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let handler = Arc::clone(&handler);
+        tasks.spawn(async move { session(stream, handler).await });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
+    let (reader, mut writer) = stream.into_split();
+    let mut line = Vec::new();
+    let mut limited = BufReader::new(reader).take(MAX_REQUEST + 1);
+    let read = tokio::time::timeout(Duration::from_secs(60), limited.read_until(b'\n', &mut line)).await;
+    let request = match read {
+        Ok(Ok(n)) if n as u64 > MAX_REQUEST => Err("request too large".to_string()),
+        Ok(Ok(0)) | Err(_) => return,
+        Ok(Ok(_)) => serde_json::from_slice::<Request>(&line)
+            .map_err(|e| format!("malformed control request: {}", e.classify_name())),
+        Ok(Err(e)) => Err(e.to_string()),
+    };
+    zeroize::Zeroize::zeroize(&mut line);
+    let response = match request {
+        Err(message) => Response::error(message),
+        Ok(request) => {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut reply = handler.handle(request, tx);
+            loop {
+                tokio::select! {
+                    response = &mut reply => break response,
+                    Some((done, total)) = rx.recv() => {
+                        let _ = write_frame(&mut writer, &Frame::Progress { done, total }).await;
+                    }
+                }
+            }
+        }
+    };
+    let _ = write_frame(&mut writer, &Frame::Done(response)).await;
+}
+
+async fn write_frame(writer: &mut tokio::net::unix::OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(frame).expect("frames serialise");
+    bytes.push(b'\n');
+    writer.write_all(&bytes).await
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    /// The error category only: a serde message could quote a field value (a PIN).
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "unknown command or wrong fields",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

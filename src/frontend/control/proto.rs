@@ -1,0 +1,93 @@
+//! Control socket messages. PINs travel only inside `WirePin`, which is wiped on drop and
+//! never printed.
+
+use crate::domain::Pin;
+use crate::lifecycle::import::ImportProblem;
+use crate::lifecycle::users::NewUser;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A PIN inside a control message.
+#[derive(Debug)]
+pub struct WirePin(pub Pin);
+
+impl Serialize for WirePin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for WirePin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(WirePin(Pin::new(String::deserialize(d)?)))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireRow {
+    pub line: usize,
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub pin: Option<WirePin>,
+    #[serde(default)]
+    pub cards: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    UserAdd {
+        user: NewUser,
+        pin: Option<WirePin>,
+        #[serde(default)]
+        generate: bool,
+        expires: Option<String>,
+    },
+    UserSetPin {
+        id: String,
+        pin: Option<WirePin>,
+        #[serde(default)]
+        generate: bool,
+        expires: Option<String>,
+    },
+    UserRemove { id: String },
+    UserDisable { id: String },
+    UserEnable { id: String },
+    UserShow { id: String },
+    UserList,
+    Import {
+        rows: Vec<WireRow>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    Audit { last: usize },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ImportProblem>,
+}
+
+impl Response {
+    pub fn ok(data: impl Serialize) -> Self {
+        Response { ok: true, data: serde_json::to_value(data).ok(), ..Default::default() }
+    }
+    pub fn error(message: impl Into<String>) -> Self {
+        Response { ok: false, error: Some(message.into()), ..Default::default() }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frame {
+    Progress { done: usize, total: usize },
+    Done(Response),
+}

@@ -1,0 +1,5 @@
+//! Frontends turn bytes into `AuthRequest`s for the core and outcomes back into bytes. They
+//! never touch the store. `tcp` serves terminals; `control` serves the admin CLI.
+
+pub mod control;
+pub mod tcp;

@@ -1,0 +1,162 @@
+//! The TCP listener for print-release terminals: allow-list by source address, a connection
+//! limit, idle and half-line timeouts. A thin loop around the sans-IO `proto`.
+
+pub mod proto;
+
+use crate::config::TcpConfig;
+use crate::core::{Core, Outcome};
+use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use proto::{Event, LineSplitter, ProtoError, Reply, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use zeroize::Zeroize;
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts terminals until `shutdown`, then waits for open connections to finish their
+/// current request.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<TcpConfig>,
+    core: Arc<Core>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip().to_canonical();
+        let Some(device) = config.terminals.get(&ip).cloned() else {
+            refuse(&core, &stream, peer, "source address not in the allow-list", None);
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refuse(&core, &stream, peer, "connection limit reached", Some(b"BUSY\r\n"));
+            continue;
+        };
+        let session = Session { device, peer, config: Arc::clone(&config), core: Arc::clone(&core) };
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            session.run(stream, shutdown).await;
+            drop(slot);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+fn refuse(core: &Core, stream: &TcpStream, peer: SocketAddr, reason: &str, reply: Option<&[u8]>) {
+    tracing::info!(%peer, reason, "refused a terminal connection");
+    if let Some(bytes) = reply {
+        let _ = stream.try_write(bytes);
+    }
+    core.record(AuditKind::Refused {
+        frontend: "tcp".into(),
+        peer: peer.to_string(),
+        reason: reason.into(),
+    });
+}
+
+struct Session {
+    device: DeviceId,
+    peer: SocketAddr,
+    config: Arc<TcpConfig>,
+    core: Arc<Core>,
+}
+
+impl Session {
+    async fn run(self, stream: TcpStream, shutdown: CancellationToken) {
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let mut splitter = LineSplitter::new();
+        let mut buf = [0u8; 512];
+        let mut line_started: Option<Instant> = None;
+        loop {
+            // A half-sent line must complete within line_timeout of its first byte.
+            let deadline = match line_started {
+                Some(start) => start + self.config.line_timeout,
+                None => Instant::now() + self.config.idle_timeout,
+            };
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                read = tokio::time::timeout_at(deadline, reader.read(&mut buf)) => read,
+            };
+            let n = match read {
+                Err(_) => {
+                    if line_started.is_some() {
+                        let _ = send(&mut writer, ProtoError::Timeout.reply()).await;
+                    }
+                    break;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
+            };
+            let events = splitter.push(&buf[..n]);
+            buf[..n].zeroize();
+            line_started = match (splitter.has_partial(), line_started) {
+                (true, None) => Some(Instant::now()),
+                (true, started) => started,
+                (false, _) => None,
+            };
+            for event in events {
+                if !self.answer(event, &mut writer).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles one line; false when the connection must close.
+    async fn answer(&self, event: Event, writer: &mut OwnedWriteHalf) -> bool {
+        let request = match event {
+            Event::Overlong => return send(writer, ProtoError::LineTooLong.reply()).await,
+            Event::Line(line) => proto::parse(&line),
+        };
+        let credential = match request {
+            Err(e) => return send(writer, e.reply()).await,
+            Ok(Request::Ping) => return send(writer, &proto::encode(&Reply::Pong)).await,
+            Ok(Request::Quit) => {
+                let _ = send(writer, &proto::encode(&Reply::Bye)).await;
+                return false;
+            }
+            Ok(Request::Pin(pin)) => Credential::Pin(pin),
+            Ok(Request::IdPin { id, pin }) => Credential::IdPin { id, pin },
+        };
+        let request = AuthRequest {
+            device: self.device.clone(),
+            credential,
+            origin: Origin::Tcp { peer: self.peer.ip().to_canonical() },
+            received_at: Timestamp::now(),
+        };
+        let reply = match self.core.handle(request).await {
+            Outcome::Granted { user } => proto::encode(&Reply::Ok { user: &user, released: 0 }),
+            Outcome::Denied => proto::encode(&Reply::Deny),
+            Outcome::Busy => proto::encode(&Reply::Busy),
+        };
+        send(writer, &reply).await
+    }
+}
+
+async fn send(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await, Ok(Ok(())))
+}

@@ -1,0 +1,12 @@
+//! pinwarden: a PIN authentication daemon for printers and doors on edge boxes.
+//! See ARCHITECTURE.md for how the modules fit together.
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod crypto;
+pub mod daemon;
+pub mod domain;
+pub mod frontend;
+pub mod lifecycle;
+pub mod store;

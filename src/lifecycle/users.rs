@@ -1,0 +1,385 @@
+//! The user administration service behind the control socket: add, change PIN, enable,
+//! disable, remove, show, list and import. Every PIN that is set passes the policy and the
+//! uniqueness check; every change is audited (without the PIN).
+
+use super::generate::generate_pin;
+use super::import::{ImportProblem, ImportRow};
+use super::policy::{PinPolicy, PolicyViolation};
+use crate::config::LockoutPolicy;
+use crate::core::lockout;
+use crate::crypto::HashPool;
+use crate::domain::{
+    AuditEvent, AuditKind, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+};
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Policy(#[from] PolicyViolation),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Store(String),
+    #[error("import refused: {} problem(s), nothing was applied", .0.len())]
+    Import(Vec<ImportProblem>),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UserExists(id) => AdminError::UserExists(id),
+            StoreError::NoSuchUser(id) => AdminError::NoSuchUser(id),
+            StoreError::TagTaken => AdminError::Policy(PolicyViolation::NotUnique),
+            StoreError::Unavailable(m) => AdminError::Store(m),
+        }
+    }
+}
+
+/// How a new PIN is chosen.
+pub enum PinChoice {
+    Given(Pin),
+    Generate,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewUser {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A user as shown to an administrator: everything but the tag.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    pub origin: UserOrigin,
+    pub valid_from: Option<Timestamp>,
+    pub valid_until: Option<Timestamp>,
+    pub pin: Option<PinView>,
+    /// Locked after too many failed ID+PIN attempts (cleared by `user enable` or a new PIN).
+    pub locked: bool,
+    pub failed_attempts: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PinView {
+    pub set_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub source: PinSource,
+    pub temporary: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub pins_set: usize,
+    pub dry_run: bool,
+}
+
+pub struct UserAdmin {
+    store: Arc<dyn Store>,
+    pool: Arc<HashPool>,
+    policy: PinPolicy,
+    generated_length: usize,
+    default_expiry: Expiry,
+    lockout: LockoutPolicy,
+}
+
+pub fn validate_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("a user id must be 1 to 128 bytes without spaces or control characters".into());
+    }
+    Ok(())
+}
+
+fn validate_new(new: &NewUser) -> Result<(), AdminError> {
+    validate_id(&new.id).map_err(AdminError::Invalid)?;
+    if let Some(email) = &new.email {
+        let parts: Vec<&str> = email.split('@').collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) || email.contains(char::is_whitespace) {
+            return Err(AdminError::Invalid(format!("`{email}` is not an email address")));
+        }
+    }
+    if new.groups.iter().any(|g| g.trim().is_empty() || g.chars().any(char::is_control)) {
+        return Err(AdminError::Invalid("group names must not be empty".into()));
+    }
+    Ok(())
+}
+
+impl UserAdmin {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pool: Arc<HashPool>,
+        policy: PinPolicy,
+        generated_length: usize,
+        default_expiry: Expiry,
+        lockout: LockoutPolicy,
+    ) -> Self {
+        UserAdmin { store, pool, policy, generated_length, default_expiry, lockout }
+    }
+
+    fn audit(&self, action: &str, user: &str, detail: Option<String>) {
+        let kind = AuditKind::Admin { action: action.into(), user: Some(user.into()), detail };
+        if let Err(e) = self.store.append_audit(&AuditEvent { at: Timestamp::now(), kind }) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
+
+    /// Checks, hashes and proves unique a PIN for `user`; returns the record and, for a
+    /// generated PIN, the PIN to show once.
+    async fn new_pin(
+        &self,
+        user: &User,
+        choice: PinChoice,
+        expiry: Option<Expiry>,
+        source: PinSource,
+    ) -> Result<(PinRecord, Option<Pin>), AdminError> {
+        let (tag, shown) = match choice {
+            PinChoice::Given(pin) => {
+                self.policy.check(&pin, &user.id, &user.cards)?;
+                let tag = self.pool.tag_waiting(pin).await;
+                self.ensure_unique(&tag, &user.id)?;
+                (tag, None)
+            }
+            PinChoice::Generate => self.generate_unique(user).await?,
+        };
+        let expiry = expiry.unwrap_or(self.default_expiry);
+        let now = Timestamp::now();
+        let record = PinRecord {
+            tag,
+            set_at: now,
+            expires_at: expiry.expires_at(now),
+            source: if shown.is_some() { PinSource::Generated } else { source },
+            temporary: expiry != Expiry::Never || user.origin == UserOrigin::Upstream,
+        };
+        Ok((record, shown))
+    }
+
+    fn ensure_unique(&self, tag: &Tag, id: &str) -> Result<(), AdminError> {
+        match self.store.tag_owner(tag)? {
+            Some(owner) if owner != id => Err(PolicyViolation::NotUnique.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn generate_unique(&self, user: &User) -> Result<(Tag, Option<Pin>), AdminError> {
+        for _ in 0..32 {
+            let pin = generate_pin(&self.policy, self.generated_length, &user.id, &user.cards, &mut rand::rngs::OsRng)
+                .map_err(AdminError::Invalid)?;
+            let tag = self.pool.tag_waiting(pin.clone()).await;
+            if self.ensure_unique(&tag, &user.id).is_ok() {
+                return Ok((tag, Some(pin)));
+            }
+        }
+        Err(AdminError::Invalid(
+            "could not generate a unique PIN: raise policy.generated_length".into(),
+        ))
+    }
+
+    pub async fn add(
+        &self,
+        new: NewUser,
+        pin: Option<PinChoice>,
+        expiry: Option<Expiry>,
+    ) -> Result<Option<Pin>, AdminError> {
+        validate_new(&new)?;
+        if self.store.user(&new.id)?.is_some() {
+            return Err(AdminError::UserExists(new.id));
+        }
+        let mut user = User::new_local(new.id);
+        user.name = new.name;
+        user.email = new.email;
+        user.groups = new.groups;
+        let mut shown = None;
+        if let Some(choice) = pin {
+            let (record, generated) = self.new_pin(&user, choice, expiry, PinSource::Admin).await?;
+            user.pin = Some(record);
+            shown = generated;
+        }
+        self.store.insert_user(&user)?;
+        self.audit("user_add", &user.id, Some(format!("pin: {}", user.pin.is_some())));
+        Ok(shown)
+    }
+
+    pub async fn set_pin(
+        &self,
+        id: &str,
+        choice: PinChoice,
+        expiry: Option<Expiry>,
+    ) -> Result<Option<Pin>, AdminError> {
+        let mut user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let (record, shown) = self.new_pin(&user, choice, expiry, PinSource::Admin).await?;
+        user.pin = Some(record);
+        self.store.update_user(&user)?;
+        self.store.update_lockout(&lockout::user_key(id), &|_| None)?;
+        self.audit("pin_set", id, None);
+        Ok(shown)
+    }
+
+    pub fn remove(&self, id: &str) -> Result<(), AdminError> {
+        self.store.remove_user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        self.audit("user_remove", id, None);
+        Ok(())
+    }
+
+    /// Enabling also clears a lock left by too many failed ID+PIN attempts.
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), AdminError> {
+        let mut user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        user.enabled = enabled;
+        self.store.update_user(&user)?;
+        if enabled {
+            self.store.update_lockout(&lockout::user_key(id), &|_| None)?;
+        }
+        self.audit(if enabled { "user_enable" } else { "user_disable" }, id, None);
+        Ok(())
+    }
+
+    pub fn show(&self, id: &str) -> Result<UserView, AdminError> {
+        let user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        self.view(user)
+    }
+
+    pub fn list(&self) -> Result<Vec<UserView>, AdminError> {
+        self.store.users()?.into_iter().map(|u| self.view(u)).collect()
+    }
+
+    fn view(&self, u: User) -> Result<UserView, AdminError> {
+        let state = self.store.lockout(&lockout::user_key(&u.id))?;
+        Ok(UserView {
+            locked: lockout::user_locked(state, &self.lockout),
+            failed_attempts: state.map_or(0, |s| s.failures),
+            pin: u.pin.map(|p| PinView {
+                set_at: p.set_at,
+                expires_at: p.expires_at,
+                source: p.source,
+                temporary: p.temporary,
+            }),
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            groups: u.groups,
+            enabled: u.enabled,
+            origin: u.origin,
+            valid_from: u.valid_from,
+            valid_until: u.valid_until,
+        })
+    }
+
+    /// Validates every row (policy, uniqueness within the file and against the store) and
+    /// applies all of them in one transaction, or none. `progress(done, total)` is called
+    /// while PINs are hashed.
+    pub async fn import(
+        &self,
+        rows: Vec<ImportRow>,
+        dry_run: bool,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<ImportReport, AdminError> {
+        let mut problems = Vec::new();
+        let mut users = Vec::with_capacity(rows.len());
+        let mut pins = Vec::new();
+        for row in rows {
+            let line = row.line;
+            let mut user = match self.store.user(&row.id)? {
+                Some(existing) => existing,
+                None => User::new_local(row.id.clone()),
+            };
+            user.name = row.name;
+            user.email = row.email;
+            user.groups = row.groups;
+            user.cards = row.cards;
+            if let Some(pin) = row.pin {
+                match self.policy.check(&pin, &user.id, &user.cards) {
+                    Ok(()) => pins.push((users.len(), line, pin)),
+                    Err(e) => problems.push(ImportProblem { line, message: e.to_string() }),
+                }
+            }
+            users.push((line, user));
+        }
+        let tags = self.hash_all(pins, progress).await;
+        let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
+        let now = Timestamp::now();
+        for (index, line, tag) in tags {
+            let user = &mut users[index].1;
+            let taken_here = seen.insert(tag.0, line);
+            if taken_here.is_some() || self.ensure_unique(&tag, &user.id).is_err() {
+                let message = match taken_here {
+                    Some(other) => format!("this PIN is also used on line {other}; PINs must be unique"),
+                    None => PolicyViolation::NotUnique.to_string(),
+                };
+                problems.push(ImportProblem { line, message });
+                continue;
+            }
+            let expiry = self.default_expiry;
+            user.pin = Some(PinRecord {
+                tag,
+                set_at: now,
+                expires_at: expiry.expires_at(now),
+                source: PinSource::Import,
+                temporary: expiry != Expiry::Never || user.origin == UserOrigin::Upstream,
+            });
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(AdminError::Import(problems));
+        }
+        let pins_set = seen.len();
+        let users: Vec<User> = users.into_iter().map(|(_, u)| u).collect();
+        let mut report = ImportReport { rows: users.len(), pins_set, dry_run, ..Default::default() };
+        if dry_run {
+            for u in &users {
+                if self.store.user(&u.id)?.is_some() { report.updated += 1 } else { report.added += 1 }
+            }
+            return Ok(report);
+        }
+        let outcome = self.store.upsert_users(&users)?;
+        report.added = outcome.added;
+        report.updated = outcome.updated;
+        self.audit("import", "*", Some(format!("added {}, updated {}, pins {}", report.added, report.updated, pins_set)));
+        Ok(report)
+    }
+
+    /// Hashes PINs on the pool, all workers busy, reporting progress.
+    async fn hash_all(
+        &self,
+        pins: Vec<(usize, usize, Pin)>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Vec<(usize, usize, Tag)> {
+        let total = pins.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, line, pin) in pins {
+            let pool = Arc::clone(&self.pool);
+            tasks.spawn(async move { (index, line, pool.tag_waiting(pin).await) });
+        }
+        let mut out = Vec::with_capacity(total);
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.expect("hashing tasks do not panic"));
+            if out.len() % 64 == 0 || out.len() == total {
+                progress(out.len(), total);
+            }
+        }
+        out.sort_by_key(|(_, line, _)| *line);
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "users_tests.rs"]
+mod tests;

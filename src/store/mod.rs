@@ -1,0 +1,95 @@
+//! The narrow storage interface every other module uses. `sled.rs` is the only file that
+//! names sled; nothing here knows about frontends, policy or argon2.
+
+mod sled;
+
+pub use self::sled::SledStore;
+
+use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
+use serde::Serialize;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors of a running store. `Unavailable` means "fail closed": the caller denies.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    /// Another user already owns this PIN tag. Deliberately does not say who.
+    #[error("this PIN is not available; choose another")]
+    TagTaken,
+}
+
+/// Errors opening a store; each says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the store {0} is in use by another process: is another pinwarden running? (sled allows one process per store)")]
+    InUse(String),
+    #[error("the store {path} was created with a different pepper; restore the original pepper file, or move the store aside to start afresh (every PIN must then be re-enrolled)")]
+    PepperMismatch { path: String },
+    #[error("the store {path} was created with argon2 parameters {stored}, but the configuration asks for {configured}; set security.argon2_* back to {stored} (changing them needs every PIN re-enrolled)")]
+    ParamsMismatch { path: String, stored: String, configured: String },
+    #[error("the store {path} has schema version {found}, newer than this pinwarden ({supported}); upgrade pinwarden")]
+    SchemaTooNew { path: String, found: u32, supported: u32 },
+    #[error("cannot open the store {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// What a newly opened store must agree with, and what it hands back.
+pub struct OpenParams<'a> {
+    pub pepper_fingerprint: &'a str,
+    pub hash_params: &'a str,
+    pub cache_capacity_mib: u64,
+}
+
+pub struct Opened<S> {
+    pub store: S,
+    pub salt: [u8; 16],
+    pub created: bool,
+    /// Set when a corrupt store was moved aside and a fresh one created.
+    pub moved_aside: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImportOutcome {
+    pub added: usize,
+    pub updated: usize,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A closure that maps the old lockout state to the new one (None deletes). It may be run
+/// more than once under contention, so it must be pure.
+pub type LockoutUpdate<'a> = &'a dyn Fn(Option<LockoutState>) -> Option<LockoutState>;
+
+pub trait Store: Send + Sync + 'static {
+    fn user(&self, id: &str) -> Result<Option<User>>;
+    /// The id of the user owning `tag`, if any.
+    fn tag_owner(&self, tag: &Tag) -> Result<Option<String>>;
+    /// Inserts a new user; fails with `UserExists` or `TagTaken`.
+    fn insert_user(&self, user: &User) -> Result<()>;
+    /// Replaces an existing user, keeping the tag index in step; `NoSuchUser`, `TagTaken`.
+    fn update_user(&self, user: &User) -> Result<()>;
+    fn remove_user(&self, id: &str) -> Result<Option<User>>;
+    /// Inserts or replaces all users in one transaction: all or nothing.
+    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome>;
+    fn users(&self) -> Result<Vec<User>>;
+    fn user_count(&self) -> Result<u64>;
+
+    fn lockout(&self, key: &str) -> Result<Option<LockoutState>>;
+    fn update_lockout(&self, key: &str, f: LockoutUpdate<'_>) -> Result<Option<LockoutState>>;
+    fn lockouts(&self) -> Result<Vec<(String, LockoutState)>>;
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// The newest `n` events, oldest first.
+    fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+    /// Drops events older than `before` and beyond `max_entries`; returns how many.
+    fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64>;
+
+    /// Makes every write so far durable (lockout counters before a DENY goes out).
+    fn flush(&self) -> Result<()>;
+}
