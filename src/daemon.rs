@@ -27,12 +27,28 @@ const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let started = Timestamp::now();
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!("cannot create state_dir {}: create it or fix its permissions", config.state_dir.display())
+        format!(
+            "cannot create state_dir {}: create it or fix its permissions",
+            config.state_dir.display()
+        )
     })?;
     let (store, hasher) = open_store(&config)?;
-    let pool = Arc::new(HashPool::new(hasher, config.security.hash_workers, config.security.hash_queue));
-    let devices = config.devices.iter().map(|(id, d)| (id.clone(), d.allow_groups.clone())).collect();
-    let core = Arc::new(Core::new(Arc::clone(&store), Arc::clone(&pool), devices, config.lockout));
+    let pool = Arc::new(HashPool::new(
+        hasher,
+        config.security.hash_workers,
+        config.security.hash_queue,
+    ));
+    let devices = config
+        .devices
+        .iter()
+        .map(|(id, d)| (id.clone(), d.allow_groups.clone()))
+        .collect();
+    let core = Arc::new(Core::new(
+        Arc::clone(&store),
+        Arc::clone(&pool),
+        devices,
+        config.lockout,
+    ));
     let users = UserAdmin::new(
         Arc::clone(&store),
         Arc::clone(&pool),
@@ -45,9 +61,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut listeners = Vec::new();
     let mut bound = Vec::<SocketAddr>::new();
     for t in &config.tcp {
-        let listener = tokio::net::TcpListener::bind(t.listen).await.with_context(|| {
-            format!("cannot listen on {} (tcp.listen): is the port in use or privileged?", t.listen)
-        })?;
+        let listener = tokio::net::TcpListener::bind(t.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (tcp.listen): is the port in use or privileged?",
+                    t.listen
+                )
+            })?;
         bound.push(listener.local_addr()?);
         listeners.push((listener, Arc::new(t.clone())));
     }
@@ -64,10 +85,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     });
     let tasks = TaskTracker::new();
     for (listener, cfg) in listeners {
-        tasks.spawn(tcp::serve(listener, cfg, Arc::clone(&core), shutdown.clone()));
+        tasks.spawn(tcp::serve(
+            listener,
+            cfg,
+            Arc::clone(&core),
+            shutdown.clone(),
+        ));
     }
     tasks.spawn(control::serve(control_listener, admin, shutdown.clone()));
-    tasks.spawn(prune_audit(Arc::clone(&store), config.store.clone(), shutdown.clone()));
+    tasks.spawn(prune_audit(
+        Arc::clone(&store),
+        config.store.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(watchdog(shutdown.clone()));
 
     record(&*store, "started");
@@ -78,8 +108,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: finishing requests in flight");
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait()).await.is_err() {
-        tracing::warn!("some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them");
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them"
+        );
     }
     record(&*store, "stopped");
     let _ = std::fs::remove_file(&config.control_socket);
@@ -92,7 +127,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> {
-    let (pepper_path, may_create) = config.security.pepper.resolve().map_err(anyhow::Error::msg)?;
+    let (pepper_path, may_create) = config
+        .security
+        .pepper
+        .resolve()
+        .map_err(anyhow::Error::msg)?;
     let (pepper, created) = Pepper::load(&pepper_path, may_create)?;
     if created {
         tracing::warn!(path = %pepper_path.display(),
@@ -115,7 +154,12 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> 
 }
 
 fn record(store: &dyn Store, action: &str) {
-    let event = AuditEvent { at: Timestamp::now(), kind: AuditKind::Daemon { action: action.into() } };
+    let event = AuditEvent {
+        at: Timestamp::now(),
+        kind: AuditKind::Daemon {
+            action: action.into(),
+        },
+    };
     if let Err(e) = store.append_audit(&event) {
         tracing::error!(error = %e, "could not write an audit event");
     }
@@ -123,10 +167,15 @@ fn record(store: &dyn Store, action: &str) {
 
 /// Keeps the audit log within its retention; an idle wait is interrupted by shutdown,
 /// a prune in progress is not.
-async fn prune_audit(store: Arc<dyn Store>, cfg: crate::config::StoreConfig, shutdown: CancellationToken) {
+async fn prune_audit(
+    store: Arc<dyn Store>,
+    cfg: crate::config::StoreConfig,
+    shutdown: CancellationToken,
+) {
     loop {
         let retention = Duration::from_secs(u64::from(cfg.audit_retention_days) * 86_400);
-        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
+        let cutoff =
+            Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
         let store2 = Arc::clone(&store);
         let max = cfg.audit_max_entries;
         match tokio::task::spawn_blocking(move || store2.prune_audit(cutoff, max)).await {

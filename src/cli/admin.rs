@@ -52,7 +52,12 @@ fn into_data(response: Response) -> anyhow::Result<serde_json::Value> {
     for problem in &response.problems {
         eprintln!("{problem}");
     }
-    bail!("{}", response.error.unwrap_or_else(|| "the daemon refused the request".into()))
+    bail!(
+        "{}",
+        response
+            .error
+            .unwrap_or_else(|| "the daemon refused the request".into())
+    )
 }
 
 /// Reads a PIN: a no-echo prompt (asked twice) on a terminal, else one line of stdin.
@@ -66,7 +71,10 @@ fn read_pin() -> anyhow::Result<Pin> {
         return Ok(first);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the PIN from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the PIN from stdin")?;
     let pin = Pin::new(line.trim_end_matches(['\r', '\n']));
     zeroize::Zeroize::zeroize(&mut line);
     if pin.is_empty() {
@@ -76,7 +84,11 @@ fn read_pin() -> anyhow::Result<Pin> {
 }
 
 fn pin_fields(args: &PinArgs) -> anyhow::Result<Option<WirePin>> {
-    Ok(if args.pin_stdin { Some(WirePin(read_pin()?)) } else { None })
+    Ok(if args.pin_stdin {
+        Some(WirePin(read_pin()?))
+    } else {
+        None
+    })
 }
 
 fn show_generated(data: &serde_json::Value, id: &str) {
@@ -88,9 +100,20 @@ fn show_generated(data: &serde_json::Value, id: &str) {
 
 async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { id, name, email, groups, pin } => {
+        UserCommand::Add {
+            id,
+            name,
+            email,
+            groups,
+            pin,
+        } => {
             let request = Request::UserAdd {
-                user: NewUser { id: id.clone(), name, email, groups },
+                user: NewUser {
+                    id: id.clone(),
+                    name,
+                    email,
+                    groups,
+                },
                 pin: pin_fields(&pin)?,
                 generate: pin.generate,
                 expires: pin.expires,
@@ -113,9 +136,33 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             eprintln!("PIN set for {id}");
             show_generated(&data, &id);
         }
-        UserCommand::Remove { id } => simple(config, Request::UserRemove { id: id.clone() }, "removed", &id).await?,
-        UserCommand::Disable { id } => simple(config, Request::UserDisable { id: id.clone() }, "disabled", &id).await?,
-        UserCommand::Enable { id } => simple(config, Request::UserEnable { id: id.clone() }, "enabled", &id).await?,
+        UserCommand::Remove { id } => {
+            simple(
+                config,
+                Request::UserRemove { id: id.clone() },
+                "removed",
+                &id,
+            )
+            .await?
+        }
+        UserCommand::Disable { id } => {
+            simple(
+                config,
+                Request::UserDisable { id: id.clone() },
+                "disabled",
+                &id,
+            )
+            .await?
+        }
+        UserCommand::Enable { id } => {
+            simple(
+                config,
+                Request::UserEnable { id: id.clone() },
+                "enabled",
+                &id,
+            )
+            .await?
+        }
         UserCommand::Show { id, json } => {
             let data = call(config, &Request::UserShow { id }).await?;
             if json {
@@ -147,12 +194,21 @@ async fn simple(config: &Config, request: Request, done: &str, id: &str) -> anyh
 }
 
 async fn import(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
-    let size = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
     if size > MAX_IMPORT_BYTES as u64 {
-        bail!("{} is larger than {} MiB; split it", file.display(), MAX_IMPORT_BYTES >> 20);
+        bail!(
+            "{} is larger than {} MiB; split it",
+            file.display(),
+            MAX_IMPORT_BYTES >> 20
+        );
     }
-    let mut bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let tsv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let mut bytes =
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let tsv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     let parsed = parse_users(&bytes, if tsv { b'\t' } else { b',' });
     zeroize::Zeroize::zeroize(&mut bytes);
     let rows = match parsed {
@@ -161,7 +217,11 @@ async fn import(config: &Config, file: &std::path::Path, dry_run: bool) -> anyho
             for p in &problems {
                 eprintln!("{}: {p}", file.display());
             }
-            bail!("{} problem(s) in {}; nothing was imported", problems.len(), file.display());
+            bail!(
+                "{} problem(s) in {}; nothing was imported",
+                problems.len(),
+                file.display()
+            );
         }
     };
     let rows: Vec<WireRow> = rows
@@ -177,12 +237,16 @@ async fn import(config: &Config, file: &std::path::Path, dry_run: bool) -> anyho
         })
         .collect();
     let bar = progress_bar();
-    let response = client::call(&config.control_socket, &Request::Import { rows, dry_run }, |done, total| {
-        if let Some(bar) = &bar {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        }
-    })
+    let response = client::call(
+        &config.control_socket,
+        &Request::Import { rows, dry_run },
+        |done, total| {
+            if let Some(bar) = &bar {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+        },
+    )
     .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -220,7 +284,13 @@ fn user_line(u: &UserView) -> String {
     if u.pin.is_none() {
         flags.push("no-pin");
     }
-    format!("{}\t{}\t{}\t{}", u.id, u.name, u.groups.join(","), flags.join(","))
+    format!(
+        "{}\t{}\t{}\t{}",
+        u.id,
+        u.name,
+        u.groups.join(","),
+        flags.join(",")
+    )
 }
 
 fn print_user(u: &UserView) {
@@ -233,15 +303,25 @@ fn print_user(u: &UserView) {
     match &u.pin {
         Some(p) => {
             let expires = p.expires_at.map_or("never".to_string(), |t| t.to_string());
-            println!("pin:       set {} ({:?}), expires {expires}", p.set_at, p.source);
+            println!(
+                "pin:       set {} ({:?}), expires {expires}",
+                p.set_at, p.source
+            );
         }
         None => println!("pin:       none"),
     }
-    println!("locked:    {} ({} failed attempt(s))", u.locked, u.failed_attempts);
+    println!(
+        "locked:    {} ({} failed attempt(s))",
+        u.locked, u.failed_attempts
+    );
 }
 
 fn print_status(data: &serde_json::Value) {
-    println!("pinwarden {} up {}s", data["version"].as_str().unwrap_or("?"), data["uptime_secs"]);
+    println!(
+        "pinwarden {} up {}s",
+        data["version"].as_str().unwrap_or("?"),
+        data["uptime_secs"]
+    );
     println!("users:     {}", data["users"]);
     println!("tcp:       {}", data["tcp"]);
     println!("decisions: {}", data["decisions"]);

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "pinwarden", version, about = "PIN authentication for printers and doors")]
+#[command(
+    name = "pinwarden",
+    version,
+    about = "PIN authentication for printers and doors"
+)]
 pub struct Cli {
     /// Configuration file.
     #[arg(short, long, global = true, env = "PINWARDEN_CONFIG", default_value = DEFAULT_PATH)]
@@ -83,10 +87,16 @@ pub enum UserCommand {
         #[command(flatten)]
         pin: PinArgs,
     },
-    Remove { id: String },
-    Disable { id: String },
+    Remove {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
     /// Enable a user (also clears a lock after too many failed attempts).
-    Enable { id: String },
+    Enable {
+        id: String,
+    },
     Show {
         id: String,
         #[arg(long)]
@@ -111,7 +121,9 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(&cli.config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::CheckConfig => {
             print!("{}", config.render());
@@ -147,7 +159,10 @@ fn init_logging(config: &Config) {
 
 async fn on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };

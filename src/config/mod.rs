@@ -22,7 +22,10 @@ pub const DEFAULT_PATH: &str = "/etc/pinwarden/pinwarden.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -170,9 +173,14 @@ fn serialize_expiry<S: serde::Serializer>(e: &Expiry, s: S) -> Result<S::Ok, S::
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid { path: path.into(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
@@ -195,7 +203,10 @@ fn absolute(path: &str) -> PathBuf {
     } else {
         std::env::current_dir().map(|cwd| cwd.join(&p)).unwrap_or(p)
     };
-    joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 fn duration_key(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, String> {
@@ -207,9 +218,11 @@ fn duration_key(key: &str, value: Option<&str>, default: Duration) -> Result<Dur
 
 fn validate(raw: RawConfig) -> Result<Config, String> {
     if raw.state_dir.trim().is_empty() {
-        return Err("state_dir is empty: set it to a writable directory such as \
+        return Err(
+            "state_dir is empty: set it to a writable directory such as \
                     \"/var/lib/pinwarden\""
-            .into());
+                .into(),
+        );
     }
     let state_dir = absolute(&raw.state_dir);
     let control_socket = raw
@@ -266,7 +279,11 @@ fn validate_log(raw: &raw::RawLog) -> Result<LogConfig, String> {
     let json = match raw.format.as_deref().unwrap_or("text") {
         "text" => false,
         "json" => true,
-        other => return Err(format!("log.format = \"{other}\": use \"text\" or \"json\"")),
+        other => {
+            return Err(format!(
+                "log.format = \"{other}\": use \"text\" or \"json\""
+            ))
+        }
     };
     Ok(LogConfig { level, json })
 }
@@ -274,9 +291,11 @@ fn validate_log(raw: &raw::RawLog) -> Result<LogConfig, String> {
 fn validate_security(raw: &raw::RawSecurity, state_dir: &Path) -> Result<SecurityConfig, String> {
     let pepper = match (&raw.pepper_file, &raw.pepper_credential) {
         (Some(_), Some(_)) => {
-            return Err("security.pepper_file and security.pepper_credential are both set: \
+            return Err(
+                "security.pepper_file and security.pepper_credential are both set: \
                         keep one"
-                .into())
+                    .into(),
+            )
         }
         (Some(f), None) => PepperSource::File(absolute(f)),
         (None, Some(name)) if !name.is_empty() && !name.contains('/') => {
@@ -298,7 +317,9 @@ fn validate_security(raw: &raw::RawSecurity, state_dir: &Path) -> Result<Securit
     argon2.validate().map_err(|e| {
         format!("security.argon2_*: {e}; the defaults are memory_kib = 19456, iterations = 2, parallelism = 1")
     })?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let hash_workers = raw.hash_workers.unwrap_or(cores);
     if !(1..=256).contains(&hash_workers) {
         return Err(format!(
@@ -324,17 +345,30 @@ fn validate_lockout(raw: &raw::RawLockout) -> Result<LockoutPolicy, String> {
             raw.initial_backoff.as_deref(),
             d.initial_backoff,
         )?,
-        max_backoff: duration_key("lockout.max_backoff", raw.max_backoff.as_deref(), d.max_backoff)?,
-        forget_after: duration_key("lockout.forget_after", raw.forget_after.as_deref(), d.forget_after)?,
+        max_backoff: duration_key(
+            "lockout.max_backoff",
+            raw.max_backoff.as_deref(),
+            d.max_backoff,
+        )?,
+        forget_after: duration_key(
+            "lockout.forget_after",
+            raw.forget_after.as_deref(),
+            d.forget_after,
+        )?,
         user_max_failures: raw.user_max_failures.unwrap_or(d.user_max_failures),
     };
     if p.free_failures == 0 || p.free_failures > 100 {
-        return Err(format!("lockout.free_failures = {}: use 1 to 100 (default 5)", p.free_failures));
+        return Err(format!(
+            "lockout.free_failures = {}: use 1 to 100 (default 5)",
+            p.free_failures
+        ));
     }
     if p.initial_backoff.is_zero() || p.max_backoff < p.initial_backoff {
-        return Err("lockout.initial_backoff must be above zero and at most lockout.max_backoff \
+        return Err(
+            "lockout.initial_backoff must be above zero and at most lockout.max_backoff \
                     (defaults 30s and 1h)"
-            .into());
+                .into(),
+        );
     }
     if !(1..=100).contains(&p.user_max_failures) {
         return Err(format!(
@@ -375,7 +409,10 @@ fn validate_policy(raw: &raw::RawPolicy) -> Result<PolicyConfig, String> {
             Some(v) => parse_expiry(v).map_err(|e| format!("policy.default_expiry: {e}"))?,
         },
     };
-    policy.pin_policy().validate().map_err(|e| format!("policy: {e}"))?;
+    policy
+        .pin_policy()
+        .validate()
+        .map_err(|e| format!("policy: {e}"))?;
     if !(policy.min_length..=policy.max_length).contains(&policy.generated_length) {
         return Err(format!(
             "policy.generated_length = {} must lie between policy.min_length ({}) and \
@@ -391,13 +428,18 @@ fn validate_devices(raw: &[raw::RawDevice]) -> Result<BTreeMap<DeviceId, Device>
     for (i, d) in raw.iter().enumerate() {
         let key = format!("device[{i}]");
         if d.id.is_empty() || d.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{key}.id = {:?}: use a non-empty name without spaces", d.id));
+            return Err(format!(
+                "{key}.id = {:?}: use a non-empty name without spaces",
+                d.id
+            ));
         }
         let kind = match d.kind.as_str() {
             "printer" => DeviceKind::Printer,
             "door" => DeviceKind::Door,
             other => {
-                return Err(format!("{key}.kind = \"{other}\": use \"printer\" or \"door\""))
+                return Err(format!(
+                    "{key}.kind = \"{other}\": use \"printer\" or \"door\""
+                ))
             }
         };
         if d.allow_groups.is_empty() {
@@ -408,9 +450,16 @@ fn validate_devices(raw: &[raw::RawDevice]) -> Result<BTreeMap<DeviceId, Device>
             ));
         }
         let id = DeviceId(d.id.clone());
-        let device = Device { id: id.clone(), kind, allow_groups: d.allow_groups.clone() };
+        let device = Device {
+            id: id.clone(),
+            kind,
+            allow_groups: d.allow_groups.clone(),
+        };
         if devices.insert(id, device).is_some() {
-            return Err(format!("{key}.id = \"{}\" is declared twice: device ids must be unique", d.id));
+            return Err(format!(
+                "{key}.id = \"{}\" is declared twice: device ids must be unique",
+                d.id
+            ));
         }
     }
     Ok(devices)
@@ -423,16 +472,27 @@ fn validate_tcp(
 ) -> Result<TcpConfig, String> {
     let key = format!("tcp[{i}]");
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-        format!("{key}.listen = \"{}\": use ADDRESS:PORT such as \"127.0.0.1:7410\"", raw.listen)
+        format!(
+            "{key}.listen = \"{}\": use ADDRESS:PORT such as \"127.0.0.1:7410\"",
+            raw.listen
+        )
     })?;
     let max_connections = raw.max_connections.unwrap_or(64);
     if !(1..=10_000).contains(&max_connections) {
-        return Err(format!("{key}.max_connections = {max_connections}: use 1 to 10000"));
+        return Err(format!(
+            "{key}.max_connections = {max_connections}: use 1 to 10000"
+        ));
     }
-    let idle_timeout =
-        duration_key(&format!("{key}.idle_timeout"), raw.idle_timeout.as_deref(), Duration::from_secs(300))?;
-    let line_timeout =
-        duration_key(&format!("{key}.line_timeout"), raw.line_timeout.as_deref(), Duration::from_secs(10))?;
+    let idle_timeout = duration_key(
+        &format!("{key}.idle_timeout"),
+        raw.idle_timeout.as_deref(),
+        Duration::from_secs(300),
+    )?;
+    let line_timeout = duration_key(
+        &format!("{key}.line_timeout"),
+        raw.line_timeout.as_deref(),
+        Duration::from_secs(10),
+    )?;
     if raw.terminal.is_empty() {
         return Err(format!(
             "{key} has no [[tcp.terminal]]: every terminal must be listed by source address, \
@@ -443,7 +503,10 @@ fn validate_tcp(
     for (j, t) in raw.terminal.iter().enumerate() {
         let tkey = format!("{key}.terminal[{j}]");
         let addr: IpAddr = t.address.parse().map_err(|_| {
-            format!("{tkey}.address = \"{}\": use an IP address such as \"10.0.0.21\"", t.address)
+            format!(
+                "{tkey}.address = \"{}\": use an IP address such as \"10.0.0.21\"",
+                t.address
+            )
         })?;
         let device = DeviceId(t.device.clone());
         if !devices.contains_key(&device) {
@@ -453,10 +516,18 @@ fn validate_tcp(
             ));
         }
         if terminals.insert(addr, device).is_some() {
-            return Err(format!("{tkey}.address = \"{addr}\" is listed twice in {key}"));
+            return Err(format!(
+                "{tkey}.address = \"{addr}\" is listed twice in {key}"
+            ));
         }
     }
-    Ok(TcpConfig { listen, max_connections, idle_timeout, line_timeout, terminals })
+    Ok(TcpConfig {
+        listen,
+        max_connections,
+        idle_timeout,
+        line_timeout,
+        terminals,
+    })
 }
 
 #[cfg(test)]

@@ -3,15 +3,6 @@
 
 use crate::domain::{AuthRequest, Credential, Decision, DenyReason, Tag, Timestamp, User};
 
-/// What the store said about the presented credential.
-#[derive(Clone, Debug)]
-pub enum Candidate {
-    /// PIN-only: no user owns the tag. ID+PIN: no user has that id.
-    Nobody,
-    /// The user found by tag (PIN-only) or by id (ID+PIN).
-    User(User),
-}
-
 #[derive(Clone, Debug)]
 pub struct View<'a> {
     /// Groups allowed on the device; `None` when the device is not configured.
@@ -22,7 +13,8 @@ pub struct View<'a> {
     pub user_locked: bool,
     /// The tag computed from the presented PIN.
     pub tag: Tag,
-    pub candidate: Candidate,
+    /// The user found by tag (PIN-only) or by id (ID+PIN); `None` when there is none.
+    pub candidate: Option<User>,
 }
 
 pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decision {
@@ -34,9 +26,9 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
         return deny(DenyReason::LockedOut);
     }
     let user = match (&view.candidate, &request.credential) {
-        (Candidate::Nobody, Credential::Pin(_)) => return deny(DenyReason::UnknownPin),
-        (Candidate::Nobody, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),
-        (Candidate::User(user), _) => user,
+        (None, Credential::Pin(_)) => return deny(DenyReason::UnknownPin),
+        (None, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),
+        (Some(user), _) => user,
     };
     let Some(pin) = &user.pin else {
         return deny(DenyReason::NoPin);
@@ -65,7 +57,9 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if !user.in_any_group(allowed) {
         return deny(DenyReason::GroupNotAllowed);
     }
-    Decision::Grant { user: user.id.clone() }
+    Decision::Grant {
+        user: user.id.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -23,11 +23,16 @@ fn request(id_pin: bool) -> AuthRequest {
     AuthRequest {
         device: DeviceId("lobby".into()),
         credential: if id_pin {
-            Credential::IdPin { id: "alice".into(), pin }
+            Credential::IdPin {
+                id: "alice".into(),
+                pin,
+            }
         } else {
             Credential::Pin(pin)
         },
-        origin: Origin::Tcp { peer: "127.0.0.1".parse().unwrap() },
+        origin: Origin::Tcp {
+            peer: "127.0.0.1".parse().unwrap(),
+        },
         received_at: Timestamp::from_millis(NOW),
     }
 }
@@ -36,6 +41,19 @@ fn at(offset_ms: i64) -> Option<Timestamp> {
     Some(Timestamp::from_millis(NOW + offset_ms))
 }
 
+/// name, ID+PIN?, device groups, source locked, user locked, tag presented, user edit
+/// (None: no such user), expected deny reason (None: grant).
+type Row<'a> = (
+    &'a str,
+    bool,
+    Option<&'a [String]>,
+    bool,
+    bool,
+    Tag,
+    Option<fn(&mut User)>,
+    Option<DenyReason>,
+);
+
 #[test]
 fn decision_table() {
     let staff = vec!["staff".to_string()];
@@ -43,7 +61,7 @@ fn decision_table() {
     type Edit = fn(&mut User);
     let none: Edit = |_| {};
     #[rustfmt::skip]
-    let table: Vec<(&str, bool, Option<&[String]>, bool, bool, Tag, Option<Edit>, Option<DenyReason>)> = vec![
+    let table: Vec<Row> = vec![
         // name,                 id+pin, device groups,      src lock, user lock, tag,   user edit,               expected deny
         ("grant pin-only",        false, Some(&staff),       false, false, RIGHT, Some(none),                     None),
         ("grant id+pin",          true,  Some(&staff),       false, false, RIGHT, Some(none),                     None),
@@ -70,9 +88,9 @@ fn decision_table() {
             Some(edit) => {
                 let mut user = alice();
                 edit(&mut user);
-                Candidate::User(user)
+                Some(user)
             }
-            None => Candidate::Nobody,
+            None => None,
         };
         let view = View {
             allowed_groups: groups,
@@ -83,7 +101,9 @@ fn decision_table() {
         };
         let got = decide(&view, &request(id_pin), Timestamp::from_millis(NOW));
         let want = match expected {
-            None => Decision::Grant { user: "alice".into() },
+            None => Decision::Grant {
+                user: "alice".into(),
+            },
             Some(reason) => Decision::Deny { reason },
         };
         assert_eq!(got, want, "case `{name}`");

@@ -32,7 +32,9 @@ fn current(state: Option<LockoutState>, policy: &LockoutPolicy, now: Timestamp) 
 
 /// Whether a budgeted key (device, source) is locked at `now`.
 pub fn is_locked(state: Option<LockoutState>, now: Timestamp) -> bool {
-    state.and_then(|s| s.locked_until).is_some_and(|until| now < until)
+    state
+        .and_then(|s| s.locked_until)
+        .is_some_and(|until| now < until)
 }
 
 /// Whether a user is locked by the consecutive-failure limit.
@@ -48,11 +50,20 @@ pub fn backoff(failures: u32, policy: &LockoutPolicy) -> Option<Duration> {
         return None;
     }
     let factor = 1u32.checked_shl(over - 1).unwrap_or(u32::MAX);
-    Some(policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff))
+    Some(
+        policy
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(policy.max_backoff),
+    )
 }
 
 /// Records one failure for a budgeted key.
-pub fn on_failure(state: Option<LockoutState>, policy: &LockoutPolicy, now: Timestamp) -> LockoutState {
+pub fn on_failure(
+    state: Option<LockoutState>,
+    policy: &LockoutPolicy,
+    now: Timestamp,
+) -> LockoutState {
     let mut s = current(state, policy, now);
     s.failures = s.failures.saturating_add(1);
     s.last_failure = Some(now);
@@ -86,7 +97,11 @@ mod tests {
             (12, Some(1920)), (13, Some(3600)), (40, Some(3600)), (u32::MAX, Some(3600)),
         ];
         for (failures, secs) in table {
-            assert_eq!(backoff(failures, &p), secs.map(Duration::from_secs), "{failures} failures");
+            assert_eq!(
+                backoff(failures, &p),
+                secs.map(Duration::from_secs),
+                "{failures} failures"
+            );
         }
     }
 
@@ -105,9 +120,17 @@ mod tests {
         assert!(!is_locked(s, t0.plus(Duration::from_secs(30))));
         let later = t0.plus(Duration::from_secs(31));
         let s2 = on_failure(s, &p, later);
-        assert_eq!(s2.locked_until, Some(later.plus(Duration::from_secs(60))), "doubles");
+        assert_eq!(
+            s2.locked_until,
+            Some(later.plus(Duration::from_secs(60))),
+            "doubles"
+        );
         let much_later = later.plus(p.forget_after);
-        assert_eq!(on_failure(Some(s2), &p, much_later).failures, 1, "forgotten after quiet period");
+        assert_eq!(
+            on_failure(Some(s2), &p, much_later).failures,
+            1,
+            "forgotten after quiet period"
+        );
     }
 
     #[test]

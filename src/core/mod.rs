@@ -11,7 +11,7 @@ use crate::domain::{
     AuditEvent, AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
 use crate::store::Store;
-use decide::{Candidate, View};
+use decide::View;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,7 +90,12 @@ impl Core {
                 self.audit(&request, None, "busy", None);
                 return Outcome::Busy;
             }
-            Err(_) => (Decision::Deny { reason: DenyReason::StoreUnavailable }, None),
+            Err(_) => (
+                Decision::Deny {
+                    reason: DenyReason::StoreUnavailable,
+                },
+                None,
+            ),
         };
         match decision {
             Decision::Grant { user } => {
@@ -126,7 +131,11 @@ impl Core {
         }
         if allowed.is_none() || source_locked {
             // No argon2 work for a locked-out source or an unknown device.
-            let reason = if allowed.is_none() { DenyReason::UnknownDevice } else { DenyReason::LockedOut };
+            let reason = if allowed.is_none() {
+                DenyReason::UnknownDevice
+            } else {
+                DenyReason::LockedOut
+            };
             return Ok(Some((Decision::Deny { reason }, None)));
         }
         let Ok(tag) = self.pool.tag(request.credential.pin().clone()).await else {
@@ -140,7 +149,10 @@ impl Core {
             Credential::IdPin { id, .. } => self.store.user(id)?,
         };
         let user_locked = match &user {
-            Some(u) => lockout::user_locked(self.store.lockout(&lockout::user_key(&u.id))?, &self.lockout),
+            Some(u) => lockout::user_locked(
+                self.store.lockout(&lockout::user_key(&u.id))?,
+                &self.lockout,
+            ),
             None => false,
         };
         let user_id = user.as_ref().map(|u| u.id.clone());
@@ -149,7 +161,7 @@ impl Core {
             source_locked,
             user_locked,
             tag,
-            candidate: user.map_or(Candidate::Nobody, Candidate::User),
+            candidate: user,
         };
         Ok(Some((decide::decide(&view, request, now), user_id)))
     }
@@ -169,21 +181,40 @@ impl Core {
     async fn on_failure(&self, request: &AuthRequest, reason: DenyReason, now: Timestamp) {
         let policy = self.lockout;
         for key in budget_keys(request) {
-            match self.store.update_lockout(&key, &|old| Some(lockout::on_failure(old, &policy, now))) {
+            match self
+                .store
+                .update_lockout(&key, &|old| Some(lockout::on_failure(old, &policy, now)))
+            {
                 Ok(Some(state)) if state.locked_until.is_some() => {
-                    tracing::warn!(key, failures = state.failures, "failure budget exhausted: locked");
-                    self.record(AuditKind::Lockout { key, failures: state.failures, until: state.locked_until });
+                    tracing::warn!(
+                        key,
+                        failures = state.failures,
+                        "failure budget exhausted: locked"
+                    );
+                    self.record(AuditKind::Lockout {
+                        key,
+                        failures: state.failures,
+                        until: state.locked_until,
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(key, error = %e, "could not record a failure"),
             }
         }
-        if let (DenyReason::WrongPin, Credential::IdPin { id, .. }) = (reason, &request.credential) {
+        if let (DenyReason::WrongPin, Credential::IdPin { id, .. }) = (reason, &request.credential)
+        {
             let key = lockout::user_key(id);
-            match self.store.update_lockout(&key, &|old| Some(lockout::on_user_failure(old, now))) {
+            match self
+                .store
+                .update_lockout(&key, &|old| Some(lockout::on_user_failure(old, now)))
+            {
                 Ok(Some(state)) if state.failures == policy.user_max_failures => {
                     tracing::warn!(user = %id, "user locked after too many failed attempts");
-                    self.record(AuditKind::Lockout { key, failures: state.failures, until: None });
+                    self.record(AuditKind::Lockout {
+                        key,
+                        failures: state.failures,
+                        until: None,
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(key, error = %e, "could not record a user failure"),
@@ -197,7 +228,13 @@ impl Core {
         }
     }
 
-    fn audit(&self, request: &AuthRequest, user: Option<String>, outcome: &str, reason: Option<DenyReason>) {
+    fn audit(
+        &self,
+        request: &AuthRequest,
+        user: Option<String>,
+        outcome: &str,
+        reason: Option<DenyReason>,
+    ) {
         self.record(AuditKind::Decision {
             device: request.device.clone(),
             origin: request.origin.clone(),
@@ -210,7 +247,10 @@ impl Core {
 
     /// Appends an audit event (frontends report refused connections through this).
     pub fn record(&self, kind: AuditKind) {
-        let event = AuditEvent { at: Timestamp::now(), kind };
+        let event = AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        };
         if let Err(e) = self.store.append_audit(&event) {
             tracing::error!(error = %e, "could not write an audit event");
         }

@@ -21,13 +21,21 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        HashParams { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        HashParams {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
 impl HashParams {
     /// Cheap parameters for unit tests only.
-    pub const TEST: HashParams = HashParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+    pub const TEST: HashParams = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
 
     pub fn validate(&self) -> Result<(), String> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
@@ -38,7 +46,11 @@ impl HashParams {
 
 impl std::fmt::Display for HashParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "m={},t={},p={}", self.memory_kib, self.iterations, self.parallelism)
+        write!(
+            f,
+            "m={},t={},p={}",
+            self.memory_kib, self.iterations, self.parallelism
+        )
     }
 }
 
@@ -52,7 +64,11 @@ pub struct Hasher {
 impl Hasher {
     pub fn new(pepper: Pepper, salt: [u8; 16], params: HashParams) -> Result<Self, String> {
         params.validate()?;
-        Ok(Hasher { pepper, salt, params })
+        Ok(Hasher {
+            pepper,
+            salt,
+            params,
+        })
     }
 
     /// `argon2id(pin, salt = site salt, secret = pepper)`: deterministic, so the tag can be
@@ -94,14 +110,34 @@ mod tests {
         let b = hasher([2; 32]);
         let pin = Pin::new("048213");
         assert_eq!(a.tag(&pin), a.tag(&Pin::new("048213")));
-        assert_ne!(a.tag(&pin), a.tag(&Pin::new("48213")), "leading zero is significant");
-        assert_ne!(a.tag(&pin), b.tag(&pin), "a different pepper gives a different tag");
+        assert_ne!(
+            a.tag(&pin),
+            a.tag(&Pin::new("48213")),
+            "leading zero is significant"
+        );
+        assert_ne!(
+            a.tag(&pin),
+            b.tag(&pin),
+            "a different pepper gives a different tag"
+        );
     }
 
     #[test]
     fn params_validation() {
         assert!(HashParams::default().validate().is_ok());
-        assert!(HashParams { memory_kib: 1, iterations: 1, parallelism: 1 }.validate().is_err());
-        assert!(HashParams { memory_kib: 64, iterations: 0, parallelism: 1 }.validate().is_err());
+        assert!(HashParams {
+            memory_kib: 1,
+            iterations: 1,
+            parallelism: 1
+        }
+        .validate()
+        .is_err());
+        assert!(HashParams {
+            memory_kib: 64,
+            iterations: 0,
+            parallelism: 1
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -13,10 +13,18 @@ pub struct Pepper([u8; 32]);
 #[derive(Debug, thiserror::Error)]
 pub enum PepperError {
     #[error("cannot read the pepper file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the pepper file {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
-    #[error("the pepper file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the pepper file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     Mode { path: PathBuf, mode: u32 },
     #[error("the pepper file {path} must hold 32 bytes, raw or as 64 hex digits")]
     Format { path: PathBuf },
@@ -47,10 +55,15 @@ impl Pepper {
             Ok(meta) => {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
-                    return Err(PepperError::Mode { path: path.into(), mode });
+                    return Err(PepperError::Mode {
+                        path: path.into(),
+                        mode,
+                    });
                 }
-                let mut raw = fs::read(path)
-                    .map_err(|source| PepperError::Read { path: path.into(), source })?;
+                let mut raw = fs::read(path).map_err(|source| PepperError::Read {
+                    path: path.into(),
+                    source,
+                })?;
                 let parsed = parse(&raw);
                 raw.zeroize();
                 parsed
@@ -59,11 +72,16 @@ impl Pepper {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let pepper = Pepper(rand::random());
-                write_new(path, &pepper)
-                    .map_err(|source| PepperError::Create { path: path.into(), source })?;
+                write_new(path, &pepper).map_err(|source| PepperError::Create {
+                    path: path.into(),
+                    source,
+                })?;
                 Ok((pepper, true))
             }
-            Err(source) => Err(PepperError::Read { path: path.into(), source }),
+            Err(source) => Err(PepperError::Read {
+                path: path.into(),
+                source,
+            }),
         }
     }
 }
@@ -89,7 +107,9 @@ fn write_new(path: &Path, pepper: &Pepper) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    let result = file.write_all(text.as_bytes()).and_then(|_| file.sync_all());
+    let result = file
+        .write_all(text.as_bytes())
+        .and_then(|_| file.sync_all());
     text.zeroize();
     result
 }
@@ -117,9 +137,15 @@ mod tests {
         let path = dir.path().join("pepper");
         fs::write(&path, "not hex").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Pepper::load(&path, false), Err(PepperError::Mode { .. })));
+        assert!(matches!(
+            Pepper::load(&path, false),
+            Err(PepperError::Mode { .. })
+        ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(Pepper::load(&path, false), Err(PepperError::Format { .. })));
+        assert!(matches!(
+            Pepper::load(&path, false),
+            Err(PepperError::Format { .. })
+        ));
         assert!(matches!(
             Pepper::load(&dir.path().join("missing"), false),
             Err(PepperError::Read { .. })

@@ -58,7 +58,9 @@ impl HashPool {
         let limit = self.workers + self.queue;
         let taken = self
             .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            });
         if taken.is_err() {
             self.busy.fetch_add(1, Ordering::Relaxed);
             return Err(PoolBusy);
@@ -73,7 +75,11 @@ impl HashPool {
     }
 
     async fn compute(&self, pin: Pin) -> Tag {
-        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let hasher = Arc::clone(&self.hasher);
         let tag = tokio::task::spawn_blocking(move || hasher.tag(&pin))
             .await
@@ -107,7 +113,9 @@ mod tests {
         let mut handles = Vec::new();
         for _ in 0..6 {
             let pool = Arc::clone(&pool);
-            handles.push(tokio::spawn(async move { pool.tag(Pin::new("482913")).await }));
+            handles.push(tokio::spawn(
+                async move { pool.tag(Pin::new("482913")).await },
+            ));
         }
         let mut ok = 0;
         let mut busy = 0;

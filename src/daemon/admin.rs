@@ -26,7 +26,9 @@ pub struct Admin {
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
     match (pin, generate) {
-        (Some(_), true) => Err(AdminError::Invalid("give a PIN or --generate, not both".into())),
+        (Some(_), true) => Err(AdminError::Invalid(
+            "give a PIN or --generate, not both".into(),
+        )),
         (Some(WirePin(pin)), false) => Ok(Some(PinChoice::Given(pin))),
         (None, true) => Ok(Some(PinChoice::Generate)),
         (None, false) => Ok(None),
@@ -34,7 +36,9 @@ fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, Adm
 }
 
 fn expiry(text: Option<String>) -> Result<Option<Expiry>, AdminError> {
-    text.map(|t| parse_expiry(&t)).transpose().map_err(AdminError::Invalid)
+    text.map(|t| parse_expiry(&t))
+        .transpose()
+        .map_err(AdminError::Invalid)
 }
 
 fn generated(pin: Option<Pin>) -> serde_json::Value {
@@ -78,21 +82,42 @@ impl Admin {
         }))
     }
 
-    async fn dispatch(&self, request: Request, progress: Progress) -> Result<serde_json::Value, AdminError> {
+    async fn dispatch(
+        &self,
+        request: Request,
+        progress: Progress,
+    ) -> Result<serde_json::Value, AdminError> {
         match request {
             Request::Status => self.status(),
-            Request::UserAdd { user, pin, generate, expires } => {
+            Request::UserAdd {
+                user,
+                pin,
+                generate,
+                expires,
+            } => {
                 let id = user.id.clone();
-                let shown = self.users.add(user, choice(pin, generate)?, expiry(expires)?).await?;
+                let shown = self
+                    .users
+                    .add(user, choice(pin, generate)?, expiry(expires)?)
+                    .await?;
                 let mut out = generated(shown);
                 out["id"] = json!(id);
                 Ok(out)
             }
-            Request::UserSetPin { id, pin, generate, expires } => {
+            Request::UserSetPin {
+                id,
+                pin,
+                generate,
+                expires,
+            } => {
                 let Some(choice) = choice(pin, generate)? else {
-                    return Err(AdminError::Invalid("give a PIN on stdin or --generate".into()));
+                    return Err(AdminError::Invalid(
+                        "give a PIN on stdin or --generate".into(),
+                    ));
                 };
-                Ok(generated(self.users.set_pin(&id, choice, expiry(expires)?).await?))
+                Ok(generated(
+                    self.users.set_pin(&id, choice, expiry(expires)?).await?,
+                ))
             }
             Request::UserRemove { id } => self.users.remove(&id).map(|_| json!({})),
             Request::UserDisable { id } => self.users.set_enabled(&id, false).map(|_| json!({})),

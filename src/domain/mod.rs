@@ -216,7 +216,11 @@ pub enum AuditKind {
         detail: Option<String>,
     },
     /// A connection refused at the door of a frontend (unknown source, connection limit).
-    Refused { frontend: String, peer: String, reason: String },
+    Refused {
+        frontend: String,
+        peer: String,
+        reason: String,
+    },
     /// Daemon lifecycle: started, stopped.
     Daemon { action: String },
 }
@@ -229,7 +233,10 @@ mod tests {
     fn pin_debug_is_redacted() {
         let pin = Pin::new("048213");
         assert_eq!(format!("{pin:?}"), "Pin(<redacted>)");
-        let cred = Credential::IdPin { id: "alice".into(), pin };
+        let cred = Credential::IdPin {
+            id: "alice".into(),
+            pin,
+        };
         assert!(!format!("{cred:?}").contains("048213"));
     }
 
@@ -246,7 +253,9 @@ mod tests {
             at: Timestamp::from_millis(0),
             kind: AuditKind::Decision {
                 device: DeviceId("lobby".into()),
-                origin: Origin::Tcp { peer: "127.0.0.1".parse().unwrap() },
+                origin: Origin::Tcp {
+                    peer: "127.0.0.1".parse().unwrap(),
+                },
                 credential: "pin".into(),
                 user: None,
                 outcome: "deny".into(),

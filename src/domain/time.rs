@@ -22,7 +22,10 @@ impl Timestamp {
         Timestamp(d.as_millis() as i64)
     }
     pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
     /// Time from `self` until `later`, zero if `later` is not after `self`.
     pub fn until(self, later: Timestamp) -> Duration {

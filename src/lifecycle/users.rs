@@ -114,11 +114,20 @@ fn validate_new(new: &NewUser) -> Result<(), AdminError> {
     validate_id(&new.id).map_err(AdminError::Invalid)?;
     if let Some(email) = &new.email {
         let parts: Vec<&str> = email.split('@').collect();
-        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) || email.contains(char::is_whitespace) {
-            return Err(AdminError::Invalid(format!("`{email}` is not an email address")));
+        if parts.len() != 2
+            || parts.iter().any(|p| p.is_empty())
+            || email.contains(char::is_whitespace)
+        {
+            return Err(AdminError::Invalid(format!(
+                "`{email}` is not an email address"
+            )));
         }
     }
-    if new.groups.iter().any(|g| g.trim().is_empty() || g.chars().any(char::is_control)) {
+    if new
+        .groups
+        .iter()
+        .any(|g| g.trim().is_empty() || g.chars().any(char::is_control))
+    {
         return Err(AdminError::Invalid("group names must not be empty".into()));
     }
     Ok(())
@@ -133,12 +142,26 @@ impl UserAdmin {
         default_expiry: Expiry,
         lockout: LockoutPolicy,
     ) -> Self {
-        UserAdmin { store, pool, policy, generated_length, default_expiry, lockout }
+        UserAdmin {
+            store,
+            pool,
+            policy,
+            generated_length,
+            default_expiry,
+            lockout,
+        }
     }
 
     fn audit(&self, action: &str, user: &str, detail: Option<String>) {
-        let kind = AuditKind::Admin { action: action.into(), user: Some(user.into()), detail };
-        if let Err(e) = self.store.append_audit(&AuditEvent { at: Timestamp::now(), kind }) {
+        let kind = AuditKind::Admin {
+            action: action.into(),
+            user: Some(user.into()),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(&AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        }) {
             tracing::error!(error = %e, "could not write an audit event");
         }
     }
@@ -167,7 +190,11 @@ impl UserAdmin {
             tag,
             set_at: now,
             expires_at: expiry.expires_at(now),
-            source: if shown.is_some() { PinSource::Generated } else { source },
+            source: if shown.is_some() {
+                PinSource::Generated
+            } else {
+                source
+            },
             temporary: expiry != Expiry::Never || user.origin == UserOrigin::Upstream,
         };
         Ok((record, shown))
@@ -182,8 +209,14 @@ impl UserAdmin {
 
     async fn generate_unique(&self, user: &User) -> Result<(Tag, Option<Pin>), AdminError> {
         for _ in 0..32 {
-            let pin = generate_pin(&self.policy, self.generated_length, &user.id, &user.cards, &mut rand::rngs::OsRng)
-                .map_err(AdminError::Invalid)?;
+            let pin = generate_pin(
+                &self.policy,
+                self.generated_length,
+                &user.id,
+                &user.cards,
+                &mut rand::rngs::OsRng,
+            )
+            .map_err(AdminError::Invalid)?;
             let tag = self.pool.tag_waiting(pin.clone()).await;
             if self.ensure_unique(&tag, &user.id).is_ok() {
                 return Ok((tag, Some(pin)));
@@ -210,12 +243,18 @@ impl UserAdmin {
         user.groups = new.groups;
         let mut shown = None;
         if let Some(choice) = pin {
-            let (record, generated) = self.new_pin(&user, choice, expiry, PinSource::Admin).await?;
+            let (record, generated) = self
+                .new_pin(&user, choice, expiry, PinSource::Admin)
+                .await?;
             user.pin = Some(record);
             shown = generated;
         }
         self.store.insert_user(&user)?;
-        self.audit("user_add", &user.id, Some(format!("pin: {}", user.pin.is_some())));
+        self.audit(
+            "user_add",
+            &user.id,
+            Some(format!("pin: {}", user.pin.is_some())),
+        );
         Ok(shown)
     }
 
@@ -225,40 +264,67 @@ impl UserAdmin {
         choice: PinChoice,
         expiry: Option<Expiry>,
     ) -> Result<Option<Pin>, AdminError> {
-        let mut user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        let (record, shown) = self.new_pin(&user, choice, expiry, PinSource::Admin).await?;
+        let mut user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let (record, shown) = self
+            .new_pin(&user, choice, expiry, PinSource::Admin)
+            .await?;
         user.pin = Some(record);
         self.store.update_user(&user)?;
-        self.store.update_lockout(&lockout::user_key(id), &|_| None)?;
+        self.store
+            .update_lockout(&lockout::user_key(id), &|_| None)?;
         self.audit("pin_set", id, None);
         Ok(shown)
     }
 
     pub fn remove(&self, id: &str) -> Result<(), AdminError> {
-        self.store.remove_user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        self.store
+            .remove_user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         self.audit("user_remove", id, None);
         Ok(())
     }
 
     /// Enabling also clears a lock left by too many failed ID+PIN attempts.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), AdminError> {
-        let mut user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let mut user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         user.enabled = enabled;
         self.store.update_user(&user)?;
         if enabled {
-            self.store.update_lockout(&lockout::user_key(id), &|_| None)?;
+            self.store
+                .update_lockout(&lockout::user_key(id), &|_| None)?;
         }
-        self.audit(if enabled { "user_enable" } else { "user_disable" }, id, None);
+        self.audit(
+            if enabled {
+                "user_enable"
+            } else {
+                "user_disable"
+            },
+            id,
+            None,
+        );
         Ok(())
     }
 
     pub fn show(&self, id: &str) -> Result<UserView, AdminError> {
-        let user = self.store.user(id)?.ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         self.view(user)
     }
 
     pub fn list(&self) -> Result<Vec<UserView>, AdminError> {
-        self.store.users()?.into_iter().map(|u| self.view(u)).collect()
+        self.store
+            .users()?
+            .into_iter()
+            .map(|u| self.view(u))
+            .collect()
     }
 
     fn view(&self, u: User) -> Result<UserView, AdminError> {
@@ -308,7 +374,10 @@ impl UserAdmin {
             if let Some(pin) = row.pin {
                 match self.policy.check(&pin, &user.id, &user.cards) {
                     Ok(()) => pins.push((users.len(), line, pin)),
-                    Err(e) => problems.push(ImportProblem { line, message: e.to_string() }),
+                    Err(e) => problems.push(ImportProblem {
+                        line,
+                        message: e.to_string(),
+                    }),
                 }
             }
             users.push((line, user));
@@ -321,7 +390,9 @@ impl UserAdmin {
             let taken_here = seen.insert(tag.0, line);
             if taken_here.is_some() || self.ensure_unique(&tag, &user.id).is_err() {
                 let message = match taken_here {
-                    Some(other) => format!("this PIN is also used on line {other}; PINs must be unique"),
+                    Some(other) => {
+                        format!("this PIN is also used on line {other}; PINs must be unique")
+                    }
                     None => PolicyViolation::NotUnique.to_string(),
                 };
                 problems.push(ImportProblem { line, message });
@@ -342,17 +413,33 @@ impl UserAdmin {
         }
         let pins_set = seen.len();
         let users: Vec<User> = users.into_iter().map(|(_, u)| u).collect();
-        let mut report = ImportReport { rows: users.len(), pins_set, dry_run, ..Default::default() };
+        let mut report = ImportReport {
+            rows: users.len(),
+            pins_set,
+            dry_run,
+            ..Default::default()
+        };
         if dry_run {
             for u in &users {
-                if self.store.user(&u.id)?.is_some() { report.updated += 1 } else { report.added += 1 }
+                if self.store.user(&u.id)?.is_some() {
+                    report.updated += 1
+                } else {
+                    report.added += 1
+                }
             }
             return Ok(report);
         }
         let outcome = self.store.upsert_users(&users)?;
         report.added = outcome.added;
         report.updated = outcome.updated;
-        self.audit("import", "*", Some(format!("added {}, updated {}, pins {}", report.added, report.updated, pins_set)));
+        self.audit(
+            "import",
+            "*",
+            Some(format!(
+                "added {}, updated {}, pins {}",
+                report.added, report.updated, pins_set
+            )),
+        );
         Ok(report)
     }
 

@@ -32,9 +32,17 @@ pub enum OpenError {
     #[error("the store {path} was created with a different pepper; restore the original pepper file, or move the store aside to start afresh (every PIN must then be re-enrolled)")]
     PepperMismatch { path: String },
     #[error("the store {path} was created with argon2 parameters {stored}, but the configuration asks for {configured}; set security.argon2_* back to {stored} (changing them needs every PIN re-enrolled)")]
-    ParamsMismatch { path: String, stored: String, configured: String },
+    ParamsMismatch {
+        path: String,
+        stored: String,
+        configured: String,
+    },
     #[error("the store {path} has schema version {found}, newer than this pinwarden ({supported}); upgrade pinwarden")]
-    SchemaTooNew { path: String, found: u32, supported: u32 },
+    SchemaTooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("cannot open the store {path}: {message}")]
     Io { path: String, message: String },
 }

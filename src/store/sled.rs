@@ -105,7 +105,10 @@ impl SledStore {
     /// Opens (or creates) the store at `dir`. A store that panics or reports corruption on
     /// open is moved aside, loudly, and a fresh one created; one held by another process,
     /// or created with another pepper or argon2 parameters, refuses to open.
-    pub fn open(dir: &Path, params: OpenParams<'_>) -> std::result::Result<Opened<Self>, OpenError> {
+    pub fn open(
+        dir: &Path,
+        params: OpenParams<'_>,
+    ) -> std::result::Result<Opened<Self>, OpenError> {
         let path = dir.display().to_string();
         let mut moved_aside = None;
         let db = match try_open(dir, params.cache_capacity_mib) {
@@ -113,8 +116,10 @@ impl SledStore {
             Err(Failure::InUse) => return Err(OpenError::InUse(path)),
             Err(Failure::Corrupt(message)) => {
                 let aside = format!("{path}.corrupt-{}", Timestamp::now().millis());
-                std::fs::rename(dir, &aside)
-                    .map_err(|e| OpenError::Io { path: path.clone(), message: format!("{message}; moving it aside failed: {e}") })?;
+                std::fs::rename(dir, &aside).map_err(|e| OpenError::Io {
+                    path: path.clone(),
+                    message: format!("{message}; moving it aside failed: {e}"),
+                })?;
                 tracing::error!(store = %path, moved_to = %aside, reason = %message,
                     "the store was corrupt: moved aside and starting with an empty one; \
                      local users must be restored (import) and upstream users re-synced");
@@ -126,7 +131,10 @@ impl SledStore {
             }
             Err(Failure::Other(message)) => return Err(OpenError::Io { path, message }),
         };
-        let io = |e: sled::Error| OpenError::Io { path: path.clone(), message: e.to_string() };
+        let io = |e: sled::Error| OpenError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        };
         let tree = |name: &str| db.open_tree(name).map_err(io);
         let store = SledStore {
             users: tree("users")?,
@@ -137,31 +145,59 @@ impl SledStore {
             audit_len: AtomicU64::new(0),
             db: db.clone(),
         };
-        store.audit_len.store(store.audit.len() as u64, Ordering::Relaxed);
+        store
+            .audit_len
+            .store(store.audit.len() as u64, Ordering::Relaxed);
         let (salt, created) = store.check_meta(&path, &params)?;
-        Ok(Opened { store, salt, created, moved_aside })
+        Ok(Opened {
+            store,
+            salt,
+            created,
+            moved_aside,
+        })
     }
 
-    fn check_meta(&self, path: &str, params: &OpenParams<'_>) -> std::result::Result<([u8; 16], bool), OpenError> {
-        let io = |e: sled::Error| OpenError::Io { path: path.into(), message: e.to_string() };
+    fn check_meta(
+        &self,
+        path: &str,
+        params: &OpenParams<'_>,
+    ) -> std::result::Result<([u8; 16], bool), OpenError> {
+        let io = |e: sled::Error| OpenError::Io {
+            path: path.into(),
+            message: e.to_string(),
+        };
         let get = |k: &str| self.meta.get(k).map_err(io);
         let Some(version) = get("schema_version")? else {
             let salt: [u8; 16] = rand::random();
             self.meta.insert("salt", &salt).map_err(io)?;
-            self.meta.insert("pepper_fingerprint", params.pepper_fingerprint).map_err(io)?;
-            self.meta.insert("hash_params", params.hash_params).map_err(io)?;
-            self.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
+            self.meta
+                .insert("pepper_fingerprint", params.pepper_fingerprint)
+                .map_err(io)?;
+            self.meta
+                .insert("hash_params", params.hash_params)
+                .map_err(io)?;
+            self.meta
+                .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
+                .map_err(io)?;
             self.db.flush().map_err(io)?;
             return Ok((salt, true));
         };
-        let found = <[u8; 4]>::try_from(version.as_ref()).map(u32::from_be_bytes).unwrap_or(u32::MAX);
+        let found = <[u8; 4]>::try_from(version.as_ref())
+            .map(u32::from_be_bytes)
+            .unwrap_or(u32::MAX);
         if found > SCHEMA_VERSION {
-            return Err(OpenError::SchemaTooNew { path: path.into(), found, supported: SCHEMA_VERSION });
+            return Err(OpenError::SchemaTooNew {
+                path: path.into(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         if get("pepper_fingerprint")?.as_deref() != Some(params.pepper_fingerprint.as_bytes()) {
             return Err(OpenError::PepperMismatch { path: path.into() });
         }
-        let stored = get("hash_params")?.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+        let stored = get("hash_params")?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
         if stored != params.hash_params {
             return Err(OpenError::ParamsMismatch {
                 path: path.into(),
@@ -171,7 +207,10 @@ impl SledStore {
         }
         let salt = get("salt")?
             .and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok())
-            .ok_or_else(|| OpenError::Io { path: path.into(), message: "meta.salt is missing or damaged".into() })?;
+            .ok_or_else(|| OpenError::Io {
+                path: path.into(),
+                message: "meta.salt is missing or damaged".into(),
+            })?;
         Ok((salt, false))
     }
 }
@@ -192,7 +231,9 @@ impl std::fmt::Display for Failure {
 }
 
 fn try_open(dir: &Path, cache_mib: u64) -> std::result::Result<Db, Failure> {
-    let config = sled::Config::new().path(dir).cache_capacity(cache_mib * 1024 * 1024);
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_mib * 1024 * 1024);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(sled::Error::Io(e)))
@@ -203,7 +244,9 @@ fn try_open(dir: &Path, cache_mib: u64) -> std::result::Result<Db, Failure> {
         Ok(Err(sled::Error::Io(e))) => Err(Failure::Other(e.to_string())),
         Ok(Err(e @ sled::Error::Corruption { .. })) => Err(Failure::Corrupt(e.to_string())),
         Ok(Err(e)) => Err(Failure::Corrupt(e.to_string())),
-        Err(_) => Err(Failure::Corrupt("sled panicked while opening the store".into())),
+        Err(_) => Err(Failure::Corrupt(
+            "sled panicked while opening the store".into(),
+        )),
     }
 }
 
@@ -245,7 +288,9 @@ impl Store for SledStore {
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
         let removed = (&self.users, &self.tags, &self.meta)
             .transaction(|(u, t, m)| {
-                let Some(bytes) = u.remove(id.as_bytes())? else { return Ok(None) };
+                let Some(bytes) = u.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
                 let user: User = match decode("user", &bytes) {
                     Ok(user) => user,
                     Err(e) => return abort(e),
@@ -259,7 +304,9 @@ impl Store for SledStore {
                 Ok(Some(user))
             })
             .map_err(tx_error)?;
-        self.lockouts.remove(format!("user:{id}")).map_err(unavailable)?;
+        self.lockouts
+            .remove(format!("user:{id}"))
+            .map_err(unavailable)?;
         Ok(removed)
     }
 
@@ -282,7 +329,10 @@ impl Store for SledStore {
     fn users(&self) -> Result<Vec<User>> {
         self.users
             .iter()
-            .map(|kv| kv.map_err(unavailable).and_then(|(_, v)| decode("user", &v)))
+            .map(|kv| {
+                kv.map_err(unavailable)
+                    .and_then(|(_, v)| decode("user", &v))
+            })
             .collect()
     }
 
@@ -322,7 +372,10 @@ impl Store for SledStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(unavailable)?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), decode("lockout", &v)?))
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode("lockout", &v)?,
+                ))
             })
             .collect()
     }
@@ -343,7 +396,10 @@ impl Store for SledStore {
             .iter()
             .rev()
             .take(n)
-            .map(|kv| kv.map_err(unavailable).and_then(|(_, v)| decode("audit", &v)))
+            .map(|kv| {
+                kv.map_err(unavailable)
+                    .and_then(|(_, v)| decode("audit", &v))
+            })
             .collect::<Result<Vec<AuditEvent>>>()?;
         events.reverse();
         Ok(events)

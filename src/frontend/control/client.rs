@@ -9,7 +9,10 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach pinwarden at {path}: {source} (is the daemon running? `systemctl status pinwarden`; do you have access to the socket's group?)")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the control connection failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the daemon closed the connection without an answer (see its log)")]
@@ -25,7 +28,10 @@ pub async fn call(
 ) -> Result<Response, ClientError> {
     let stream = UnixStream::connect(socket)
         .await
-        .map_err(|source| ClientError::Connect { path: socket.display().to_string(), source })?;
+        .map_err(|source| ClientError::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
     let (reader, mut writer) = stream.into_split();
     let mut bytes = serde_json::to_vec(request)?;
     bytes.push(b'\n');

@@ -34,13 +34,19 @@ pub enum BindError {
     #[error("another pinwarden is already answering on {0}")]
     InUse(String),
     #[error("cannot create the control socket {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Binds the socket, replacing a stale file left by a crash but never a live daemon's.
 pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     let shown = path.display().to_string();
-    let io = |source| BindError::Io { path: shown.clone(), source };
+    let io = |source| BindError::Io {
+        path: shown.clone(),
+        source,
+    };
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(BindError::InUse(shown));
@@ -80,7 +86,11 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
     let (reader, mut writer) = stream.into_split();
     let mut line = Vec::new();
     let mut limited = BufReader::new(reader).take(MAX_REQUEST + 1);
-    let read = tokio::time::timeout(Duration::from_secs(60), limited.read_until(b'\n', &mut line)).await;
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        limited.read_until(b'\n', &mut line),
+    )
+    .await;
     let request = match read {
         Ok(Ok(n)) if n as u64 > MAX_REQUEST => Err("request too large".to_string()),
         Ok(Ok(0)) | Err(_) => return,
@@ -107,7 +117,10 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
     let _ = write_frame(&mut writer, &Frame::Done(response)).await;
 }
 
-async fn write_frame(writer: &mut tokio::net::unix::OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
+async fn write_frame(
+    writer: &mut tokio::net::unix::OwnedWriteHalf,
+    frame: &Frame,
+) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(frame).expect("frames serialise");
     bytes.push(b'\n');
     writer.write_all(&bytes).await

@@ -52,17 +52,27 @@ pub enum Request {
         generate: bool,
         expires: Option<String>,
     },
-    UserRemove { id: String },
-    UserDisable { id: String },
-    UserEnable { id: String },
-    UserShow { id: String },
+    UserRemove {
+        id: String,
+    },
+    UserDisable {
+        id: String,
+    },
+    UserEnable {
+        id: String,
+    },
+    UserShow {
+        id: String,
+    },
     UserList,
     Import {
         rows: Vec<WireRow>,
         #[serde(default)]
         dry_run: bool,
     },
-    Audit { last: usize },
+    Audit {
+        last: usize,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -78,10 +88,18 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: impl Serialize) -> Self {
-        Response { ok: true, data: serde_json::to_value(data).ok(), ..Default::default() }
+        Response {
+            ok: true,
+            data: serde_json::to_value(data).ok(),
+            ..Default::default()
+        }
     }
     pub fn error(message: impl Into<String>) -> Self {
-        Response { ok: false, error: Some(message.into()), ..Default::default() }
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            ..Default::default()
+        }
     }
 }
 

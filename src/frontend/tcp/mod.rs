@@ -47,14 +47,31 @@ pub async fn serve(
         };
         let ip = peer.ip().to_canonical();
         let Some(device) = config.terminals.get(&ip).cloned() else {
-            refuse(&core, &stream, peer, "source address not in the allow-list", None);
+            refuse(
+                &core,
+                &stream,
+                peer,
+                "source address not in the allow-list",
+                None,
+            );
             continue;
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refuse(&core, &stream, peer, "connection limit reached", Some(b"BUSY\r\n"));
+            refuse(
+                &core,
+                &stream,
+                peer,
+                "connection limit reached",
+                Some(b"BUSY\r\n"),
+            );
             continue;
         };
-        let session = Session { device, peer, config: Arc::clone(&config), core: Arc::clone(&core) };
+        let session = Session {
+            device,
+            peer,
+            config: Arc::clone(&config),
+            core: Arc::clone(&core),
+        };
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             session.run(stream, shutdown).await;
@@ -145,11 +162,16 @@ impl Session {
         let request = AuthRequest {
             device: self.device.clone(),
             credential,
-            origin: Origin::Tcp { peer: self.peer.ip().to_canonical() },
+            origin: Origin::Tcp {
+                peer: self.peer.ip().to_canonical(),
+            },
             received_at: Timestamp::now(),
         };
         let reply = match self.core.handle(request).await {
-            Outcome::Granted { user } => proto::encode(&Reply::Ok { user: &user, released: 0 }),
+            Outcome::Granted { user } => proto::encode(&Reply::Ok {
+                user: &user,
+                released: 0,
+            }),
             Outcome::Denied => proto::encode(&Reply::Deny),
             Outcome::Busy => proto::encode(&Reply::Busy),
         };
@@ -158,5 +180,8 @@ impl Session {
 }
 
 async fn send(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
 }

@@ -31,7 +31,10 @@ impl Drop for LineSplitter {
 
 impl LineSplitter {
     pub fn new() -> Self {
-        LineSplitter { buf: Vec::with_capacity(MAX_LINE), discarding: false }
+        LineSplitter {
+            buf: Vec::with_capacity(MAX_LINE),
+            discarding: false,
+        }
     }
 
     /// True while part of a line has arrived without its terminator.
@@ -88,7 +91,9 @@ impl ProtoError {
         match self {
             ProtoError::NotAscii => b"ERR 400 request must be printable ASCII\r\n",
             ProtoError::UnknownCommand => b"ERR 400 unknown command: use PIN, ID, PING or QUIT\r\n",
-            ProtoError::Syntax => b"ERR 400 malformed request: use PIN <pin> or ID <id> PIN <pin>\r\n",
+            ProtoError::Syntax => {
+                b"ERR 400 malformed request: use PIN <pin> or ID <id> PIN <pin>\r\n"
+            }
             ProtoError::FieldTooLong => b"ERR 400 field too long\r\n",
             ProtoError::LineTooLong => b"ERR 413 line too long\r\n",
             ProtoError::Timeout => b"ERR 408 timeout waiting for end of line\r\n",
@@ -106,7 +111,10 @@ fn field(token: &str) -> Result<&str, ProtoError> {
 
 /// Parses one line. Keywords are case-insensitive; fields are separated by spaces or tabs.
 pub fn parse(line: &[u8]) -> Result<Request, ProtoError> {
-    if line.iter().any(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b))) {
+    if line
+        .iter()
+        .any(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+    {
         return Err(ProtoError::NotAscii);
     }
     let text = std::str::from_utf8(line).map_err(|_| ProtoError::NotAscii)?;
@@ -123,7 +131,9 @@ pub fn parse(line: &[u8]) -> Result<Request, ProtoError> {
             id: field(id)?.to_string(),
             pin: Pin::new(field(pin)?),
         }),
-        _ if ["PIN", "ID", "PING", "QUIT"].iter().any(|k| is(command, k)) => Err(ProtoError::Syntax),
+        _ if ["PIN", "ID", "PING", "QUIT"].iter().any(|k| is(command, k)) => {
+            Err(ProtoError::Syntax)
+        }
         _ => Err(ProtoError::UnknownCommand),
     }
 }

@@ -14,7 +14,10 @@ fn lines(events: Vec<Event>) -> Vec<String> {
 #[test]
 fn splits_on_cr_lf_and_crlf() {
     let mut s = LineSplitter::new();
-    assert_eq!(lines(s.push(b"PING\rPING\nPIN 1\r\n\r\n")), ["PING", "PING", "PIN 1"]);
+    assert_eq!(
+        lines(s.push(b"PING\rPING\nPIN 1\r\n\r\n")),
+        ["PING", "PING", "PIN 1"]
+    );
     assert!(!s.has_partial());
 }
 
@@ -38,7 +41,11 @@ fn overlong_line_is_reported_once_then_discarded_until_terminator() {
     input.extend_from_slice(b"\nPING\n");
     assert_eq!(lines(s.push(&input)), ["<overlong>", "PING"]);
     let exact = [vec![b'A'; MAX_LINE], b"\n".to_vec()].concat();
-    assert_eq!(lines(s.push(&exact)).len(), 1, "a line of exactly MAX_LINE bytes is accepted");
+    assert_eq!(
+        lines(s.push(&exact)).len(),
+        1,
+        "a line of exactly MAX_LINE bytes is accepted"
+    );
 }
 
 #[test]
@@ -62,22 +69,41 @@ fn parse_table() {
         (b"PIN 0123456789012345678901234567890123456789012345678901234567890123456789", Err(ProtoError::FieldTooLong)),
     ];
     for (input, want) in table {
-        assert_eq!(parse(input), want, "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            parse(input),
+            want,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
 #[test]
 fn error_replies_never_echo_input() {
-    for e in [ProtoError::NotAscii, ProtoError::UnknownCommand, ProtoError::Syntax, ProtoError::FieldTooLong] {
+    for e in [
+        ProtoError::NotAscii,
+        ProtoError::UnknownCommand,
+        ProtoError::Syntax,
+        ProtoError::FieldTooLong,
+    ] {
         let reply = String::from_utf8_lossy(e.reply()).into_owned();
-        assert!(reply.starts_with("ERR ") && reply.ends_with("\r\n"), "{reply}");
+        assert!(
+            reply.starts_with("ERR ") && reply.ends_with("\r\n"),
+            "{reply}"
+        );
         assert!(!reply.contains("048213"));
     }
 }
 
 #[test]
 fn encodes_replies() {
-    assert_eq!(encode(&Reply::Ok { user: "alice", released: 0 }), b"OK alice 0\r\n");
+    assert_eq!(
+        encode(&Reply::Ok {
+            user: "alice",
+            released: 0
+        }),
+        b"OK alice 0\r\n"
+    );
     assert_eq!(encode(&Reply::Deny), b"DENY\r\n");
     assert_eq!(encode(&Reply::Busy), b"BUSY\r\n");
 }
@@ -92,7 +118,13 @@ fn fuzz_splitter_and_parser_with_random_bytes() {
         let mut s = LineSplitter::new();
         let len = rng.gen_range(0..600);
         let bytes: Vec<u8> = (0..len)
-            .map(|_| if rng.gen_bool(0.7) { alphabet[rng.gen_range(0..alphabet.len())] } else { rng.gen() })
+            .map(|_| {
+                if rng.gen_bool(0.7) {
+                    alphabet[rng.gen_range(0..alphabet.len())]
+                } else {
+                    rng.gen()
+                }
+            })
             .collect();
         for chunk in bytes.chunks(rng.gen_range(1..64)) {
             for event in s.push(chunk) {

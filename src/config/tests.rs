@@ -1,0 +1,91 @@
+use super::*;
+
+const BUNDLED: &str = include_str!("../../config/pinwarden.toml");
+
+fn err(text: &str) -> String {
+    Config::parse(text).expect_err("should be rejected")
+}
+
+fn minimal(extra: &str) -> String {
+    format!(
+        "state_dir = \"/tmp/pw\"\n{extra}\n[[device]]\nid = \"p\"\nkind = \"printer\"\nallow_groups = [\"staff\"]\n"
+    )
+}
+
+#[test]
+fn bundled_config_is_valid_and_matches_the_issue() {
+    let c = Config::parse(BUNDLED).expect("bundled config parses");
+    assert!(c.state_dir.ends_with("var"));
+    assert_eq!(c.control_socket, c.state_dir.join("control.sock"));
+    assert_eq!(c.tcp.len(), 1);
+    assert_eq!(c.tcp[0].listen, "127.0.0.1:7410".parse().unwrap());
+    let printer = &c.tcp[0].terminals[&"127.0.0.1".parse().unwrap()];
+    assert_eq!(c.devices[printer].allow_groups, ["staff", "guests"]);
+    assert_eq!(
+        c.devices[&DeviceId("front-door".into())].allow_groups,
+        ["staff"]
+    );
+    assert_eq!(
+        c.devices[&DeviceId("front-door".into())].kind,
+        DeviceKind::Door
+    );
+    assert_eq!(c.lockout, LockoutPolicy::default());
+    assert_eq!(c.security.argon2, HashParams::default());
+    assert!(c.render().contains("pepper"));
+}
+
+#[test]
+fn errors_name_the_key_and_the_fix() {
+    #[rustfmt::skip]
+    let table = [
+        (minimal("[policy]\nmin_length = 3"), "policy.min_length = 3 is below the floor of 4"),
+        (minimal("[policy]\ncharset = \"emoji\""), "policy.charset"),
+        (minimal("[policy]\nmin_length = 8\nmax_length = 6"), "policy"),
+        (minimal("[policy]\ndefault_expiry = \"3y\""), "policy.default_expiry"),
+        (minimal("[lockout]\ninitial_backoff = \"soon\""), "lockout.initial_backoff"),
+        (minimal("[lockout]\nuser_max_failures = 0"), "lockout.user_max_failures"),
+        (minimal("[security]\nargon2_memory_kib = 1"), "security.argon2_*"),
+        (minimal("[store]\ncache_capacity_mib = 0"), "store.cache_capacity_mib"),
+        (minimal("[log]\nlevel = \"loud\""), "log.level"),
+        (minimal("[[tcp]]\nlisten = \"nowhere\""), "tcp[0].listen"),
+        (minimal("[[tcp]]\nlisten = \"127.0.0.1:0\""), "tcp[0] has no [[tcp.terminal]]"),
+        (minimal("[[tcp]]\nlisten = \"127.0.0.1:0\"\n[[tcp.terminal]]\naddress = \"127.0.0.1\"\ndevice = \"nope\""), "tcp[0].terminal[0].device = \"nope\""),
+        (minimal("[[tcp]]\nlisten = \"127.0.0.1:0\"\n[[tcp.terminal]]\naddress = \"localhost\"\ndevice = \"p\""), "tcp[0].terminal[0].address"),
+        (minimal("colour = \"blue\""), "unknown field `colour`"),
+        (minimal("[security]\npepper_file = \"a\"\npepper_credential = \"b\""), "both set"),
+        ("state_dir = \"/tmp\"\n[[device]]\nid = \"d\"\nkind = \"lift\"\nallow_groups = [\"x\"]".into(), "device[0].kind"),
+        ("state_dir = \"/tmp\"\n[[device]]\nid = \"d\"\nkind = \"door\"".into(), "device[0].allow_groups is empty"),
+        ("state_dir = \"/tmp\"\n[[device]]\nid = \"d\"\nkind = \"door\"\nallow_groups = [\"x\"]\n[[device]]\nid = \"d\"\nkind = \"door\"\nallow_groups = [\"x\"]".into(), "declared twice"),
+        ("[log]\nlevel = \"info\"".into(), "missing field `state_dir`"),
+    ];
+    for (text, expected) in table {
+        let message = err(&text);
+        assert!(
+            message.contains(expected),
+            "expected `{expected}` in: {message}"
+        );
+    }
+}
+
+#[test]
+fn pepper_credential_resolves_only_under_systemd() {
+    let c = Config::parse(&minimal(
+        "[security]\npepper_credential = \"pinwarden-pepper\"",
+    ))
+    .unwrap();
+    // The CLI must load this config outside systemd; only the daemon resolves it.
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_none() {
+        let e = c.security.pepper.resolve().unwrap_err();
+        assert!(e.contains("LoadCredential=pinwarden-pepper"), "{e}");
+    }
+    assert!(err(&minimal("[security]\npepper_credential = \"/etc/x\"")).contains("not a path"));
+}
+
+#[test]
+fn relative_paths_are_resolved_without_dot_components() {
+    let c = Config::parse(&minimal("")).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/tmp/pw"));
+    let c = Config::parse(&minimal("").replace("/tmp/pw", "./var")).unwrap();
+    assert!(c.state_dir.is_absolute());
+    assert!(!c.state_dir.to_string_lossy().contains("/./"));
+}

@@ -1,0 +1,201 @@
+use super::*;
+use crate::domain::{AuditKind, PinRecord, PinSource};
+
+fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
+    OpenParams {
+        pepper_fingerprint: fp,
+        hash_params: hp,
+        cache_capacity_mib: 8,
+    }
+}
+
+/// Opens, retrying briefly: sled's flusher thread releases the file lock shortly after
+/// the previous handle is dropped (a new process never sees this).
+fn reopen(dir: &Path, fp: &str, hp: &str) -> std::result::Result<Opened<SledStore>, OpenError> {
+    for _ in 0..50 {
+        match SledStore::open(dir, params(fp, hp)) {
+            Err(OpenError::InUse(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            other => return other,
+        }
+    }
+    SledStore::open(dir, params(fp, hp))
+}
+
+fn open(dir: &Path) -> SledStore {
+    reopen(dir, "fp1", "m=64,t=1,p=1").unwrap().store
+}
+
+fn user(id: &str, tag: Option<u8>) -> User {
+    let mut u = User::new_local(id);
+    u.pin = tag.map(|t| PinRecord {
+        tag: Tag([t; 32]),
+        set_at: Timestamp::from_millis(0),
+        expires_at: None,
+        source: PinSource::Admin,
+        temporary: false,
+    });
+    u
+}
+
+#[test]
+fn meta_is_checked_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SledStore::open(dir.path(), params("fp1", "m=64,t=1,p=1")).unwrap();
+    assert!(first.created);
+    let salt = first.salt;
+    drop(first);
+    let again = reopen(dir.path(), "fp1", "m=64,t=1,p=1").unwrap();
+    assert!(!again.created);
+    assert_eq!(again.salt, salt, "the site salt is kept");
+    drop(again);
+    let e = SledStore::open(dir.path(), params("fp2", "m=64,t=1,p=1"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, OpenError::PepperMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("different pepper"));
+    let e = SledStore::open(dir.path(), params("fp1", "m=19456,t=2,p=1"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("m=64,t=1,p=1"), "{e}");
+}
+
+#[test]
+fn a_second_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = open(dir.path());
+    let e = SledStore::open(dir.path(), params("fp1", "m=64,t=1,p=1"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, OpenError::InUse(_)), "{e}");
+}
+
+#[test]
+fn a_corrupt_store_is_moved_aside_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(
+        path.join("conf"),
+        b"\xff\xfe garbage that is not a sled config",
+    )
+    .unwrap();
+    std::fs::write(path.join("db"), vec![0xA5; 4096]).unwrap();
+    let opened = SledStore::open(&path, params("fp1", "m=64,t=1,p=1")).unwrap();
+    let aside = opened.moved_aside.expect("moved aside");
+    assert!(Path::new(&aside).exists());
+    assert!(opened.created);
+}
+
+#[test]
+fn tag_index_and_count_follow_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.insert_user(&user("alice", Some(1))).unwrap();
+    s.insert_user(&user("bob", None)).unwrap();
+    assert!(matches!(
+        s.insert_user(&user("alice", None)),
+        Err(StoreError::UserExists(_))
+    ));
+    assert!(matches!(
+        s.insert_user(&user("carol", Some(1))),
+        Err(StoreError::TagTaken)
+    ));
+    assert_eq!(s.user_count().unwrap(), 2);
+    assert_eq!(
+        s.tag_owner(&Tag([1; 32])).unwrap().as_deref(),
+        Some("alice")
+    );
+
+    s.update_user(&user("alice", Some(2))).unwrap();
+    assert_eq!(
+        s.tag_owner(&Tag([1; 32])).unwrap(),
+        None,
+        "old tag released"
+    );
+    assert_eq!(
+        s.tag_owner(&Tag([2; 32])).unwrap().as_deref(),
+        Some("alice")
+    );
+    assert!(matches!(
+        s.update_user(&user("bob", Some(2))),
+        Err(StoreError::TagTaken)
+    ));
+    assert!(matches!(
+        s.update_user(&user("zed", None)),
+        Err(StoreError::NoSuchUser(_))
+    ));
+
+    assert!(s.remove_user("alice").unwrap().is_some());
+    assert_eq!(s.tag_owner(&Tag([2; 32])).unwrap(), None);
+    assert_eq!(s.user_count().unwrap(), 1);
+    assert!(s.remove_user("alice").unwrap().is_none());
+}
+
+#[test]
+fn upsert_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.insert_user(&user("alice", Some(1))).unwrap();
+    let batch = [user("bob", Some(2)), user("carol", Some(1))];
+    assert!(matches!(s.upsert_users(&batch), Err(StoreError::TagTaken)));
+    assert!(s.user("bob").unwrap().is_none(), "nothing applied");
+    assert_eq!(s.user_count().unwrap(), 1);
+    let outcome = s
+        .upsert_users(&[user("alice", Some(3)), user("bob", Some(2))])
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ImportOutcome {
+            added: 1,
+            updated: 1
+        }
+    );
+    assert_eq!(s.user_count().unwrap(), 2);
+}
+
+#[test]
+fn lockouts_and_audit_persist_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let bump = |old: Option<LockoutState>| {
+            let mut st = old.unwrap_or_default();
+            st.failures += 1;
+            Some(st)
+        };
+        s.update_lockout("device:p", &bump).unwrap();
+        s.update_lockout("device:p", &bump).unwrap();
+        for i in 0..5 {
+            let kind = AuditKind::Daemon {
+                action: format!("e{i}"),
+            };
+            s.append_audit(&AuditEvent {
+                at: Timestamp::from_millis(1000 * i),
+                kind,
+            })
+            .unwrap();
+        }
+        s.flush().unwrap();
+    }
+    let s = open(dir.path());
+    assert_eq!(s.lockout("device:p").unwrap().unwrap().failures, 2);
+    assert_eq!(s.lockouts().unwrap().len(), 1);
+    s.update_lockout("device:p", &|_| None).unwrap();
+    assert_eq!(s.lockout("device:p").unwrap(), None);
+    let tail = s.audit_tail(2).unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.at.millis()).collect::<Vec<_>>(),
+        [3000, 4000]
+    );
+    assert_eq!(
+        s.prune_audit(Timestamp::from_millis(2000), 1_000_000)
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.prune_audit(Timestamp::from_millis(0), 2).unwrap(),
+        1,
+        "trimmed to max"
+    );
+    assert_eq!(s.audit_tail(10).unwrap().len(), 2);
+}

@@ -1,0 +1,282 @@
+//! Test fixture: runs the real `pinwarden` binary on a temp dir and a free port, talks to it
+//! over TCP and through the CLI, and stops it by signal.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pinwarden");
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Option<Child>,
+    pub tcp: SocketAddr,
+    runs: usize,
+}
+
+/// A config for tests: port 0, the given extra TOML appended (sections only).
+pub fn config_text(dir: &Path, extra_top: &str, extra: &str) -> String {
+    format!(
+        r#"state_dir = "{state}"
+{extra_top}
+[log]
+level = "debug"
+
+[security]
+hash_workers = 2
+
+[[device]]
+id = "lobby-printer"
+kind = "printer"
+allow_groups = ["staff", "guests"]
+
+[[device]]
+id = "front-door"
+kind = "door"
+allow_groups = ["staff"]
+{extra}
+"#,
+        state = dir.join("var").display()
+    )
+}
+
+pub const DEFAULT_TCP: &str = r#"
+[[tcp]]
+listen = "127.0.0.1:0"
+line_timeout = "1s"
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "lobby-printer"
+"#;
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with("", DEFAULT_TCP)
+    }
+
+    /// `extra` is appended to the config; it must include a `[[tcp]]` block.
+    pub fn start_with(extra_top: &str, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("pinwarden.toml");
+        std::fs::write(&config, config_text(dir.path(), extra_top, extra)).unwrap();
+        let mut d = Daemon {
+            dir,
+            config,
+            child: None,
+            tcp: "0.0.0.0:0".parse().unwrap(),
+            runs: 0,
+        };
+        d.launch();
+        d
+    }
+
+    pub fn log_path(&self, run: usize) -> PathBuf {
+        self.dir.path().join(format!("daemon-{run}.log"))
+    }
+
+    fn launch(&mut self) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start pinwarden");
+        self.child = Some(child);
+        self.tcp = self.wait_ready();
+    }
+
+    /// Polls `status --json` until the daemon answers; returns its first TCP address.
+    fn wait_ready(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "pinwarden exited during startup ({status}):\n{}",
+                    self.logs()
+                );
+            }
+            let out = self.cli(&["status", "--json"], None);
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let addr = v["tcp"][0].as_str().unwrap_or("0.0.0.0:0");
+                return addr.parse().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pinwarden not ready:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|r| std::fs::read_to_string(self.log_path(r)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Runs the CLI against this daemon's config, with optional stdin.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.cli(args, stdin);
+        assert!(
+            out.status.success(),
+            "pinwarden {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn add_user(&self, id: &str, group: &str, pin: &str) {
+        self.cli_ok(
+            &["user", "add", id, "--group", group, "--pin-stdin"],
+            Some(pin),
+        );
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["status", "--json"], None)).unwrap()
+    }
+
+    pub fn terminal(&self) -> Terminal {
+        Terminal::connect(self.tcp)
+    }
+
+    /// Sends SIGTERM and asserts a clean exit within 10 s.
+    pub fn stop(&mut self) {
+        self.stop_with(libc::SIGTERM);
+    }
+
+    pub fn stop_with(&mut self, sig: i32) {
+        let mut child = self.child.take().expect("running");
+        signal(&child, sig);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "exit after SIGTERM: {status}\n{}",
+                    self.logs()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "pinwarden did not exit within 10 s of SIGTERM\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("var")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on a pid we spawned and have not reaped.
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// A print-release terminal: one TCP connection, line in, line out.
+pub struct Terminal {
+    reader: BufReader<TcpStream>,
+}
+
+impl Terminal {
+    pub fn connect(addr: SocketAddr) -> Terminal {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Terminal {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("reply");
+        line.trim_end().to_string()
+    }
+
+    pub fn ask(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.read_line()
+    }
+
+    /// True when the daemon closed the connection (EOF) within the read timeout.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+}
+
+/// Whether `needle` occurs in any file below `dir`.
+pub fn found_in_files(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
+}

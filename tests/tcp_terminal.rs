@@ -1,0 +1,247 @@
+//! End-to-end: the real binary, PINs over TCP, restarts, lockouts and hostile input.
+
+mod common;
+
+use common::{found_in_files, Daemon, Terminal};
+use std::time::Duration;
+
+#[test]
+fn pin_over_tcp_grants_denies_and_survives_restart() {
+    let mut d = Daemon::start();
+    d.add_user("alice", "staff", "048213");
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PING"), "PONG");
+    assert_eq!(t.ask("PIN 048213"), "OK alice 0");
+    assert_eq!(
+        t.ask("PIN 48213"),
+        "DENY",
+        "the leading zero is significant"
+    );
+    assert_eq!(t.ask("ID alice PIN 048213"), "OK alice 0");
+    assert_eq!(t.ask("ID alice PIN 730194"), "DENY");
+    assert_eq!(t.ask("ID nobody PIN 048213"), "DENY");
+    drop(t);
+    d.restart();
+    let mut t = d.terminal();
+    assert_eq!(
+        t.ask("PIN 048213"),
+        "OK alice 0",
+        "the store survives a restart"
+    );
+    assert_eq!(t.ask("QUIT"), "BYE");
+    assert!(t.closed());
+    d.stop();
+}
+
+#[test]
+fn group_rules_and_disabled_users_deny_uniformly() {
+    let d = Daemon::start_with(
+        "",
+        r#"
+[[tcp]]
+listen = "127.0.0.1:0"
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "front-door"
+"#,
+    );
+    d.add_user("alice", "staff", "482913");
+    d.add_user("gus", "guests", "730194");
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 482913"), "OK alice 0");
+    assert_eq!(t.ask("PIN 730194"), "DENY", "guests may not open the door");
+    d.cli_ok(&["user", "disable", "alice"], None);
+    assert_eq!(t.ask("PIN 482913"), "DENY");
+    d.cli_ok(&["user", "enable", "alice"], None);
+    assert_eq!(t.ask("PIN 482913"), "OK alice 0");
+    let audit = d.cli_ok(&["audit", "--json", "--last", "20"], None);
+    assert!(audit.contains(r#""reason":"group_not_allowed""#), "{audit}");
+    assert!(audit.contains(r#""reason":"disabled""#), "{audit}");
+}
+
+const STRICT_LOCKOUT: &str = r#"
+[lockout]
+free_failures = 3
+initial_backoff = "1h"
+max_backoff = "2h"
+user_max_failures = 3
+"#;
+
+#[test]
+fn lockout_engages_after_the_budget_without_argon2_and_survives_restart() {
+    let mut d = Daemon::start_with(STRICT_LOCKOUT, common::DEFAULT_TCP);
+    d.add_user("alice", "staff", "482913");
+    let mut t = d.terminal();
+    for wrong in ["111293", "220394", "330495", "440596"] {
+        assert_eq!(t.ask(&format!("PIN {wrong}")), "DENY");
+    }
+    let computed = d.status()["hash_pool"]["computed"].as_u64().unwrap();
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "DENY",
+        "locked: even the right PIN is refused"
+    );
+    let status = d.status();
+    assert_eq!(
+        status["hash_pool"]["computed"].as_u64().unwrap(),
+        computed,
+        "no argon2 work"
+    );
+    assert!(status["decisions"]["locked_out"].as_u64().unwrap() >= 1);
+    let locked = status["locked"].to_string();
+    assert!(
+        locked.contains("device:lobby-printer") && locked.contains("source:127.0.0.1"),
+        "{locked}"
+    );
+    drop(t);
+    d.restart();
+    let mut t = d.terminal();
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "DENY",
+        "the lockout survives a restart"
+    );
+    let audit = d.cli_ok(&["audit", "--json", "--last", "50"], None);
+    assert!(audit.contains(r#""event":"lockout""#), "{audit}");
+    assert!(audit.contains(r#""reason":"locked_out""#), "{audit}");
+}
+
+#[test]
+fn a_user_is_locked_after_consecutive_id_pin_failures_until_enabled() {
+    let d = Daemon::start_with(
+        "[lockout]\nfree_failures = 50\nuser_max_failures = 3\n",
+        common::DEFAULT_TCP,
+    );
+    d.add_user("alice", "staff", "482913");
+    let mut t = d.terminal();
+    assert_eq!(t.ask("ID alice PIN 000111"), "DENY");
+    assert_eq!(
+        t.ask("ID alice PIN 482913"),
+        "OK alice 0",
+        "a success resets the count"
+    );
+    for _ in 0..3 {
+        assert_eq!(t.ask("ID alice PIN 000111"), "DENY");
+    }
+    assert_eq!(t.ask("ID alice PIN 482913"), "DENY");
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "DENY",
+        "a locked user cannot use PIN-only either"
+    );
+    let show = d.cli_ok(&["user", "show", "alice", "--json"], None);
+    assert!(show.contains(r#""locked": true"#), "{show}");
+    d.cli_ok(&["user", "enable", "alice"], None);
+    assert_eq!(t.ask("ID alice PIN 482913"), "OK alice 0");
+}
+
+#[test]
+fn the_pin_never_reaches_disk_logs_or_audit() {
+    const PIN: &str = "48291375";
+    // Long PINs, so a chance match against other digits in the store is out of the question.
+    let mut d = Daemon::start_with("[policy]\ngenerated_length = 10\n", common::DEFAULT_TCP);
+    d.add_user("alice", "staff", PIN);
+    let generated = d.cli_ok(
+        &["user", "add", "bob", "--group", "staff", "--generate"],
+        None,
+    );
+    let generated = generated.trim().to_string();
+    assert_eq!(
+        generated.len(),
+        10,
+        "the generated PIN is printed once: {generated:?}"
+    );
+    let mut t = d.terminal();
+    assert_eq!(t.ask(&format!("PIN {PIN}")), "OK alice 0");
+    assert_eq!(t.ask(&format!("PIN {generated}")), "OK bob 0");
+    assert_eq!(t.ask(&format!("ID alice PIN {PIN}")), "OK alice 0");
+    assert_eq!(
+        t.ask("PIN 99999999 trailing"),
+        "ERR 400 malformed request: use PIN <pin> or ID <id> PIN <pin>"
+    );
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    let listing = d.cli_ok(&["user", "list", "--json"], None);
+    d.stop();
+    for secret in [PIN, generated.as_str(), "99999999"] {
+        let hits = found_in_files(d.dir.path(), secret.as_bytes());
+        assert!(hits.is_empty(), "PIN bytes found in {hits:?}");
+        assert!(!audit.contains(secret) && !listing.contains(secret));
+    }
+    assert!(d.logs().contains("pinwarden ready"), "the log was captured");
+}
+
+#[test]
+fn garbage_overlong_and_half_lines_never_stall_other_terminals() {
+    let d = Daemon::start();
+    d.add_user("alice", "staff", "482913");
+    let mut noisy = d.terminal();
+    noisy.send_raw(b"\xff\xfe\x00garbage\r\n");
+    assert_eq!(noisy.read_line(), "ERR 400 request must be printable ASCII");
+    noisy.send_raw(&[b'9'; 5000]);
+    noisy.send_raw(b"\n");
+    assert_eq!(noisy.read_line(), "ERR 413 line too long");
+    assert_eq!(
+        noisy.ask("GET / HTTP/1.0"),
+        "ERR 400 unknown command: use PIN, ID, PING or QUIT"
+    );
+    assert_eq!(noisy.ask("PING"), "PONG", "the connection stays usable");
+
+    let mut stalled = d.terminal();
+    stalled.send_raw(b"PIN 4829");
+    let mut other = d.terminal();
+    assert_eq!(
+        other.ask("PIN 482913"),
+        "OK alice 0",
+        "a half-sent line stalls nobody else"
+    );
+    assert_eq!(
+        stalled.read_line(),
+        "ERR 408 timeout waiting for end of line"
+    );
+    assert!(stalled.closed());
+    assert_eq!(other.ask("PING"), "PONG");
+}
+
+#[test]
+fn unknown_sources_and_excess_connections_are_refused() {
+    let d = Daemon::start_with(
+        "",
+        r#"
+[[tcp]]
+listen = "127.0.0.1:0"
+max_connections = 2
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "lobby-printer"
+"#,
+    );
+    let stranger = std::process::Command::new("python3")
+        .args(["-c", &format!(
+            "import socket;s=socket.socket();s.bind(('127.0.0.2',0));s.connect(('127.0.0.1',{}));s.settimeout(5);print(repr(s.recv(64)))",
+            d.tcp.port()
+        )])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&stranger.stdout).trim(),
+        "b''",
+        "closed at once"
+    );
+    let mut a = d.terminal();
+    let mut b = d.terminal();
+    assert_eq!(a.ask("PING"), "PONG");
+    assert_eq!(b.ask("PING"), "PONG");
+    let mut c = Terminal::connect(d.tcp);
+    assert_eq!(c.read_line(), "BUSY");
+    assert!(c.closed());
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = d.terminal();
+    assert_eq!(again.ask("PING"), "PONG", "a freed slot is reused");
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    assert!(
+        audit.contains("127.0.0.2") && audit.contains("not in the allow-list"),
+        "{audit}"
+    );
+    assert!(audit.contains("connection limit reached"), "{audit}");
+}
