@@ -8,8 +8,9 @@ pub use pepper::{Pepper, PepperError};
 pub use pool::{HashPool, PoolBusy, PoolStats};
 
 use crate::domain::{Pin, Tag};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 /// argon2id cost parameters. The defaults are OWASP's (19 MiB, 2 passes, 1 lane).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,28 +72,57 @@ impl Hasher {
         })
     }
 
-    /// `argon2id(pin, salt = site salt, secret = pepper)`: deterministic, so the tag can be
-    /// looked up; keyed, so a stolen store alone cannot be brute-forced offline.
-    pub fn tag(&self, pin: &Pin) -> Tag {
+    fn argon(&self) -> Argon2<'_> {
         let p = self.params;
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
             .expect("parameters were validated in Hasher::new");
-        let argon = Argon2::new_with_secret(
+        Argon2::new_with_secret(
             self.pepper.secret(),
             Algorithm::Argon2id,
             Version::V0x13,
             params,
         )
-        .expect("a 32-byte secret is always accepted");
+        .expect("a 32-byte secret is always accepted")
+    }
+
+    /// The argon2 work memory for one worker, allocated once and reused.
+    pub fn workspace(&self) -> Workspace {
+        Workspace(vec![Block::default(); self.argon().params().block_count()])
+    }
+
+    /// `argon2id(pin, salt = site salt, secret = pepper)`: deterministic, so the tag can be
+    /// looked up; keyed, so a stolen store alone cannot be brute-forced offline. The work
+    /// memory is wiped afterwards (argon2's own zeroize feature does not wipe it).
+    pub fn tag_in(&self, pin: &Pin, workspace: &mut Workspace) -> Tag {
         let mut out = [0u8; 32];
-        argon
-            .hash_password_into(pin.expose().as_bytes(), &self.salt, &mut out)
+        self.argon()
+            .hash_password_into_with_memory(
+                pin.expose().as_bytes(),
+                &self.salt,
+                &mut out,
+                &mut workspace.0,
+            )
             .expect("output length and salt length are fixed and valid");
+        workspace.0.iter_mut().for_each(Zeroize::zeroize);
         Tag(out)
+    }
+
+    /// One-off tag with a temporary workspace (tests, tools).
+    pub fn tag(&self, pin: &Pin) -> Tag {
+        self.tag_in(pin, &mut self.workspace())
     }
 
     pub fn params(&self) -> HashParams {
         self.params
+    }
+}
+
+/// argon2 work memory (about `memory_kib`), wiped after every use and on drop.
+pub struct Workspace(Vec<Block>);
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -120,6 +150,16 @@ mod tests {
             b.tag(&pin),
             "a different pepper gives a different tag"
         );
+    }
+
+    #[test]
+    fn a_reused_workspace_gives_the_same_tags() {
+        let h = hasher([1; 32]);
+        let mut ws = h.workspace();
+        let first = h.tag_in(&Pin::new("482913"), &mut ws);
+        let second = h.tag_in(&Pin::new("482913"), &mut ws);
+        assert_eq!(first, second);
+        assert_eq!(first, h.tag(&Pin::new("482913")));
     }
 
     #[test]

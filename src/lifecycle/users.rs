@@ -32,6 +32,12 @@ pub enum AdminError {
     Import(Vec<ImportProblem>),
 }
 
+impl From<crate::crypto::PoolBusy> for AdminError {
+    fn from(_: crate::crypto::PoolBusy) -> Self {
+        AdminError::Invalid("computing the PIN tag failed; see the daemon log".into())
+    }
+}
+
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -178,7 +184,7 @@ impl UserAdmin {
         let (tag, shown) = match choice {
             PinChoice::Given(pin) => {
                 self.policy.check(&pin, &user.id, &user.cards)?;
-                let tag = self.pool.tag_waiting(pin).await;
+                let tag = self.pool.tag_waiting(pin).await?;
                 self.ensure_unique(&tag, &user.id)?;
                 (tag, None)
             }
@@ -217,7 +223,7 @@ impl UserAdmin {
                 &mut rand::rngs::OsRng,
             )
             .map_err(AdminError::Invalid)?;
-            let tag = self.pool.tag_waiting(pin.clone()).await;
+            let tag = self.pool.tag_waiting(pin.clone()).await?;
             if self.ensure_unique(&tag, &user.id).is_ok() {
                 return Ok((tag, Some(pin)));
             }
@@ -382,7 +388,7 @@ impl UserAdmin {
             }
             users.push((line, user));
         }
-        let tags = self.hash_all(pins, progress).await;
+        let tags = self.hash_all(pins, progress).await?;
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let now = Timestamp::now();
         for (index, line, tag) in tags {
@@ -448,7 +454,7 @@ impl UserAdmin {
         &self,
         pins: Vec<(usize, usize, Pin)>,
         progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Vec<(usize, usize, Tag)> {
+    ) -> Result<Vec<(usize, usize, Tag)>, AdminError> {
         let total = pins.len();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, line, pin) in pins {
@@ -457,13 +463,14 @@ impl UserAdmin {
         }
         let mut out = Vec::with_capacity(total);
         while let Some(done) = tasks.join_next().await {
-            out.push(done.expect("hashing tasks do not panic"));
+            let (index, line, tag) = done.expect("hashing tasks do not panic");
+            out.push((index, line, tag?));
             if out.len() % 64 == 0 || out.len() == total {
                 progress(out.len(), total);
             }
         }
         out.sort_by_key(|(_, line, _)| *line);
-        out
+        Ok(out)
     }
 }
 
