@@ -215,17 +215,10 @@ address = "127.0.0.1"
 device = "lobby-printer"
 "#,
     );
-    let stranger = std::process::Command::new("python3")
-        .args(["-c", &format!(
-            "import socket;s=socket.socket();s.bind(('127.0.0.2',0));s.connect(('127.0.0.1',{}));s.settimeout(5);print(repr(s.recv(64)))",
-            d.tcp.port()
-        )])
-        .output()
-        .expect("python3");
     assert_eq!(
-        String::from_utf8_lossy(&stranger.stdout).trim(),
-        "b''",
-        "closed at once"
+        connect_from("127.0.0.2", d.tcp),
+        b"",
+        "a stranger is closed at once"
     );
     let mut a = d.terminal();
     let mut b = d.terminal();
@@ -244,4 +237,25 @@ device = "lobby-printer"
         "{audit}"
     );
     assert!(audit.contains("connection limit reached"), "{audit}");
+}
+
+/// Connects from another loopback source address and returns what the daemon sent before
+/// closing (Linux routes all of 127.0.0.0/8 to lo).
+fn connect_from(source: &str, to: std::net::SocketAddr) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut stream = socket.connect(to).await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+            .await
+            .expect("the daemon closes a stranger's connection")
+            .ok();
+        got
+    })
 }
