@@ -60,9 +60,23 @@ impl Daemon {
 
     /// `extra` is appended to the config; it must include a `[[tcp]]` block.
     pub fn start_with(extra_top: &str, extra: &str) -> Daemon {
+        Daemon::start_edited(|text| {
+            text.replace("{EXTRA_TOP}", extra_top)
+                .replace("{EXTRA}", extra)
+        })
+    }
+
+    /// Starts on the test config after `edit` rewrites its text (it holds the placeholders
+    /// `{EXTRA_TOP}` and `{EXTRA}`).
+    pub fn start_edited(edit: impl Fn(String) -> String) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("pinwarden.toml");
-        std::fs::write(&config, config_text(dir.path(), extra_top, extra)).unwrap();
+        let text = edit(config_text(dir.path(), "{EXTRA_TOP}", "{EXTRA}"));
+        std::fs::write(
+            &config,
+            text.replace("{EXTRA_TOP}", "").replace("{EXTRA}", ""),
+        )
+        .unwrap();
         let mut d = Daemon {
             dir,
             config,
