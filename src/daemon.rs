@@ -3,13 +3,16 @@
 //! the tasks under one cancellation token, reports readiness to systemd and shuts down
 //! within a deadline.
 
+mod actions;
 mod admin;
 
+use crate::action::door::Door;
 use crate::config::Config;
+use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
 use crate::crypto::{HashPool, Hasher, Pepper};
 use crate::domain::{AuditEvent, AuditKind, Timestamp};
-use crate::frontend::{control, tcp};
+use crate::frontend::{control, keypad, tcp};
 use crate::lifecycle::users::UserAdmin;
 use crate::store::{OpenParams, SledStore, Store};
 use anyhow::Context;
@@ -38,16 +41,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.security.hash_workers,
         config.security.hash_queue,
     ));
-    let devices = config
-        .devices
+    let tasks = TaskTracker::new();
+    let doors = config
+        .doors
         .iter()
-        .map(|(id, d)| (id.clone(), d.allow_groups.clone()))
+        .map(|d| {
+            (
+                d.device.clone(),
+                Door::spawn(d.clone(), shutdown.clone(), &tasks),
+            )
+        })
         .collect();
+    let actions = Arc::new(actions::DaemonActions {
+        doors,
+        store: Arc::clone(&store),
+    });
+    let (devices, access) = access_rules(&config);
     let core = Arc::new(Core::new(
         Arc::clone(&store),
         Arc::clone(&pool),
         devices,
+        access,
         config.lockout,
+        actions,
     ));
     let users = UserAdmin::new(
         Arc::clone(&store),
@@ -83,11 +99,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tcp: bound.clone(),
         control_socket: config.control_socket.clone(),
     });
-    let tasks = TaskTracker::new();
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
             listener,
             cfg,
+            Arc::clone(&core),
+            shutdown.clone(),
+        ));
+    }
+    for k in &config.keypads {
+        tasks.spawn(keypad::serve(
+            Arc::new(k.clone()),
             Arc::clone(&core),
             shutdown.clone(),
         ));
@@ -151,6 +173,41 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> 
     }
     let hasher = Hasher::new(pepper, opened.salt, params).map_err(anyhow::Error::msg)?;
     Ok((Arc::new(opened.store), Arc::new(hasher)))
+}
+
+/// The decision rules per device and the cross-device schedules, from the configuration.
+fn access_rules(
+    config: &Config,
+) -> (
+    std::collections::BTreeMap<crate::domain::DeviceId, DeviceRules>,
+    AccessRules,
+) {
+    let schedule = |name: &String| config.access.schedules.get(name).map(|s| s.parsed.clone());
+    let devices = config
+        .devices
+        .iter()
+        .map(|(id, d)| {
+            let rules = DeviceRules {
+                allow_groups: d.allow_groups.clone(),
+                schedule: d.schedule.as_ref().and_then(schedule),
+                fail_open: d.fail_open,
+            };
+            (id.clone(), rules)
+        })
+        .collect();
+    let group_schedules = config
+        .access
+        .group_schedules
+        .iter()
+        .filter_map(|(group, name)| Some((group.clone(), schedule(name)?)))
+        .collect();
+    (
+        devices,
+        AccessRules {
+            group_schedules,
+            tz: config.access.tz.clone(),
+        },
+    )
 }
 
 fn record(store: &dyn Store, action: &str) {

@@ -1,6 +1,8 @@
 //! pinwarden: a PIN authentication daemon for printers and doors on edge boxes.
 //! See ARCHITECTURE.md for how the modules fit together.
 
+pub mod action;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod core;
@@ -9,4 +11,5 @@ pub mod daemon;
 pub mod domain;
 pub mod frontend;
 pub mod lifecycle;
+pub mod serial;
 pub mod store;

@@ -259,3 +259,42 @@ fn connect_from(source: &str, to: std::net::SocketAddr) -> Vec<u8> {
         got
     })
 }
+
+#[test]
+fn a_valid_pin_does_not_buy_more_guesses() {
+    let d = Daemon::start_with(STRICT_LOCKOUT, common::DEFAULT_TCP);
+    d.add_user("mallory", "staff", "482913");
+    let mut t = d.terminal();
+    for wrong in ["111293", "220394", "330495"] {
+        assert_eq!(t.ask(&format!("PIN {wrong}")), "DENY");
+    }
+    assert_eq!(t.ask("PIN 482913"), "OK mallory 0");
+    assert_eq!(t.ask("PIN 440596"), "DENY");
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "DENY",
+        "the grant did not refill the budget: locked"
+    );
+}
+
+#[test]
+fn concurrent_guesses_cannot_overrun_the_budget() {
+    let d = Daemon::start_with(STRICT_LOCKOUT, common::DEFAULT_TCP);
+    let before = d.status()["hash_pool"]["computed"].as_u64().unwrap();
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = d.tcp;
+            std::thread::spawn(move || {
+                Terminal::connect(addr).ask(&format!("PIN {:06}", 510_000 + i * 17))
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), "DENY");
+    }
+    let computed = d.status()["hash_pool"]["computed"].as_u64().unwrap() - before;
+    assert!(
+        computed <= 4,
+        "{computed} argon2 computations for a budget of 3"
+    );
+}

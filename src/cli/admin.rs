@@ -136,6 +136,28 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             eprintln!("PIN set for {id}");
             show_generated(&data, &id);
         }
+        UserCommand::SetDuress { id, .. } => {
+            let pin = WirePin(read_pin()?);
+            simple(
+                config,
+                Request::UserSetDuress {
+                    id: id.clone(),
+                    pin,
+                },
+                "duress PIN set for",
+                &id,
+            )
+            .await?
+        }
+        UserCommand::ClearDuress { id } => {
+            simple(
+                config,
+                Request::UserClearDuress { id: id.clone() },
+                "duress PIN removed for",
+                &id,
+            )
+            .await?
+        }
         UserCommand::Remove { id } => {
             simple(
                 config,
@@ -314,6 +336,10 @@ fn print_user(u: &UserView) {
         "locked:    {} ({} failed attempt(s))",
         u.locked, u.failed_attempts
     );
+    println!(
+        "duress:    {}",
+        if u.has_duress_pin { "set" } else { "none" }
+    );
 }
 
 fn print_status(data: &serde_json::Value) {
@@ -348,6 +374,15 @@ fn audit_line(e: &AuditEvent) -> String {
         ),
         AuditKind::Refused { frontend, peer, reason } => format!("refused frontend={frontend} peer={peer} reason={reason}"),
         AuditKind::Daemon { action } => format!("daemon {action}"),
+        AuditKind::Duress { device, user } => format!("DURESS device={device} user={user}"),
+        AuditKind::Door { door, user, action, detail } => format!(
+            "door {door} action={action} user={} {}",
+            user.as_deref().unwrap_or("-"),
+            detail.as_deref().unwrap_or("")
+        ),
+        AuditKind::Keypad { device, port, action, detail } => {
+            format!("keypad device={device} port={port} action={action} {detail}")
+        }
     };
     format!("{} {}", e.at, detail.trim_end())
 }

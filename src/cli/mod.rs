@@ -87,6 +87,16 @@ pub enum UserCommand {
         #[command(flatten)]
         pin: PinArgs,
     },
+    /// Set a duress PIN (from stdin): it opens normally and raises a silent duress event.
+    SetDuress {
+        id: String,
+        #[arg(long, required = true)]
+        pin_stdin: bool,
+    },
+    /// Remove a user's duress PIN.
+    ClearDuress {
+        id: String,
+    },
     Remove {
         id: String,
     },

@@ -2,10 +2,12 @@
 //! that the daemon runs on and `check-config` prints with secrets redacted. Errors name the
 //! key and say how to fix it. Reads only the config file; opens nothing else.
 
+mod access;
 mod duration;
 mod raw;
 
-pub use duration::{format_duration, parse_duration};
+pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
+pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
 
 use crate::crypto::HashParams;
 use crate::domain::{parse_expiry, DeviceId, Expiry};
@@ -40,8 +42,11 @@ pub struct Config {
     pub lockout: LockoutPolicy,
     pub policy: PolicyConfig,
     pub store: StoreConfig,
+    pub access: Access,
     pub devices: BTreeMap<DeviceId, Device>,
     pub tcp: Vec<TcpConfig>,
+    pub keypads: Vec<KeypadConfig>,
+    pub doors: Vec<crate::action::door::DoorConfig>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -92,8 +97,9 @@ pub struct LockoutPolicy {
     pub initial_backoff: Duration,
     #[serde(serialize_with = "duration::serialize")]
     pub max_backoff: Duration,
+    /// One failure is forgiven per this period: the sustained guessing rate.
     #[serde(serialize_with = "duration::serialize")]
-    pub forget_after: Duration,
+    pub forgive_every: Duration,
     pub user_max_failures: u32,
 }
 
@@ -103,7 +109,7 @@ impl Default for LockoutPolicy {
             free_failures: 5,
             initial_backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3600),
-            forget_after: Duration::from_secs(24 * 3600),
+            forgive_every: Duration::from_secs(15 * 60),
             user_max_failures: 10,
         }
     }
@@ -150,6 +156,10 @@ pub struct Device {
     pub id: DeviceId,
     pub kind: DeviceKind,
     pub allow_groups: Vec<String>,
+    /// A named `[[schedule]]`: the device admits nobody outside it.
+    pub schedule: Option<String>,
+    /// Doors only: unlock on any attempt when the store is unreadable. Default: stay locked.
+    pub fail_open: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -248,13 +258,34 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     if store.audit_max_entries < 1000 {
         return Err("store.audit_max_entries must be at least 1000".into());
     }
-    let devices = validate_devices(&raw.device)?;
+    let access = access::validate_access(&raw)?;
+    let devices = validate_devices(&raw.device, &access)?;
     let tcp = raw
         .tcp
         .iter()
         .enumerate()
         .map(|(i, t)| validate_tcp(i, t, &devices))
         .collect::<Result<Vec<_>, _>>()?;
+    let keypads = raw
+        .keypad
+        .iter()
+        .enumerate()
+        .map(|(i, k)| access::validate_keypad(i, k, &devices))
+        .collect::<Result<Vec<_>, _>>()?;
+    let doors = raw
+        .door
+        .iter()
+        .enumerate()
+        .map(|(i, d)| access::validate_door(i, d, &devices))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, door) in doors.iter().enumerate() {
+        if doors[..i].iter().any(|d| d.device == door.device) {
+            return Err(format!(
+                "door[{i}].device = \"{}\" has two [[door]] blocks: one actuator per door",
+                door.device
+            ));
+        }
+    }
     Ok(Config {
         store_dir: state_dir.join("store"),
         state_dir,
@@ -264,8 +295,11 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         lockout,
         policy,
         store,
+        access,
         devices,
         tcp,
+        keypads,
+        doors,
     })
 }
 
@@ -328,11 +362,17 @@ fn validate_security(raw: &raw::RawSecurity, state_dir: &Path) -> Result<Securit
             argon2.memory_kib / 1024
         ));
     }
+    let hash_queue = raw.hash_queue.unwrap_or(64);
+    if hash_queue > 4096 {
+        return Err(format!(
+            "security.hash_queue = {hash_queue}: use 0 to 4096 (attempts waiting beyond that get BUSY)"
+        ));
+    }
     Ok(SecurityConfig {
         pepper,
         argon2,
         hash_workers,
-        hash_queue: raw.hash_queue.unwrap_or(64),
+        hash_queue,
     })
 }
 
@@ -350,10 +390,10 @@ fn validate_lockout(raw: &raw::RawLockout) -> Result<LockoutPolicy, String> {
             raw.max_backoff.as_deref(),
             d.max_backoff,
         )?,
-        forget_after: duration_key(
-            "lockout.forget_after",
-            raw.forget_after.as_deref(),
-            d.forget_after,
+        forgive_every: duration_key(
+            "lockout.forgive_every",
+            raw.forgive_every.as_deref(),
+            d.forgive_every,
         )?,
         user_max_failures: raw.user_max_failures.unwrap_or(d.user_max_failures),
     };
@@ -370,9 +410,16 @@ fn validate_lockout(raw: &raw::RawLockout) -> Result<LockoutPolicy, String> {
                 .into(),
         );
     }
-    if !(1..=100).contains(&p.user_max_failures) {
+    if p.forgive_every < Duration::from_secs(60) {
         return Err(format!(
-            "lockout.user_max_failures = {}: use 1 to 100 (NIST SP 800-63B allows at most 10 for PINs)",
+            "lockout.forgive_every = \"{}\" would let guessing run at more than one a minute: \
+             use 1m or more (default 15m)",
+            format_duration(p.forgive_every)
+        ));
+    }
+    if !(1..=10).contains(&p.user_max_failures) {
+        return Err(format!(
+            "lockout.user_max_failures = {}: use 1 to 10 (NIST SP 800-63B allows at most 10 for PINs)",
             p.user_max_failures
         ));
     }
@@ -423,7 +470,10 @@ fn validate_policy(raw: &raw::RawPolicy) -> Result<PolicyConfig, String> {
     Ok(policy)
 }
 
-fn validate_devices(raw: &[raw::RawDevice]) -> Result<BTreeMap<DeviceId, Device>, String> {
+fn validate_devices(
+    raw: &[raw::RawDevice],
+    access: &Access,
+) -> Result<BTreeMap<DeviceId, Device>, String> {
     let mut devices = BTreeMap::new();
     for (i, d) in raw.iter().enumerate() {
         let key = format!("device[{i}]");
@@ -449,11 +499,28 @@ fn validate_devices(raw: &[raw::RawDevice]) -> Result<BTreeMap<DeviceId, Device>
                 d.id
             ));
         }
+        if let Some(name) = &d.schedule {
+            access::check_schedule(&access.schedules, name, &format!("{key}.schedule"))?;
+        }
+        let fail_open = match (d.fail_mode.as_deref(), kind) {
+            (None | Some("locked"), _) => false,
+            (Some("open"), DeviceKind::Door) => true,
+            (Some("open"), DeviceKind::Printer) => {
+                return Err(format!("{key}.fail_mode = \"open\" applies to doors only"))
+            }
+            (Some(other), _) => {
+                return Err(format!(
+                    "{key}.fail_mode = \"{other}\": use \"locked\" (default) or \"open\""
+                ))
+            }
+        };
         let id = DeviceId(d.id.clone());
         let device = Device {
             id: id.clone(),
             kind,
             allow_groups: d.allow_groups.clone(),
+            schedule: d.schedule.clone(),
+            fail_open,
         };
         if devices.insert(id, device).is_some() {
             return Err(format!(

@@ -8,6 +8,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub state_dir: String,
     pub control_socket: Option<String>,
+    pub time_zone: Option<String>,
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
@@ -22,6 +23,14 @@ pub struct RawConfig {
     pub device: Vec<RawDevice>,
     #[serde(default)]
     pub tcp: Vec<RawTcp>,
+    #[serde(default)]
+    pub schedule: Vec<RawSchedule>,
+    #[serde(default)]
+    pub group: Vec<RawGroup>,
+    #[serde(default)]
+    pub keypad: Vec<RawKeypad>,
+    #[serde(default)]
+    pub door: Vec<RawDoor>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,7 +58,7 @@ pub struct RawLockout {
     pub free_failures: Option<u32>,
     pub initial_backoff: Option<String>,
     pub max_backoff: Option<String>,
-    pub forget_after: Option<String>,
+    pub forgive_every: Option<String>,
     pub user_max_failures: Option<u32>,
 }
 
@@ -79,6 +88,8 @@ pub struct RawDevice {
     pub kind: String,
     #[serde(default)]
     pub allow_groups: Vec<String>,
+    pub schedule: Option<String>,
+    pub fail_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,4 +108,56 @@ pub struct RawTcp {
 pub struct RawTerminal {
     pub address: String,
     pub device: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: String,
+    pub windows: Vec<String>,
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+    pub schedule: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeedback {
+    pub granted: Option<Vec<u8>>,
+    pub denied: Option<Vec<u8>>,
+    pub busy: Option<Vec<u8>>,
+    pub locked_out: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeypad {
+    pub port: String,
+    pub device: String,
+    pub baud: Option<u32>,
+    pub framing: Option<String>,
+    pub inter_key_timeout: Option<String>,
+    pub max_length: Option<usize>,
+    #[serde(default)]
+    pub feedback: RawFeedback,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDoor {
+    pub device: String,
+    pub actuator: String,
+    pub pulse: Option<String>,
+    pub port: Option<String>,
+    pub baud: Option<u32>,
+    pub on: Option<Vec<u8>>,
+    pub off: Option<Vec<u8>>,
+    pub command: Option<Vec<String>>,
+    pub command_timeout: Option<String>,
 }

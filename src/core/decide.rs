@@ -1,12 +1,35 @@
 //! The pure decision: everything it needs is in the `View` the caller read from the store,
 //! and time is passed in. No I/O, no clock, no argon2.
 
+use super::schedule::{Schedule, TimeZone};
 use crate::domain::{AuthRequest, Credential, Decision, DenyReason, Tag, Timestamp, User};
+use std::collections::BTreeMap;
+
+/// What a device admits: groups, an optional schedule, and its fail mode.
+#[derive(Clone, Debug)]
+pub struct DeviceRules {
+    pub allow_groups: Vec<String>,
+    pub schedule: Option<Schedule>,
+    /// Unlock on any attempt when the store is unreadable (an emergency exit door);
+    /// the default is to stay locked.
+    pub fail_open: bool,
+}
+
+/// Schedules that apply across devices.
+#[derive(Clone, Debug)]
+pub struct AccessRules {
+    pub group_schedules: BTreeMap<String, Schedule>,
+    pub tz: TimeZone,
+}
+
+/// The user id reported when a fail-open door opens without a store.
+pub const FAIL_OPEN_USER: &str = "*fail-open*";
 
 #[derive(Clone, Debug)]
 pub struct View<'a> {
-    /// Groups allowed on the device; `None` when the device is not configured.
-    pub allowed_groups: Option<&'a [String]>,
+    /// The device's rules; `None` when the device is not configured.
+    pub device: Option<&'a DeviceRules>,
+    pub access: &'a AccessRules,
     /// The device or the source address is inside a lockout period.
     pub source_locked: bool,
     /// The candidate user is locked after too many failed ID+PIN attempts.
@@ -19,7 +42,7 @@ pub struct View<'a> {
 
 pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decision {
     let deny = |reason| Decision::Deny { reason };
-    let Some(allowed) = view.allowed_groups else {
+    let Some(device) = view.device else {
         return deny(DenyReason::UnknownDevice);
     };
     if view.source_locked {
@@ -30,15 +53,23 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
         (None, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),
         (Some(user), _) => user,
     };
-    let Some(pin) = &user.pin else {
+    if user.pin.is_none() && user.duress.is_none() {
         return deny(DenyReason::NoPin);
-    };
-    if pin.tag != view.tag {
+    }
+    let matched = [(&user.pin, false), (&user.duress, true)]
+        .into_iter()
+        .find_map(|(record, duress)| {
+            record
+                .as_ref()
+                .filter(|r| r.tag == view.tag)
+                .map(|r| (r, duress))
+        });
+    let Some((pin, duress)) = matched else {
         return deny(match request.credential {
             Credential::Pin(_) => DenyReason::UnknownPin,
             Credential::IdPin { .. } => DenyReason::WrongPin,
         });
-    }
+    };
     if view.user_locked {
         return deny(DenyReason::UserLockedOut);
     }
@@ -54,11 +85,39 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if pin.expires_at.is_some_and(|at| now >= at) {
         return deny(DenyReason::PinExpired);
     }
-    if !user.in_any_group(allowed) {
+    let groups: Vec<&String> = user
+        .groups
+        .iter()
+        .filter(|g| device.allow_groups.contains(g))
+        .collect();
+    if groups.is_empty() {
         return deny(DenyReason::GroupNotAllowed);
+    }
+    let open = |s: &Schedule| s.is_open(now, &view.access.tz);
+    if device.schedule.as_ref().is_some_and(|s| !open(s)) {
+        return deny(DenyReason::OutsideSchedule);
+    }
+    let group_open = |g: &&String| view.access.group_schedules.get(*g).is_none_or(open);
+    if !groups.iter().any(group_open) {
+        return deny(DenyReason::OutsideSchedule);
     }
     Decision::Grant {
         user: user.id.clone(),
+        duress,
+    }
+}
+
+/// The decision when the store cannot be read: fail closed, unless the device is a door
+/// configured to fail open.
+pub fn on_store_failure(device: Option<&DeviceRules>) -> Decision {
+    match device {
+        Some(d) if d.fail_open => Decision::Grant {
+            user: FAIL_OPEN_USER.into(),
+            duress: false,
+        },
+        _ => Decision::Deny {
+            reason: DenyReason::StoreUnavailable,
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::{DeviceId, Origin, Pin, PinRecord, PinSource, Timestamp, User};
+use std::collections::BTreeMap;
 
 const NOW: i64 = 1_800_000_000_000;
 const RIGHT: Tag = Tag([1; 32]);
@@ -92,8 +93,18 @@ fn decision_table() {
             }
             None => None,
         };
+        let rules = groups.map(|g| DeviceRules {
+            allow_groups: g.to_vec(),
+            schedule: None,
+            fail_open: false,
+        });
+        let access = AccessRules {
+            group_schedules: BTreeMap::new(),
+            tz: TimeZone::utc(),
+        };
         let view = View {
-            allowed_groups: groups,
+            device: rules.as_ref(),
+            access: &access,
             source_locked: src_lock,
             user_locked: user_lock,
             tag,
@@ -103,9 +114,122 @@ fn decision_table() {
         let want = match expected {
             None => Decision::Grant {
                 user: "alice".into(),
+                duress: false,
             },
             Some(reason) => Decision::Deny { reason },
         };
         assert_eq!(got, want, "case `{name}`");
     }
+}
+
+fn record(tag: Tag) -> PinRecord {
+    PinRecord {
+        tag,
+        set_at: Timestamp::from_millis(0),
+        expires_at: None,
+        source: PinSource::Admin,
+        temporary: false,
+    }
+}
+
+fn sched(windows: &[&str]) -> Schedule {
+    let w: Vec<String> = windows.iter().map(|s| s.to_string()).collect();
+    Schedule::parse(&w, &[]).unwrap()
+}
+
+/// 2026-11-24 (a Tuesday) at the given UTC hour.
+fn tuesday(hour: i64) -> Timestamp {
+    Timestamp::parse("2026-11-24T00:00:00Z")
+        .map(|t| Timestamp::from_millis(t.millis() + hour * 3_600_000))
+        .unwrap()
+}
+
+#[test]
+fn schedules_duress_and_fail_mode() {
+    let mut user = alice();
+    user.groups = vec!["staff".into(), "cleaners".into()];
+    user.duress = Some(record(WRONG));
+    let office = DeviceRules {
+        allow_groups: vec!["staff".into(), "cleaners".into()],
+        schedule: Some(sched(&["Mon-Fri 07:00-19:00"])),
+        fail_open: false,
+    };
+    let mut group_schedules = BTreeMap::new();
+    group_schedules.insert("cleaners".to_string(), sched(&["Mon-Fri 18:00-22:00"]));
+    let access = AccessRules {
+        group_schedules,
+        tz: TimeZone::utc(),
+    };
+    let decide_at = |user: &User, tag: Tag, at: Timestamp| {
+        let view = View {
+            device: Some(&office),
+            access: &access,
+            source_locked: false,
+            user_locked: false,
+            tag,
+            candidate: Some(user.clone()),
+        };
+        decide(&view, &request(false), at)
+    };
+    let grant = |duress| Decision::Grant {
+        user: "alice".into(),
+        duress,
+    };
+    let outside = Decision::Deny {
+        reason: DenyReason::OutsideSchedule,
+    };
+    assert_eq!(
+        decide_at(&user, RIGHT, tuesday(8)),
+        grant(false),
+        "staff in office hours"
+    );
+    assert_eq!(
+        decide_at(&user, WRONG, tuesday(8)),
+        grant(true),
+        "duress PIN opens, flagged"
+    );
+    assert_eq!(
+        decide_at(&user, RIGHT, tuesday(20)),
+        outside,
+        "device closed at 20:00"
+    );
+    assert_eq!(
+        decide_at(&user, RIGHT, tuesday(6)),
+        outside,
+        "device closed at 06:00"
+    );
+    let mut cleaner = user.clone();
+    cleaner.groups = vec!["cleaners".into()];
+    assert_eq!(
+        decide_at(&cleaner, RIGHT, tuesday(8)),
+        outside,
+        "cleaners only from 18:00"
+    );
+    assert_eq!(decide_at(&cleaner, RIGHT, tuesday(18)), grant(false));
+    let sunday = Timestamp::from_millis(tuesday(10).millis() - 2 * 86_400_000);
+    assert_eq!(decide_at(&user, RIGHT, sunday), outside, "weekend");
+
+    assert_eq!(
+        on_store_failure(Some(&office)),
+        Decision::Deny {
+            reason: DenyReason::StoreUnavailable
+        }
+    );
+    let exit = DeviceRules {
+        fail_open: true,
+        ..office.clone()
+    };
+    assert_eq!(
+        on_store_failure(Some(&exit)),
+        Decision::Grant {
+            user: FAIL_OPEN_USER.into(),
+            duress: false
+        }
+    );
+    assert_eq!(
+        on_store_failure(None),
+        Decision::Deny {
+            reason: DenyReason::StoreUnavailable
+        }
+    );
 }

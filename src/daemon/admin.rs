@@ -119,6 +119,10 @@ impl Admin {
                     self.users.set_pin(&id, choice, expiry(expires)?).await?,
                 ))
             }
+            Request::UserSetDuress { id, pin } => {
+                self.users.set_duress(&id, pin.0).await.map(|_| json!({}))
+            }
+            Request::UserClearDuress { id } => self.users.clear_duress(&id).map(|_| json!({})),
             Request::UserRemove { id } => self.users.remove(&id).map(|_| json!({})),
             Request::UserDisable { id } => self.users.set_enabled(&id, false).map(|_| json!({})),
             Request::UserEnable { id } => self.users.set_enabled(&id, true).map(|_| json!({})),

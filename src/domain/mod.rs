@@ -138,6 +138,7 @@ pub enum DenyReason {
     PinExpired,
     NoPin,
     GroupNotAllowed,
+    OutsideSchedule,
     LockedOut,
     UserLockedOut,
     UnknownDevice,
@@ -164,6 +165,7 @@ impl DenyReason {
             DenyReason::PinExpired => "pin_expired",
             DenyReason::NoPin => "no_pin",
             DenyReason::GroupNotAllowed => "group_not_allowed",
+            DenyReason::OutsideSchedule => "outside_schedule",
             DenyReason::LockedOut => "locked_out",
             DenyReason::UserLockedOut => "user_locked_out",
             DenyReason::UnknownDevice => "unknown_device",
@@ -174,8 +176,15 @@ impl DenyReason {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    Grant { user: String },
-    Deny { reason: DenyReason },
+    /// `duress` is set when the user's duress PIN was used: the door opens as usual and a
+    /// silent duress event is raised.
+    Grant {
+        user: String,
+        duress: bool,
+    },
+    Deny {
+        reason: DenyReason,
+    },
 }
 
 /// One line of the audit log. Never carries a PIN or a tag.
@@ -223,6 +232,24 @@ pub enum AuditKind {
     },
     /// Daemon lifecycle: started, stopped.
     Daemon { action: String },
+    /// The duress PIN was used: the person may be under threat. Never shown on the wire.
+    Duress { device: DeviceId, user: String },
+    /// A door actuator acted (or failed to).
+    Door {
+        door: DeviceId,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        user: Option<String>,
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// A serial keypad appeared or disappeared.
+    Keypad {
+        device: DeviceId,
+        port: String,
+        action: String,
+        detail: String,
+    },
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct User {
     pub pin: Option<PinRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cards: Vec<String>,
+    /// A second PIN that opens normally but raises a silent `duress` audit event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duress: Option<PinRecord>,
 }
 
 impl User {
@@ -68,7 +71,17 @@ impl User {
             origin: UserOrigin::Local,
             pin: None,
             cards: Vec::new(),
+            duress: None,
         }
+    }
+
+    /// Every tag this user owns in the tag index (PIN and duress PIN).
+    pub fn tags(&self) -> Vec<Tag> {
+        self.pin
+            .iter()
+            .chain(self.duress.iter())
+            .map(|p| p.tag)
+            .collect()
     }
 
     pub fn in_any_group(&self, allowed: &[String]) -> bool {

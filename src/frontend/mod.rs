@@ -1,5 +1,6 @@
 //! Frontends turn bytes into `AuthRequest`s for the core and outcomes back into bytes. They
-//! never touch the store. `tcp` serves terminals; `control` serves the admin CLI.
+//! never touch the store. `tcp` serves terminals; `keypad` serves serial keypads; `control` serves the admin CLI.
 
 pub mod control;
+pub mod keypad;
 pub mod tcp;

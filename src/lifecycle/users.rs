@@ -81,6 +81,8 @@ pub struct UserView {
     /// Locked after too many failed ID+PIN attempts (cleared by `user enable` or a new PIN).
     pub locked: bool,
     pub failed_attempts: u32,
+    #[serde(default)]
+    pub has_duress_pin: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -285,6 +287,46 @@ impl UserAdmin {
         Ok(shown)
     }
 
+    /// Sets the user's duress PIN: it opens like the normal PIN and raises a silent duress
+    /// event. It must pass the policy, be unique and differ from the user's own PIN.
+    pub async fn set_duress(&self, id: &str, pin: Pin) -> Result<(), AdminError> {
+        let mut user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let (record, _) = self
+            .new_pin(
+                &user,
+                PinChoice::Given(pin),
+                Some(Expiry::Never),
+                PinSource::Admin,
+            )
+            .await?;
+        if user.pin.as_ref().is_some_and(|p| p.tag == record.tag) {
+            return Err(AdminError::Invalid(
+                "the duress PIN must differ from the user's PIN".into(),
+            ));
+        }
+        user.duress = Some(PinRecord {
+            temporary: false,
+            ..record
+        });
+        self.store.update_user(&user)?;
+        self.audit("duress_set", id, None);
+        Ok(())
+    }
+
+    pub fn clear_duress(&self, id: &str) -> Result<(), AdminError> {
+        let mut user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        user.duress = None;
+        self.store.update_user(&user)?;
+        self.audit("duress_clear", id, None);
+        Ok(())
+    }
+
     pub fn remove(&self, id: &str) -> Result<(), AdminError> {
         self.store
             .remove_user(id)?
@@ -337,6 +379,7 @@ impl UserAdmin {
         let state = self.store.lockout(&lockout::user_key(&u.id))?;
         Ok(UserView {
             locked: lockout::user_locked(state, &self.lockout),
+            has_duress_pin: u.duress.is_some(),
             failed_attempts: state.map_or(0, |s| s.failures),
             pin: u.pin.map(|p| PinView {
                 set_at: p.set_at,

@@ -77,21 +77,19 @@ fn put_user_tx(
     if insert_only && old.is_some() {
         return abort(StoreError::UserExists(user.id.clone()));
     }
-    let old_tag = old.as_ref().and_then(|u| u.pin.as_ref()).map(|p| p.tag);
-    let new_tag = user.pin.as_ref().map(|p| p.tag);
-    if old_tag != new_tag {
-        if let Some(tag) = new_tag {
-            if let Some(owner) = tags.get(tag.as_bytes())? {
-                if owner.as_ref() != user.id.as_bytes() {
-                    return abort(StoreError::TagTaken);
-                }
+    let old_tags = old.as_ref().map(User::tags).unwrap_or_default();
+    let new_tags = user.tags();
+    for tag in &new_tags {
+        if let Some(owner) = tags.get(tag.as_bytes())? {
+            if owner.as_ref() != user.id.as_bytes() {
+                return abort(StoreError::TagTaken);
             }
-            tags.insert(tag.as_bytes(), user.id.as_bytes())?;
         }
-        if let Some(tag) = old_tag {
-            if tags.get(tag.as_bytes())?.as_deref() == Some(user.id.as_bytes()) {
-                tags.remove(tag.as_bytes())?;
-            }
+        tags.insert(tag.as_bytes(), user.id.as_bytes())?;
+    }
+    for tag in old_tags.iter().filter(|t| !new_tags.contains(t)) {
+        if tags.get(tag.as_bytes())?.as_deref() == Some(user.id.as_bytes()) {
+            tags.remove(tag.as_bytes())?;
         }
     }
     users.insert(user.id.as_bytes(), encode(user))?;
@@ -295,9 +293,9 @@ impl Store for SledStore {
                     Ok(user) => user,
                     Err(e) => return abort(e),
                 };
-                if let Some(pin) = &user.pin {
-                    if t.get(pin.tag.as_bytes())?.as_deref() == Some(id.as_bytes()) {
-                        t.remove(pin.tag.as_bytes())?;
+                for tag in user.tags() {
+                    if t.get(tag.as_bytes())?.as_deref() == Some(id.as_bytes()) {
+                        t.remove(tag.as_bytes())?;
                     }
                 }
                 bump_count(m, -1)?;

@@ -52,6 +52,13 @@ pub enum Request {
         generate: bool,
         expires: Option<String>,
     },
+    UserSetDuress {
+        id: String,
+        pin: WirePin,
+    },
+    UserClearDuress {
+        id: String,
+    },
     UserRemove {
         id: String,
     },

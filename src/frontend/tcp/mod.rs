@@ -168,11 +168,12 @@ impl Session {
             received_at: Timestamp::now(),
         };
         let reply = match self.core.handle(request).await {
-            Outcome::Granted { user } => proto::encode(&Reply::Ok {
+            Outcome::Granted { user, released } => proto::encode(&Reply::Ok {
                 user: &user,
-                released: 0,
+                released,
             }),
-            Outcome::Denied => proto::encode(&Reply::Deny),
+            // The wire is uniform: a lockout is a DENY like any other.
+            Outcome::Denied | Outcome::LockedOut => proto::encode(&Reply::Deny),
             Outcome::Busy => proto::encode(&Reply::Busy),
         };
         send(writer, &reply).await

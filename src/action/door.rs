@@ -1,0 +1,230 @@
+//! Door actuators. Each door has one task that owns its actuator, so only one unlock runs at
+//! a time; a grant during a pulse extends it. Relay-side timed pulses are preferred (a crash
+//! can never leave the door open); when pinwarden times the pulse itself, the off command is
+//! sent at the end, on shutdown, and after any failure.
+
+use crate::domain::DeviceId;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actuator {
+    /// USB/serial relay board: `on` bytes, and `off` bytes after `pulse` unless the relay
+    /// times the pulse itself (`off` empty).
+    Serial {
+        port: PathBuf,
+        baud: u32,
+        on: Vec<u8>,
+        off: Vec<u8>,
+    },
+    /// A program run with PINWARDEN_DOOR and PINWARDEN_USER in its environment.
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
+    /// Log only (a door whose relay is driven elsewhere, and the MQTT hook point).
+    None,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DoorConfig {
+    pub device: DeviceId,
+    pub actuator: Actuator,
+    #[serde(serialize_with = "crate::config::serialize_duration")]
+    pub pulse: Duration,
+}
+
+/// What happened to one unlock request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockResult {
+    Unlocked,
+    /// Already open: the pulse was extended.
+    Extended,
+    Failed(String),
+}
+
+struct Request {
+    user: String,
+    reply: oneshot::Sender<UnlockResult>,
+}
+
+/// A handle to one door's task.
+#[derive(Clone)]
+pub struct Door {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Door {
+    /// Starts the door's task; it runs until `shutdown`, then relocks.
+    pub fn spawn(
+        config: DoorConfig,
+        shutdown: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Door {
+        let (tx, rx) = mpsc::channel(16);
+        tracker.spawn(run(config, rx, shutdown));
+        Door { tx }
+    }
+
+    pub async fn unlock(&self, user: &str) -> UnlockResult {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .send(Request {
+                user: user.into(),
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return UnlockResult::Failed("the door task has stopped".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| UnlockResult::Failed("the door task has stopped".into()))
+    }
+}
+
+struct Relay {
+    config: DoorConfig,
+    port: Option<crate::serial::Port>,
+}
+
+impl Relay {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let Actuator::Serial { port, baud, .. } = &self.config.actuator else {
+            return Ok(());
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.port.is_none() {
+            let opened = crate::serial::open(port, *baud)
+                .map_err(|e| format!("cannot open relay {}: {e}", port.display()))?;
+            self.port = Some(opened);
+        }
+        let p = self.port.as_mut().expect("opened above");
+        let written = tokio::time::timeout(Duration::from_secs(2), async {
+            p.write_all(bytes).await?;
+            p.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.port = None;
+                Err(format!("relay write failed: {e}"))
+            }
+            Err(_) => {
+                self.port = None;
+                Err("relay write timed out".into())
+            }
+        }
+    }
+
+    /// Whether pinwarden must send `off` itself.
+    fn times_pulse(&self) -> bool {
+        matches!(&self.config.actuator, Actuator::Serial { off, .. } if !off.is_empty())
+    }
+
+    async fn on(&mut self, user: &str) -> Result<(), String> {
+        match &self.config.actuator {
+            Actuator::Serial { on, .. } => {
+                let on = on.clone();
+                self.write(&on).await
+            }
+            Actuator::Command { argv, timeout } => {
+                run_command(argv, *timeout, &self.config.device, user).await
+            }
+            Actuator::None => Ok(()),
+        }
+    }
+
+    async fn off(&mut self) -> Result<(), String> {
+        match &self.config.actuator {
+            Actuator::Serial { off, .. } => {
+                let off = off.clone();
+                self.write(&off).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn run(config: DoorConfig, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
+    let pulse = config.pulse;
+    let mut relay = Relay { config, port: None };
+    let mut open_until: Option<Instant> = None;
+    loop {
+        let deadline = open_until;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
+                open_until = None;
+                if let Err(e) = relay.off().await {
+                    tracing::error!(door = %relay.config.device, error = %e, "could not relock");
+                }
+            }
+            request = rx.recv() => {
+                let Some(request) = request else { break };
+                let result = if open_until.is_some() {
+                    open_until = Some(Instant::now() + pulse);
+                    UnlockResult::Extended
+                } else {
+                    match relay.on(&request.user).await {
+                        Ok(()) => {
+                            if relay.times_pulse() {
+                                open_until = Some(Instant::now() + pulse);
+                            }
+                            UnlockResult::Unlocked
+                        }
+                        Err(e) => {
+                            // After a failed "on", make sure the door is not left half open.
+                            let _ = relay.off().await;
+                            UnlockResult::Failed(e)
+                        }
+                    }
+                };
+                let _ = request.reply.send(result);
+            }
+        }
+    }
+    if open_until.is_some() {
+        if let Err(e) = relay.off().await {
+            tracing::error!(door = %relay.config.device, error = %e, "could not relock at shutdown");
+        }
+    }
+}
+
+async fn run_command(
+    argv: &[String],
+    timeout: Duration,
+    door: &DeviceId,
+    user: &str,
+) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env("PINWARDEN_DOOR", &door.0)
+        .env("PINWARDEN_USER", user)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("{program} exited with {status}")),
+        Ok(Err(e)) => Err(format!("{program}: {e}")),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(format!("{program} did not finish within {timeout:?}"))
+        }
+    }
+}

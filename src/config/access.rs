@@ -1,0 +1,232 @@
+//! Validation of the access-control part of the configuration: time zone, named schedules,
+//! group schedules, serial keypads and door actuators.
+
+use super::raw::{RawConfig, RawDoor, RawKeypad};
+use super::{absolute, duration_key, Device, DeviceKind};
+use crate::action::door::{Actuator, DoorConfig};
+use crate::core::schedule::{Schedule, TimeZone};
+use crate::domain::DeviceId;
+use crate::frontend::keypad::framing::Framing;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NamedSchedule {
+    pub windows: Vec<String>,
+    pub holidays: Vec<String>,
+    #[serde(skip)]
+    pub parsed: Schedule,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Access {
+    pub time_zone: String,
+    #[serde(skip)]
+    pub tz: TimeZone,
+    pub schedules: BTreeMap<String, NamedSchedule>,
+    /// group → schedule name: members of the group are admitted only inside it.
+    pub group_schedules: BTreeMap<String, String>,
+}
+
+/// Bytes written back to a keypad for each outcome (LEDs, buzzer).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Feedback {
+    pub granted: Vec<u8>,
+    pub denied: Vec<u8>,
+    pub busy: Vec<u8>,
+    pub locked_out: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeypadConfig {
+    pub port: PathBuf,
+    pub baud: u32,
+    pub device: DeviceId,
+    pub framing: Framing,
+    pub max_length: usize,
+    #[serde(serialize_with = "super::duration::serialize")]
+    pub inter_key_timeout: Duration,
+    pub feedback: Feedback,
+}
+
+pub fn validate_access(raw: &RawConfig) -> Result<Access, String> {
+    let (time_zone, tz) = match &raw.time_zone {
+        Some(name) => (
+            name.clone(),
+            TimeZone::named(name).map_err(|e| format!("time_zone: {e}"))?,
+        ),
+        None => ("system".to_string(), TimeZone::system()),
+    };
+    let mut schedules = BTreeMap::new();
+    for (i, s) in raw.schedule.iter().enumerate() {
+        let parsed = Schedule::parse(&s.windows, &s.holidays)
+            .map_err(|e| format!("schedule[{i}] (\"{}\"): {e}", s.name))?;
+        let named = NamedSchedule {
+            windows: s.windows.clone(),
+            holidays: s.holidays.clone(),
+            parsed,
+        };
+        if schedules.insert(s.name.clone(), named).is_some() {
+            return Err(format!(
+                "schedule[{i}].name = \"{}\" is declared twice",
+                s.name
+            ));
+        }
+    }
+    let mut group_schedules = BTreeMap::new();
+    for (i, g) in raw.group.iter().enumerate() {
+        if let Some(name) = &g.schedule {
+            check_schedule(&schedules, name, &format!("group[{i}].schedule"))?;
+            if group_schedules
+                .insert(g.name.clone(), name.clone())
+                .is_some()
+            {
+                return Err(format!(
+                    "group[{i}].name = \"{}\" is declared twice",
+                    g.name
+                ));
+            }
+        }
+    }
+    Ok(Access {
+        time_zone,
+        tz,
+        schedules,
+        group_schedules,
+    })
+}
+
+pub fn check_schedule(
+    schedules: &BTreeMap<String, NamedSchedule>,
+    name: &str,
+    key: &str,
+) -> Result<(), String> {
+    if schedules.contains_key(name) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} = \"{name}\" is not a declared [[schedule]]: add one, for example \
+         name = \"{name}\", windows = [\"Mon-Fri 07:00-19:00\"]"
+    ))
+}
+
+fn door_device(
+    devices: &BTreeMap<DeviceId, Device>,
+    key: &str,
+    id: &str,
+) -> Result<DeviceId, String> {
+    let device = DeviceId(id.to_string());
+    match devices.get(&device) {
+        Some(d) if d.kind == DeviceKind::Door => Ok(device),
+        Some(_) => Err(format!(
+            "{key} = \"{id}\" is a printer: keypads and doors need a device with kind = \"door\""
+        )),
+        None => Err(format!(
+            "{key} = \"{id}\" is not a declared [[device]]: add one or fix the name"
+        )),
+    }
+}
+
+pub fn validate_keypad(
+    i: usize,
+    raw: &RawKeypad,
+    devices: &BTreeMap<DeviceId, Device>,
+) -> Result<KeypadConfig, String> {
+    let key = format!("keypad[{i}]");
+    let device = door_device(devices, &format!("{key}.device"), &raw.device)?;
+    let framing = match raw.framing.as_deref().unwrap_or("keys") {
+        "keys" => Framing::Keys,
+        "line" => Framing::Line,
+        "wiegand4" => Framing::Wiegand4,
+        "wiegand8" => Framing::Wiegand8,
+        other => {
+            return Err(format!(
+                "{key}.framing = \"{other}\": use \"keys\", \"line\", \"wiegand4\" or \"wiegand8\""
+            ))
+        }
+    };
+    let max_length = raw.max_length.unwrap_or(12);
+    if !(4..=64).contains(&max_length) {
+        return Err(format!("{key}.max_length = {max_length}: use 4 to 64"));
+    }
+    let inter_key_timeout = duration_key(
+        &format!("{key}.inter_key_timeout"),
+        raw.inter_key_timeout.as_deref(),
+        Duration::from_secs(5),
+    )?;
+    if inter_key_timeout < Duration::from_millis(100) {
+        return Err(format!("{key}.inter_key_timeout must be at least 100ms"));
+    }
+    let f = &raw.feedback;
+    Ok(KeypadConfig {
+        port: absolute(&raw.port),
+        baud: raw.baud.unwrap_or(9600),
+        device,
+        framing,
+        max_length,
+        inter_key_timeout,
+        feedback: Feedback {
+            granted: f.granted.clone().unwrap_or_default(),
+            denied: f.denied.clone().unwrap_or_default(),
+            busy: f.busy.clone().unwrap_or_default(),
+            locked_out: f.locked_out.clone().unwrap_or_default(),
+        },
+    })
+}
+
+pub fn validate_door(
+    i: usize,
+    raw: &RawDoor,
+    devices: &BTreeMap<DeviceId, Device>,
+) -> Result<DoorConfig, String> {
+    let key = format!("door[{i}]");
+    let device = door_device(devices, &format!("{key}.device"), &raw.device)?;
+    let pulse = duration_key(
+        &format!("{key}.pulse"),
+        raw.pulse.as_deref(),
+        Duration::from_secs(3),
+    )?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&pulse) {
+        return Err(format!("{key}.pulse must lie between 100ms and 10m"));
+    }
+    let actuator = match raw.actuator.as_str() {
+        "serial" => {
+            let port = raw.port.as_deref().ok_or_else(|| {
+                format!("{key}.port is required for actuator = \"serial\" (e.g. \"/dev/serial/by-id/usb-…-if00-port0\")")
+            })?;
+            let on = raw.on.clone().filter(|b| !b.is_empty()).ok_or_else(|| {
+                format!("{key}.on is required for actuator = \"serial\": the relay's bytes, e.g. on = [0xA0, 0x01, 0x01, 0xA2]")
+            })?;
+            Actuator::Serial {
+                port: absolute(port),
+                baud: raw.baud.unwrap_or(9600),
+                on,
+                off: raw.off.clone().unwrap_or_default(),
+            }
+        }
+        "command" => {
+            let argv = raw.command.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
+                format!("{key}.command is required for actuator = \"command\", e.g. [\"/usr/local/bin/open-door\", \"--pulse\", \"3\"]")
+            })?;
+            let timeout = duration_key(
+                &format!("{key}.command_timeout"),
+                raw.command_timeout.as_deref(),
+                Duration::from_secs(10),
+            )?;
+            Actuator::Command { argv, timeout }
+        }
+        "none" => Actuator::None,
+        other => {
+            return Err(format!(
+                "{key}.actuator = \"{other}\": use \"serial\", \"command\" or \"none\""
+            ))
+        }
+    };
+    Ok(DoorConfig {
+        device,
+        actuator,
+        pulse,
+    })
+}

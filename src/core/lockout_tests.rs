@@ -1,0 +1,122 @@
+use super::*;
+
+fn policy() -> LockoutPolicy {
+    LockoutPolicy::default()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn backoff_table() {
+    let p = policy();
+    #[rustfmt::skip]
+    let table = [
+        (0, None), (4, None), (5, None),
+        (6, Some(30)), (7, Some(60)), (8, Some(120)), (9, Some(240)),
+        (12, Some(1920)), (13, Some(3600)), (40, Some(3600)), (u32::MAX, Some(3600)),
+    ];
+    for (failures, s) in table {
+        assert_eq!(backoff(failures, &p), s.map(secs), "{failures} failures");
+    }
+}
+
+#[test]
+fn five_free_then_locked_and_doubling() {
+    let p = policy();
+    let t0 = Timestamp::from_millis(1_000_000);
+    let mut s = None;
+    for i in 1..=5 {
+        s = Some(on_failure(s, &p, t0));
+        assert!(!is_locked(s, t0), "failure {i} is within the budget");
+    }
+    s = Some(on_failure(s, &p, t0));
+    assert!(is_locked(s, t0));
+    assert!(is_locked(s, t0.plus(secs(29))));
+    assert!(!is_locked(s, t0.plus(secs(30))));
+    let later = t0.plus(secs(31));
+    let s2 = on_failure(s, &p, later);
+    assert_eq!(s2.locked_until, Some(later.plus(secs(60))), "doubles");
+}
+
+#[test]
+fn one_failure_is_forgiven_per_period_and_grants_do_not_reset() {
+    let p = policy();
+    let t0 = Timestamp::from_millis(0);
+    let mut s = None;
+    for _ in 0..5 {
+        s = Some(on_failure(s, &p, t0));
+    }
+    // 31 minutes later two failures were forgiven: two more are free, the third locks.
+    let t1 = t0.plus(secs(31 * 60));
+    let a = on_failure(s, &p, t1);
+    assert_eq!(a.failures, 4);
+    let b = on_failure(Some(a), &p, t1);
+    let c = on_failure(Some(b), &p, t1);
+    assert!(!is_locked(Some(b), t1) && is_locked(Some(c), t1));
+    // The anchor advanced by whole periods: the leftover minute still counts.
+    let t2 = t0.plus(secs(45 * 60));
+    assert_eq!(on_failure(Some(c), &p, t2).failures, 6);
+    // Fully drained after enough quiet time.
+    let quiet = t0.plus(secs(24 * 3600));
+    assert_eq!(on_failure(Some(c), &p, quiet).failures, 1);
+}
+
+#[test]
+fn sustained_guessing_is_held_to_the_forgiveness_rate() {
+    let p = policy();
+    let mut now = Timestamp::from_millis(0);
+    let mut s: Option<LockoutState> = None;
+    let mut guesses = 0;
+    let day = Timestamp::from_millis(24 * 3600 * 1000);
+    while now < day {
+        if !is_locked(s, now) {
+            s = Some(on_failure(s, &p, now));
+            guesses += 1;
+        }
+        now = now.plus(secs(1));
+    }
+    // One per 15 minutes (96 a day) plus the bucket's depth at equilibrium (where the lock
+    // reaches the forgiveness period: 5 free + 6 doublings), whatever the attacker does.
+    assert!(guesses <= 96 + 12, "{guesses} guesses in a day");
+    assert!(
+        guesses >= 50,
+        "the budget is not a permanent lock: {guesses}"
+    );
+}
+
+#[test]
+fn a_refund_undoes_a_reservation() {
+    let p = policy();
+    let t0 = Timestamp::from_millis(0);
+    let mut s = None;
+    for _ in 0..5 {
+        s = Some(on_failure(s, &p, t0));
+    }
+    let reserved = on_failure(s, &p, t0);
+    assert!(
+        is_locked(Some(reserved), t0),
+        "a concurrent attempt sees the lock"
+    );
+    let back = refund(Some(reserved), &p);
+    assert_eq!(back.map(|b| b.failures), Some(5));
+    assert!(!is_locked(back, t0));
+    assert_eq!(
+        refund(Some(on_failure(None, &p, t0)), &p),
+        None,
+        "empty bucket is deleted"
+    );
+}
+
+#[test]
+fn user_limit_is_consecutive_failures() {
+    let p = policy();
+    let mut s = None;
+    for _ in 0..9 {
+        s = Some(on_user_failure(s, Timestamp::from_millis(0)));
+    }
+    assert!(!user_locked(s, &p));
+    s = Some(on_user_failure(s, Timestamp::from_millis(0)));
+    assert!(user_locked(s, &p));
+}

@@ -1,0 +1,49 @@
+//! The daemon's `Actions`: after a grant, unlock the device's door (if it has one) and audit
+//! what the actuator did. Print release joins here later.
+
+use crate::action::door::{Door, UnlockResult};
+use crate::core::{ActionFuture, ActionReport, Actions};
+use crate::domain::{AuditEvent, AuditKind, DeviceId, Timestamp};
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct DaemonActions {
+    pub doors: BTreeMap<DeviceId, Door>,
+    pub store: Arc<dyn Store>,
+}
+
+impl DaemonActions {
+    fn audit(&self, door: &DeviceId, user: &str, action: &str, detail: Option<String>) {
+        let kind = AuditKind::Door {
+            door: door.clone(),
+            user: Some(user.into()),
+            action: action.into(),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(&AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        }) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
+}
+
+impl Actions for DaemonActions {
+    fn after_grant<'a>(&'a self, device: &'a DeviceId, user: &'a str) -> ActionFuture<'a> {
+        Box::pin(async move {
+            if let Some(door) = self.doors.get(device) {
+                match door.unlock(user).await {
+                    UnlockResult::Unlocked => self.audit(device, user, "unlock", None),
+                    UnlockResult::Extended => self.audit(device, user, "unlock_extended", None),
+                    UnlockResult::Failed(e) => {
+                        tracing::error!(door = %device, error = %e, "door actuator failed");
+                        self.audit(device, user, "actuator_failed", Some(e));
+                    }
+                }
+            }
+            ActionReport::default()
+        })
+    }
+}
