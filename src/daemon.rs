@@ -98,6 +98,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         started,
         tcp: bound.clone(),
         control_socket: config.control_socket.clone(),
+        user_max_failures: config.lockout.user_max_failures,
     });
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
@@ -154,7 +155,15 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> 
         .pepper
         .resolve()
         .map_err(anyhow::Error::msg)?;
-    let (pepper, created) = Pepper::load(&pepper_path, may_create)?;
+    // A pepper is only ever created together with a new store: for an existing store a
+    // missing pepper is an error (a mistyped path must not mint a useless new one).
+    let store_exists = config.store_dir.join("conf").exists();
+    let (pepper, created) = Pepper::load(&pepper_path, may_create && !store_exists)
+        .with_context(|| if store_exists {
+            format!("the store {} exists, so its pepper must too: restore it or fix security.pepper_file", config.store_dir.display())
+        } else {
+            "cannot set up the pepper".to_string()
+        })?;
     if created {
         tracing::warn!(path = %pepper_path.display(),
             "generated a new pepper: back it up with the store; PINs cannot be verified without it");

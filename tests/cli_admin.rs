@@ -84,7 +84,7 @@ fn admin_errors_are_one_clear_line_and_non_zero() {
         (&["user", "add", "alice"], None, "user `alice` already exists"),
         (&["user", "set-pin", "zed", "--generate"], None, "no user `zed`"),
         (&["user", "set-pin", "alice"], None, "choose --pin-stdin or --generate"),
-        (&["user", "add", "bob", "--generate", "--expires", "3y"], None, "out of range"),
+        (&["user", "add", "bob", "--generate", "--expires", "3y"], None, "is not an expiry"),
     ];
     for (args, stdin, expected) in table {
         let out = d.cli(args, stdin);
@@ -211,4 +211,51 @@ fn sigint_also_stops_cleanly_and_idle_connections_do_not_hold_shutdown() {
     d.stop_with(libc::SIGINT);
     assert!(idle.closed());
     assert!(d.logs().contains("stopped"));
+}
+
+#[test]
+fn the_daemon_validates_import_rows_itself() {
+    use std::io::{BufRead, BufReader, Write};
+    let d = Daemon::start();
+    let socket = d.state_dir().join("control.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let request = serde_json::json!({
+        "cmd": "import",
+        "rows": [
+            {"line": 2, "id": "x\r\nOK admin", "name": "", "email": null, "groups": [], "pin": null},
+            {"line": 3, "id": "dup", "name": "", "email": null, "groups": [], "pin": null},
+            {"line": 4, "id": "dup", "name": "", "email": null, "groups": [], "pin": null}
+        ]
+    });
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let done = &v["done"];
+    assert_eq!(done["ok"], false, "{reply}");
+    let lines: Vec<u64> = done["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 4], "{reply}");
+    assert!(
+        !d.cli_ok(&["user", "list"], None).contains("dup"),
+        "nothing applied"
+    );
+}
+
+#[test]
+fn status_lists_users_locked_by_failed_attempts() {
+    let d = Daemon::start_with(
+        "[lockout]\nfree_failures = 50\nuser_max_failures = 2\n",
+        common::DEFAULT_TCP,
+    );
+    d.add_user("alice", "staff", "482913");
+    let mut t = d.terminal();
+    assert_eq!(t.ask("ID alice PIN 000111"), "DENY");
+    assert_eq!(t.ask("ID alice PIN 000112"), "DENY");
+    let locked = d.status()["locked"].to_string();
+    assert!(locked.contains("user:alice"), "{locked}");
 }

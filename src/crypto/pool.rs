@@ -26,6 +26,9 @@ pub struct PoolStats {
 struct Job {
     pin: Pin,
     reply: oneshot::Sender<Tag>,
+    /// An attempt's place in the bounded queue, held until a worker has dealt with the
+    /// job, so a caller that gave up cannot free its place while its work is still queued.
+    _slot: Option<Slot>,
 }
 
 #[derive(Default)]
@@ -45,13 +48,13 @@ pub struct HashPool {
     shared: Arc<Shared>,
     workers: usize,
     queue: usize,
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     busy: AtomicU64,
 }
 
-/// Decrements the in-flight count even if the waiting future is dropped.
-struct Slot<'a>(&'a AtomicUsize);
-impl Drop for Slot<'_> {
+/// One unit of the in-flight count, released when dropped.
+struct Slot(Arc<AtomicUsize>);
+impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -72,7 +75,11 @@ fn work(shared: &Shared, hasher: &Hasher) {
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let Job { pin, reply } = job;
+        let Job { pin, reply, _slot } = job;
+        if reply.is_closed() {
+            // The caller gave up (timeout, disconnect): no one wants this tag.
+            continue;
+        }
         // A worker must outlive any one computation: a panic drops only that job's reply.
         let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             hasher.tag_in(&pin, &mut workspace)
@@ -111,7 +118,7 @@ impl HashPool {
             shared,
             workers,
             queue,
-            in_flight: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             busy: AtomicU64::new(0),
         }
     }
@@ -128,21 +135,26 @@ impl HashPool {
             self.busy.fetch_add(1, Ordering::Relaxed);
             return Err(PoolBusy);
         }
-        let _slot = Slot(&self.in_flight);
-        self.submit(pin, true).await
+        self.submit(pin, Some(Slot(Arc::clone(&self.in_flight))))
+            .await
     }
 
     /// Tag for administrative work (enrolment, import): waits behind every attempt.
     pub async fn tag_waiting(&self, pin: Pin) -> Result<Tag, PoolBusy> {
-        self.submit(pin, false).await
+        self.submit(pin, None).await
     }
 
     /// Queues one job; a lost reply (the computation panicked) is reported as busy.
-    async fn submit(&self, pin: Pin, auth: bool) -> Result<Tag, PoolBusy> {
+    async fn submit(&self, pin: Pin, slot: Option<Slot>) -> Result<Tag, PoolBusy> {
         let (reply, answer) = oneshot::channel();
         {
             let mut q = self.shared.queues.lock().unwrap_or_else(|e| e.into_inner());
-            let job = Job { pin, reply };
+            let auth = slot.is_some();
+            let job = Job {
+                pin,
+                reply,
+                _slot: slot,
+            };
             if auth {
                 q.auth.push_back(job);
             } else {
@@ -234,5 +246,26 @@ mod tests {
             h.await.unwrap();
         }
         assert_eq!(pool.stats().computed, 21);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_attempts_keep_their_place_and_are_skipped() {
+        let pool = pool(1, 2);
+        let mut busy = 0;
+        for _ in 0..50 {
+            let attempt = pool.tag(Pin::new("482913"));
+            match tokio::time::timeout(std::time::Duration::from_micros(50), attempt).await {
+                Ok(Err(PoolBusy)) => busy += 1,
+                Ok(Ok(_)) | Err(_) => {}
+            }
+        }
+        assert!(busy > 0, "abandoned attempts still count against the queue");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            pool.stats().computed <= 4,
+            "abandoned jobs are skipped: {:?}",
+            pool.stats()
+        );
+        assert_eq!(pool.stats().in_flight, 0);
     }
 }

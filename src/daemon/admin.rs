@@ -22,6 +22,7 @@ pub struct Admin {
     pub started: Timestamp,
     pub tcp: Vec<SocketAddr>,
     pub control_socket: PathBuf,
+    pub user_max_failures: u32,
 }
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
@@ -62,11 +63,15 @@ fn respond(result: Result<serde_json::Value, AdminError>) -> Response {
 impl Admin {
     fn status(&self) -> Result<serde_json::Value, AdminError> {
         let now = Timestamp::now();
+        let max = self.user_max_failures;
         let locked: Vec<_> = self
             .store
             .lockouts()?
             .into_iter()
-            .filter(|(_, s)| s.locked_until.is_some_and(|u| u > now))
+            .filter(|(key, s)| {
+                s.locked_until.is_some_and(|u| u > now)
+                    || (key.starts_with("user:") && s.failures >= max)
+            })
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();
         Ok(json!({

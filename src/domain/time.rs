@@ -81,7 +81,11 @@ pub fn parse_expiry(text: &str) -> Result<Expiry, String> {
         return Ok(Expiry::Never);
     }
     let hint = "use `never`, 1h to 48h, or 1d to 180d (for example `24h` or `30d`)";
-    let (num, unit) = t.split_at(t.len().saturating_sub(1));
+    let (num, unit) = match (t.strip_suffix('h'), t.strip_suffix('d')) {
+        (Some(num), _) => (num, "h"),
+        (_, Some(num)) => (num, "d"),
+        _ => return Err(format!("`{t}` is not an expiry: {hint}")),
+    };
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{t}` is not an expiry: {hint}"))?;
@@ -107,7 +111,9 @@ mod tests {
             parse_expiry("30d"),
             Ok(Expiry::After(Duration::from_secs(30 * 86_400)))
         );
-        for bad in ["0h", "49h", "181d", "0d", "12", "h", "", "5m", "-1h"] {
+        for bad in [
+            "0h", "49h", "181d", "0d", "12", "h", "", "5m", "-1h", "2€", "€",
+        ] {
             assert!(parse_expiry(bad).is_err(), "{bad} should be rejected");
         }
     }

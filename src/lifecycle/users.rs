@@ -410,8 +410,32 @@ impl UserAdmin {
         let mut problems = Vec::new();
         let mut users = Vec::with_capacity(rows.len());
         let mut pins = Vec::new();
+        let mut seen_ids: HashMap<String, usize> = HashMap::new();
         for row in rows {
             let line = row.line;
+            // The daemon re-checks what the CLI's parser checked: a control-socket client
+            // may be anything, and an id lands on the terminal wire (`OK <id> …`).
+            let shape = NewUser {
+                id: row.id.clone(),
+                name: row.name.clone(),
+                email: row.email.clone(),
+                groups: row.groups.clone(),
+            };
+            if let Err(e) = validate_new(&shape) {
+                problems.push(ImportProblem {
+                    line,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+            if let Some(first) = seen_ids.insert(row.id.clone(), line) {
+                let message = format!(
+                    "id `{}` appears on both line {first} and line {line}",
+                    row.id
+                );
+                problems.push(ImportProblem { line, message });
+                continue;
+            }
             let mut user = match self.store.user(&row.id)? {
                 Some(existing) => existing,
                 None => User::new_local(row.id.clone()),

@@ -18,8 +18,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Largest request accepted (an import of a large directory arrives as one line).
-pub const MAX_REQUEST: u64 = 256 * 1024 * 1024;
+/// Largest request accepted: an import of the largest file the CLI reads, as JSON.
+pub const MAX_REQUEST: u64 = 2 * crate::lifecycle::import::MAX_IMPORT_BYTES as u64;
+/// Control sessions served at once; more wait for a place.
+const MAX_SESSIONS: usize = 4;
 
 pub type Progress = mpsc::UnboundedSender<(usize, usize)>;
 pub type Reply<'a> = StdPin<Box<dyn Future<Output = Response> + Send + 'a>>;
@@ -63,6 +65,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
 
 pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>, shutdown: CancellationToken) {
     let tasks = TaskTracker::new();
+    let places = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -76,7 +79,13 @@ pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>, shutdown: 
             },
         };
         let handler = Arc::clone(&handler);
-        tasks.spawn(async move { session(stream, handler).await });
+        let places = Arc::clone(&places);
+        tasks.spawn(async move {
+            let Ok(_place) = places.acquire_owned().await else {
+                return;
+            };
+            session(stream, handler).await
+        });
     }
     tasks.close();
     tasks.wait().await;
@@ -84,7 +93,7 @@ pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>, shutdown: 
 
 async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
     let (reader, mut writer) = stream.into_split();
-    let mut line = Vec::new();
+    let mut line = zeroize::Zeroizing::new(Vec::new());
     let mut limited = BufReader::new(reader).take(MAX_REQUEST + 1);
     let read = tokio::time::timeout(
         Duration::from_secs(60),
@@ -98,7 +107,7 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
             .map_err(|e| format!("malformed control request: {}", e.classify_name())),
         Ok(Err(e)) => Err(e.to_string()),
     };
-    zeroize::Zeroize::zeroize(&mut line);
+    drop(line);
     let response = match request {
         Err(message) => Response::error(message),
         Ok(request) => {

@@ -31,6 +31,7 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let connections = TaskTracker::new();
+    let mut refusals = Refusals::default();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -47,7 +48,7 @@ pub async fn serve(
         };
         let ip = peer.ip().to_canonical();
         let Some(device) = config.terminals.get(&ip).cloned() else {
-            refuse(
+            refusals.refuse(
                 &core,
                 &stream,
                 peer,
@@ -57,7 +58,7 @@ pub async fn serve(
             continue;
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refuse(
+            refusals.refuse(
                 &core,
                 &stream,
                 peer,
@@ -82,16 +83,52 @@ pub async fn serve(
     connections.wait().await;
 }
 
-fn refuse(core: &Core, stream: &TcpStream, peer: SocketAddr, reason: &str, reply: Option<&[u8]>) {
-    tracing::info!(%peer, reason, "refused a terminal connection");
-    if let Some(bytes) = reply {
-        let _ = stream.try_write(bytes);
+/// Refusals are audited at most once a minute per address, so a flood of connections from
+/// outside cannot push real decisions out of the bounded audit log.
+#[derive(Default)]
+struct Refusals {
+    last: std::collections::HashMap<std::net::IpAddr, Instant>,
+    suppressed: u64,
+}
+
+impl Refusals {
+    fn refuse(
+        &mut self,
+        core: &Core,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        reason: &str,
+        reply: Option<&[u8]>,
+    ) {
+        if let Some(bytes) = reply {
+            let _ = stream.try_write(bytes);
+        }
+        let now = Instant::now();
+        if self.last.len() > 4096 {
+            self.last
+                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let recent = self
+            .last
+            .get(&peer.ip())
+            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(60));
+        if recent {
+            self.suppressed += 1;
+            return;
+        }
+        self.last.insert(peer.ip(), now);
+        let suppressed = std::mem::take(&mut self.suppressed);
+        tracing::info!(%peer, reason, suppressed, "refused a terminal connection");
+        let reason = match suppressed {
+            0 => reason.to_string(),
+            n => format!("{reason} ({n} more refusals not audited in the last minute)"),
+        };
+        core.record(AuditKind::Refused {
+            frontend: "tcp".into(),
+            peer: peer.to_string(),
+            reason,
+        });
     }
-    core.record(AuditKind::Refused {
-        frontend: "tcp".into(),
-        peer: peer.to_string(),
-        reason: reason.into(),
-    });
 }
 
 struct Session {
@@ -130,10 +167,11 @@ impl Session {
             };
             let events = splitter.push(&buf[..n]);
             buf[..n].zeroize();
+            // A line completed in this read means any partial now pending is a new line.
             line_started = match (splitter.has_partial(), line_started) {
-                (true, None) => Some(Instant::now()),
-                (true, started) => started,
                 (false, _) => None,
+                (true, Some(start)) if events.is_empty() => Some(start),
+                (true, _) => Some(Instant::now()),
             };
             for event in events {
                 if !self.answer(event, &mut writer).await {

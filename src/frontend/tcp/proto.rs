@@ -7,13 +7,22 @@ use zeroize::{Zeroize, Zeroizing};
 pub const MAX_LINE: usize = 256;
 const MAX_FIELD: usize = 64;
 
-/// What the splitter produced from the bytes received so far.
-#[derive(Debug, PartialEq, Eq)]
+/// What the splitter produced from the bytes received so far. `Debug` never shows a line.
+#[derive(PartialEq, Eq)]
 pub enum Event {
     /// A complete line without its terminator. Wiped on drop (it may hold a PIN).
     Line(Zeroizing<Vec<u8>>),
     /// A line passed the limit; its remaining bytes are discarded up to the next terminator.
     Overlong,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Line(line) => write!(f, "Line(<{} bytes>)", line.len()),
+            Event::Overlong => f.write_str("Overlong"),
+        }
+    }
 }
 
 /// Splits a byte stream into lines ending in CR, LF or CRLF; empty lines are skipped.
