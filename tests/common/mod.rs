@@ -2,6 +2,8 @@
 //! over TCP and through the CLI, and stops it by signal.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -216,6 +218,10 @@ impl Daemon {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -1,0 +1,277 @@
+//! End-to-end: serial keypads and relays on pseudo-terminal pairs, access rules, duress,
+//! unplug/replug without CPU spin. The real binary, started and stopped by signal.
+
+mod common;
+
+use common::pty::Pty;
+use common::Daemon;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const GRANTED: u8 = b'G';
+const DENIED: u8 = b'D';
+const ON: [u8; 4] = [0xA0, 0x01, 0x01, 0xA2];
+const OFF: [u8; 4] = [0xA0, 0x01, 0x00, 0xA1];
+const KEY_PAUSE: Duration = Duration::from_millis(20);
+
+fn door_config(dir: &Path, framing: &str, extra_device: &str) -> String {
+    format!(
+        r#"
+[[keypad]]
+port = "{keypad}"
+device = "front-door"
+framing = "{framing}"
+inter_key_timeout = "500ms"
+feedback = {{ granted = [71], denied = [68], busy = [66], locked_out = [76] }}
+
+[[door]]
+device = "front-door"
+actuator = "serial"
+port = "{relay}"
+on = [160, 1, 1, 162]
+off = [160, 1, 0, 161]
+pulse = "400ms"
+{extra_device}
+"#,
+        keypad = dir.join("keypad").display(),
+        relay = dir.join("relay").display(),
+    )
+}
+
+struct Site {
+    daemon: Daemon,
+    keypad: Pty,
+    relay: Pty,
+}
+
+impl Site {
+    fn start(framing: &str, top: &str, extra: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let keypad = Pty::plug(&dir.path().join("keypad"));
+        let relay = Pty::plug(&dir.path().join("relay"));
+        let text = door_config(dir.path(), framing, extra);
+        let top = format!("time_zone = \"UTC\"\n[lockout]\nfree_failures = 50\n{top}");
+        let daemon =
+            Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", &top).replace("{EXTRA}", &text));
+        // Keep the temp dir holding the symlinks alive with the daemon's.
+        std::mem::forget(dir);
+        let site = Site {
+            daemon,
+            keypad,
+            relay,
+        };
+        site.wait_audit("\"action\":\"connected\"");
+        site
+    }
+
+    fn wait_audit(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let audit = self
+                .daemon
+                .cli_ok(&["audit", "--json", "--last", "200"], None);
+            if audit.contains(needle) {
+                return audit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` in the audit log:\n{audit}\n{}",
+                self.daemon.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types a PIN and `#`, returns the feedback byte.
+    fn enter(&mut self, keys: &str) -> u8 {
+        self.keypad.type_slowly(keys.as_bytes(), KEY_PAUSE);
+        let got = self.keypad.read(1, Duration::from_secs(5));
+        assert_eq!(got.len(), 1, "one feedback byte for {keys:?}, got {got:?}");
+        got[0]
+    }
+}
+
+#[test]
+fn typed_keys_open_the_door_with_exactly_one_pulse() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    assert_eq!(s.enter("482913#"), GRANTED);
+    assert_eq!(
+        s.relay.read(4, Duration::from_secs(2)),
+        ON,
+        "relay on at once"
+    );
+    assert_eq!(
+        s.relay.read(4, Duration::from_secs(2)),
+        OFF,
+        "relay off after the pulse"
+    );
+    assert_eq!(s.enter("000111#"), DENIED);
+    assert!(
+        s.relay.read(1, Duration::from_millis(700)).is_empty(),
+        "no pulse for a denial"
+    );
+    assert_eq!(
+        s.enter("99*482913#"),
+        GRANTED,
+        "* clears what was typed before"
+    );
+    assert_eq!(s.relay.read(8, Duration::from_secs(2)), [ON, OFF].concat());
+    s.wait_audit("\"action\":\"unlock\"");
+}
+
+#[test]
+fn a_second_grant_during_a_pulse_extends_it() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    s.keypad.type_bytes(b"482913#");
+    assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    s.keypad.type_bytes(b"482913#");
+    let rest = s.relay.read(8, Duration::from_secs(2));
+    assert_eq!(rest, OFF, "one pulse, extended, then one off");
+    assert_eq!(s.keypad.read(2, Duration::from_secs(2)), [GRANTED, GRANTED]);
+    s.wait_audit("unlock_extended");
+}
+
+#[test]
+fn a_pause_between_keys_discards_the_entry_and_garbage_is_survived() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    s.keypad.type_slowly(b"482", KEY_PAUSE);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(s.enter("913#"), DENIED, "the first keys timed out");
+    s.keypad.type_bytes(&[0xff, 0x00, 0x1b, b'~', 0x80]);
+    assert_eq!(
+        s.enter("482913#"),
+        GRANTED,
+        "garbage bytes do not break the keypad"
+    );
+}
+
+#[test]
+fn wiegand8_bursts_are_decoded() {
+    let mut s = Site::start("wiegand8", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    let burst = |k: u8| ((!k & 0x0f) << 4) | k;
+    let mut bytes: Vec<u8> = [4, 8, 2, 9, 1, 3].into_iter().map(burst).collect();
+    bytes.push(burst(11));
+    s.keypad.type_slowly(&bytes, KEY_PAUSE);
+    assert_eq!(s.keypad.read(1, Duration::from_secs(5)), [GRANTED]);
+    s.keypad
+        .type_slowly(&[burst(4), 0x44, burst(8), burst(11)], KEY_PAUSE);
+    assert_eq!(
+        s.keypad.read(1, Duration::from_secs(5)),
+        [DENIED],
+        "a bad burst resets the entry"
+    );
+}
+
+#[test]
+fn the_duress_pin_opens_and_raises_a_silent_event() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    s.daemon.cli_ok(
+        &["user", "set-duress", "alice", "--pin-stdin"],
+        Some("730194"),
+    );
+    assert_eq!(s.enter("730194#"), GRANTED, "opens like the normal PIN");
+    assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    let audit = s.wait_audit("\"event\":\"duress\"");
+    assert!(audit.contains("\"user\":\"alice\""), "{audit}");
+    assert!(!audit.contains("730194"));
+}
+
+#[test]
+fn outside_the_door_schedule_nobody_enters() {
+    // A window that starts two hours from now (UTC) and lasts one hour, every day.
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60)
+        % 1440;
+    let hm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    let window = format!("Mon-Sun {}-{}", hm(now_min + 120), hm(now_min + 180));
+    let top = format!("[[schedule]]\nname = \"later\"\nwindows = [\"{window}\"]\n");
+    let mut s = Site::start("keys", &top, "");
+    // The device picks up the schedule through the config; rewrite it in place and restart.
+    let config = std::fs::read_to_string(&s.daemon.config).unwrap();
+    let config = config.replacen(
+        "kind = \"door\"",
+        "kind = \"door\"\nschedule = \"later\"",
+        1,
+    );
+    std::fs::write(&s.daemon.config, config).unwrap();
+    s.daemon.restart();
+    s.wait_audit("\"action\":\"connected\"");
+    s.daemon.add_user("alice", "staff", "482913");
+    assert_eq!(s.enter("482913#"), DENIED);
+    assert!(s.relay.read(1, Duration::from_millis(600)).is_empty());
+    s.wait_audit("outside_schedule");
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn an_unplugged_keypad_is_reopened_without_spinning() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    assert_eq!(s.enter("482913#"), GRANTED);
+    let link: PathBuf =
+        std::fs::read_link(s.daemon.config.parent().unwrap().join("x")).unwrap_or_default();
+    drop(link);
+    let keypad_link = keypad_link(&s);
+    drop(std::mem::replace(
+        &mut s.keypad,
+        Pty::plug(&keypad_link.with_extension("spare")),
+    ));
+    let _ = std::fs::remove_file(&keypad_link);
+    s.wait_audit("\"action\":\"disconnected\"");
+    let pid = s.daemon.pid();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 50,
+        "the daemon used {used} CPU ticks in 2 s with the keypad unplugged"
+    );
+    s.keypad = Pty::plug(&keypad_link);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .daemon
+        .cli_ok(&["audit", "--json", "--last", "50"], None)
+        .matches("\"action\":\"connected\"")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "keypad not reopened:\n{}",
+            s.daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        s.enter("482913#"),
+        GRANTED,
+        "works again without a daemon restart"
+    );
+}
+
+fn keypad_link(s: &Site) -> PathBuf {
+    let config = std::fs::read_to_string(&s.daemon.config).unwrap();
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("port = ") && l.contains("keypad"))
+        .unwrap();
+    PathBuf::from(line.trim_start_matches("port = ").trim_matches('"'))
+}
