@@ -275,3 +275,84 @@ fn keypad_link(s: &Site) -> PathBuf {
         .unwrap();
     PathBuf::from(line.trim_start_matches("port = ").trim_matches('"'))
 }
+
+#[test]
+fn an_absent_keypad_and_a_missing_relay_do_not_stop_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = door_config(dir.path(), "keys", "");
+    let top = "time_zone = \"UTC\"\n";
+    let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", top).replace("{EXTRA}", &text));
+    d.add_user("alice", "staff", "482913");
+    let mut keypad = Pty::plug(&dir.path().join("keypad"));
+    let deadline = Instant::now() + Duration::from_secs(35);
+    while !d
+        .cli_ok(&["audit", "--json"], None)
+        .contains("\"action\":\"connected\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "keypad plugged in late was never opened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    keypad.type_bytes(b"482913#");
+    assert_eq!(
+        keypad.read(1, Duration::from_secs(5)),
+        [GRANTED],
+        "a relay that cannot be opened does not turn a grant into a denial"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let audit = d.cli_ok(&["audit", "--json"], None);
+        if audit.contains("actuator_failed") {
+            assert!(audit.contains("cannot open relay"), "{audit}");
+            assert!(
+                audit.contains("\"action\":\"unavailable\""),
+                "the absent keypad was audited: {audit}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no actuator failure audited: {audit}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_command_actuator_runs_with_the_door_and_user_in_its_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("opened");
+    let keypad_path = dir.path().join("keypad");
+    let mut keypad = Pty::plug(&keypad_path);
+    let text = format!(
+        r#"
+[[keypad]]
+port = "{}"
+device = "front-door"
+feedback = {{ granted = [71], denied = [68] }}
+
+[[door]]
+device = "front-door"
+actuator = "command"
+command = ["/bin/sh", "-c", "echo \"$PINWARDEN_DOOR $PINWARDEN_USER\" >> {}"]
+command_timeout = "2s"
+"#,
+        keypad_path.display(),
+        out.display()
+    );
+    let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", "").replace("{EXTRA}", &text));
+    d.add_user("alice", "staff", "482913");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d
+        .cli_ok(&["audit", "--json"], None)
+        .contains("\"action\":\"connected\"")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    keypad.type_bytes(b"482913#");
+    assert_eq!(keypad.read(1, Duration::from_secs(5)), [GRANTED]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "front-door alice\n");
+}

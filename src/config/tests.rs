@@ -89,3 +89,47 @@ fn relative_paths_are_resolved_without_dot_components() {
     assert!(c.state_dir.is_absolute());
     assert!(!c.state_dir.to_string_lossy().contains("/./"));
 }
+
+fn door_base(extra: &str) -> String {
+    format!(
+        "state_dir = \"/tmp/pw\"\n{extra}\n[[device]]\nid = \"p\"\nkind = \"printer\"\nallow_groups = [\"staff\"]\n[[device]]\nid = \"d\"\nkind = \"door\"\nallow_groups = [\"staff\"]\n"
+    )
+}
+
+#[test]
+fn access_errors_name_the_key() {
+    #[rustfmt::skip]
+    let table = [
+        ("time_zone = \"Mars/Olympus\"", "time_zone: unknown time zone"),
+        ("[[schedule]]\nname = \"s\"\nwindows = [\"Mon-Fry 07:00-19:00\"]", "schedule[0] (\"s\")"),
+        ("[[group]]\nname = \"g\"\nschedule = \"nope\"", "group[0].schedule = \"nope\" is not a declared [[schedule]]"),
+        ("[[keypad]]\nport = \"/dev/x\"\ndevice = \"p\"", "keypad[0].device = \"p\" is a printer"),
+        ("[[keypad]]\nport = \"/dev/x\"\ndevice = \"d\"\nframing = \"morse\"", "keypad[0].framing"),
+        ("[[keypad]]\nport = \"/dev/x\"\ndevice = \"d\"\ninter_key_timeout = \"10ms\"", "keypad[0].inter_key_timeout"),
+        ("[[door]]\ndevice = \"d\"\nactuator = \"serial\"", "door[0].port is required"),
+        ("[[door]]\ndevice = \"d\"\nactuator = \"serial\"\nport = \"/dev/x\"", "door[0].on is required"),
+        ("[[door]]\ndevice = \"d\"\nactuator = \"command\"", "door[0].command is required"),
+        ("[[door]]\ndevice = \"d\"\nactuator = \"none\"\npulse = \"1h\"", "door[0].pulse"),
+        ("[[door]]\ndevice = \"d\"\nactuator = \"none\"\n[[door]]\ndevice = \"d\"\nactuator = \"none\"", "one actuator per door"),
+        ("[[door]]\ndevice = \"zz\"\nactuator = \"none\"", "door[0].device = \"zz\" is not a declared [[device]]"),
+    ];
+    for (extra, expected) in table {
+        let message = err(&door_base(extra));
+        assert!(
+            message.contains(expected),
+            "expected `{expected}` in: {message}"
+        );
+    }
+    let fail_open_printer = door_base("").replace(
+        "kind = \"printer\"",
+        "kind = \"printer\"\nfail_mode = \"open\"",
+    );
+    assert!(err(&fail_open_printer).contains("applies to doors only"));
+    let ok = door_base("time_zone = \"Europe/Berlin\"\n[[schedule]]\nname = \"office\"\nwindows = [\"Mon-Fri 07:00-19:00\"]\nholidays = [\"2026-12-25\"]\n[[group]]\nname = \"cleaners\"\nschedule = \"office\"\n[[keypad]]\nport = \"/dev/serial/by-id/kp\"\ndevice = \"d\"\nframing = \"wiegand8\"\n[[door]]\ndevice = \"d\"\nactuator = \"serial\"\nport = \"/dev/serial/by-id/relay\"\non = [0xA0, 1, 1, 0xA2]\noff = [0xA0, 1, 0, 0xA1]")
+        .replace("kind = \"door\"", "kind = \"door\"\nschedule = \"office\"\nfail_mode = \"open\"");
+    let c = Config::parse(&ok).unwrap();
+    assert_eq!(c.keypads.len(), 1);
+    assert_eq!(c.doors.len(), 1);
+    assert!(c.devices[&DeviceId("d".into())].fail_open);
+    assert!(c.render().contains("Mon-Fri 07:00-19:00"));
+}
