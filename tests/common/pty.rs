@@ -81,7 +81,7 @@ impl Pty {
         while got.len() < want && Instant::now() < deadline {
             match self.master.read(&mut buf) {
                 Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-                _ => std::thread::sleep(Duration::from_millis(5)),
+                _ => std::thread::sleep(Duration::from_micros(200)),
             }
         }
         got
