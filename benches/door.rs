@@ -4,6 +4,7 @@
 //! write in between). Real OWASP argon2 parameters; relay-side pulse timing, so every grant
 //! writes "on". Environment: BENCH_ENTRIES (200).
 
+#[allow(dead_code)] // shared with the tests, which use all of it
 #[path = "../tests/common/pty.rs"]
 mod pty;
 
