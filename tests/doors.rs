@@ -356,3 +356,87 @@ command_timeout = "2s"
     assert_eq!(keypad.read(1, Duration::from_secs(5)), [GRANTED]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "front-door alice\n");
 }
+
+#[test]
+fn card_then_pin_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypad_path = dir.path().join("keypad");
+    let mut keypad = Pty::plug(&keypad_path);
+    let text = format!(
+        r#"
+[[keypad]]
+port = "{}"
+device = "front-door"
+framing = "line"
+card_prefix = "C"
+card_then_pin = "700ms"
+require_card = true
+feedback = {{ granted = [71], denied = [68], card = [75] }}
+"#,
+        keypad_path.display()
+    );
+    let top = "[lockout]\nfree_failures = 50\n";
+    let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", top).replace("{EXTRA}", &text));
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--group",
+            "staff",
+            "--card",
+            "0004 82115",
+            "--pin-stdin",
+        ],
+        Some("482913"),
+    );
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--group",
+            "staff",
+            "--card",
+            "777001",
+            "--pin-stdin",
+        ],
+        Some("730194"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d
+        .cli_ok(&["audit", "--json"], None)
+        .contains("\"action\":\"connected\"")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut line = |text: &str| {
+        keypad.type_bytes(format!("{text}\r").as_bytes());
+        keypad.read(1, Duration::from_secs(5))
+    };
+    assert_eq!(line("C000482115"), b"K", "card read: waiting for the PIN");
+    assert_eq!(line("482913"), b"G", "alice's card then alice's PIN");
+    assert_eq!(
+        line("482913"),
+        b"D",
+        "a PIN without a card is refused where a card is required"
+    );
+    assert_eq!(line("C777001"), b"K");
+    assert_eq!(line("482913"), b"D", "bob's card with alice's PIN");
+    assert_eq!(line("C482115"), b"K");
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(line("482913"), b"D", "the window closed");
+    assert_eq!(line("C999999"), b"K");
+    assert_eq!(line("482913"), b"D", "an unknown card");
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    assert!(
+        audit.contains("\"credential\":\"card+pin\",\"user\":\"alice\",\"outcome\":\"grant\""),
+        "{audit}"
+    );
+    assert!(audit.contains("unknown_card"), "{audit}");
+    let show = d.cli_ok(&["user", "show", "alice", "--json"], None);
+    assert!(show.contains("\"482115\""), "stored normalised: {show}");
+    let taken = d.cli(&["user", "add", "carol", "--card", "482115"], None);
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already assigned"));
+}

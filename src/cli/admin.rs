@@ -105,6 +105,7 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             name,
             email,
             groups,
+            cards,
             pin,
         } => {
             let request = Request::UserAdd {
@@ -113,6 +114,7 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                     name,
                     email,
                     groups,
+                    cards,
                 },
                 pin: pin_fields(&pin)?,
                 generate: pin.generate,

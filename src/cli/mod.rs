@@ -78,6 +78,9 @@ pub enum UserCommand {
         /// A group (repeat for several).
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// A card number (repeat for several); stored normalised.
+        #[arg(long = "card")]
+        cards: Vec<String>,
         #[command(flatten)]
         pin: PinArgs,
     },

@@ -37,6 +37,18 @@ pub struct Feedback {
     pub denied: Vec<u8>,
     pub busy: Vec<u8>,
     pub locked_out: Vec<u8>,
+    /// Sent when a card was read and the reader waits for its PIN.
+    pub card: Vec<u8>,
+}
+
+/// Card-then-PIN on a `line` keypad whose reader sends card reads as prefixed lines.
+#[derive(Clone, Debug, Serialize)]
+pub struct CardThenPin {
+    pub prefix: String,
+    #[serde(serialize_with = "super::duration::serialize")]
+    pub window: Duration,
+    /// Refuse a PIN that does not follow a card.
+    pub required: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +60,7 @@ pub struct KeypadConfig {
     pub max_length: usize,
     #[serde(serialize_with = "super::duration::serialize")]
     pub inter_key_timeout: Duration,
+    pub card: Option<CardThenPin>,
     pub feedback: Feedback,
 }
 
@@ -147,7 +160,10 @@ pub fn validate_keypad(
             ))
         }
     };
-    let max_length = raw.max_length.unwrap_or(12);
+    // Card lines (prefix + number) are longer than PINs.
+    let max_length = raw
+        .max_length
+        .unwrap_or(if raw.card_prefix.is_some() { 32 } else { 12 });
     if !(4..=64).contains(&max_length) {
         return Err(format!("{key}.max_length = {max_length}: use 4 to 64"));
     }
@@ -159,6 +175,36 @@ pub fn validate_keypad(
     if inter_key_timeout < Duration::from_millis(100) {
         return Err(format!("{key}.inter_key_timeout must be at least 100ms"));
     }
+    let card = match &raw.card_prefix {
+        None if raw.card_then_pin.is_some() || raw.require_card => {
+            return Err(format!(
+                "{key}.card_then_pin and {key}.require_card need {key}.card_prefix: the text \
+                 that starts a card read, for example card_prefix = \"C\""
+            ))
+        }
+        None => None,
+        Some(prefix) => {
+            if framing != Framing::Line
+                || prefix.is_empty()
+                || !prefix.chars().all(|c| c.is_ascii_alphabetic())
+            {
+                return Err(format!(
+                    "{key}.card_prefix = \"{prefix}\": needs framing = \"line\" and one or \
+                     more letters (the reader sends card reads as lines such as C00482115)"
+                ));
+            }
+            let window = duration_key(
+                &format!("{key}.card_then_pin"),
+                raw.card_then_pin.as_deref(),
+                Duration::from_secs(10),
+            )?;
+            Some(CardThenPin {
+                prefix: prefix.clone(),
+                window,
+                required: raw.require_card,
+            })
+        }
+    };
     let f = &raw.feedback;
     Ok(KeypadConfig {
         port: absolute(&raw.port),
@@ -167,11 +213,13 @@ pub fn validate_keypad(
         framing,
         max_length,
         inter_key_timeout,
+        card,
         feedback: Feedback {
             granted: f.granted.clone().unwrap_or_default(),
             denied: f.denied.clone().unwrap_or_default(),
             busy: f.busy.clone().unwrap_or_default(),
             locked_out: f.locked_out.clone().unwrap_or_default(),
+            card: f.card.clone().unwrap_or_default(),
         },
     })
 }

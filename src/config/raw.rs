@@ -133,6 +133,7 @@ pub struct RawFeedback {
     pub denied: Option<Vec<u8>>,
     pub busy: Option<Vec<u8>>,
     pub locked_out: Option<Vec<u8>>,
+    pub card: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +145,10 @@ pub struct RawKeypad {
     pub framing: Option<String>,
     pub inter_key_timeout: Option<String>,
     pub max_length: Option<usize>,
+    pub card_prefix: Option<String>,
+    pub card_then_pin: Option<String>,
+    #[serde(default)]
+    pub require_card: bool,
     #[serde(default)]
     pub feedback: RawFeedback,
 }

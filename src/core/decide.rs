@@ -51,6 +51,7 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     let user = match (&view.candidate, &request.credential) {
         (None, Credential::Pin(_)) => return deny(DenyReason::UnknownPin),
         (None, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),
+        (None, Credential::CardPin { .. }) => return deny(DenyReason::UnknownCard),
         (Some(user), _) => user,
     };
     if user.pin.is_none() && user.duress.is_none() {
@@ -67,7 +68,7 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     let Some((pin, duress)) = matched else {
         return deny(match request.credential {
             Credential::Pin(_) => DenyReason::UnknownPin,
-            Credential::IdPin { .. } => DenyReason::WrongPin,
+            Credential::IdPin { .. } | Credential::CardPin { .. } => DenyReason::WrongPin,
         });
     };
     if view.user_locked {

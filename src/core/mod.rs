@@ -150,7 +150,8 @@ impl Core {
                 self.grant(&request, user, duress).await
             }
             Ok((Decision::Deny { reason }, user)) => {
-                self.commit_failure(&request, reason, &reserved, now).await;
+                self.commit_failure(reason, user.as_deref(), &reserved, now)
+                    .await;
                 self.deny(&request, user, reason).await
             }
         }
@@ -265,6 +266,10 @@ impl Core {
                 None => None,
             },
             Credential::IdPin { id, .. } => self.store.user(id)?,
+            Credential::CardPin { card, .. } => match self.store.card_owner(card)? {
+                Some(id) => self.store.user(&id)?,
+                None => None,
+            },
         };
         let user_locked = match &user {
             Some(u) => lockout::user_locked(
@@ -285,13 +290,13 @@ impl Core {
         Ok((decide::decide(&view, request, now), user_id))
     }
 
-    /// Keeps the reserved failures (auditing a lock they set), counts a wrong ID+PIN
-    /// against the user, then flushes so a power cut cannot reset the counters, before the
+    /// Keeps the reserved failures (auditing a lock they set), counts a wrong PIN for a
+    /// named user against that user, then flushes so a power cut cannot reset the counters, before the
     /// DENY is sent.
     async fn commit_failure(
         &self,
-        request: &AuthRequest,
         reason: DenyReason,
+        user: Option<&str>,
         reserved: &[(String, LockoutState)],
         now: Timestamp,
     ) {
@@ -315,8 +320,8 @@ impl Core {
             }
         }
         let max = self.lockout.user_max_failures;
-        if let (DenyReason::WrongPin, Credential::IdPin { id, .. }) = (reason, &request.credential)
-        {
+        // A wrong PIN for a named user (ID+PIN, card+PIN) counts against that user.
+        if let (DenyReason::WrongPin, Some(id)) = (reason, user) {
             let key = lockout::user_key(id);
             match self
                 .store

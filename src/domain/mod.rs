@@ -82,20 +82,37 @@ pub enum Credential {
     Pin(Pin),
     /// A user id followed by that user's PIN.
     IdPin { id: String, pin: Pin },
+    /// A card (normalised) followed, within the reader's window, by its holder's PIN.
+    CardPin { card: String, pin: Pin },
 }
 
 impl Credential {
     pub fn pin(&self) -> &Pin {
         match self {
-            Credential::Pin(pin) | Credential::IdPin { pin, .. } => pin,
+            Credential::Pin(pin)
+            | Credential::IdPin { pin, .. }
+            | Credential::CardPin { pin, .. } => pin,
         }
     }
     pub fn kind(&self) -> &'static str {
         match self {
             Credential::Pin(_) => "pin",
             Credential::IdPin { .. } => "id+pin",
+            Credential::CardPin { .. } => "card+pin",
         }
     }
+}
+
+/// The stored form of a card number: letters and digits only, upper case, leading zeros
+/// stripped (`0004 82115` and `482115` are one card). `None` when nothing is left.
+pub fn normalise_card(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let trimmed = kept.trim_start_matches('0');
+    (!trimmed.is_empty() && trimmed.len() <= 64).then(|| trimmed.to_string())
 }
 
 /// Where a request physically came from; used for lockout keys and the audit log.
@@ -131,6 +148,7 @@ pub struct AuthRequest {
 pub enum DenyReason {
     UnknownPin,
     UnknownUser,
+    UnknownCard,
     WrongPin,
     Disabled,
     NotYetValid,
@@ -158,6 +176,7 @@ impl DenyReason {
         match self {
             DenyReason::UnknownPin => "unknown_pin",
             DenyReason::UnknownUser => "unknown_user",
+            DenyReason::UnknownCard => "unknown_card",
             DenyReason::WrongPin => "wrong_pin",
             DenyReason::Disabled => "disabled",
             DenyReason::NotYetValid => "not_yet_valid",
@@ -265,6 +284,14 @@ mod tests {
             pin,
         };
         assert!(!format!("{cred:?}").contains("048213"));
+    }
+
+    #[test]
+    fn card_numbers_are_normalised() {
+        assert_eq!(normalise_card("0004 82115").as_deref(), Some("482115"));
+        assert_eq!(normalise_card("00ab-cd").as_deref(), Some("ABCD"));
+        assert_eq!(normalise_card("000"), None);
+        assert_eq!(normalise_card(" - "), None);
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl From<StoreError> for AdminError {
             StoreError::UserExists(id) => AdminError::UserExists(id),
             StoreError::NoSuchUser(id) => AdminError::NoSuchUser(id),
             StoreError::TagTaken => AdminError::Policy(PolicyViolation::NotUnique),
+            StoreError::CardTaken(card) => {
+                AdminError::Invalid(format!("card {card} is already assigned to another user"))
+            }
             StoreError::Unavailable(m) => AdminError::Store(m),
         }
     }
@@ -64,6 +67,22 @@ pub struct NewUser {
     pub email: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Card numbers as read; stored normalised.
+    #[serde(default)]
+    pub cards: Vec<String>,
+}
+
+/// Normalises card numbers; Err names the one that has no digits or letters.
+pub fn normalise_cards(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for card in raw {
+        let n = crate::domain::normalise_card(card)
+            .ok_or_else(|| format!("`{card}` is not a card number"))?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// A user as shown to an administrator: everything but the tag.
@@ -73,6 +92,8 @@ pub struct UserView {
     pub name: String,
     pub email: Option<String>,
     pub groups: Vec<String>,
+    #[serde(default)]
+    pub cards: Vec<String>,
     pub enabled: bool,
     pub origin: UserOrigin,
     pub valid_from: Option<Timestamp>,
@@ -249,6 +270,7 @@ impl UserAdmin {
         user.name = new.name;
         user.email = new.email;
         user.groups = new.groups;
+        user.cards = normalise_cards(&new.cards).map_err(AdminError::Invalid)?;
         let mut shown = None;
         if let Some(choice) = pin {
             let (record, generated) = self
@@ -391,6 +413,7 @@ impl UserAdmin {
             name: u.name,
             email: u.email,
             groups: u.groups,
+            cards: u.cards,
             enabled: u.enabled,
             origin: u.origin,
             valid_from: u.valid_from,
@@ -411,6 +434,7 @@ impl UserAdmin {
         let mut users = Vec::with_capacity(rows.len());
         let mut pins = Vec::new();
         let mut seen_ids: HashMap<String, usize> = HashMap::new();
+        let mut seen_cards: HashMap<String, usize> = HashMap::new();
         for row in rows {
             let line = row.line;
             // The daemon re-checks what the CLI's parser checked: a control-socket client
@@ -420,6 +444,7 @@ impl UserAdmin {
                 name: row.name.clone(),
                 email: row.email.clone(),
                 groups: row.groups.clone(),
+                cards: Vec::new(),
             };
             if let Err(e) = validate_new(&shape) {
                 problems.push(ImportProblem {
@@ -443,7 +468,27 @@ impl UserAdmin {
             user.name = row.name;
             user.email = row.email;
             user.groups = row.groups;
-            user.cards = row.cards;
+            user.cards = match normalise_cards(&row.cards) {
+                Ok(cards) => cards,
+                Err(e) => {
+                    problems.push(ImportProblem { line, message: e });
+                    continue;
+                }
+            };
+            for card in &user.cards {
+                let elsewhere = match seen_cards.insert(card.clone(), line) {
+                    Some(other) => Some(format!("card {card} is also on line {other}")),
+                    None => match self.store.card_owner(card)? {
+                        Some(owner) if owner != user.id => {
+                            Some(format!("card {card} is already assigned to another user"))
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(message) = elsewhere {
+                    problems.push(ImportProblem { line, message });
+                }
+            }
             if let Some(pin) = row.pin {
                 match self.policy.check(&pin, &user.id, &user.cards) {
                     Ok(()) => pins.push((users.len(), line, pin)),

@@ -22,6 +22,8 @@ pub enum StoreError {
     /// Another user already owns this PIN tag. Deliberately does not say who.
     #[error("this PIN is not available; choose another")]
     TagTaken,
+    #[error("card {0} is already assigned to another user")]
+    CardTaken(String),
 }
 
 /// Errors opening a store; each says how to fix it.
@@ -78,7 +80,9 @@ pub trait Store: Send + Sync + 'static {
     fn user(&self, id: &str) -> Result<Option<User>>;
     /// The id of the user owning `tag`, if any.
     fn tag_owner(&self, tag: &Tag) -> Result<Option<String>>;
-    /// Inserts a new user; fails with `UserExists` or `TagTaken`.
+    /// The id of the user holding the (normalised) card, if any.
+    fn card_owner(&self, card: &str) -> Result<Option<String>>;
+    /// Inserts a new user; fails with `UserExists`, `TagTaken` or `CardTaken`.
     fn insert_user(&self, user: &User) -> Result<()>;
     /// Replaces an existing user, keeping the tag index in step; `NoSuchUser`, `TagTaken`.
     fn update_user(&self, user: &User) -> Result<()>;

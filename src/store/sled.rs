@@ -15,6 +15,7 @@ pub struct SledStore {
     db: Db,
     users: Tree,
     tags: Tree,
+    cards: Tree,
     lockouts: Tree,
     audit: Tree,
     meta: Tree,
@@ -59,15 +60,50 @@ fn bump_count(meta: &TransactionalTree, delta: i64) -> TxResult<()> {
     Ok(())
 }
 
-/// Writes `user` into the transaction, moving its tag entry; `insert` refuses an existing id.
-fn put_user_tx(
-    users: &TransactionalTree,
-    tags: &TransactionalTree,
-    meta: &TransactionalTree,
-    user: &User,
-    insert_only: bool,
-) -> TxResult<bool> {
-    let old = match users.get(user.id.as_bytes())? {
+/// Moves `id`'s entries in an index (PIN tags, card ids) from `old` keys to `new` keys,
+/// refusing a key another user holds.
+fn reindex(
+    index: &TransactionalTree,
+    id: &str,
+    old: &[Vec<u8>],
+    new: &[Vec<u8>],
+    taken: impl Fn(&[u8]) -> StoreError,
+) -> TxResult<()> {
+    for key in new {
+        if let Some(owner) = index.get(key)? {
+            if owner.as_ref() != id.as_bytes() {
+                return abort(taken(key));
+            }
+        }
+        index.insert(key.as_slice(), id.as_bytes())?;
+    }
+    for key in old.iter().filter(|k| !new.contains(k)) {
+        if index.get(key)?.as_deref() == Some(id.as_bytes()) {
+            index.remove(key.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+fn tag_keys(user: &User) -> Vec<Vec<u8>> {
+    user.tags().iter().map(|t| t.as_bytes().to_vec()).collect()
+}
+
+fn card_keys(user: &User) -> Vec<Vec<u8>> {
+    user.cards.iter().map(|c| c.as_bytes().to_vec()).collect()
+}
+
+struct TxTrees<'a> {
+    users: &'a TransactionalTree,
+    tags: &'a TransactionalTree,
+    cards: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+/// Writes `user` into the transaction, moving its index entries; `insert_only` refuses an
+/// existing id. Returns whether the user is new.
+fn put_user_tx(t: &TxTrees<'_>, user: &User, insert_only: bool) -> TxResult<bool> {
+    let old = match t.users.get(user.id.as_bytes())? {
         Some(bytes) => match decode::<User>("user", &bytes) {
             Ok(u) => Some(u),
             Err(e) => return abort(e),
@@ -77,24 +113,19 @@ fn put_user_tx(
     if insert_only && old.is_some() {
         return abort(StoreError::UserExists(user.id.clone()));
     }
-    let old_tags = old.as_ref().map(User::tags).unwrap_or_default();
-    let new_tags = user.tags();
-    for tag in &new_tags {
-        if let Some(owner) = tags.get(tag.as_bytes())? {
-            if owner.as_ref() != user.id.as_bytes() {
-                return abort(StoreError::TagTaken);
-            }
-        }
-        tags.insert(tag.as_bytes(), user.id.as_bytes())?;
-    }
-    for tag in old_tags.iter().filter(|t| !new_tags.contains(t)) {
-        if tags.get(tag.as_bytes())?.as_deref() == Some(user.id.as_bytes()) {
-            tags.remove(tag.as_bytes())?;
-        }
-    }
-    users.insert(user.id.as_bytes(), encode(user))?;
+    let (old_tags, old_cards) = old
+        .as_ref()
+        .map(|u| (tag_keys(u), card_keys(u)))
+        .unwrap_or_default();
+    reindex(t.tags, &user.id, &old_tags, &tag_keys(user), |_| {
+        StoreError::TagTaken
+    })?;
+    reindex(t.cards, &user.id, &old_cards, &card_keys(user), |k| {
+        StoreError::CardTaken(String::from_utf8_lossy(k).into_owned())
+    })?;
+    t.users.insert(user.id.as_bytes(), encode(user))?;
     if old.is_none() {
-        bump_count(meta, 1)?;
+        bump_count(t.meta, 1)?;
     }
     Ok(old.is_none())
 }
@@ -137,6 +168,7 @@ impl SledStore {
         let store = SledStore {
             users: tree("users")?,
             tags: tree("pin_tags")?,
+            cards: tree("card_ids")?,
             lockouts: tree("lockouts")?,
             audit: tree("audit")?,
             meta: tree("meta")?,
@@ -153,6 +185,10 @@ impl SledStore {
             created,
             moved_aside,
         })
+    }
+
+    fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree) {
+        (&self.users, &self.tags, &self.cards, &self.meta)
     }
 
     fn check_meta(
@@ -264,28 +300,57 @@ impl Store for SledStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    fn card_owner(&self, card: &str) -> Result<Option<String>> {
+        Ok(self
+            .cards
+            .get(card.as_bytes())
+            .map_err(unavailable)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     fn insert_user(&self, user: &User) -> Result<()> {
-        (&self.users, &self.tags, &self.meta)
-            .transaction(|(u, t, m)| put_user_tx(u, t, m, user, true))
+        self.trees()
+            .transaction(|(users, tags, cards, meta)| {
+                put_user_tx(
+                    &TxTrees {
+                        users,
+                        tags,
+                        cards,
+                        meta,
+                    },
+                    user,
+                    true,
+                )
+            })
             .map(|_| ())
             .map_err(tx_error)
     }
 
     fn update_user(&self, user: &User) -> Result<()> {
-        (&self.users, &self.tags, &self.meta)
-            .transaction(|(u, t, m)| {
-                if u.get(user.id.as_bytes())?.is_none() {
+        self.trees()
+            .transaction(|(users, tags, cards, meta)| {
+                if users.get(user.id.as_bytes())?.is_none() {
                     return abort(StoreError::NoSuchUser(user.id.clone()));
                 }
-                put_user_tx(u, t, m, user, false)
+                put_user_tx(
+                    &TxTrees {
+                        users,
+                        tags,
+                        cards,
+                        meta,
+                    },
+                    user,
+                    false,
+                )
             })
             .map(|_| ())
             .map_err(tx_error)
     }
 
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
-        let removed = (&self.users, &self.tags, &self.meta)
-            .transaction(|(u, t, m)| {
+        let removed = self
+            .trees()
+            .transaction(|(u, t, c, m)| {
                 let Some(bytes) = u.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -293,11 +358,8 @@ impl Store for SledStore {
                     Ok(user) => user,
                     Err(e) => return abort(e),
                 };
-                for tag in user.tags() {
-                    if t.get(tag.as_bytes())?.as_deref() == Some(id.as_bytes()) {
-                        t.remove(tag.as_bytes())?;
-                    }
-                }
+                reindex(t, id, &tag_keys(&user), &[], |_| StoreError::TagTaken)?;
+                reindex(c, id, &card_keys(&user), &[], |_| StoreError::TagTaken)?;
                 bump_count(m, -1)?;
                 Ok(Some(user))
             })
@@ -309,11 +371,17 @@ impl Store for SledStore {
     }
 
     fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
-        (&self.users, &self.tags, &self.meta)
-            .transaction(|(u, t, m)| {
+        self.trees()
+            .transaction(|(users_tx, tags, cards, meta)| {
+                let trees = TxTrees {
+                    users: users_tx,
+                    tags,
+                    cards,
+                    meta,
+                };
                 let mut outcome = ImportOutcome::default();
                 for user in users {
-                    if put_user_tx(u, t, m, user, false)? {
+                    if put_user_tx(&trees, user, false)? {
                         outcome.added += 1;
                     } else {
                         outcome.updated += 1;

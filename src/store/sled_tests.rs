@@ -199,3 +199,28 @@ fn lockouts_and_audit_persist_across_reopen() {
     );
     assert_eq!(s.audit_tail(10).unwrap().len(), 2);
 }
+
+#[test]
+fn card_index_is_unique_and_follows_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut alice = user("alice", Some(1));
+    alice.cards = vec!["482115".into()];
+    s.insert_user(&alice).unwrap();
+    let mut bob = user("bob", Some(2));
+    bob.cards = vec!["482115".into()];
+    assert!(matches!(s.insert_user(&bob), Err(StoreError::CardTaken(c)) if c == "482115"));
+    assert!(s.user("bob").unwrap().is_none(), "nothing written");
+    assert_eq!(s.card_owner("482115").unwrap().as_deref(), Some("alice"));
+    alice.cards = vec!["99".into()];
+    s.update_user(&alice).unwrap();
+    assert_eq!(
+        s.card_owner("482115").unwrap(),
+        None,
+        "the old card is released"
+    );
+    s.insert_user(&bob).unwrap();
+    s.remove_user("alice").unwrap();
+    assert_eq!(s.card_owner("99").unwrap(), None);
+    assert_eq!(s.card_owner("482115").unwrap().as_deref(), Some("bob"));
+}

@@ -70,6 +70,7 @@ async fn session(
         inter_key_timeout: config.inter_key_timeout,
     });
     let mut buf = [0u8; 64];
+    let mut pending = PendingCard::default();
     loop {
         let deadline = decoder.deadline().map(tokio::time::Instant::from_std);
         let read = tokio::select! {
@@ -90,10 +91,52 @@ async fn session(
         let events = decoder.push(&buf[..n], tokio::time::Instant::now().into_std());
         buf[..n].zeroize();
         for event in events {
-            if let Err(e) = answer(event, &mut port, config, core).await {
+            if let Err(e) = answer(event, &mut port, config, core, &mut pending).await {
                 return format!("feedback write failed: {e}");
             }
         }
+    }
+}
+
+/// A card read waiting for its PIN.
+#[derive(Default)]
+struct PendingCard(Option<(String, std::time::Instant)>);
+
+impl PendingCard {
+    /// The card, if one was read within the window; consumed either way.
+    fn take(&mut self, now: std::time::Instant) -> Option<String> {
+        self.0
+            .take()
+            .filter(|(_, until)| now < *until)
+            .map(|(card, _)| card)
+    }
+}
+
+/// Turns a submitted entry into a credential: a card read (kept for the PIN that follows),
+/// a PIN after a card, or a PIN alone.
+fn credential(
+    pin: crate::domain::Pin,
+    config: &KeypadConfig,
+    pending: &mut PendingCard,
+) -> Result<Credential, Option<String>> {
+    let now = tokio::time::Instant::now().into_std();
+    let Some(card_cfg) = &config.card else {
+        return Ok(Credential::Pin(pin));
+    };
+    if let Some(raw) = pin.expose().strip_prefix(card_cfg.prefix.as_str()) {
+        let card = crate::domain::normalise_card(raw);
+        pending.0 = card.clone().map(|c| (c, now + card_cfg.window));
+        return Err(card);
+    }
+    match pending.take(now) {
+        Some(card) => Ok(Credential::CardPin { card, pin }),
+        // A PIN without a card where one is required: checked against no card, so it is
+        // denied like any other wrong credential, at the same cost.
+        None if card_cfg.required => Ok(Credential::CardPin {
+            card: String::new(),
+            pin,
+        }),
+        None => Ok(Credential::Pin(pin)),
     }
 }
 
@@ -102,26 +145,46 @@ async fn answer(
     port: &mut crate::serial::Port,
     config: &KeypadConfig,
     core: &Core,
+    pending: &mut PendingCard,
 ) -> std::io::Result<()> {
     let KeypadEvent::Submit(pin) = event else {
         tracing::debug!(?event, device = %config.device, "keypad entry discarded");
         return Ok(());
     };
+    let feedback = &config.feedback;
+    let credential = match credential(pin, config, pending) {
+        Ok(credential) => credential,
+        Err(card) => {
+            tracing::debug!(device = %config.device, read = card.is_some(), "card read; waiting for the PIN");
+            return write_feedback(
+                port,
+                if card.is_some() {
+                    &feedback.card
+                } else {
+                    &feedback.denied
+                },
+            )
+            .await;
+        }
+    };
     let request = AuthRequest {
         device: config.device.clone(),
-        credential: Credential::Pin(pin),
+        credential,
         origin: Origin::Keypad {
             port: config.port.display().to_string(),
         },
         received_at: Timestamp::now(),
     };
-    let feedback = &config.feedback;
     let bytes = match core.handle(request).await {
         Outcome::Granted { .. } => &feedback.granted,
         Outcome::Denied => &feedback.denied,
         Outcome::LockedOut => &feedback.locked_out,
         Outcome::Busy => &feedback.busy,
     };
+    write_feedback(port, bytes).await
+}
+
+async fn write_feedback(port: &mut crate::serial::Port, bytes: &[u8]) -> std::io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
