@@ -55,6 +55,9 @@ PIN=$(pw user add hil-user --group staff --generate 2>/dev/null); pass
 
 if [ -n "${SIMULATED:-}" ]; then
     exec 5<>"$WORK/keypad-far" 6<>"$WORK/relay-far"
+    step "the door relocks at start (off bytes first)"
+    relay=$(timeout 3 head -c 4 <&6 | od -An -tu1 | tr -s ' ' | sed 's/^ //')
+    [ "$relay" = "160 1 0 161" ] && pass || fail "relay bytes: $relay"
     press() { for ((i = 0; i < ${#1}; i++)); do printf '%s' "${1:i:1}" >&5; sleep 0.05; done; }
     step "the PIN typed key by key gives the granted byte"
     press "$PIN#"; IFS= read -r -t 5 -N 1 fb <&5 || true; [ "${fb:-}" = G ] && pass || fail "feedback '${fb:-}'"

@@ -46,9 +46,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .doors
         .iter()
         .map(|d| {
+            let audit = actions::door_audit(Arc::clone(&store), d.device.clone());
             (
                 d.device.clone(),
-                Door::spawn(d.clone(), shutdown.clone(), &tasks),
+                Door::spawn(d.clone(), audit, shutdown.clone(), &tasks),
             )
         })
         .collect();

@@ -55,12 +55,18 @@ impl Site {
             Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", &top).replace("{EXTRA}", &text));
         // Keep the temp dir holding the symlinks alive with the daemon's.
         std::mem::forget(dir);
-        let site = Site {
+        let mut site = Site {
             daemon,
             keypad,
             relay,
         };
         site.wait_audit("\"action\":\"connected\"");
+        // The door relocks at start (a crash may have left the relay on).
+        assert_eq!(
+            site.relay.read(4, Duration::from_secs(3)),
+            OFF,
+            "relock at start"
+        );
         site
     }
 
@@ -126,9 +132,16 @@ fn a_second_grant_during_a_pulse_extends_it() {
     s.daemon.add_user("alice", "staff", "482913");
     s.keypad.type_bytes(b"482913#");
     assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    std::thread::sleep(Duration::from_millis(250));
     s.keypad.type_bytes(b"482913#");
+    let second = Instant::now();
     let rest = s.relay.read(8, Duration::from_secs(2));
     assert_eq!(rest, OFF, "one pulse, extended, then one off");
+    let held = second.elapsed();
+    assert!(
+        held >= Duration::from_millis(330),
+        "the pulse was extended from the second grant: off after {held:?}"
+    );
     assert_eq!(s.keypad.read(2, Duration::from_secs(2)), [GRANTED, GRANTED]);
     s.wait_audit("unlock_extended");
 }
@@ -170,9 +183,23 @@ fn wiegand8_bursts_are_decoded() {
 fn the_duress_pin_opens_and_raises_a_silent_event() {
     let mut s = Site::start("keys", "", "");
     s.daemon.add_user("alice", "staff", "482913");
+    assert_eq!(s.enter("482913#"), GRANTED);
+    assert_eq!(s.relay.read(8, Duration::from_secs(2)), [ON, OFF].concat());
     s.daemon.cli_ok(
         &["user", "set-duress", "alice", "--pin-stdin"],
         Some("730194"),
+    );
+    let before = s.daemon.cli_ok(&["audit", "--json"], None);
+    assert!(
+        !before.contains("\"event\":\"duress\""),
+        "the normal PIN raised no alarm"
+    );
+    let same = s
+        .daemon
+        .cli(&["user", "set-pin", "alice", "--pin-stdin"], Some("730194"));
+    assert!(
+        !same.status.success(),
+        "a PIN equal to the duress PIN is refused"
     );
     assert_eq!(s.enter("730194#"), GRANTED, "opens like the normal PIN");
     assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
@@ -204,6 +231,11 @@ fn outside_the_door_schedule_nobody_enters() {
     std::fs::write(&s.daemon.config, config).unwrap();
     s.daemon.restart();
     s.wait_audit("\"action\":\"connected\"");
+    assert_eq!(
+        s.relay.read(4, Duration::from_secs(3)),
+        OFF,
+        "relock at start"
+    );
     s.daemon.add_user("alice", "staff", "482913");
     assert_eq!(s.enter("482913#"), DENIED);
     assert!(s.relay.read(1, Duration::from_millis(600)).is_empty());
@@ -298,8 +330,8 @@ fn an_absent_keypad_and_a_missing_relay_do_not_stop_the_daemon() {
     keypad.type_bytes(b"482913#");
     assert_eq!(
         keypad.read(1, Duration::from_secs(5)),
-        [GRANTED],
-        "a relay that cannot be opened does not turn a grant into a denial"
+        [b'B'],
+        "granted, but the door did not open: the keypad says try again, not granted"
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -439,4 +471,18 @@ feedback = {{ granted = [71], denied = [68], card = [75] }}
     assert!(show.contains("\"482115\""), "stored normalised: {show}");
     let taken = d.cli(&["user", "add", "carol", "--card", "482115"], None);
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already assigned"));
+}
+
+#[test]
+fn the_door_is_relocked_at_shutdown_in_the_middle_of_a_pulse() {
+    let mut s = Site::start("keys", "", "");
+    s.daemon.add_user("alice", "staff", "482913");
+    assert_eq!(s.enter("482913#"), GRANTED);
+    assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    s.daemon.stop();
+    assert_eq!(
+        s.relay.read(4, Duration::from_secs(2)),
+        OFF,
+        "relocked before exit"
+    );
 }

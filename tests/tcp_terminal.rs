@@ -298,3 +298,18 @@ fn concurrent_guesses_cannot_overrun_the_budget() {
         "{computed} argon2 computations for a budget of 3"
     );
 }
+
+#[test]
+fn concurrent_valid_logins_are_never_refused_by_the_budget() {
+    let d = Daemon::start_with(STRICT_LOCKOUT, common::DEFAULT_TCP);
+    d.add_user("alice", "staff", "482913");
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = d.tcp;
+            std::thread::spawn(move || Terminal::connect(addr).ask("PIN 482913"))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), "OK alice 0");
+    }
+}

@@ -59,15 +59,23 @@ pub struct Door {
     tx: mpsc::Sender<Request>,
 }
 
+/// Reports what a door did or failed to do (action, detail) to the audit log.
+pub type DoorAudit = std::sync::Arc<dyn Fn(&str, Option<String>) + Send + Sync>;
+
+/// How long shutdown keeps retrying a relock that fails.
+const RELOCK_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+
 impl Door {
-    /// Starts the door's task; it runs until `shutdown`, then relocks.
+    /// Starts the door's task: it relocks first (a crash may have left the relay on), runs
+    /// until `shutdown`, then relocks again.
     pub fn spawn(
         config: DoorConfig,
+        audit: DoorAudit,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Door {
         let (tx, rx) = mpsc::channel(16);
-        tracker.spawn(run(config, rx, shutdown));
+        tracker.spawn(run(config, audit, rx, shutdown));
         Door { tx }
     }
 
@@ -156,18 +164,42 @@ impl Relay {
     }
 }
 
-async fn run(config: DoorConfig, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
+/// The door task. `relock_due` is set whenever the relay must be switched off (pulse end,
+/// start-up, a failed "on"); a failed "off" is retried with back-off until it succeeds, and
+/// every failure is audited: a door must never stay open because one write failed.
+async fn run(
+    config: DoorConfig,
+    audit: DoorAudit,
+    mut rx: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+) {
     let pulse = config.pulse;
     let mut relay = Relay { config, port: None };
     let mut open_until: Option<Instant> = None;
+    let mut relock_due: Option<Instant> = relay.times_pulse().then(Instant::now);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
-        let deadline = open_until;
+        let wake = match (open_until, relock_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
-                open_until = None;
-                if let Err(e) = relay.off().await {
-                    tracing::error!(door = %relay.config.device, error = %e, "could not relock");
+            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await }, if wake.is_some() => {
+                if open_until.is_some_and(|t| t <= Instant::now()) {
+                    open_until = None;
+                    relock_due = Some(Instant::now());
+                }
+                if relock_due.is_some_and(|t| t <= Instant::now()) {
+                    relock_due = match relay.off().await {
+                        Ok(()) => { backoff.reset(); None }
+                        Err(e) => {
+                            tracing::error!(door = %relay.config.device, error = %e, "relock failed; retrying");
+                            audit("relock_failed", Some(e));
+                            Some(Instant::now() + backoff.next_delay())
+                        }
+                    };
                 }
             }
             request = rx.recv() => {
@@ -180,12 +212,15 @@ async fn run(config: DoorConfig, mut rx: mpsc::Receiver<Request>, shutdown: Canc
                         Ok(()) => {
                             if relay.times_pulse() {
                                 open_until = Some(Instant::now() + pulse);
+                                relock_due = None;
                             }
                             UnlockResult::Unlocked
                         }
                         Err(e) => {
-                            // After a failed "on", make sure the door is not left half open.
-                            let _ = relay.off().await;
+                            // The "on" may have half-worked: make sure the door relocks.
+                            if relay.times_pulse() {
+                                relock_due = Some(Instant::now());
+                            }
                             UnlockResult::Failed(e)
                         }
                     }
@@ -194,9 +229,22 @@ async fn run(config: DoorConfig, mut rx: mpsc::Receiver<Request>, shutdown: Canc
             }
         }
     }
-    if open_until.is_some() {
-        if let Err(e) = relay.off().await {
-            tracing::error!(door = %relay.config.device, error = %e, "could not relock at shutdown");
+    if open_until.is_some() || relock_due.is_some() {
+        relock_at_shutdown(&mut relay, &audit).await;
+    }
+}
+
+async fn relock_at_shutdown(relay: &mut Relay, audit: &DoorAudit) {
+    let deadline = Instant::now() + RELOCK_AT_SHUTDOWN;
+    loop {
+        match relay.off().await {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => {
+                tracing::error!(door = %relay.config.device, error = %e, "could not relock at shutdown");
+                audit("relock_failed", Some(format!("at shutdown: {e}")));
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }

@@ -74,6 +74,11 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if view.user_locked {
         return deny(DenyReason::UserLockedOut);
     }
+    // The duress PIN is only good while the user's own PIN is.
+    let own_pin_dead = |p: &crate::domain::PinRecord| p.expires_at.is_some_and(|at| now >= at);
+    if duress && user.pin.as_ref().is_none_or(own_pin_dead) {
+        return deny(DenyReason::PinExpired);
+    }
     if !user.enabled {
         return deny(DenyReason::Disabled);
     }

@@ -2,9 +2,9 @@
 //! `free_failures` failures are free, each further one locks for `initial_backoff` doubling
 //! up to `max_backoff`, and one failure is forgiven per `forgive_every`, so sustained
 //! guessing is held to that rate whatever the attacker does. A grant does not reset the
-//! bucket (someone holding one valid PIN must not buy more guesses). Every attempt reserves
-//! a failure before any argon2 work and a grant refunds it, so concurrent attempts cannot
-//! overrun the budget. Users have a hard limit of consecutive wrong ID+PIN attempts.
+//! bucket (someone holding one valid PIN must not buy more guesses). `admits` bounds the
+//! attempts in flight under a key by the budget left, so concurrent attempts cannot overrun
+//! it. Users have a hard limit of consecutive wrong ID+PIN attempts.
 //! Persistence is the caller's job; time is passed in.
 
 use crate::config::LockoutPolicy;
@@ -70,7 +70,7 @@ pub fn backoff(failures: u32, policy: &LockoutPolicy) -> Option<Duration> {
     )
 }
 
-/// Records one failure (or reserves one for an attempt in progress).
+/// Records one failure.
 pub fn on_failure(
     state: Option<LockoutState>,
     policy: &LockoutPolicy,
@@ -83,15 +83,12 @@ pub fn on_failure(
     s
 }
 
-/// Returns a reserved failure for an attempt that turned out not to be one. A lock that
-/// the reservation itself set is lifted; `None` when the bucket is empty again.
-pub fn refund(state: Option<LockoutState>, policy: &LockoutPolicy) -> Option<LockoutState> {
-    let mut s = state?;
-    s.failures = s.failures.saturating_sub(1);
-    if backoff(s.failures, policy).is_none() {
-        s.locked_until = None;
-    }
-    (s.failures > 0 || s.locked_until.is_some()).then_some(s)
+/// How many attempts may be in flight under a key at `now`: the failures left in the free
+/// budget, and at least one (so that over budget attempts go one at a time and each
+/// failure's lock applies before the next guess is hashed).
+pub fn admits(state: Option<LockoutState>, policy: &LockoutPolicy, now: Timestamp) -> u32 {
+    let level = leaked(state, policy, now).failures;
+    policy.free_failures.saturating_sub(level).max(1)
 }
 
 /// Records one failed ID+PIN attempt for a user: counted, never time-limited.

@@ -87,26 +87,20 @@ fn sustained_guessing_is_held_to_the_forgiveness_rate() {
 }
 
 #[test]
-fn a_refund_undoes_a_reservation() {
+fn admission_shrinks_with_the_budget_left() {
     let p = policy();
     let t0 = Timestamp::from_millis(0);
+    assert_eq!(admits(None, &p, t0), 5);
     let mut s = None;
+    for _ in 0..3 {
+        s = Some(on_failure(s, &p, t0));
+    }
+    assert_eq!(admits(s, &p, t0), 2);
     for _ in 0..5 {
         s = Some(on_failure(s, &p, t0));
     }
-    let reserved = on_failure(s, &p, t0);
-    assert!(
-        is_locked(Some(reserved), t0),
-        "a concurrent attempt sees the lock"
-    );
-    let back = refund(Some(reserved), &p);
-    assert_eq!(back.map(|b| b.failures), Some(5));
-    assert!(!is_locked(back, t0));
-    assert_eq!(
-        refund(Some(on_failure(None, &p, t0)), &p),
-        None,
-        "empty bucket is deleted"
-    );
+    assert_eq!(admits(s, &p, t0), 1, "over budget: one at a time");
+    assert_eq!(admits(s, &p, t0.plus(secs(24 * 3600))), 5, "drained");
 }
 
 #[test]

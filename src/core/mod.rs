@@ -1,6 +1,7 @@
-//! The authentication core: reads what a decision needs from the store, computes exactly one
-//! tag on the bounded pool, calls the pure `decide`, persists lockout counters (flushed before
-//! a DENY is returned), runs the grant's actions (door unlock) and audits. Frontends call
+//! The authentication core: admits an attempt under its lockout keys, computes exactly one
+//! tag on the bounded pool, reads what the decision needs, calls the pure `decide`, persists
+//! lockout counters (flushed before a DENY is returned), runs the grant's actions (door
+//! unlock) and audits. Frontends call
 //! this; it never parses bytes.
 
 pub mod decide;
@@ -10,13 +11,11 @@ pub mod schedule;
 use crate::config::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
-    AuditEvent, AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, LockoutState,
-    Timestamp,
+    AuditEvent, AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
 use crate::store::Store;
 use decide::{AccessRules, DeviceRules, View};
 use serde::Serialize;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin as StdPin;
@@ -26,9 +25,11 @@ use std::sync::Arc;
 /// What a frontend tells the person. `Denied` carries no reason: the wire is uniform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// `action_failed`: granted, but the door actuator (or print release) failed.
     Granted {
         user: String,
         released: u32,
+        action_failed: bool,
     },
     Denied,
     /// Denied because the device or source is inside a lockout (keypads may signal it).
@@ -41,6 +42,8 @@ pub enum Outcome {
 pub struct ActionReport {
     /// Print jobs released (0 for doors).
     pub released: u32,
+    /// The actuator failed (already audited by the action).
+    pub failed: bool,
 }
 
 pub type ActionFuture<'a> = StdPin<Box<dyn Future<Output = ActionReport> + Send + 'a>>;
@@ -73,6 +76,7 @@ pub struct Core {
     access: AccessRules,
     lockout: LockoutPolicy,
     actions: Arc<dyn Actions>,
+    gate: Gate,
     granted: AtomicU64,
     denied: AtomicU64,
     busy: AtomicU64,
@@ -88,7 +92,46 @@ fn budget_keys(request: &AuthRequest) -> Vec<String> {
     keys
 }
 
-type Evaluated = (Decision, Option<String>);
+/// The decision, the user found (if any), and whether the user's duress PIN was presented.
+type Evaluated = (Decision, Option<String>, bool);
+
+/// How long an attempt may wait for admission before the terminal is told BUSY.
+const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Attempts in flight per budget key (see `lockout::admits`).
+#[derive(Default)]
+struct Gate {
+    inflight: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    changed: tokio::sync::Notify,
+}
+
+/// An admitted attempt's places under its keys, given back when dropped.
+struct Admitted<'a> {
+    gate: &'a Gate,
+    keys: Vec<String>,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        let mut inflight = self.gate.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = inflight.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    inflight.remove(key);
+                }
+            }
+        }
+        drop(inflight);
+        self.gate.changed.notify_waiters();
+    }
+}
+
+enum Admission<'a> {
+    Admitted(Admitted<'a>),
+    Locked,
+    TimedOut,
+}
 
 impl Core {
     pub fn new(
@@ -106,6 +149,7 @@ impl Core {
             access,
             lockout,
             actions,
+            gate: Gate::default(),
             granted: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             busy: AtomicU64::new(0),
@@ -127,34 +171,45 @@ impl Core {
         let Some(device) = self.devices.get(&request.device) else {
             return self.deny(&request, None, DenyReason::UnknownDevice).await;
         };
-        // Reserve a failure under every budget key before any argon2 work, so concurrent
-        // attempts see the budget run out; a locked key costs no argon2 at all.
-        let reserved = match self.reserve(&request, now) {
-            Ok(Some(reserved)) => reserved,
-            Ok(None) => return self.deny(&request, None, DenyReason::LockedOut).await,
-            Err(e) => return self.store_failed(&request, &e).await,
+        // A locked key costs no argon2; attempts in flight under a key are bounded by the
+        // budget it has left, so parallel guesses cannot overrun it.
+        let admitted = match self.admit(&request).await {
+            Ok(Admission::Admitted(admitted)) => admitted,
+            Ok(Admission::Locked) => return self.deny(&request, None, DenyReason::LockedOut).await,
+            Ok(Admission::TimedOut) => return self.busy(&request),
+            Err(e) => {
+                // Unreadable lockout state: fail closed (fail-open is for unreadable users).
+                tracing::error!(error = %e, "cannot read lockout counters");
+                return self
+                    .deny(&request, None, DenyReason::StoreUnavailable)
+                    .await;
+            }
         };
         let Ok(tag) = self.pool.tag(request.credential.pin().clone()).await else {
-            self.refund(&reserved);
-            self.busy.fetch_add(1, Ordering::Relaxed);
-            self.audit(&request, None, "busy", None);
-            return Outcome::Busy;
+            return self.busy(&request);
         };
-        match self.evaluate(&request, device, tag, now) {
-            Err(e) => {
-                self.refund(&reserved);
-                self.store_failed(&request, &e).await
+        let evaluated = self.evaluate(&request, device, tag, now);
+        if let Ok((Decision::Deny { reason }, user, duress)) = &evaluated {
+            if *duress {
+                // A person under threat whose duress PIN is refused still raises the alarm.
+                self.raise_duress(&request, user.as_deref().unwrap_or("?"));
             }
-            Ok((Decision::Grant { user, duress }, _)) => {
-                self.refund(&reserved);
-                self.grant(&request, user, duress).await
-            }
-            Ok((Decision::Deny { reason }, user)) => {
-                self.commit_failure(reason, user.as_deref(), &reserved, now)
-                    .await;
-                self.deny(&request, user, reason).await
-            }
+            // Counted and flushed before the next admitted attempt and before the DENY.
+            self.commit_failure(&request, *reason, user.as_deref(), now)
+                .await;
         }
+        drop(admitted);
+        match evaluated {
+            Err(e) => self.store_failed(&request, &e).await,
+            Ok((Decision::Grant { user, duress }, ..)) => self.grant(&request, user, duress).await,
+            Ok((Decision::Deny { reason }, user, _)) => self.deny(&request, user, reason).await,
+        }
+    }
+
+    fn busy(&self, request: &AuthRequest) -> Outcome {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.audit(request, None, "busy", None);
+        Outcome::Busy
     }
 
     async fn deny(
@@ -192,67 +247,66 @@ impl Core {
         self.granted.fetch_add(1, Ordering::Relaxed);
         self.audit(request, Some(user.clone()), "grant", None);
         if duress {
-            tracing::warn!(device = %request.device, "duress PIN used");
-            self.record(AuditKind::Duress {
-                device: request.device.clone(),
-                user: user.clone(),
-            });
+            self.raise_duress(request, &user);
         }
         let report = self.actions.after_grant(&request.device, &user).await;
         Outcome::Granted {
             user,
             released: report.released,
+            action_failed: report.failed,
         }
     }
 
-    /// Reserves one failure under each budget key; `None` if a key is locked (then nothing
-    /// stays reserved).
-    fn reserve(
+    fn raise_duress(&self, request: &AuthRequest, user: &str) {
+        tracing::warn!(device = %request.device, "duress PIN used");
+        self.record(AuditKind::Duress {
+            device: request.device.clone(),
+            user: user.into(),
+        });
+    }
+
+    /// Waits until every budget key of the request has room for one more attempt in
+    /// flight; `Locked` as soon as one is locked.
+    async fn admit(
         &self,
         request: &AuthRequest,
-        now: Timestamp,
-    ) -> Result<Option<Vec<(String, LockoutState)>>, crate::store::StoreError> {
-        let policy = self.lockout;
-        let mut reserved = Vec::new();
-        for key in budget_keys(request) {
-            let locked = Cell::new(false);
-            let update = |old: Option<LockoutState>| {
-                locked.set(lockout::is_locked(old, now));
-                if locked.get() {
-                    old
-                } else {
-                    Some(lockout::on_failure(old, &policy, now))
-                }
-            };
-            let state = self.store.update_lockout(&key, &update);
-            match state {
-                Ok(Some(state)) if !locked.get() => reserved.push((key, state)),
-                Ok(_) => {
-                    self.refund(&reserved);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    self.refund(&reserved);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Some(reserved))
-    }
-
-    fn refund(&self, reserved: &[(String, LockoutState)]) {
-        let policy = self.lockout;
-        for (key, _) in reserved {
-            if let Err(e) = self
-                .store
-                .update_lockout(key, &|old| lockout::refund(old, &policy))
+    ) -> Result<Admission<'_>, crate::store::StoreError> {
+        let keys = budget_keys(request);
+        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        loop {
+            let changed = self.gate.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             {
-                tracing::warn!(key, error = %e, "could not refund a reserved failure");
+                let now = Timestamp::now();
+                let mut inflight = self.gate.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                let mut fits = true;
+                for key in &keys {
+                    let state = self.store.lockout(key)?;
+                    if lockout::is_locked(state, now) {
+                        return Ok(Admission::Locked);
+                    }
+                    let room = lockout::admits(state, &self.lockout, now);
+                    fits &= inflight.get(key).copied().unwrap_or(0) < room;
+                }
+                if fits {
+                    for key in &keys {
+                        *inflight.entry(key.clone()).or_default() += 1;
+                    }
+                    return Ok(Admission::Admitted(Admitted {
+                        gate: &self.gate,
+                        keys,
+                    }));
+                }
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(Admission::TimedOut),
             }
         }
     }
 
-    /// Looks the credential up and decides. The budget keys were checked by `reserve`.
+    /// Looks the credential up and decides. The budget keys were checked by `admit`.
     fn evaluate(
         &self,
         request: &AuthRequest,
@@ -279,6 +333,10 @@ impl Core {
             None => false,
         };
         let user_id = user.as_ref().map(|u| u.id.clone());
+        let duress = user
+            .as_ref()
+            .and_then(|u| u.duress.as_ref())
+            .is_some_and(|d| d.tag == tag);
         let view = View {
             device: Some(device),
             access: &self.access,
@@ -287,36 +345,41 @@ impl Core {
             tag,
             candidate: user,
         };
-        Ok((decide::decide(&view, request, now), user_id))
+        Ok((decide::decide(&view, request, now), user_id, duress))
     }
 
-    /// Keeps the reserved failures (auditing a lock they set), counts a wrong PIN for a
-    /// named user against that user, then flushes so a power cut cannot reset the counters, before the
-    /// DENY is sent.
+    /// Counts the failure under every budget key (auditing a lock it sets) and, for a
+    /// wrong PIN for a named user, against that user; then flushes so a power cut cannot
+    /// reset the counters, before the DENY is sent.
     async fn commit_failure(
         &self,
+        request: &AuthRequest,
         reason: DenyReason,
         user: Option<&str>,
-        reserved: &[(String, LockoutState)],
         now: Timestamp,
     ) {
         if !reason.counts_as_failure() {
-            self.refund(reserved);
             return;
         }
-        for (key, state) in reserved {
-            if state.locked_until.is_some() {
-                tracing::warn!(
-                    key,
-                    failures = state.failures,
-                    "failure budget exhausted: locked"
-                );
-                let (key, failures, until) = (key.clone(), state.failures, state.locked_until);
-                self.record(AuditKind::Lockout {
-                    key,
-                    failures,
-                    until,
-                });
+        let policy = self.lockout;
+        for key in budget_keys(request) {
+            let bump = |old| Some(lockout::on_failure(old, &policy, now));
+            match self.store.update_lockout(&key, &bump) {
+                Ok(Some(state)) if state.locked_until.is_some() => {
+                    tracing::warn!(
+                        key,
+                        failures = state.failures,
+                        "failure budget exhausted: locked"
+                    );
+                    let until = state.locked_until;
+                    self.record(AuditKind::Lockout {
+                        key,
+                        failures: state.failures,
+                        until,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(key, error = %e, "could not record a failure"),
             }
         }
         let max = self.lockout.user_max_failures;
@@ -327,7 +390,7 @@ impl Core {
                 .store
                 .update_lockout(&key, &|old| Some(lockout::on_user_failure(old, now)))
             {
-                Ok(Some(state)) if state.failures == max => {
+                Ok(Some(state)) if state.failures >= max => {
                     tracing::warn!(user = %id, "user locked after too many failed attempts");
                     self.record(AuditKind::Lockout {
                         key,

@@ -8,6 +8,24 @@ use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The audit sink a door task reports relock failures through.
+pub fn door_audit(store: Arc<dyn Store>, door: DeviceId) -> crate::action::door::DoorAudit {
+    Arc::new(move |action: &str, detail: Option<String>| {
+        let kind = AuditKind::Door {
+            door: door.clone(),
+            user: None,
+            action: action.into(),
+            detail,
+        };
+        if let Err(e) = store.append_audit(&AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        }) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    })
+}
+
 pub struct DaemonActions {
     pub doors: BTreeMap<DeviceId, Door>,
     pub store: Arc<dyn Store>,
@@ -33,6 +51,7 @@ impl DaemonActions {
 impl Actions for DaemonActions {
     fn after_grant<'a>(&'a self, device: &'a DeviceId, user: &'a str) -> ActionFuture<'a> {
         Box::pin(async move {
+            let mut report = ActionReport::default();
             if let Some(door) = self.doors.get(device) {
                 match door.unlock(user).await {
                     UnlockResult::Unlocked => self.audit(device, user, "unlock", None),
@@ -40,10 +59,11 @@ impl Actions for DaemonActions {
                     UnlockResult::Failed(e) => {
                         tracing::error!(door = %device, error = %e, "door actuator failed");
                         self.audit(device, user, "actuator_failed", Some(e));
+                        report.failed = true;
                     }
                 }
             }
-            ActionReport::default()
+            report
         })
     }
 }

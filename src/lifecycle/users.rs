@@ -229,10 +229,24 @@ impl UserAdmin {
         Ok((record, shown))
     }
 
+    /// The tag is free, or the user's own PIN; never another user's, and never the user's
+    /// duress PIN (that would silently disable the duress alarm).
     fn ensure_unique(&self, tag: &Tag, id: &str) -> Result<(), AdminError> {
         match self.store.tag_owner(tag)? {
             Some(owner) if owner != id => Err(PolicyViolation::NotUnique.into()),
-            _ => Ok(()),
+            Some(_) => {
+                let own_duress = self
+                    .store
+                    .user(id)?
+                    .and_then(|u| u.duress)
+                    .is_some_and(|d| d.tag == *tag);
+                if own_duress {
+                    Err(PolicyViolation::NotUnique.into())
+                } else {
+                    Ok(())
+                }
+            }
+            None => Ok(()),
         }
     }
 
@@ -329,8 +343,11 @@ impl UserAdmin {
                 "the duress PIN must differ from the user's PIN".into(),
             ));
         }
+        // Good only while the user's own PIN is.
+        let expires_at = user.pin.as_ref().and_then(|p| p.expires_at);
         user.duress = Some(PinRecord {
             temporary: false,
+            expires_at,
             ..record
         });
         self.store.update_user(&user)?;

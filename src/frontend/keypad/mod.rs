@@ -156,6 +156,12 @@ async fn answer(
         Ok(credential) => credential,
         Err(card) => {
             tracing::debug!(device = %config.device, read = card.is_some(), "card read; waiting for the PIN");
+            core.record(AuditKind::Keypad {
+                device: config.device.clone(),
+                port: config.port.display().to_string(),
+                action: "card_read".into(),
+                detail: card.clone().unwrap_or_else(|| "unreadable".into()),
+            });
             return write_feedback(
                 port,
                 if card.is_some() {
@@ -176,6 +182,11 @@ async fn answer(
         received_at: Timestamp::now(),
     };
     let bytes = match core.handle(request).await {
+        // Granted but the door did not open: tell the person to try again.
+        Outcome::Granted {
+            action_failed: true,
+            ..
+        } => &feedback.busy,
         Outcome::Granted { .. } => &feedback.granted,
         Outcome::Denied => &feedback.denied,
         Outcome::LockedOut => &feedback.locked_out,

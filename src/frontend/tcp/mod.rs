@@ -206,7 +206,7 @@ impl Session {
             received_at: Timestamp::now(),
         };
         let reply = match self.core.handle(request).await {
-            Outcome::Granted { user, released } => proto::encode(&Reply::Ok {
+            Outcome::Granted { user, released, .. } => proto::encode(&Reply::Ok {
                 user: &user,
                 released,
             }),
