@@ -313,3 +313,60 @@ fn concurrent_valid_logins_are_never_refused_by_the_budget() {
         assert_eq!(t.join().unwrap(), "OK alice 0");
     }
 }
+
+#[test]
+fn validity_windows_set_from_the_cli_are_enforced() {
+    let d = Daemon::start();
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "past",
+            "--group",
+            "staff",
+            "--valid-until",
+            "2020-01-01",
+            "--pin-stdin",
+        ],
+        Some("482913"),
+    );
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "future",
+            "--group",
+            "staff",
+            "--valid-from",
+            "2099-01-01",
+            "--pin-stdin",
+        ],
+        Some("730194"),
+    );
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "now",
+            "--group",
+            "staff",
+            "--valid-from",
+            "2020-01-01",
+            "--valid-until",
+            "2099-01-01",
+            "--pin-stdin",
+        ],
+        Some("615284"),
+    );
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 482913"), "DENY");
+    assert_eq!(t.ask("PIN 730194"), "DENY");
+    assert_eq!(t.ask("PIN 615284"), "OK now 0");
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    assert!(
+        audit.contains("account_expired") && audit.contains("not_yet_valid"),
+        "{audit}"
+    );
+    let bad = d.cli(&["user", "add", "x", "--valid-from", "soon"], None);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use YYYY-MM-DD"));
+}

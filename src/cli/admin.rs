@@ -106,6 +106,8 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             email,
             groups,
             cards,
+            valid_from,
+            valid_until,
             pin,
         } => {
             let request = Request::UserAdd {
@@ -115,6 +117,8 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                     email,
                     groups,
                     cards,
+                    valid_from,
+                    valid_until,
                 },
                 pin: pin_fields(&pin)?,
                 generate: pin.generate,
@@ -323,6 +327,12 @@ fn print_user(u: &UserView) {
     println!("email:     {}", u.email.as_deref().unwrap_or("-"));
     println!("groups:    {}", u.groups.join(", "));
     println!("enabled:   {}", u.enabled);
+    let show = |t: Option<crate::domain::Timestamp>| t.map_or("-".to_string(), |t| t.to_string());
+    println!(
+        "valid:     from {} until {}",
+        show(u.valid_from),
+        show(u.valid_until)
+    );
     println!("origin:    {:?}", u.origin);
     match &u.pin {
         Some(p) => {

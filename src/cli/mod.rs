@@ -81,6 +81,12 @@ pub enum UserCommand {
         /// A card number (repeat for several); stored normalised.
         #[arg(long = "card")]
         cards: Vec<String>,
+        /// Access starts (YYYY-MM-DD or RFC 3339, UTC).
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Access ends (YYYY-MM-DD or RFC 3339, UTC).
+        #[arg(long)]
+        valid_until: Option<String>,
         #[command(flatten)]
         pin: PinArgs,
     },

@@ -70,6 +70,23 @@ pub struct NewUser {
     /// Card numbers as read; stored normalised.
     #[serde(default)]
     pub cards: Vec<String>,
+    /// Access validity window (RFC 3339 or YYYY-MM-DD, UTC midnight).
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+fn when(field: &str, text: &Option<String>) -> Result<Option<Timestamp>, AdminError> {
+    text.as_deref()
+        .map(|t| {
+            Timestamp::parse(t).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{field} `{t}`: use YYYY-MM-DD or 2026-12-31T18:00:00Z"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// Normalises card numbers; Err names the one that has no digits or letters.
@@ -285,6 +302,15 @@ impl UserAdmin {
         user.email = new.email;
         user.groups = new.groups;
         user.cards = normalise_cards(&new.cards).map_err(AdminError::Invalid)?;
+        user.valid_from = when("--valid-from", &new.valid_from)?;
+        user.valid_until = when("--valid-until", &new.valid_until)?;
+        if let (Some(from), Some(until)) = (user.valid_from, user.valid_until) {
+            if until <= from {
+                return Err(AdminError::Invalid(
+                    "--valid-until must be after --valid-from".into(),
+                ));
+            }
+        }
         let mut shown = None;
         if let Some(choice) = pin {
             let (record, generated) = self
@@ -461,7 +487,7 @@ impl UserAdmin {
                 name: row.name.clone(),
                 email: row.email.clone(),
                 groups: row.groups.clone(),
-                cards: Vec::new(),
+                ..Default::default()
             };
             if let Err(e) = validate_new(&shape) {
                 problems.push(ImportProblem {
