@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
 use crate::crypto::{HashPool, Hasher, Pepper};
-use crate::domain::{AuditEvent, AuditKind, Timestamp};
+use crate::domain::{AuditKind, Timestamp};
 use crate::frontend::{control, keypad, tcp};
 use crate::lifecycle::users::UserAdmin;
 use crate::store::{OpenParams, SledStore, Store};
@@ -124,7 +124,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     tasks.spawn(watchdog(shutdown.clone()));
 
-    record(&*store, "started");
+    store.record(AuditKind::Daemon {
+        action: "started".into(),
+    });
     tracing::info!(tcp = ?bound, control = %config.control_socket.display(), "pinwarden ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
@@ -140,7 +142,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             "some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them"
         );
     }
-    record(&*store, "stopped");
+    store.record(AuditKind::Daemon {
+        action: "stopped".into(),
+    });
     let _ = std::fs::remove_file(&config.control_socket);
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
     if !matches!(flushed, Ok(Ok(()))) {
@@ -218,18 +222,6 @@ fn access_rules(
             tz: config.access.tz.clone(),
         },
     )
-}
-
-fn record(store: &dyn Store, action: &str) {
-    let event = AuditEvent {
-        at: Timestamp::now(),
-        kind: AuditKind::Daemon {
-            action: action.into(),
-        },
-    };
-    if let Err(e) = store.append_audit(&event) {
-        tracing::error!(error = %e, "could not write an audit event");
-    }
 }
 
 /// Keeps the audit log within its retention; an idle wait is interrupted by shutdown,

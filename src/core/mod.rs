@@ -11,7 +11,7 @@ pub mod schedule;
 use crate::config::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
-    AuditEvent, AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
+    AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
 use crate::store::Store;
 use decide::{AccessRules, DeviceRules, View};
@@ -429,12 +429,6 @@ impl Core {
 
     /// Appends an audit event (frontends and actions report through this).
     pub fn record(&self, kind: AuditKind) {
-        let event = AuditEvent {
-            at: Timestamp::now(),
-            kind,
-        };
-        if let Err(e) = self.store.append_audit(&event) {
-            tracing::error!(error = %e, "could not write an audit event");
-        }
+        self.store.record(kind);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::action::door::{Door, UnlockResult};
 use crate::core::{ActionFuture, ActionReport, Actions};
-use crate::domain::{AuditEvent, AuditKind, DeviceId, Timestamp};
+use crate::domain::{AuditKind, DeviceId};
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,12 +17,7 @@ pub fn door_audit(store: Arc<dyn Store>, door: DeviceId) -> crate::action::door:
             action: action.into(),
             detail,
         };
-        if let Err(e) = store.append_audit(&AuditEvent {
-            at: Timestamp::now(),
-            kind,
-        }) {
-            tracing::error!(error = %e, "could not write an audit event");
-        }
+        store.record(kind);
     })
 }
 
@@ -39,12 +34,7 @@ impl DaemonActions {
             action: action.into(),
             detail,
         };
-        if let Err(e) = self.store.append_audit(&AuditEvent {
-            at: Timestamp::now(),
-            kind,
-        }) {
-            tracing::error!(error = %e, "could not write an audit event");
-        }
+        self.store.record(kind);
     }
 }
 

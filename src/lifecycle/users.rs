@@ -9,7 +9,7 @@ use crate::config::LockoutPolicy;
 use crate::core::lockout;
 use crate::crypto::HashPool;
 use crate::domain::{
-    AuditEvent, AuditKind, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+    AuditKind, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
 };
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -204,12 +204,7 @@ impl UserAdmin {
             user: Some(user.into()),
             detail,
         };
-        if let Err(e) = self.store.append_audit(&AuditEvent {
-            at: Timestamp::now(),
-            kind,
-        }) {
-            tracing::error!(error = %e, "could not write an audit event");
-        }
+        self.store.record(kind);
     }
 
     /// Checks, hashes and proves unique a PIN for `user`; returns the record and, for a

@@ -5,7 +5,7 @@ mod sled;
 
 pub use self::sled::SledStore;
 
-use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
+use crate::domain::{AuditEvent, AuditKind, LockoutState, Tag, Timestamp, User};
 use serde::Serialize;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -97,6 +97,17 @@ pub trait Store: Send + Sync + 'static {
     fn lockouts(&self) -> Result<Vec<(String, LockoutState)>>;
 
     fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+
+    /// Appends an event stamped now. An audit write that fails is logged, never fatal:
+    /// the decision it describes has already been made.
+    fn record(&self, kind: AuditKind) {
+        if let Err(e) = self.append_audit(&AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        }) {
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
     /// The newest `n` events, oldest first.
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
     /// Drops events older than `before` and beyond `max_entries`; returns how many.

@@ -85,6 +85,14 @@ fn reindex(
     Ok(())
 }
 
+/// The user id an index (PIN tags, card ids) maps `key` to.
+fn owner(index: &Tree, key: &[u8]) -> Result<Option<String>> {
+    Ok(index
+        .get(key)
+        .map_err(unavailable)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
 fn tag_keys(user: &User) -> Vec<Vec<u8>> {
     user.tags().iter().map(|t| t.as_bytes().to_vec()).collect()
 }
@@ -293,19 +301,11 @@ impl Store for SledStore {
     }
 
     fn tag_owner(&self, tag: &Tag) -> Result<Option<String>> {
-        Ok(self
-            .tags
-            .get(tag.as_bytes())
-            .map_err(unavailable)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        owner(&self.tags, tag.as_bytes())
     }
 
     fn card_owner(&self, card: &str) -> Result<Option<String>> {
-        Ok(self
-            .cards
-            .get(card.as_bytes())
-            .map_err(unavailable)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        owner(&self.cards, card.as_bytes())
     }
 
     fn insert_user(&self, user: &User) -> Result<()> {
