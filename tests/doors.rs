@@ -71,21 +71,7 @@ impl Site {
     }
 
     fn wait_audit(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let audit = self
-                .daemon
-                .cli_ok(&["audit", "--json", "--last", "200"], None);
-            if audit.contains(needle) {
-                return audit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{needle}` in the audit log:\n{audit}\n{}",
-                self.daemon.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.wait_audit(needle, Duration::from_secs(10))
     }
 
     /// Types a PIN and `#`, returns the feedback byte.
@@ -316,40 +302,20 @@ fn an_absent_keypad_and_a_missing_relay_do_not_stop_the_daemon() {
     let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", top).replace("{EXTRA}", &text));
     d.add_user("alice", "staff", "482913");
     let mut keypad = Pty::plug(&dir.path().join("keypad"));
-    let deadline = Instant::now() + Duration::from_secs(35);
-    while !d
-        .cli_ok(&["audit", "--json"], None)
-        .contains("\"action\":\"connected\"")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "keypad plugged in late was never opened"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // The port is retried with back-off up to 30 s.
+    d.wait_audit("\"action\":\"connected\"", Duration::from_secs(35));
     keypad.type_bytes(b"482913#");
     assert_eq!(
         keypad.read(1, Duration::from_secs(5)),
         [b'B'],
         "granted, but the door did not open: the keypad says try again, not granted"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let audit = d.cli_ok(&["audit", "--json"], None);
-        if audit.contains("actuator_failed") {
-            assert!(audit.contains("cannot open relay"), "{audit}");
-            assert!(
-                audit.contains("\"action\":\"unavailable\""),
-                "the absent keypad was audited: {audit}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no actuator failure audited: {audit}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let audit = d.wait_audit("actuator_failed", Duration::from_secs(5));
+    assert!(audit.contains("cannot open relay"), "{audit}");
+    assert!(
+        audit.contains("\"action\":\"unavailable\""),
+        "the absent keypad was audited: {audit}"
+    );
 }
 
 #[test]
@@ -376,14 +342,7 @@ command_timeout = "2s"
     );
     let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", "").replace("{EXTRA}", &text));
     d.add_user("alice", "staff", "482913");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d
-        .cli_ok(&["audit", "--json"], None)
-        .contains("\"action\":\"connected\"")
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_audit("\"action\":\"connected\"", Duration::from_secs(10));
     keypad.type_bytes(b"482913#");
     assert_eq!(keypad.read(1, Duration::from_secs(5)), [GRANTED]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "front-door alice\n");
@@ -435,14 +394,7 @@ feedback = {{ granted = [71], denied = [68], card = [75] }}
         ],
         Some("730194"),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d
-        .cli_ok(&["audit", "--json"], None)
-        .contains("\"action\":\"connected\"")
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_audit("\"action\":\"connected\"", Duration::from_secs(10));
     let mut line = |text: &str| {
         keypad.type_bytes(format!("{text}\r").as_bytes());
         keypad.read(1, Duration::from_secs(5))

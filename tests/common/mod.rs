@@ -220,6 +220,23 @@ impl Daemon {
         self.launch();
     }
 
+    /// Polls the audit log until it contains `needle`; returns it. Fails after `within`.
+    pub fn wait_audit(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let audit = self.cli_ok(&["audit", "--json", "--last", "200"], None);
+            if audit.contains(needle) {
+                return audit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` in the audit log:\n{audit}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
