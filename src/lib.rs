@@ -13,3 +13,4 @@ pub mod frontend;
 pub mod lifecycle;
 pub mod serial;
 pub mod store;
+pub mod sync;

@@ -1,0 +1,4 @@
+//! Directory sync: the only writer of upstream users. Sources fetch; the engine applies each
+//! batch in one store transaction.
+
+pub mod source;
