@@ -12,7 +12,7 @@ use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
 use crate::crypto::{HashPool, Hasher, Pepper};
 use crate::domain::{AuditKind, Timestamp};
-use crate::frontend::{control, keypad, tcp};
+use crate::frontend::{control, keypad, mqtt, tcp};
 use crate::lifecycle::users::UserAdmin;
 use crate::store::{OpenParams, SledStore, Store};
 use anyhow::Context;
@@ -42,6 +42,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.security.hash_queue,
     ));
     let tasks = TaskTracker::new();
+    let mqtt = match &config.mqtt {
+        Some(m) => {
+            let password = mqtt::read_password(m).map_err(anyhow::Error::msg)?;
+            // From now on every audit event is also queued for the events topic.
+            store.set_outbox_limit(m.outbox_max);
+            Some((Arc::new(m.clone()), password, mqtt::Link::default()))
+        }
+        None => None,
+    };
+    let sink = mqtt
+        .as_ref()
+        .map(|(_, _, link)| Arc::new(link.clone()) as Arc<dyn crate::action::door::CommandSink>);
     let doors = config
         .doors
         .iter()
@@ -49,7 +61,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let audit = actions::door_audit(Arc::clone(&store), d.device.clone());
             (
                 d.device.clone(),
-                Door::spawn(d.clone(), audit, shutdown.clone(), &tasks),
+                Door::spawn(d.clone(), sink.clone(), audit, shutdown.clone(), &tasks),
             )
         })
         .collect();
@@ -100,6 +112,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tcp: bound.clone(),
         control_socket: config.control_socket.clone(),
         user_max_failures: config.lockout.user_max_failures,
+        mqtt: mqtt.as_ref().map(|(_, _, link)| link.clone()),
     });
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
@@ -113,6 +126,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         tasks.spawn(keypad::serve(
             Arc::new(k.clone()),
             Arc::clone(&core),
+            shutdown.clone(),
+        ));
+    }
+    if let Some((cfg, password, link)) = mqtt {
+        let outbox = Arc::new(actions::StoreOutbox(Arc::clone(&store)));
+        tasks.spawn(mqtt::serve_events(
+            Arc::clone(&cfg),
+            password.clone(),
+            outbox,
+            link.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(mqtt::serve(
+            cfg,
+            password,
+            Arc::clone(&core),
+            link,
             shutdown.clone(),
         ));
     }

@@ -27,8 +27,17 @@ pub enum Actuator {
         argv: Vec<String>,
         timeout: Duration,
     },
-    /// Log only (a door whose relay is driven elsewhere, and the MQTT hook point).
+    /// An MQTT relay (Tasmota, Shelly, custom): one publish per grant, never retained; the
+    /// relay times the pulse itself.
+    Mqtt { topic: String, payload: String },
+    /// Log only (a door whose relay is driven elsewhere).
     None,
+}
+
+/// Publishes an actuator command on the broker (the MQTT frontend implements it). It must
+/// fail rather than queue while the broker is away: a late unlock is worse than none.
+pub trait CommandSink: Send + Sync {
+    fn publish_command(&self, topic: &str, payload: &[u8]) -> Result<(), String>;
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -70,12 +79,18 @@ impl Door {
     /// until `shutdown`, then relocks again.
     pub fn spawn(
         config: DoorConfig,
+        sink: Option<std::sync::Arc<dyn CommandSink>>,
         audit: DoorAudit,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Door {
         let (tx, rx) = mpsc::channel(16);
-        tracker.spawn(run(config, audit, rx, shutdown));
+        let relay = Relay {
+            config,
+            port: None,
+            sink,
+        };
+        tracker.spawn(run(relay, audit, rx, shutdown));
         Door { tx }
     }
 
@@ -101,6 +116,7 @@ impl Door {
 struct Relay {
     config: DoorConfig,
     port: Option<crate::serial::Port>,
+    sink: Option<std::sync::Arc<dyn CommandSink>>,
 }
 
 impl Relay {
@@ -149,6 +165,10 @@ impl Relay {
             Actuator::Command { argv, timeout } => {
                 run_command(argv, *timeout, &self.config.device, user).await
             }
+            Actuator::Mqtt { topic, payload } => match &self.sink {
+                Some(sink) => sink.publish_command(topic, payload.as_bytes()),
+                None => Err("no MQTT connection is configured".into()),
+            },
             Actuator::None => Ok(()),
         }
     }
@@ -168,13 +188,12 @@ impl Relay {
 /// start-up, a failed "on"); a failed "off" is retried with back-off until it succeeds, and
 /// every failure is audited: a door must never stay open because one write failed.
 async fn run(
-    config: DoorConfig,
+    mut relay: Relay,
     audit: DoorAudit,
     mut rx: mpsc::Receiver<Request>,
     shutdown: CancellationToken,
 ) {
-    let pulse = config.pulse;
-    let mut relay = Relay { config, port: None };
+    let pulse = relay.config.pulse;
     let mut open_until: Option<Instant> = None;
     let mut relock_due: Option<Instant> = relay.times_pulse().then(Instant::now);
     let mut backoff =

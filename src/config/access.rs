@@ -265,10 +265,14 @@ pub fn validate_door(
             )?;
             Actuator::Command { argv, timeout }
         }
+        "mqtt" => {
+            let (topic, payload) = super::mqtt::door_command(&key, raw, pulse)?;
+            Actuator::Mqtt { topic, payload }
+        }
         "none" => Actuator::None,
         other => {
             return Err(format!(
-                "{key}.actuator = \"{other}\": use \"serial\", \"command\" or \"none\""
+                "{key}.actuator = \"{other}\": use \"serial\", \"command\", \"mqtt\" or \"none\""
             ))
         }
     };

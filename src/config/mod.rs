@@ -4,10 +4,12 @@
 
 mod access;
 mod duration;
+mod mqtt;
 mod raw;
 
 pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
 pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
+pub use mqtt::MqttConfig;
 
 use crate::crypto::HashParams;
 use crate::domain::{parse_expiry, DeviceId, Expiry};
@@ -47,6 +49,7 @@ pub struct Config {
     pub tcp: Vec<TcpConfig>,
     pub keypads: Vec<KeypadConfig>,
     pub doors: Vec<crate::action::door::DoorConfig>,
+    pub mqtt: Option<MqttConfig>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -286,6 +289,21 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
             ));
         }
     }
+    let mqtt = raw
+        .mqtt
+        .as_ref()
+        .map(|m| mqtt::validate_mqtt(m, &devices))
+        .transpose()?;
+    if mqtt.is_none() {
+        if let Some(i) = doors
+            .iter()
+            .position(|d| matches!(d.actuator, crate::action::door::Actuator::Mqtt { .. }))
+        {
+            return Err(format!(
+                "door[{i}] uses actuator = \"mqtt\" but there is no [mqtt] block: add one with the broker's host"
+            ));
+        }
+    }
     Ok(Config {
         store_dir: state_dir.join("store"),
         state_dir,
@@ -300,6 +318,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         tcp,
         keypads,
         doors,
+        mqtt,
     })
 }
 

@@ -31,6 +31,7 @@ pub struct RawConfig {
     pub keypad: Vec<RawKeypad>,
     #[serde(default)]
     pub door: Vec<RawDoor>,
+    pub mqtt: Option<RawMqtt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,4 +166,36 @@ pub struct RawDoor {
     pub off: Option<Vec<u8>>,
     pub command: Option<Vec<String>>,
     pub command_timeout: Option<String>,
+    pub mqtt_preset: Option<String>,
+    pub mqtt_topic: Option<String>,
+    pub mqtt_payload: Option<String>,
+    pub mqtt_channel: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub host: String,
+    pub port: Option<u16>,
+    pub client_id: Option<String>,
+    pub prefix: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub tls: Option<bool>,
+    pub ca_file: Option<String>,
+    pub keep_alive: Option<String>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    pub replay_window: Option<String>,
+    pub outbox_max: Option<u64>,
+    pub zigbee_base_topic: Option<String>,
+    #[serde(default)]
+    pub zigbee_keypad: Vec<RawZigbeeKeypad>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZigbeeKeypad {
+    pub name: String,
+    pub device: String,
 }

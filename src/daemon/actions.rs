@@ -21,6 +21,24 @@ pub fn door_audit(store: Arc<dyn Store>, door: DeviceId) -> crate::action::door:
     })
 }
 
+/// The MQTT event outbox, over the store.
+pub struct StoreOutbox(pub Arc<dyn Store>);
+
+impl crate::frontend::mqtt::EventOutbox for StoreOutbox {
+    fn peek(&self, limit: usize) -> Result<crate::frontend::mqtt::Pending, String> {
+        let batch = self.0.outbox_peek(limit).map_err(|e| e.to_string())?;
+        Ok(crate::frontend::mqtt::Pending {
+            events: batch.events,
+            dropped: batch.dropped,
+            waiting: batch.pending,
+        })
+    }
+
+    fn ack(&self, upto: u64, dropped: u64) -> Result<(), String> {
+        self.0.outbox_ack(upto, dropped).map_err(|e| e.to_string())
+    }
+}
+
 pub struct DaemonActions {
     pub doors: BTreeMap<DeviceId, Door>,
     pub store: Arc<dyn Store>,

@@ -23,6 +23,7 @@ pub struct Admin {
     pub tcp: Vec<SocketAddr>,
     pub control_socket: PathBuf,
     pub user_max_failures: u32,
+    pub mqtt: Option<crate::frontend::mqtt::Link>,
 }
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
@@ -84,6 +85,7 @@ impl Admin {
             "hash_pool": self.pool.stats(),
             "decisions": self.core.stats(),
             "locked": locked,
+            "mqtt": self.mqtt.as_ref().map(|m| m.status()),
         }))
     }
 

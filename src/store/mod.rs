@@ -70,6 +70,15 @@ pub struct ImportOutcome {
     pub updated: usize,
 }
 
+/// Events waiting for publication, and how many were dropped because the outbox was full.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OutboxBatch {
+    pub events: Vec<(u64, AuditEvent)>,
+    pub dropped: u64,
+    /// Events queued in all (not only the ones returned).
+    pub pending: u64,
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
@@ -112,6 +121,15 @@ pub trait Store: Send + Sync + 'static {
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
     /// Drops events older than `before` and beyond `max_entries`; returns how many.
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64>;
+
+    /// Turns the event outbox on (`max` > 0): from now on every audit event is also queued
+    /// for publication, keeping at most `max`; the oldest are dropped and counted.
+    fn set_outbox_limit(&self, max: u64);
+    /// Up to `limit` queued events, oldest first, with their sequence numbers.
+    fn outbox_peek(&self, limit: usize) -> Result<OutboxBatch>;
+    /// Removes queued events up to and including `upto`, and `dropped` from the drop count
+    /// (once a consumer has reported them).
+    fn outbox_ack(&self, upto: u64, dropped: u64) -> Result<()>;
 
     /// Makes every write so far durable (lockout counters before a DENY goes out).
     fn flush(&self) -> Result<()>;

@@ -2,8 +2,8 @@
 //! the audit log is keyed by (unix ms, sequence) so it iterates in time order.
 
 use super::{
-    ImportOutcome, LockoutUpdate, OpenError, OpenParams, Opened, Result, Store, StoreError,
-    SCHEMA_VERSION,
+    ImportOutcome, LockoutUpdate, OpenError, OpenParams, Opened, OutboxBatch, Result, Store,
+    StoreError, SCHEMA_VERSION,
 };
 use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -20,9 +20,15 @@ pub struct SledStore {
     audit: Tree,
     meta: Tree,
     audit_len: AtomicU64,
+    /// Audit events waiting to be published (MQTT), keyed by sequence number.
+    outbox: Tree,
+    outbox_len: AtomicU64,
+    /// 0: the outbox is off.
+    outbox_max: AtomicU64,
 }
 
 const USER_COUNT: &[u8] = b"user_count";
+const OUTBOX_DROPPED: &[u8] = b"outbox_dropped";
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -181,11 +187,17 @@ impl SledStore {
             audit: tree("audit")?,
             meta: tree("meta")?,
             audit_len: AtomicU64::new(0),
+            outbox: tree("outbox")?,
+            outbox_len: AtomicU64::new(0),
+            outbox_max: AtomicU64::new(0),
             db: db.clone(),
         };
         store
             .audit_len
             .store(store.audit.len() as u64, Ordering::Relaxed);
+        store
+            .outbox_len
+            .store(store.outbox.len() as u64, Ordering::Relaxed);
         let (salt, created) = store.check_meta(&path, &params)?;
         Ok(Opened {
             store,
@@ -193,6 +205,29 @@ impl SledStore {
             created,
             moved_aside,
         })
+    }
+
+    fn meta_u64(&self, key: &[u8]) -> Result<u64> {
+        Ok(self
+            .meta
+            .get(key)
+            .map_err(unavailable)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    fn bump_meta(&self, key: &[u8], delta: i64) -> Result<()> {
+        self.meta
+            .fetch_and_update(key, |old| {
+                let old = old
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
+                Some(old.saturating_add_signed(delta).to_be_bytes().to_vec())
+            })
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree) {
@@ -451,8 +486,66 @@ impl Store for SledStore {
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&(event.at.millis().max(0) as u64).to_be_bytes());
         key[8..].copy_from_slice(&seq.to_be_bytes());
-        self.audit.insert(key, encode(event)).map_err(unavailable)?;
+        let value = encode(event);
+        self.audit
+            .insert(key, value.as_slice())
+            .map_err(unavailable)?;
         self.audit_len.fetch_add(1, Ordering::Relaxed);
+        let max = self.outbox_max.load(Ordering::Relaxed);
+        if max > 0 {
+            self.outbox
+                .insert(seq.to_be_bytes(), value)
+                .map_err(unavailable)?;
+            self.outbox_len.fetch_add(1, Ordering::Relaxed);
+            while self.outbox_len.load(Ordering::Relaxed) > max {
+                match self.outbox.pop_min().map_err(unavailable)? {
+                    Some(_) => {
+                        self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+                        self.bump_meta(OUTBOX_DROPPED, 1)?;
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_outbox_limit(&self, max: u64) {
+        self.outbox_max.store(max, Ordering::Relaxed);
+    }
+
+    fn outbox_peek(&self, limit: usize) -> Result<OutboxBatch> {
+        let events = self
+            .outbox
+            .iter()
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(unavailable)?;
+                let seq = <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| unavailable("corrupt outbox key"))?;
+                Ok((seq, decode("outbox", &v)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(OutboxBatch {
+            events,
+            dropped: self.meta_u64(OUTBOX_DROPPED)?,
+            pending: self.outbox_len.load(Ordering::Relaxed),
+        })
+    }
+
+    fn outbox_ack(&self, upto: u64, dropped: u64) -> Result<()> {
+        while let Some((key, _)) = self.outbox.first().map_err(unavailable)? {
+            if key.as_ref() > upto.to_be_bytes().as_slice() {
+                break;
+            }
+            if self.outbox.remove(&key).map_err(unavailable)?.is_some() {
+                self.outbox_len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if dropped > 0 {
+            self.bump_meta(OUTBOX_DROPPED, -(dropped as i64))?;
+        }
         Ok(())
     }
 

@@ -224,3 +224,32 @@ fn card_index_is_unique_and_follows_users() {
     assert_eq!(s.card_owner("99").unwrap(), None);
     assert_eq!(s.card_owner("482115").unwrap().as_deref(), Some("bob"));
 }
+
+#[test]
+fn the_outbox_is_bounded_ordered_and_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = |n: usize| AuditKind::Daemon {
+        action: format!("e{n}"),
+    };
+    {
+        let s = open(dir.path());
+        s.record(daemon(0));
+        assert_eq!(s.outbox_peek(10).unwrap().pending, 0, "off until enabled");
+        s.set_outbox_limit(100);
+        for n in 1..=150 {
+            s.record(daemon(n));
+        }
+        let batch = s.outbox_peek(10).unwrap();
+        assert_eq!((batch.pending, batch.dropped), (100, 50));
+        let first = &batch.events[0];
+        assert_eq!(first.1.kind, daemon(51), "the oldest are dropped");
+        assert!(batch.events.windows(2).all(|w| w[0].0 < w[1].0));
+        s.outbox_ack(batch.events[9].0, batch.dropped).unwrap();
+        s.flush().unwrap();
+    }
+    let s = open(dir.path());
+    let batch = s.outbox_peek(1000).unwrap();
+    assert_eq!((batch.pending, batch.dropped), (90, 0));
+    assert_eq!(batch.events[0].1.kind, daemon(61));
+    assert_eq!(batch.events.len(), 90);
+}

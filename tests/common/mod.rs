@@ -2,6 +2,7 @@
 //! over TCP and through the CLI, and stops it by signal.
 #![allow(dead_code)]
 
+pub mod mosquitto;
 pub mod pty;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -212,6 +213,14 @@ impl Daemon {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash, with no chance to say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 

@@ -1,0 +1,434 @@
+//! The MQTT frontend (the only module naming rumqttc): access-controller requests and
+//! replies, Zigbee2MQTT keypads, door-relay commands (`Link` is the actuators' sink), the
+//! retained `online`/`offline` status and, on a second connection, the event stream from the
+//! durable outbox. Reconnects with back-off and jitter; every event loop is polled all the
+//! time by its own task, so publishing never blocks. Calls the core, never the store.
+
+mod events;
+pub mod proto;
+
+pub use events::{EventOutbox, Pending};
+
+use crate::action::door::CommandSink;
+use crate::config::MqttConfig;
+use crate::core::{Core, Outcome};
+use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use proto::{ReplayGuard, Reply, Topic};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
+    Packet, Publish, QoS, TlsConfiguration, Transport,
+};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Requests decided at once; beyond it a request is answered `busy`.
+const MAX_IN_FLIGHT: usize = 64;
+const REPLAY_CAPACITY: usize = 100_000;
+
+/// What `status` shows about the broker connections.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MqttStatus {
+    pub broker: String,
+    pub connected: bool,
+    pub events_connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_since: Option<Timestamp>,
+    pub reconnects: u64,
+    pub outbox_pending: u64,
+    pub outbox_dropped: u64,
+    pub requests: u64,
+    pub refused: u64,
+}
+
+/// The shared handle: the current client (while connected) and the status.
+#[derive(Clone, Default)]
+pub struct Link {
+    client: Arc<Mutex<Option<AsyncClient>>>,
+    status: Arc<Mutex<MqttStatus>>,
+}
+
+impl Link {
+    pub fn status(&self) -> MqttStatus {
+        lock(&self.status).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut MqttStatus)) {
+        f(&mut lock(&self.status));
+    }
+
+    fn client(&self) -> Option<AsyncClient> {
+        lock(&self.client).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CommandSink for Link {
+    /// QoS 0 and only while connected: a command queued during an outage would open the
+    /// door long after the grant.
+    fn publish_command(&self, topic: &str, payload: &[u8]) -> Result<(), String> {
+        let client = self
+            .client()
+            .ok_or_else(|| "the MQTT broker is not connected".to_string())?;
+        client
+            .try_publish(topic, QoS::AtMostOnce, false, payload.to_vec())
+            .map_err(|e| format!("cannot queue the MQTT command: {e}"))
+    }
+}
+
+/// Connection options shared by both connections. The password comes from `password_file`.
+fn options(
+    cfg: &MqttConfig,
+    client_id: String,
+    password: Option<&str>,
+) -> Result<MqttOptions, String> {
+    let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    opts.set_keep_alive(cfg.keep_alive);
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(16 * 1024, 16 * 1024);
+    if let (Some(user), Some(password)) = (&cfg.username, password) {
+        opts.set_credentials(user.clone(), password.to_string());
+    } else if let Some(user) = &cfg.username {
+        opts.set_credentials(user.clone(), String::new());
+    }
+    if cfg.tls {
+        let transport = match &cfg.ca_file {
+            Some(path) => {
+                let ca = std::fs::read(path)
+                    .map_err(|e| format!("cannot read mqtt.ca_file {}: {e}", path.display()))?;
+                Transport::Tls(TlsConfiguration::Simple {
+                    ca,
+                    alpn: None,
+                    client_auth: None,
+                })
+            }
+            None => Transport::tls_with_default_config(),
+        };
+        opts.set_transport(transport);
+    }
+    Ok(opts)
+}
+
+/// Reads `password_file` (trailing newline trimmed). A startup error names the key.
+pub fn read_password(cfg: &MqttConfig) -> Result<Option<String>, String> {
+    let Some(path) = &cfg.password_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read mqtt.password_file {}: {e}", path.display()))?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+/// Says what went wrong in words an operator can act on.
+fn describe(cfg: &MqttConfig, e: &ConnectionError) -> String {
+    let broker = format!("{}:{}", cfg.host, cfg.port);
+    match e {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => format!(
+            "the broker {broker} refused the login (bad username or password, or not authorised): check mqtt.username and mqtt.password_file"
+        ),
+        ConnectionError::ConnectionRefused(code) => {
+            format!("the broker {broker} refused the connection: {code:?}")
+        }
+        ConnectionError::Io(io) => format!("cannot reach the broker {broker}: {io}"),
+        ConnectionError::NetworkTimeout => format!("the broker {broker} did not answer in time"),
+        ConnectionError::Tls(t) => format!("TLS with the broker {broker} failed: {t} (check mqtt.ca_file)"),
+        other => format!("connection to the broker {broker} lost: {other}"),
+    }
+}
+
+/// Polls an event loop in its own task until it fails, forwarding events: nothing the
+/// frontend does can stall the connection's keep-alive.
+fn spawn_poller(
+    mut eventloop: EventLoop,
+    tracker: &TaskTracker,
+) -> mpsc::Receiver<Result<Event, ConnectionError>> {
+    let (tx, rx) = mpsc::channel(256);
+    tracker.spawn(async move {
+        loop {
+            let event = eventloop.poll().await;
+            let failed = event.is_err();
+            if tx.send(event).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Everything the request side needs.
+struct Frontend {
+    cfg: Arc<MqttConfig>,
+    core: Arc<Core>,
+    link: Link,
+    replay: Mutex<ReplayGuard>,
+    slots: Arc<Semaphore>,
+    refusals: Mutex<Refusals>,
+}
+
+/// Runs the request/reply connection until `shutdown`; then publishes `offline`.
+pub async fn serve(
+    cfg: Arc<MqttConfig>,
+    password: Option<String>,
+    core: Arc<Core>,
+    link: Link,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let front = Arc::new(Frontend {
+        replay: Mutex::new(ReplayGuard::new(cfg.replay_window, REPLAY_CAPACITY)),
+        slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        refusals: Mutex::new(Refusals::default()),
+        cfg: Arc::clone(&cfg),
+        core,
+        link: link.clone(),
+    });
+    link.update(|s| s.broker = format!("{}:{}", cfg.host, cfg.port));
+    let status_topic = format!("{}/status", cfg.prefix);
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    'connect: loop {
+        let mut opts = match options(&cfg, cfg.client_id.clone(), password.as_deref()) {
+            Ok(o) => o,
+            Err(e) => {
+                link.update(|s| s.last_error = Some(e));
+                break;
+            }
+        };
+        opts.set_last_will(LastWill::new(
+            &status_topic,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        let (client, eventloop) = AsyncClient::new(opts, 256);
+        let mut events = spawn_poller(eventloop, &tracker);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if link.client().is_some() {
+                        say_offline(&client, &status_topic, &mut events).await;
+                    }
+                    *lock(&link.client) = None;
+                    break 'connect;
+                }
+                event = events.recv() => event,
+            };
+            match event {
+                Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                    backoff.reset();
+                    on_connected(&front, &client, &status_topic);
+                }
+                Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                    Arc::clone(&front).dispatch(p, &client, &tracker)
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let message = describe(&cfg, &e);
+                    tracing::warn!(error = %message, "MQTT connection failed; retrying");
+                    *lock(&link.client) = None;
+                    link.update(|s| {
+                        s.connected = false;
+                        s.connected_since = None;
+                        s.last_error = Some(message);
+                    });
+                    break;
+                }
+                None => break,
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// On every ConnAck (clean sessions forget subscriptions): subscribe, say `online`.
+fn on_connected(front: &Frontend, client: &AsyncClient, status_topic: &str) {
+    let cfg = &front.cfg;
+    let mut topics = vec![format!("{}/request/+", cfg.prefix)];
+    topics.extend(
+        cfg.zigbee_keypads
+            .keys()
+            .map(|name| format!("{}/{}", cfg.zigbee_base_topic, name)),
+    );
+    for topic in topics {
+        if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+            tracing::error!(error = %e, "cannot subscribe");
+        }
+    }
+    let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, "online");
+    *lock(&front.link.client) = Some(client.clone());
+    front.link.update(|s| {
+        if s.connected_since.is_some() || s.last_error.is_some() {
+            s.reconnects += 1;
+        }
+        s.connected = true;
+        s.connected_since = Some(Timestamp::now());
+        s.last_error = None;
+    });
+    tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), "MQTT connected");
+}
+
+/// Publishes the retained `offline` and disconnects, waiting briefly for it to go out.
+async fn say_offline(
+    client: &AsyncClient,
+    status_topic: &str,
+    events: &mut mpsc::Receiver<Result<Event, ConnectionError>>,
+) {
+    let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, "offline");
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = events.recv().await {}
+    })
+    .await;
+}
+
+impl Frontend {
+    fn dispatch(self: Arc<Self>, p: Publish, client: &AsyncClient, tracker: &TaskTracker) {
+        let topic = p.topic.clone();
+        match proto::classify(&topic, &self.cfg.prefix, &self.cfg.zigbee_base_topic) {
+            Topic::Request(device) => {
+                let device = DeviceId(device.to_string());
+                if !self.cfg.devices.contains(&device) {
+                    return self.refuse(&topic, "request for a device not in mqtt.devices");
+                }
+                if p.retain {
+                    return self.refuse(&topic, "retained request (a stale or replayed message)");
+                }
+                let request = match proto::parse_request(&p.payload) {
+                    Ok(r) => r,
+                    Err(e) => return self.refuse(&topic, &format!("malformed request: {e}")),
+                };
+                if !lock(&self.replay).fresh(&device.0, &request.id_key(), Instant::now()) {
+                    return self.refuse(&topic, "duplicate request id within the replay window");
+                }
+                let reply_topic = format!("{}/reply/{}", self.cfg.prefix, device.0);
+                let client = client.clone();
+                tracker.spawn(async move {
+                    let outcome = self.decide(device, request.credential, topic).await;
+                    let reply = match &outcome {
+                        Outcome::Granted { user, .. } => Reply::Granted { user },
+                        Outcome::Denied | Outcome::LockedOut => Reply::Denied,
+                        Outcome::Busy => Reply::Busy,
+                    };
+                    let payload = proto::encode_reply(&request.id, &reply);
+                    if let Err(e) =
+                        client.try_publish(reply_topic, QoS::AtLeastOnce, false, payload)
+                    {
+                        tracing::warn!(error = %e, "could not queue an MQTT reply");
+                    }
+                });
+            }
+            Topic::Zigbee(name) => {
+                let Some(device) = self.cfg.zigbee_keypads.get(name).cloned() else {
+                    return;
+                };
+                if p.retain {
+                    // A retained keypad state is history, not somebody at the door now.
+                    return;
+                }
+                let attempt = match proto::parse_zigbee(&p.payload) {
+                    Ok(Some(a)) => a,
+                    Ok(None) => return,
+                    Err(e) => {
+                        return self.refuse(&topic, &format!("malformed keypad message: {e}"))
+                    }
+                };
+                let scope = format!("zigbee:{name}");
+                if !lock(&self.replay).fresh(
+                    &scope,
+                    &attempt.transaction.to_string(),
+                    Instant::now(),
+                ) {
+                    return;
+                }
+                let set_topic = format!("{}/{}/set", self.cfg.zigbee_base_topic, name);
+                let client = client.clone();
+                tracker.spawn(async move {
+                    let outcome = self
+                        .decide(device, Credential::Pin(attempt.code), topic)
+                        .await;
+                    let granted = matches!(outcome, Outcome::Granted { .. });
+                    let payload = proto::encode_zigbee(&attempt.transaction, granted);
+                    if let Err(e) = client.try_publish(set_topic, QoS::AtLeastOnce, false, payload)
+                    {
+                        tracing::warn!(error = %e, "could not queue a keypad answer");
+                    }
+                });
+            }
+            Topic::Other => {}
+        }
+    }
+
+    async fn decide(&self, device: DeviceId, credential: Credential, topic: String) -> Outcome {
+        self.link.update(|s| s.requests += 1);
+        let Ok(_slot) = self.slots.try_acquire() else {
+            return Outcome::Busy;
+        };
+        let request = AuthRequest {
+            device,
+            credential,
+            origin: Origin::Mqtt { topic },
+            received_at: Timestamp::now(),
+        };
+        self.core.handle(request).await
+    }
+
+    /// Audits a refused message (at most once a minute per reason and topic).
+    fn refuse(&self, topic: &str, reason: &str) {
+        self.link.update(|s| s.refused += 1);
+        tracing::info!(topic, reason, "refused an MQTT message");
+        if let Some(reason) = lock(&self.refusals).admit(topic, reason) {
+            self.core.record(AuditKind::Refused {
+                frontend: "mqtt".into(),
+                peer: topic.into(),
+                reason,
+            });
+        }
+    }
+}
+
+/// Keeps a flood of junk from pushing real decisions out of the bounded audit log.
+#[derive(Default)]
+struct Refusals {
+    last: std::collections::HashMap<(String, String), Instant>,
+    suppressed: u64,
+}
+
+impl Refusals {
+    fn admit(&mut self, topic: &str, reason: &str) -> Option<String> {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        if self.last.len() > 1024 {
+            self.last.retain(|_, at| now.duration_since(*at) < minute);
+        }
+        let key = (topic.to_string(), reason.to_string());
+        if self
+            .last
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < minute)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last.insert(key, now);
+        Some(match std::mem::take(&mut self.suppressed) {
+            0 => reason.to_string(),
+            n => format!("{reason} ({n} more refusals not audited in the last minute)"),
+        })
+    }
+}
+
+pub use events::serve_events;

@@ -1,0 +1,275 @@
+//! A real `mosquitto` broker per test on a free loopback port (optionally with a password
+//! file), and a probe client that subscribes, publishes and waits for messages.
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("mosquitto is not installed: install the Debian package `mosquitto` (.ci/run does)");
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker::start_with(None)
+    }
+
+    /// With `login`, anonymous clients are refused and only that user/password may connect.
+    pub fn start_with(login: Option<(&str, &str)>) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        // Persistence keeps sessions (and messages queued for them) across a graceful
+        // restart, as a production broker would.
+        let mut conf = format!(
+            "listener {} 127.0.0.1\npersistence true\npersistence_location {}/\nlog_dest stderr\n",
+            free_port(),
+            dir.path().display()
+        );
+        // As root, mosquitto would drop to its own user and could not write our temp dir.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            conf.push_str("user root\n");
+        }
+        match login {
+            None => conf.push_str("allow_anonymous true\n"),
+            Some((user, pass)) => {
+                let file = dir.path().join("passwd");
+                let ok = Command::new("mosquitto_passwd")
+                    .args(["-b", "-c"])
+                    .arg(&file)
+                    .args([user, pass])
+                    .status()
+                    .expect("mosquitto_passwd (Debian package `mosquitto`) must be installed");
+                assert!(ok.success(), "mosquitto_passwd failed");
+                conf.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    file.display()
+                ));
+            }
+        }
+        let port: u16 = conf.split_whitespace().nth(1).unwrap().parse().unwrap();
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        let mut b = Broker {
+            port,
+            dir,
+            child: None,
+        };
+        b.launch();
+        b
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .unwrap();
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Kills the broker (SIGKILL: no goodbye to clients).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops it with SIGTERM (it saves its sessions) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on a child we spawned and have not reaped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.launch();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+impl Message {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap_or_else(|e| {
+            panic!(
+                "not JSON on {}: {e}: {}",
+                self.topic,
+                String::from_utf8_lossy(&self.payload)
+            )
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// A test's own MQTT client.
+pub struct Probe {
+    client: Client,
+    rx: mpsc::Receiver<Packet>,
+    /// Packets received while waiting for something else, in arrival order.
+    skipped: std::cell::RefCell<std::collections::VecDeque<Packet>>,
+}
+
+impl Probe {
+    pub fn connect(port: u16) -> Probe {
+        Probe::connect_as(port, &format!("probe-{}", rand::random::<u32>()), true)
+    }
+
+    /// With `clean` false the broker keeps the subscriptions and queues messages for this
+    /// client while it is away (and across a graceful broker restart).
+    pub fn connect_as(port: u16, id: &str, clean: bool) -> Probe {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_clean_session(clean);
+        let (client, mut connection) = Client::new(opts, 64);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(p)) => {
+                        if tx.send(p).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        let probe = Probe {
+            client,
+            rx,
+            skipped: Default::default(),
+        };
+        probe.wait_for(|p| matches!(p, Packet::ConnAck(_)), "CONNACK");
+        probe
+    }
+
+    fn wait_for(&self, want: impl Fn(&Packet) -> bool, what: &str) -> Packet {
+        let mut skipped = self.skipped.borrow_mut();
+        if let Some(i) = skipped.iter().position(&want) {
+            return skipped.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(p) if want(&p) => return p,
+                Ok(p) => skipped.push_back(p),
+                Err(_) => panic!("no {what} from the broker within 20 s"),
+            }
+        }
+    }
+
+    /// Subscribes and waits for the SUBACK, so nothing published afterwards is missed.
+    pub fn subscribe(&self, filter: &str) {
+        self.client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        self.wait_for(|p| matches!(p, Packet::SubAck(_)), "SUBACK");
+    }
+
+    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
+            .unwrap();
+    }
+
+    /// The next message on `topic` (messages on other topics are skipped).
+    pub fn next_on(&self, topic: &str) -> Message {
+        let Packet::Publish(p) = self.wait_for(
+            |p| matches!(p, Packet::Publish(m) if m.topic == topic),
+            &format!("message on {topic}"),
+        ) else {
+            unreachable!()
+        };
+        Message {
+            topic: p.topic,
+            payload: p.payload.to_vec(),
+            retain: p.retain,
+        }
+    }
+
+    /// How many messages on topics starting with `prefix` arrived while waiting for others.
+    pub fn skipped_on(&self, prefix: &str) -> usize {
+        self.skipped
+            .borrow()
+            .iter()
+            .filter(|p| matches!(p, Packet::Publish(m) if m.topic.starts_with(prefix)))
+            .count()
+    }
+
+    /// The text of every message received so far on `topic`, consumed.
+    pub fn drain_text(&self, topic: &str) -> String {
+        while let Ok(p) = self.rx.recv_timeout(Duration::from_millis(200)) {
+            self.skipped.borrow_mut().push_back(p);
+        }
+        let mut out = String::new();
+        self.skipped.borrow_mut().retain(|p| match p {
+            Packet::Publish(m) if m.topic == topic => {
+                out.push_str(&String::from_utf8_lossy(&m.payload));
+                out.push('\n');
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+}

@@ -1,0 +1,344 @@
+//! The MQTT frontend against a real mosquitto: requests and replies, retained and replayed
+//! requests, Zigbee2MQTT keypads, a Tasmota-style relay, the event stream and its outbox
+//! across a broker outage, the retained status and the last will, and a wrong password.
+
+mod common;
+
+use common::mosquitto::{Broker, Probe};
+use common::{Daemon, DEFAULT_TCP};
+use std::time::{Duration, Instant};
+
+const PREFIX: &str = "pinwarden/test";
+
+fn mqtt_block(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+client_id = "pinwarden-test"
+prefix = "{PREFIX}"
+keep_alive = "5s"
+devices = ["front-door", "lobby-printer"]
+{extra}
+"#
+    )
+}
+
+fn start(broker: &Broker, mqtt_extra: &str, extra: &str) -> Daemon {
+    let top = mqtt_block(broker.port, mqtt_extra);
+    Daemon::start_edited(|text| {
+        // [mqtt] sub-tables must follow it, so the block goes last.
+        format!(
+            "{}\n{extra}\n{top}",
+            text.replace("{EXTRA}", DEFAULT_TCP)
+                .replace("{EXTRA_TOP}", "")
+        )
+    })
+}
+
+fn wait_connected(d: &Daemon) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.status();
+        if s["mqtt"]["connected"] == true && s["mqtt"]["events_connected"] == true {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never connected: {s}\n{}",
+            d.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn request(probe: &Probe, device: &str, body: &str) -> serde_json::Value {
+    probe.publish(
+        &format!("{PREFIX}/request/{device}"),
+        body.as_bytes(),
+        false,
+    );
+    probe.next_on(&format!("{PREFIX}/reply/{device}")).json()
+}
+
+#[test]
+fn a_request_gets_its_reply() {
+    let broker = Broker::start();
+    let d = start(&broker, "", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+
+    let r = request(&probe, "front-door", r#"{"id":"r1","pin":"482913"}"#);
+    assert_eq!(
+        r,
+        serde_json::json!({"id":"r1","result":"granted","user":"alice"})
+    );
+    let r = request(
+        &probe,
+        "front-door",
+        r#"{"id":2,"user":"alice","pin":"482913"}"#,
+    );
+    assert_eq!(r["id"], 2);
+    assert_eq!(r["result"], "granted");
+    let r = request(&probe, "front-door", r#"{"id":"r3","pin":"000000"}"#);
+    assert_eq!(r, serde_json::json!({"id":"r3","result":"denied"}));
+
+    // Garbage and unknown devices are audited and get no reply; the loop carries on.
+    probe.publish(
+        &format!("{PREFIX}/request/front-door"),
+        b"\xff\x00{not json",
+        false,
+    );
+    probe.publish(
+        &format!("{PREFIX}/request/garage"),
+        br#"{"id":"g","pin":"482913"}"#,
+        false,
+    );
+    let r = request(&probe, "front-door", r#"{"id":"r4","pin":"482913"}"#);
+    assert_eq!(
+        r["id"], "r4",
+        "the malformed request must not have been answered"
+    );
+    d.wait_audit(
+        "malformed request: payload is not a JSON object",
+        Duration::from_secs(5),
+    );
+    d.wait_audit("not in mqtt.devices", Duration::from_secs(5));
+    // Replies are never retained: a new subscriber gets the retained status and no reply
+    // (the broker sends retained messages in subscription order).
+    let late = Probe::connect(broker.port);
+    late.subscribe(&format!("{PREFIX}/reply/+"));
+    late.subscribe(&format!("{PREFIX}/status"));
+    assert_eq!(late.next_on(&format!("{PREFIX}/status")).text(), "online");
+    assert_eq!(late.skipped_on(&format!("{PREFIX}/reply/")), 0);
+    assert!(common::found_in_files(&d.state_dir(), b"482913").is_empty());
+    assert!(!d.logs().contains("482913"));
+}
+
+#[test]
+fn retained_and_replayed_requests_are_refused() {
+    let broker = Broker::start();
+    // A retained request reaches the daemon flagged as retained when it subscribes: it is
+    // history (or a planted replay), never a person at the door.
+    let probe = Probe::connect(broker.port);
+    probe.publish(
+        &format!("{PREFIX}/request/front-door"),
+        br#"{"id":"old","pin":"482913"}"#,
+        true,
+    );
+    let d = start(&broker, "", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    let r = request(&probe, "front-door", r#"{"id":"once","pin":"482913"}"#);
+    assert_eq!(r["id"], "once", "a retained request must not be answered");
+    probe.publish(
+        &format!("{PREFIX}/request/front-door"),
+        br#"{"id":"once","pin":"482913"}"#,
+        false,
+    );
+    // The replay got no answer: the next reply is for the next request.
+    let r = request(&probe, "front-door", r#"{"id":"next","pin":"482913"}"#);
+    assert_eq!(r["id"], "next");
+    d.wait_audit("retained request", Duration::from_secs(5));
+    d.wait_audit("duplicate request id", Duration::from_secs(5));
+    let audit = d.cli_ok(&["audit", "--json", "--last", "200"], None);
+    assert_eq!(audit.matches("\"outcome\":\"grant\"").count(), 2, "{audit}");
+}
+
+#[test]
+fn zigbee_keypads_get_every_transaction_answered() {
+    let broker = Broker::start();
+    let d = start(
+        &broker,
+        "[[mqtt.zigbee_keypad]]\nname = \"hall keypad\"\ndevice = \"front-door\"\n",
+        "",
+    );
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe("zigbee2mqtt/hall keypad/set");
+    let state = "zigbee2mqtt/hall keypad";
+
+    probe.publish(state, br#"{"battery":80,"tamper":false}"#, false);
+    probe.publish(
+        state,
+        br#"{"action":"disarm","action_code":"482913","action_transaction":41}"#,
+        false,
+    );
+    let a = probe.next_on("zigbee2mqtt/hall keypad/set").json();
+    assert_eq!(
+        a,
+        serde_json::json!({"arm_mode":{"transaction":41,"mode":"disarm"}})
+    );
+    probe.publish(
+        state,
+        br#"{"action":"disarm","action_code":"111111","action_transaction":42}"#,
+        false,
+    );
+    let a = probe.next_on("zigbee2mqtt/hall keypad/set").json();
+    assert_eq!(
+        a,
+        serde_json::json!({"arm_mode":{"transaction":42,"mode":"invalid_code"}})
+    );
+    // The same transaction republished with the device state is not a second attempt.
+    probe.publish(
+        state,
+        br#"{"action_code":"111111","action_transaction":42,"battery":80}"#,
+        false,
+    );
+    probe.publish(
+        state,
+        br#"{"action":"disarm","action_code":"482913","action_transaction":43}"#,
+        false,
+    );
+    let a = probe.next_on("zigbee2mqtt/hall keypad/set").json();
+    assert_eq!(a["arm_mode"]["transaction"], 43);
+    let audit = d.cli_ok(&["audit", "--json", "--last", "200"], None);
+    assert_eq!(audit.matches("\"outcome\":\"deny\"").count(), 1, "{audit}");
+}
+
+#[test]
+fn a_tasmota_relay_gets_one_unlock_per_grant() {
+    let broker = Broker::start();
+    let door = r#"
+[[door]]
+device = "front-door"
+actuator = "mqtt"
+mqtt_preset = "tasmota"
+mqtt_topic = "tasmota_frontdoor"
+pulse = "3s"
+"#;
+    let d = start(&broker, "", door);
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe("cmnd/tasmota_frontdoor/#");
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+
+    for id in ["a", "b"] {
+        let body = format!(r#"{{"id":"{id}","pin":"482913"}}"#);
+        assert_eq!(request(&probe, "front-door", &body)["result"], "granted");
+        let cmd = probe.next_on("cmnd/tasmota_frontdoor/Backlog");
+        assert_eq!(cmd.text(), "PulseTime1 30;Power1 ON");
+        assert!(!cmd.retain);
+    }
+    let r = request(&probe, "front-door", r#"{"id":"c","pin":"000000"}"#);
+    assert_eq!(r["result"], "denied");
+    // A denial sends nothing: the next command on the relay topic belongs to the next grant.
+    assert_eq!(
+        request(&probe, "front-door", r#"{"id":"d","pin":"482913"}"#)["result"],
+        "granted"
+    );
+    probe.next_on("cmnd/tasmota_frontdoor/Backlog");
+    let audit = d.wait_audit("\"action\":\"unlock\"", Duration::from_secs(5));
+    assert_eq!(audit.matches("\"action\":\"unlock\"").count(), 3, "{audit}");
+}
+
+#[test]
+fn events_survive_a_broker_outage_in_order() {
+    let mut broker = Broker::start();
+    let d = start(&broker, "", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    // A persistent session: the broker queues events for the probe across its own restart.
+    let probe = Probe::connect_as(broker.port, "event-watcher", false);
+    probe.subscribe(&format!("{PREFIX}/events"));
+    let mut t = d.terminal();
+    assert!(t.ask("PIN 482913").starts_with("OK alice"));
+    let seen = next_decision(&probe);
+    assert_eq!(seen["outcome"], "grant");
+    let before = seen["seq"].as_u64().unwrap();
+
+    broker.stop();
+    assert!(t.ask("PIN 000000").starts_with("DENY"));
+    assert!(t.ask("PIN 482913").starts_with("OK alice"));
+    assert!(t.ask("PIN 111111").starts_with("DENY"));
+    broker.start_again();
+
+    let outcomes: Vec<(u64, String)> = (0..3)
+        .map(|_| {
+            let e = next_decision(&probe);
+            (
+                e["seq"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let got: Vec<&str> = outcomes.iter().map(|(_, o)| o.as_str()).collect();
+    assert_eq!(got, ["deny", "grant", "deny"], "{outcomes:?}");
+    assert!(outcomes.windows(2).all(|w| w[0].0 < w[1].0) && outcomes[0].0 > before);
+    let s = wait_connected(&d);
+    assert!(s["mqtt"]["reconnects"].as_u64().unwrap() >= 1, "{s}");
+    let raw = outcomes_raw(&probe);
+    assert!(!raw.contains("482913") && !raw.contains("\"tag\""), "{raw}");
+}
+
+/// The next decision event (other events — admin, lockouts — are skipped).
+fn next_decision(probe: &Probe) -> serde_json::Value {
+    loop {
+        let e = probe.next_on(&format!("{PREFIX}/events")).json();
+        assert!(e["seq"].is_u64(), "{e}");
+        if e["event"] == "decision" {
+            return e;
+        }
+    }
+}
+
+/// Every event text the probe has received and not yet consumed.
+fn outcomes_raw(probe: &Probe) -> String {
+    probe.drain_text(&format!("{PREFIX}/events"))
+}
+
+#[test]
+fn status_is_retained_and_the_last_will_says_offline() {
+    let broker = Broker::start();
+    let mut d = start(&broker, "", "");
+    wait_connected(&d);
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/status"));
+    let online = probe.next_on(&format!("{PREFIX}/status"));
+    assert_eq!((online.text().as_str(), online.retain), ("online", true));
+    d.stop();
+    assert_eq!(probe.next_on(&format!("{PREFIX}/status")).text(), "offline");
+
+    let mut d2 = start(&broker, "", "");
+    wait_connected(&d2);
+    assert_eq!(probe.next_on(&format!("{PREFIX}/status")).text(), "online");
+    // A crash cannot say goodbye: the broker publishes the last will.
+    d2.kill();
+    let will = probe.next_on(&format!("{PREFIX}/status"));
+    assert_eq!(will.text(), "offline");
+}
+
+#[test]
+fn a_wrong_password_is_a_status_error_not_a_crash() {
+    let broker = Broker::start_with(Some(("edge", "right-password")));
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("mqtt.pass");
+    std::fs::write(&secret, "wrong-password\n").unwrap();
+    let extra = format!(
+        "username = \"edge\"\npassword_file = \"{}\"\n",
+        secret.display()
+    );
+    let d = start(&broker, &extra, "");
+    d.add_user("alice", "staff", "482913");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = d.status();
+        if s["mqtt"]["last_error"].is_string() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no MQTT error in status: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let error = status["mqtt"]["last_error"].as_str().unwrap();
+    assert!(error.contains("refused the login"), "{error}");
+    assert!(!error.contains("wrong-password"), "{error}");
+    assert_eq!(status["mqtt"]["connected"], false);
+    // Decisions go on over TCP while the broker refuses us.
+    assert!(d.terminal().ask("PIN 482913").starts_with("OK alice"));
+}
