@@ -342,3 +342,32 @@ fn a_wrong_password_is_a_status_error_not_a_crash() {
     // Decisions go on over TCP while the broker refuses us.
     assert!(d.terminal().ask("PIN 482913").starts_with("OK alice"));
 }
+
+#[test]
+fn tls_with_the_sites_ca() {
+    let broker = Broker::start_tls();
+    let ca = broker.ca.clone().unwrap();
+    let extra = format!("tls = true\nca_file = \"{}\"\n", ca.display());
+    let d = start(&broker, &extra, "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect_tls(broker.port, &ca);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    let r = request(&probe, "front-door", r#"{"id":"t1","pin":"482913"}"#);
+    assert_eq!(r["result"], "granted");
+
+    // A broker whose certificate is not from the configured CA is refused, with the reason.
+    let other = Broker::start_tls();
+    let d2 = start(&other, &extra, "");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d2.status();
+        if let Some(e) = s["mqtt"]["last_error"].as_str() {
+            assert!(e.contains("TLS"), "{e}");
+            assert_eq!(s["mqtt"]["connected"], false);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no TLS error in status: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -365,6 +365,20 @@ fn print_status(data: &serde_json::Value) {
     println!("decisions: {}", data["decisions"]);
     println!("hash pool: {}", data["hash_pool"]);
     println!("locked:    {}", data["locked"]);
+    let mqtt = &data["mqtt"];
+    if mqtt.is_object() {
+        let state = match (&mqtt["connected"], &mqtt["last_error"]) {
+            (serde_json::Value::Bool(true), _) => "connected".to_string(),
+            (_, serde_json::Value::String(e)) => format!("NOT CONNECTED: {e}"),
+            _ => "connecting".to_string(),
+        };
+        println!(
+            "mqtt:      {} {state}; events outbox {} waiting, {} dropped",
+            mqtt["broker"].as_str().unwrap_or("?"),
+            mqtt["outbox_pending"],
+            mqtt["outbox_dropped"]
+        );
+    }
 }
 
 fn audit_line(e: &AuditEvent) -> String {

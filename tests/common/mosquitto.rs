@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub struct Broker {
     pub port: u16,
+    /// The CA that signed the broker's certificate (TLS brokers only).
+    pub ca: Option<PathBuf>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -38,6 +40,15 @@ impl Broker {
 
     /// With `login`, anonymous clients are refused and only that user/password may connect.
     pub fn start_with(login: Option<(&str, &str)>) -> Broker {
+        Broker::start_full(login, false)
+    }
+
+    /// A TLS-only listener with a certificate for 127.0.0.1 signed by a fresh test CA.
+    pub fn start_tls() -> Broker {
+        Broker::start_full(None, true)
+    }
+
+    fn start_full(login: Option<(&str, &str)>, tls: bool) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         // Persistence keeps sessions (and messages queued for them) across a graceful
         // restart, as a production broker would.
@@ -68,10 +79,19 @@ impl Broker {
                 ));
             }
         }
+        let ca = tls.then(|| {
+            let ca = make_certificates(dir.path());
+            let d = dir.path().display();
+            conf.push_str(&format!(
+                "cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n"
+            ));
+            ca
+        });
         let port: u16 = conf.split_whitespace().nth(1).unwrap().parse().unwrap();
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         let mut b = Broker {
             port,
+            ca,
             dir,
             child: None,
         };
@@ -133,6 +153,73 @@ impl Broker {
     }
 }
 
+/// A test CA and a server certificate for 127.0.0.1 (openssl CLI); returns the CA path.
+fn make_certificates(dir: &std::path::Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl (Debian package `openssl`) must be installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let days = ["-days", "2"];
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=pinwarden test CA",
+        days[0],
+        days[1],
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "san.ext",
+        days[0],
+        days[1],
+    ]);
+    dir.join("ca.crt")
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
@@ -177,7 +264,21 @@ impl Probe {
     /// With `clean` false the broker keeps the subscriptions and queues messages for this
     /// client while it is away (and across a graceful broker restart).
     pub fn connect_as(port: u16, id: &str, clean: bool) -> Probe {
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        Probe::connect_opts(MqttOptions::new(id, "127.0.0.1", port), clean)
+    }
+
+    /// Over TLS, trusting `ca`.
+    pub fn connect_tls(port: u16, ca: &std::path::Path) -> Probe {
+        let mut opts = MqttOptions::new("probe-tls", "127.0.0.1", port);
+        opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple {
+            ca: std::fs::read(ca).unwrap(),
+            alpn: None,
+            client_auth: None,
+        }));
+        Probe::connect_opts(opts, true)
+    }
+
+    fn connect_opts(mut opts: MqttOptions, clean: bool) -> Probe {
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(clean);
         let (client, mut connection) = Client::new(opts, 64);
