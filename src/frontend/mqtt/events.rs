@@ -54,7 +54,10 @@ pub async fn serve_events(
             format!("{}-events", cfg.client_id),
             password.as_deref(),
         ) else {
-            break;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(backoff.next_delay()) => continue,
+            }
         };
         let (client, eventloop) = AsyncClient::new(opts, BATCH * 2);
         let mut events = spawn_poller(eventloop, &tracker);

@@ -117,14 +117,19 @@ fn options(
     Ok(opts)
 }
 
-/// Reads `password_file` (trailing newline trimmed). A startup error names the key.
+/// Reads `password_file` (trailing newline trimmed) and checks that `ca_file` is readable:
+/// at startup, so a typo fails fast with the key named.
 pub fn read_password(cfg: &MqttConfig) -> Result<Option<String>, String> {
-    let Some(path) = &cfg.password_file else {
-        return Ok(None);
+    let password = match &cfg.password_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read mqtt.password_file {}: {e}", path.display()))?;
+            Some(text.trim_end_matches(['\r', '\n']).to_string())
+        }
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read mqtt.password_file {}: {e}", path.display()))?;
-    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+    options(cfg, cfg.client_id.clone(), password.as_deref())?;
+    Ok(password)
 }
 
 /// Says what went wrong in words an operator can act on.
@@ -196,11 +201,15 @@ pub async fn serve(
     let status_topic = format!("{}/status", cfg.prefix);
     let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     'connect: loop {
+        // Checked at startup; a CA file removed since then is reported and retried.
         let mut opts = match options(&cfg, cfg.client_id.clone(), password.as_deref()) {
             Ok(o) => o,
             Err(e) => {
                 link.update(|s| s.last_error = Some(e));
-                break;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
             }
         };
         opts.set_last_will(LastWill::new(
@@ -319,7 +328,14 @@ impl Frontend {
                 tracker.spawn(async move {
                     let outcome = self.decide(device, request.credential, topic).await;
                     let reply = match &outcome {
-                        Outcome::Granted { user, .. } => Reply::Granted { user },
+                        Outcome::Granted {
+                            user,
+                            action_failed,
+                            ..
+                        } => Reply::Granted {
+                            user,
+                            action_failed: *action_failed,
+                        },
                         Outcome::Denied | Outcome::LockedOut => Reply::Denied,
                         Outcome::Busy => Reply::Busy,
                     };

@@ -124,15 +124,23 @@ fn take_pin(value: Option<Value>) -> Result<Pin, RequestError> {
 /// The reply on `<prefix>/reply/<device>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply<'a> {
-    Granted { user: &'a str },
+    /// `action_failed`: granted, but pinwarden's own actuator for the device failed.
+    Granted {
+        user: &'a str,
+        action_failed: bool,
+    },
     Denied,
     Busy,
 }
 
 pub fn encode_reply(id: &Value, reply: &Reply<'_>) -> Vec<u8> {
     let body = match reply {
-        Reply::Granted { user } => {
-            serde_json::json!({"id": id, "result": "granted", "user": user})
+        Reply::Granted {
+            user,
+            action_failed: false,
+        } => serde_json::json!({"id": id, "result": "granted", "user": user}),
+        Reply::Granted { user, .. } => {
+            serde_json::json!({"id": id, "result": "granted", "user": user, "action_failed": true})
         }
         Reply::Denied => serde_json::json!({"id": id, "result": "denied"}),
         Reply::Busy => serde_json::json!({"id": id, "result": "busy"}),

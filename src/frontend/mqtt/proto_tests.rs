@@ -62,7 +62,10 @@ fn malformed_requests_say_why_without_the_pin() {
 fn replies_echo_the_id_as_sent() {
     let v: Value = serde_json::from_slice(&encode_reply(
         &Value::String("r1".into()),
-        &Reply::Granted { user: "alice" },
+        &Reply::Granted {
+            user: "alice",
+            action_failed: false,
+        },
     ))
     .unwrap();
     assert_eq!(
