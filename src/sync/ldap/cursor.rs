@@ -15,6 +15,8 @@ pub enum Cursor {
         /// Digest of the group entries' membership (group-entries mode only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         groups: Option<String>,
+        /// When the last complete refresh ran (unix ms).
+        full_at: i64,
     },
     /// Change-attribute polling.
     Poll {

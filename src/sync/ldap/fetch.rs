@@ -60,7 +60,7 @@ async fn load_groups(
     let GroupSource::GroupEntries {
         base_dn,
         filter,
-        member_attribute,
+        member_attributes,
         name_attribute,
     } = &s.group_source
     else {
@@ -70,16 +70,22 @@ async fn load_groups(
         });
     };
     let mut index = GroupIndex::default();
-    let attrs = [member_attribute.clone(), name_attribute.clone()];
+    let mut attrs = member_attributes.clone();
+    attrs.push(name_attribute.clone());
     conn.paged(base_dn, Scope::Subtree, filter, &attrs, |group| {
         let name = group
             .texts(name_attribute)
             .ok()
             .and_then(|n| n.first().map(|n| n.to_string()))
             .or_else(|| first_rdn_value(&group.dn));
-        match (name, group.texts(member_attribute)) {
+        let members: Result<Vec<&str>, MapError> = member_attributes
+            .iter()
+            .map(|a| group.texts(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|lists| lists.concat());
+        match (name, members) {
             (Some(name), Ok(members)) => index.add(&name, &members),
-            _ => tracing::warn!(dn = %group.dn, "skipping a group entry without a usable name or members"),
+            _ => tracing::warn!(dn = %group.dn, "skipping a group entry without a usable name"),
         }
         Ok(())
     })
@@ -127,11 +133,19 @@ pub async fn syncrepl(
     conn: &mut Conn,
     s: &LdapSettings,
     cursor: Option<Cursor>,
+    now: Timestamp,
+    full_every: Duration,
 ) -> Result<Batch, SourceError> {
     let (groups, digest) = load_groups(conn, s).await?;
-    let cookie = match cursor {
-        Some(Cursor::Syncrepl { cookie, groups }) if groups == digest => Some(cookie),
-        _ => None,
+    let (cookie, full_at) = match cursor {
+        Some(Cursor::Syncrepl {
+            cookie,
+            groups,
+            full_at,
+        }) if groups == digest && Timestamp::from_millis(full_at).plus(full_every) > now => {
+            (Some(cookie), full_at)
+        }
+        _ => (None, now.millis()),
     };
     let mut refresh = Refresh::new(cookie.is_none());
     let request = SyncRequest {
@@ -169,7 +183,12 @@ pub async fn syncrepl(
         deletions: outcome.deletions,
         cursor: outcome.cookie.map(|cookie| {
             let groups = digest;
-            Cursor::Syncrepl { cookie, groups }.encode()
+            Cursor::Syncrepl {
+                cookie,
+                groups,
+                full_at,
+            }
+            .encode()
         }),
     })
 }

@@ -108,7 +108,7 @@ async fn run(
     cursor: Option<Vec<u8>>,
 ) -> Result<Batch, SourceError> {
     let expected = match settings.mode {
-        Mode::Syncrepl => "syncrepl",
+        Mode::Syncrepl { .. } => "syncrepl",
         Mode::Poll { .. } => "poll",
     };
     let cursor = match cursor.as_deref().map(Cursor::decode).transpose() {
@@ -124,7 +124,10 @@ async fn run(
     };
     let mut conn = conn::Conn::open(&settings, tls).await?;
     let batch = match settings.mode {
-        Mode::Syncrepl => fetch::syncrepl(&mut conn, &settings, cursor).await,
+        Mode::Syncrepl { full_every } => {
+            let now = Timestamp::now();
+            fetch::syncrepl(&mut conn, &settings, cursor, now, full_every).await
+        }
         Mode::Poll { .. } => fetch::poll(&mut conn, &settings, cursor, Timestamp::now()).await,
     }?;
     conn.close().await;

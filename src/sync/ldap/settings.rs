@@ -59,7 +59,13 @@ pub enum Mode {
     /// The server needs the `syncprov` overlay, and the bind DN a size limit of unlimited
     /// (`limits dn.exact="…" size=unlimited`): OpenLDAP does not page a sync search.
     /// Keys are the entries' entryUUIDs.
-    Syncrepl,
+    Syncrepl {
+        /// Interval between complete refreshes (no cookie). They catch what syncrepl does
+        /// not carry: OpenLDAP's memberof overlay does not replicate `memberOf` changes, so
+        /// a user added to a group shows up at the next complete refresh (use
+        /// `GroupSource::GroupEntries` to see it at the next fetch).
+        full_every: Duration,
+    },
     /// Poll for entries whose `change_attribute` grew (AD `uSNChanged`), with a complete
     /// listing on the first fetch, whenever the server identity changes and every
     /// `full_every`. Deletions are only seen by the complete listings.
@@ -88,13 +94,15 @@ pub enum GroupSource {
     /// A multi-valued attribute of the user holding group DNs (`memberOf`); the group's
     /// name is the value of the DN's first RDN (`cn=staff,ou=groups,…` → `staff`).
     MemberOf { attribute: String },
-    /// Group entries listing their members, read in full on every fetch (groupOfNames
-    /// `member` holding DNs, posixGroup `memberUid` holding user ids: both are matched).
-    /// When the membership changes, the fetch becomes a complete listing.
+    /// Group entries listing their members, read in full on every fetch. Member values
+    /// may be DNs (groupOfNames `member`) or user ids (posixGroup `memberUid`); both are
+    /// matched. When the membership changes, the fetch becomes a complete listing.
     GroupEntries {
         base_dn: String,
+        /// e.g. `(|(objectClass=groupOfNames)(objectClass=posixGroup))`.
         filter: String,
-        member_attribute: String,
+        /// e.g. `["member", "memberUid"]`.
+        member_attributes: Vec<String>,
         /// The group's name, e.g. `cn`.
         name_attribute: String,
     },
@@ -173,7 +181,9 @@ impl LdapSettings {
             scope: Scope::Subtree,
             page_size: MAX_PAGE_SIZE,
             timeout: Duration::from_secs(30),
-            mode: Mode::Syncrepl,
+            mode: Mode::Syncrepl {
+                full_every: Duration::from_secs(24 * 3600),
+            },
             group_source: GroupSource::MemberOf {
                 attribute: "memberOf".to_owned(),
             },
@@ -252,7 +262,7 @@ impl LdapSettings {
                 return Err(invalid("group_filter", "is not an LDAP filter"));
             }
         }
-        if let Mode::Poll { full_every, .. } = &self.mode {
+        if let Mode::Poll { full_every, .. } | Mode::Syncrepl { full_every } = &self.mode {
             if full_every.is_zero() {
                 return Err(invalid(
                     "full_every",
