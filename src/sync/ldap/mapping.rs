@@ -189,7 +189,7 @@ fn time_attr(entry: &Entry, attr: Option<&str>) -> Result<Option<Timestamp>, Map
     }
 }
 
-/// Parses an LDAP time: AD FILETIME (all digits; 0 and i64::MAX mean never → `Some(None)`),
+/// Parses an LDAP time: AD FILETIME (17+ digits; 0 and i64::MAX mean never → `Some(None)`),
 /// GeneralizedTime (`20260131080000Z`, `20260131080000.5+0100`), or what `Timestamp::parse`
 /// takes (RFC 3339, a plain date). `None`: not a time.
 pub fn parse_time(v: &str) -> Option<Option<Timestamp>> {
@@ -197,6 +197,11 @@ pub fn parse_time(v: &str) -> Option<Option<Timestamp>> {
         let ticks: i64 = v.parse().ok()?;
         if ticks == 0 || ticks == i64::MAX {
             return Some(None);
+        }
+        // FILETIMEs after 1632 have 17+ digits; shorter numbers (a GeneralizedTime that
+        // lost its `Z`) are not times.
+        if v.len() < 17 {
+            return None;
         }
         const UNIX_EPOCH_IN_FILETIME_MS: i64 = 11_644_473_600_000;
         return Some(Some(Timestamp::from_millis(

@@ -262,13 +262,12 @@ impl LdapSettings {
                 return Err(invalid("group_filter", "is not an LDAP filter"));
             }
         }
-        if let Mode::Poll { full_every, .. } | Mode::Syncrepl { full_every } = &self.mode {
-            if full_every.is_zero() {
-                return Err(invalid(
-                    "full_every",
-                    "must be longer than zero, e.g. \"6h\"",
-                ));
-            }
+        let (Mode::Poll { full_every, .. } | Mode::Syncrepl { full_every }) = &self.mode;
+        if full_every.is_zero() {
+            return Err(invalid(
+                "full_every",
+                "must be longer than zero, e.g. \"6h\"",
+            ));
         }
         if self.bind_dn.is_some() && self.bind_password.is_empty() {
             return Err(invalid(
