@@ -62,7 +62,11 @@ fn main() {
             let batch = rt.block_on(source.fetch(None)).expect("fetch");
             let took = start.elapsed();
             assert_eq!(batch.changed.len(), n + 3);
-            let mode = if poll { "poll (paged 1000)" } else { "syncrepl" };
+            let mode = if poll {
+                "poll (paged 1000)"
+            } else {
+                "syncrepl"
+            };
             println!(
                 "full fetch, {mode:18} {n:>7} users: {took:>8.2?}  {:>8.0} entries/s",
                 batch.changed.len() as f64 / took.as_secs_f64()

@@ -69,8 +69,8 @@ impl Refresh {
         }
     }
 
-    /// An entry; `user` is `None` when it carries no attributes or could not be mapped
-    /// (`unmappable` true in the latter case).
+    /// An entry; `user` is `None` for Present/Delete states, and for an Add/Modify entry
+    /// that could not be mapped (kept as present, counted as skipped).
     pub fn entry(&mut self, state: State, key: String, user: Option<UpstreamUser>) {
         match (state, user) {
             (State::Add | State::Modify, Some(user)) => self.changed.push(user),
