@@ -1,0 +1,309 @@
+//! Test fixture: a real OpenLDAP `slapd` per test on a free loopback port, with a generated
+//! slapd.conf (core, cosine, inetorgperson, nis and the pinwarden example schema; back_mdb,
+//! syncprov with a session log, memberof), fixtures loaded with `slapadd`, and helpers to
+//! modify it with ldap-utils, restart it, and freeze it with SIGSTOP.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SUFFIX: &str = "dc=example,dc=org";
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+pub const ROOT_PW: &str = "admin-secret";
+pub const BIND_DN: &str = "cn=pinwarden,ou=services,dc=example,dc=org";
+pub const BIND_PW: &str = "sync-secret";
+
+/// Where the fixture files live.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ldap")
+        .join(name)
+}
+
+/// The path of a required program; fails (never skips) naming the Debian package.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin"] {
+        let path = Path::new(dir).join(program);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "`{program}` not found: install the Debian package `{package}` (apt-get install {package})"
+    );
+}
+
+/// How to configure one slapd.
+#[derive(Clone)]
+pub struct Options {
+    /// LDIF loaded with slapadd before start (after the base fixture when `base` is set).
+    pub ldif: String,
+    pub base: bool,
+    /// `limits` clause for the service account, e.g. `size=unlimited`.
+    pub limits: String,
+    /// Keep deletions in syncprov's session log (delete-phase refreshes).
+    pub sessionlog: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ldif: String::new(),
+            base: true,
+            limits: "size=unlimited".to_owned(),
+            sessionlog: true,
+        }
+    }
+}
+
+pub struct Slapd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+    conf: PathBuf,
+    child: Option<Child>,
+    stopped: bool,
+    runs: usize,
+}
+
+impl Slapd {
+    /// The base fixture plus `extra` LDIF.
+    pub fn start(extra: &str) -> Slapd {
+        Slapd::start_with(Options {
+            ldif: extra.to_owned(),
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(opts: Options) -> Slapd {
+        let slapd = require("slapd", "slapd");
+        let slapadd = require("slapadd", "slapd");
+        require("ldapmodify", "ldap-utils");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let conf = dir.path().join("slapd.conf");
+        std::fs::write(&conf, config(dir.path(), &opts)).unwrap();
+        let mut ldif = String::new();
+        if opts.base {
+            ldif.push_str(&std::fs::read_to_string(fixture("base.ldif")).unwrap());
+            ldif.push('\n');
+        }
+        ldif.push_str(&opts.ldif);
+        let ldif_path = dir.path().join("load.ldif");
+        std::fs::write(&ldif_path, ldif).unwrap();
+        let out = Command::new(slapadd)
+            .arg("-q")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-l")
+            .arg(&ldif_path)
+            .output()
+            .expect("run slapadd");
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = slapd;
+        let port = free_port();
+        let mut s = Slapd {
+            dir,
+            port,
+            url: format!("ldap://127.0.0.1:{port}"),
+            conf,
+            child: None,
+            stopped: false,
+            runs: 0,
+        };
+        s.launch();
+        s
+    }
+
+    fn launch(&mut self) {
+        self.runs += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("slapd-{}.log", self.runs)))
+            .unwrap();
+        let child = Command::new(require("slapd", "slapd"))
+            .arg("-f")
+            .arg(&self.conf)
+            .arg("-h")
+            .arg(format!("{}/", self.url))
+            .args(["-d", "0"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start slapd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Polls the root DSE until slapd answers.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("slapd exited during startup ({status}):\n{}", self.logs());
+            }
+            let out = Command::new(require("ldapsearch", "ldap-utils"))
+                .args(["-x", "-LLL", "-H", &self.url, "-b", "", "-s", "base"])
+                .arg("namingContexts")
+                .output()
+                .expect("run ldapsearch");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slapd not ready:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|r| {
+                std::fs::read_to_string(self.dir.path().join(format!("slapd-{r}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Stops slapd (SIGTERM) and starts it again on the same port and database: syncprov's
+    /// in-memory session log is gone, so the next refresh takes the present phase.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.stopped {
+                self.signal_child(&child, libc::SIGCONT);
+                self.stopped = false;
+            }
+            self.signal_child(&child, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Freezes slapd: connections are accepted by the kernel but nothing answers.
+    pub fn freeze(&mut self) {
+        let child = self.child.as_ref().expect("running");
+        self.signal_child(child, libc::SIGSTOP);
+        self.stopped = true;
+    }
+
+    pub fn thaw(&mut self) {
+        let child = self.child.as_ref().expect("running");
+        self.signal_child(child, libc::SIGCONT);
+        self.stopped = false;
+    }
+
+    fn signal_child(&self, child: &Child, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
+    /// Runs `ldapmodify` as the root DN with `ldif` (changetype records, or plain entries
+    /// with `add`).
+    pub fn ldapmodify(&self, ldif: &str, add: bool) {
+        let mut args = vec!["-x", "-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PW];
+        if add {
+            args.push("-a");
+        }
+        run_with_stdin(require("ldapmodify", "ldap-utils"), &args, ldif);
+    }
+
+    pub fn ldapdelete(&self, dn: &str) {
+        let args = ["-x", "-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PW, dn];
+        run_with_stdin(require("ldapdelete", "ldap-utils"), &args, "");
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_with_stdin(program: PathBuf, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = Command::new(&program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ldap-utils");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().unwrap().port()
+}
+
+fn config(dir: &Path, opts: &Options) -> String {
+    let schema = fixture("pinwarden.schema");
+    let sessionlog = if opts.sessionlog {
+        "syncprov-sessionlog 1000"
+    } else {
+        ""
+    };
+    format!(
+        r#"include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+include {schema}
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+moduleload memberof
+pidfile {dir}/slapd.pid
+database mdb
+maxsize 1073741824
+suffix "{SUFFIX}"
+rootdn "{ROOT_DN}"
+rootpw {ROOT_PW}
+directory {dir}/db
+index objectClass,entryUUID,entryCSN eq
+overlay memberof
+memberof-refint TRUE
+overlay syncprov
+syncprov-checkpoint 100 1
+{sessionlog}
+limits dn.exact="{BIND_DN}" {limits}
+access to attrs=userPassword by anonymous auth by * none
+access to * by dn.exact="{BIND_DN}" read by * none
+"#,
+        schema = schema.display(),
+        dir = dir.display(),
+        limits = opts.limits,
+    )
+}
