@@ -395,6 +395,10 @@ fn audit_line(e: &AuditEvent) -> String {
         AuditKind::Keypad { device, port, action, detail } => {
             format!("keypad device={device} port={port} action={action} {detail}")
         }
+        AuditKind::Sync { source, outcome, added, changed, removed, rehashed, collisions, skipped, error } => format!(
+            "sync source={source} outcome={outcome} added={added} changed={changed} removed={removed} rehashed={rehashed} collisions={collisions} skipped={skipped} {}",
+            error.as_deref().unwrap_or("")
+        ),
     };
     format!("{} {}", e.at, detail.trim_end())
 }
