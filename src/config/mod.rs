@@ -3,10 +3,12 @@
 //! key and say how to fix it. Reads only the config file; opens nothing else.
 
 mod access;
+mod directory;
 mod duration;
 mod raw;
 
 pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
+pub use directory::{DirectoryConfig, DirectorySource, StaleAction, SyncConfig};
 pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
 
 use crate::crypto::HashParams;
@@ -47,6 +49,8 @@ pub struct Config {
     pub tcp: Vec<TcpConfig>,
     pub keypads: Vec<KeypadConfig>,
     pub doors: Vec<crate::action::door::DoorConfig>,
+    pub sync: SyncConfig,
+    pub directories: Vec<DirectoryConfig>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -286,6 +290,8 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
             ));
         }
     }
+    let sync = directory::validate_sync(&raw.sync)?;
+    let directories = directory::validate_directories(&raw.directory)?;
     Ok(Config {
         store_dir: state_dir.join("store"),
         state_dir,
@@ -300,6 +306,8 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         tcp,
         keypads,
         doors,
+        sync,
+        directories,
     })
 }
 

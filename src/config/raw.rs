@@ -2,6 +2,7 @@
 //! no validation beyond types. `mod.rs` turns this into the typed `Config`.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +32,10 @@ pub struct RawConfig {
     pub keypad: Vec<RawKeypad>,
     #[serde(default)]
     pub door: Vec<RawDoor>,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub directory: Vec<RawDirectory>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,4 +170,35 @@ pub struct RawDoor {
     pub off: Option<Vec<u8>>,
     pub command: Option<Vec<String>>,
     pub command_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub on_stale: Option<RawOnStale>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnStale {
+    pub printer: Option<String>,
+    pub door: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    pub name: String,
+    pub kind: String,
+    pub interval: Option<String>,
+    pub max_delete_share: Option<f64>,
+    pub max_staleness: Option<String>,
+    pub path: Option<String>,
+    pub delimiter: Option<String>,
+    pub url: Option<String>,
+    pub token_file: Option<String>,
+    pub page_size: Option<u32>,
+    pub timeout: Option<String>,
+    pub full_every: Option<String>,
+    pub attributes: Option<BTreeMap<String, String>>,
 }

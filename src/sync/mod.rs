@@ -5,6 +5,7 @@
 pub mod csv;
 pub mod engine;
 pub mod plan;
+pub mod scim;
 pub mod source;
 
 use crate::backoff::Backoff;
