@@ -214,7 +214,9 @@ impl ScimSource {
             changed.push(user);
         }
         let deletions = if incremental.is_some() {
-            next.etag = etag;
+            // The ETag answers this filter only; a moved high-water mark is a new filter.
+            let same_filter = previous.as_ref().map(|p| &p.high_water) == Some(&next.high_water);
+            next.etag = etag.filter(|_| same_filter);
             Deletions::Keys(Vec::new())
         } else {
             next.last_full_ms = now;
