@@ -59,7 +59,11 @@ fn a_sync_killed_midway_leaves_the_old_set_or_the_new_one() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while d.status()["directories"][0]["running"] != true {
-        assert!(Instant::now() < deadline, "the sync never started\n{}", d.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the sync never started\n{}",
+            d.logs()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(rand_delay()));
@@ -70,20 +74,35 @@ fn a_sync_killed_midway_leaves_the_old_set_or_the_new_one() {
 
     let status = d.status();
     let count = status["users"].as_u64().unwrap() as usize;
-    assert!(count == OLD || count == USERS, "a mix: {count} users\n{status}");
-    let (gen, name, n) = if count == OLD { (2, "old", OLD) } else { (3, "new", USERS) };
+    assert!(
+        count == OLD || count == USERS,
+        "a mix: {count} users\n{status}"
+    );
+    let (gen, name, n) = if count == OLD {
+        (2, "old", OLD)
+    } else {
+        (3, "new", USERS)
+    };
     let list: serde_json::Value =
         serde_json::from_str(&d.cli_ok(&["user", "list", "--json"], None)).unwrap();
     let users = list.as_array().unwrap();
     assert_eq!(users.len(), n);
     assert!(
-        users.iter().all(|u| u["name"].as_str().unwrap().starts_with(name)),
+        users
+            .iter()
+            .all(|u| u["name"].as_str().unwrap().starts_with(name)),
         "every user is of the {name} generation"
     );
-    assert_eq!(status["directories"][0]["users"], n, "the source's count is in step");
+    assert_eq!(
+        status["directories"][0]["users"], n,
+        "the source's count is in step"
+    );
     let mut t = d.terminal();
     for i in [0, OLD - 1, n - 1] {
-        assert_eq!(t.ask(&format!("PIN {}", pin(gen, i))), format!("OK u{i:05} 0"));
+        assert_eq!(
+            t.ask(&format!("PIN {}", pin(gen, i))),
+            format!("OK u{i:05} 0")
+        );
     }
     eprintln!("after the crash: the {name} set ({count} users)");
 }

@@ -91,7 +91,10 @@ fn scim_users_follow_the_server_incrementally_with_etags_and_full_reconciles() {
     let server = Server::start(
         files.path(),
         "s3cret-token",
-        &[user("1", "ann", "482913", t1), user("2", "bob", "730194", t1)],
+        &[
+            user("1", "ann", "482913", t1),
+            user("2", "bob", "730194", t1),
+        ],
     );
     let extra = format!(
         r#"{}
@@ -114,7 +117,10 @@ attributes = {{ pin = "{EXT}:pin" }}
     let mut t = d.terminal();
     assert_eq!(t.ask("PIN 482913"), "OK ann 0");
     let ann = d.cli_ok(&["user", "show", "ann"], None);
-    assert!(ann.contains("ann@example.org") && ann.contains("Upstream"), "{ann}");
+    assert!(
+        ann.contains("ann@example.org") && ann.contains("Upstream"),
+        "{ann}"
+    );
 
     let t2 = "2026-01-02T00:00:00Z";
     server.set(&[
@@ -135,10 +141,16 @@ attributes = {{ pin = "{EXT}:pin" }}
         let out = d.cli_ok(&["sync"], None);
         assert!(summary(&out).contains("0 added, 0 changed"), "{out}");
     }
-    assert!(server.stats()["not_modified"].as_u64().unwrap() >= 1, "If-None-Match was used");
+    assert!(
+        server.stats()["not_modified"].as_u64().unwrap() >= 1,
+        "If-None-Match was used"
+    );
 
     // A deletion is only visible in a complete listing.
-    server.set(&[user("1", "ann", "482913", t1), user("2", "bob", "730195", t2)]);
+    server.set(&[
+        user("1", "ann", "482913", t1),
+        user("2", "bob", "730195", t2),
+    ]);
     let out = d.cli_ok(&["sync", "--full"], None);
     assert!(summary(&out).contains("1 removed"), "{out}");
     assert_eq!(t.ask("PIN 905172"), "DENY");
@@ -148,9 +160,15 @@ attributes = {{ pin = "{EXT}:pin" }}
     let out = d.cli(&["sync"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
-    assert!(!stderr.contains("wrong"), "the token is never echoed: {stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the token is never echoed: {stderr}"
+    );
     assert_eq!(t.ask("PIN 482913"), "OK ann 0");
     let status = d.status();
-    assert_eq!(status["directories"][0]["last_error_kind"], "rejected", "{status}");
+    assert_eq!(
+        status["directories"][0]["last_error_kind"], "rejected",
+        "{status}"
+    );
     assert!(!d.logs().contains("482913"), "no PIN in the log");
 }
