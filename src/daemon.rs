@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod sync;
 
 use crate::action::door::Door;
 use crate::config::Config;
@@ -37,7 +38,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     })?;
     let (store, hasher) = open_store(&config)?;
     let pool = Arc::new(HashPool::new(
-        hasher,
+        Arc::clone(&hasher),
         config.security.hash_workers,
         config.security.hash_queue,
     ));
@@ -70,14 +71,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         store: Arc::clone(&store),
     });
     let (devices, access) = access_rules(&config);
-    let core = Arc::new(Core::new(
-        Arc::clone(&store),
-        Arc::clone(&pool),
-        devices,
-        access,
-        config.lockout,
-        actions,
-    ));
+    let engines = sync::engines(&config, &store, &pool, &hasher)?;
+    let stale = Arc::new(crate::core::Staleness::default());
+    let core = Arc::new(
+        Core::new(
+            Arc::clone(&store),
+            Arc::clone(&pool),
+            devices,
+            access,
+            config.lockout,
+            actions,
+        )
+        .with_staleness(Arc::clone(&stale)),
+    );
     let users = UserAdmin::new(
         Arc::clone(&store),
         Arc::clone(&pool),
@@ -102,6 +108,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         listeners.push((listener, Arc::new(t.clone())));
     }
     let control_listener = control::bind(&config.control_socket).await?;
+    let directories = sync::start(engines, stale, &tasks, &shutdown);
 
     let admin = Arc::new(admin::Admin {
         users,
@@ -113,6 +120,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         control_socket: config.control_socket.clone(),
         user_max_failures: config.lockout.user_max_failures,
         mqtt: mqtt.as_ref().map(|(_, _, link)| link.clone()),
+        sync: directories,
     });
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
@@ -235,6 +243,10 @@ fn access_rules(
                 allow_groups: d.allow_groups.clone(),
                 schedule: d.schedule.as_ref().and_then(schedule),
                 fail_open: d.fail_open,
+                deny_when_stale: match d.kind {
+                    crate::config::DeviceKind::Printer => config.sync.on_stale_printer,
+                    crate::config::DeviceKind::Door => config.sync.on_stale_door,
+                } == crate::config::StaleAction::Deny,
             };
             (id.clone(), rules)
         })

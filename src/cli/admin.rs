@@ -35,9 +35,82 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
                 }
             }
         }
+        Command::Sync {
+            source,
+            full,
+            force,
+            json,
+        } => return sync(config, source, full, force, json).await,
         Command::Run | Command::CheckConfig => unreachable!("handled by cli::run"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn sync(
+    config: &Config,
+    source: Option<String>,
+    full: bool,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar();
+    let response = client::call(
+        &config.control_socket,
+        &Request::Sync {
+            source,
+            full,
+            force,
+        },
+        |done, total| {
+            if let Some(bar) = &bar {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+        },
+    )
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let data = into_data(response?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    }
+    let mut failed = false;
+    for result in data.as_array().into_iter().flatten() {
+        let name = result["source"].as_str().unwrap_or("?");
+        if result["ok"].as_bool() != Some(true) {
+            failed = true;
+            eprintln!("{name}: {}", result["error"].as_str().unwrap_or("failed"));
+            continue;
+        }
+        let s = &result["summary"];
+        if !json {
+            println!(
+                "{name}: {} added, {} changed, {} removed, {} re-hashed, {} collision(s), {} skipped, {} users, {:.1}s",
+                s["added"], s["changed"], s["removed"], s["rehashed"],
+                s["collisions"].as_array().map_or(0, Vec::len),
+                s["skipped"].as_array().map_or(0, Vec::len),
+                s["users"],
+                s["millis"].as_u64().unwrap_or(0) as f64 / 1000.0
+            );
+        }
+        if let Some(ids) = s["collisions"].as_array().filter(|c| !c.is_empty()) {
+            let ids: Vec<&str> = ids.iter().filter_map(|v| v.as_str()).collect();
+            eprintln!(
+                "{name}: PIN-only login is off for users sharing a PIN: {}",
+                ids.join(", ")
+            );
+        }
+        for why in s["skipped"].as_array().into_iter().flatten() {
+            eprintln!("{name}: skipped: {}", why.as_str().unwrap_or("?"));
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn call(config: &Config, request: &Request) -> anyhow::Result<serde_json::Value> {
@@ -379,6 +452,35 @@ fn print_status(data: &serde_json::Value) {
             mqtt["outbox_dropped"]
         );
     }
+    for d in data["directories"].as_array().into_iter().flatten() {
+        let when = |k: &str| d[k].as_str().unwrap_or("never").to_string();
+        println!(
+            "directory {} ({}): {} users, last success {}, cursor age {}s{}{}",
+            d["name"].as_str().unwrap_or("?"),
+            d["kind"].as_str().unwrap_or("?"),
+            d["users"],
+            when("last_success"),
+            d["cursor_age_secs"],
+            if d["stale"].as_bool() == Some(true) {
+                format!(
+                    ", STALE (older than {})",
+                    d["max_staleness"].as_str().unwrap_or("?")
+                )
+            } else {
+                String::new()
+            },
+            d["last_error"]
+                .as_str()
+                .map(|e| format!(", last error {}: {e}", when("last_error_at")))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(groups) = data["pin_collisions"].as_array().filter(|g| !g.is_empty()) {
+        println!(
+            "pin collisions (PIN-only login off): {}",
+            serde_json::Value::from(groups.clone())
+        );
+    }
 }
 
 fn audit_line(e: &AuditEvent) -> String {
@@ -409,6 +511,10 @@ fn audit_line(e: &AuditEvent) -> String {
         AuditKind::Keypad { device, port, action, detail } => {
             format!("keypad device={device} port={port} action={action} {detail}")
         }
+        AuditKind::Sync { source, outcome, added, changed, removed, rehashed, collisions, skipped, error } => format!(
+            "sync source={source} outcome={outcome} added={added} changed={changed} removed={removed} rehashed={rehashed} collisions={collisions} skipped={skipped} {}",
+            error.as_deref().unwrap_or("")
+        ),
     };
     format!("{} {}", e.at, detail.trim_end())
 }

@@ -44,6 +44,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Sync the directories now and print what changed (added, changed, removed,
+    /// re-hashed, collisions, time).
+    Sync {
+        /// Only this `[[directory]]` (by name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Ignore the saved cursor: fetch everything and re-hash every PIN.
+        #[arg(long)]
+        full: bool,
+        /// Apply even if the run would remove more than max_delete_share of the users.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the newest audit events.
     Audit {
         #[arg(long, default_value_t = 50)]

@@ -3,11 +3,13 @@
 //! key and say how to fix it. Reads only the config file; opens nothing else.
 
 mod access;
+mod directory;
 mod duration;
 mod mqtt;
 mod raw;
 
 pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
+pub use directory::{DirectoryConfig, DirectorySource, StaleAction, SyncConfig};
 pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
 pub use mqtt::MqttConfig;
 
@@ -50,6 +52,8 @@ pub struct Config {
     pub keypads: Vec<KeypadConfig>,
     pub doors: Vec<crate::action::door::DoorConfig>,
     pub mqtt: Option<MqttConfig>,
+    pub sync: SyncConfig,
+    pub directories: Vec<DirectoryConfig>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -304,6 +308,8 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
             ));
         }
     }
+    let sync = directory::validate_sync(&raw.sync)?;
+    let directories = directory::validate_directories(&raw.directory)?;
     Ok(Config {
         store_dir: state_dir.join("store"),
         state_dir,
@@ -319,6 +325,8 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         keypads,
         doors,
         mqtt,
+        sync,
+        directories,
     })
 }
 

@@ -2,6 +2,7 @@
 //! no validation beyond types. `mod.rs` turns this into the typed `Config`.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub door: Vec<RawDoor>,
     pub mqtt: Option<RawMqtt>,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub directory: Vec<RawDirectory>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,4 +203,35 @@ pub struct RawMqtt {
 pub struct RawZigbeeKeypad {
     pub name: String,
     pub device: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub on_stale: Option<RawOnStale>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnStale {
+    pub printer: Option<String>,
+    pub door: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    pub name: String,
+    pub kind: String,
+    pub interval: Option<String>,
+    pub max_delete_share: Option<f64>,
+    pub max_staleness: Option<String>,
+    pub path: Option<String>,
+    pub delimiter: Option<String>,
+    pub url: Option<String>,
+    pub token_file: Option<String>,
+    pub page_size: Option<u32>,
+    pub timeout: Option<String>,
+    pub full_every: Option<String>,
+    pub attributes: Option<BTreeMap<String, String>>,
 }

@@ -13,6 +13,8 @@ pub struct DeviceRules {
     /// Unlock on any attempt when the store is unreadable (an emergency exit door);
     /// the default is to stay locked.
     pub fail_open: bool,
+    /// Deny users of a directory whose cache is past its `max_staleness`.
+    pub deny_when_stale: bool,
 }
 
 /// Schedules that apply across devices.
@@ -38,6 +40,8 @@ pub struct View<'a> {
     pub tag: Tag,
     /// The user found by tag (PIN-only) or by id (ID+PIN); `None` when there is none.
     pub candidate: Option<User>,
+    /// The candidate's directory has not synced within its `max_staleness`.
+    pub directory_stale: bool,
 }
 
 pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decision {
@@ -78,6 +82,9 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     let own_pin_dead = |p: &crate::domain::PinRecord| p.expires_at.is_some_and(|at| now >= at);
     if duress && user.pin.as_ref().is_none_or(own_pin_dead) {
         return deny(DenyReason::PinExpired);
+    }
+    if view.directory_stale && device.deny_when_stale {
+        return deny(DenyReason::DirectoryStale);
     }
     if !user.enabled {
         return deny(DenyReason::Disabled);

@@ -97,6 +97,7 @@ fn decision_table() {
             allow_groups: g.to_vec(),
             schedule: None,
             fail_open: false,
+            deny_when_stale: false,
         });
         let access = AccessRules {
             group_schedules: BTreeMap::new(),
@@ -109,6 +110,7 @@ fn decision_table() {
             user_locked: user_lock,
             tag,
             candidate,
+            directory_stale: false,
         };
         let got = decide(&view, &request(id_pin), Timestamp::from_millis(NOW));
         let want = match expected {
@@ -153,6 +155,7 @@ fn schedules_duress_and_fail_mode() {
         allow_groups: vec!["staff".into(), "cleaners".into()],
         schedule: Some(sched(&["Mon-Fri 07:00-19:00"])),
         fail_open: false,
+        deny_when_stale: false,
     };
     let mut group_schedules = BTreeMap::new();
     group_schedules.insert("cleaners".to_string(), sched(&["Mon-Fri 18:00-22:00"]));
@@ -168,6 +171,7 @@ fn schedules_duress_and_fail_mode() {
             user_locked: false,
             tag,
             candidate: Some(user.clone()),
+            directory_stale: false,
         };
         decide(&view, &request(false), at)
     };
@@ -232,4 +236,45 @@ fn schedules_duress_and_fail_mode() {
             reason: DenyReason::StoreUnavailable
         }
     );
+}
+
+#[test]
+fn a_stale_directory_denies_only_where_the_device_class_says_so() {
+    let access = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    let rules = |deny_when_stale| DeviceRules {
+        allow_groups: vec!["staff".into()],
+        schedule: None,
+        fail_open: false,
+        deny_when_stale,
+    };
+    let (door, printer) = (rules(true), rules(false));
+    let at = |device: &DeviceRules, stale: bool, tag: Tag| {
+        let view = View {
+            device: Some(device),
+            access: &access,
+            source_locked: false,
+            user_locked: false,
+            tag,
+            candidate: Some(alice()),
+            directory_stale: stale,
+        };
+        decide(&view, &request(false), Timestamp::from_millis(NOW))
+    };
+    let stale = Decision::Deny {
+        reason: DenyReason::DirectoryStale,
+    };
+    assert_eq!(at(&door, true, RIGHT), stale);
+    assert!(matches!(at(&printer, true, RIGHT), Decision::Grant { .. }));
+    assert!(matches!(at(&door, false, RIGHT), Decision::Grant { .. }));
+    assert_eq!(
+        at(&door, true, WRONG),
+        Decision::Deny {
+            reason: DenyReason::UnknownPin
+        },
+        "a wrong PIN is still a failure, not a staleness denial"
+    );
+    assert!(!DenyReason::DirectoryStale.counts_as_failure());
 }

@@ -81,6 +81,25 @@ pub struct Core {
     denied: AtomicU64,
     busy: AtomicU64,
     locked_out: AtomicU64,
+    stale: Arc<Staleness>,
+}
+
+/// The directory sources whose cache is past `max_staleness`. Set by the daemon from sync
+/// status; read here when a view is built, so `decide` stays pure and core never reads
+/// sync state itself.
+#[derive(Default)]
+pub struct Staleness(std::sync::RwLock<std::collections::BTreeSet<String>>);
+
+impl Staleness {
+    pub fn set(&self, sources: impl IntoIterator<Item = String>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = sources.into_iter().collect();
+    }
+    pub fn is_stale(&self, source: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(source)
+    }
 }
 
 /// The lockout keys a request is budgeted under.
@@ -154,7 +173,14 @@ impl Core {
             denied: AtomicU64::new(0),
             busy: AtomicU64::new(0),
             locked_out: AtomicU64::new(0),
+            stale: Arc::default(),
         }
+    }
+
+    /// Shares the set of stale directory sources with whoever maintains it.
+    pub fn with_staleness(mut self, stale: Arc<Staleness>) -> Self {
+        self.stale = stale;
+        self
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -337,6 +363,10 @@ impl Core {
             .as_ref()
             .and_then(|u| u.duress.as_ref())
             .is_some_and(|d| d.tag == tag);
+        let directory_stale = user
+            .as_ref()
+            .and_then(|u| u.upstream.as_ref())
+            .is_some_and(|up| self.stale.is_stale(&up.source));
         let view = View {
             device: Some(device),
             access: &self.access,
@@ -344,6 +374,7 @@ impl Core {
             user_locked,
             tag,
             candidate: user,
+            directory_stale,
         };
         Ok((decide::decide(&view, request, now), user_id, duress))
     }

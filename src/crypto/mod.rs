@@ -115,6 +115,20 @@ impl Hasher {
     pub fn params(&self) -> HashParams {
         self.params
     }
+
+    /// A 32-byte key for `purpose`, derived from the pepper (so, like the tags, worthless
+    /// without it). Used to key digests that cover PIN-bearing data, such as a directory
+    /// file's sync cursor.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use blake2::Digest;
+        let mut h = blake2::Blake2b512::new();
+        h.update(b"pinwarden derived key v1\0");
+        h.update(self.pepper.secret());
+        h.update(purpose.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&h.finalize()[..32]);
+        key
+    }
 }
 
 /// argon2 work memory (about `memory_kib`), wiped after every use and on drop.

@@ -24,6 +24,7 @@ pub struct Admin {
     pub control_socket: PathBuf,
     pub user_max_failures: u32,
     pub mqtt: Option<crate::frontend::mqtt::Link>,
+    pub sync: Arc<crate::sync::SyncService>,
 }
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
@@ -86,6 +87,8 @@ impl Admin {
             "decisions": self.core.stats(),
             "locked": locked,
             "mqtt": self.mqtt.as_ref().map(|m| m.status()),
+            "directories": self.sync.status(),
+            "pin_collisions": self.store.pin_collisions()?,
         }))
     }
 
@@ -146,6 +149,26 @@ impl Admin {
                 Ok(json!(report))
             }
             Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
+            Request::Sync {
+                source,
+                full,
+                force,
+            } => {
+                let opts = crate::sync::engine::RunOptions { full, force };
+                let results = self
+                    .sync
+                    .trigger(source.as_deref(), opts, Some(progress))
+                    .await
+                    .map_err(AdminError::Invalid)?;
+                let results: Vec<_> = results
+                    .into_iter()
+                    .map(|(name, r)| match r {
+                        Ok(summary) => json!({ "source": name, "ok": true, "summary": summary }),
+                        Err(error) => json!({ "source": name, "ok": false, "error": error }),
+                    })
+                    .collect();
+                Ok(json!(results))
+            }
         }
     }
 }

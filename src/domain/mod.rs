@@ -5,7 +5,7 @@ mod time;
 mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
-pub use user::{LockoutState, PinRecord, PinSource, User, UserOrigin};
+pub use user::{LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -161,6 +161,9 @@ pub enum DenyReason {
     UserLockedOut,
     UnknownDevice,
     StoreUnavailable,
+    /// The user's directory has not synced within its `max_staleness` and the device class
+    /// is configured to deny rather than decide from the stale cache.
+    DirectoryStale,
 }
 
 impl DenyReason {
@@ -169,7 +172,10 @@ impl DenyReason {
     pub fn counts_as_failure(self) -> bool {
         !matches!(
             self,
-            DenyReason::LockedOut | DenyReason::StoreUnavailable | DenyReason::UnknownDevice
+            DenyReason::LockedOut
+                | DenyReason::StoreUnavailable
+                | DenyReason::UnknownDevice
+                | DenyReason::DirectoryStale
         )
     }
     pub fn as_str(self) -> &'static str {
@@ -189,6 +195,7 @@ impl DenyReason {
             DenyReason::UserLockedOut => "user_locked_out",
             DenyReason::UnknownDevice => "unknown_device",
             DenyReason::StoreUnavailable => "store_unavailable",
+            DenyReason::DirectoryStale => "directory_stale",
         }
     }
 }
@@ -268,6 +275,26 @@ pub enum AuditKind {
         port: String,
         action: String,
         detail: String,
+    },
+    /// A directory sync run: applied, refused (mass-deletion guard) or failed. Counts only;
+    /// never a PIN, a tag or which users share a PIN.
+    Sync {
+        source: String,
+        outcome: String,
+        #[serde(default)]
+        added: usize,
+        #[serde(default)]
+        changed: usize,
+        #[serde(default)]
+        removed: usize,
+        #[serde(default)]
+        rehashed: usize,
+        #[serde(default)]
+        collisions: usize,
+        #[serde(default)]
+        skipped: usize,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
     },
 }
 

@@ -56,6 +56,17 @@ pub struct User {
     /// A second PIN that opens normally but raises a silent `duress` audit event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duress: Option<PinRecord>,
+    /// The directory source that owns an `Upstream` user, and the user's key there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamRef>,
+}
+
+/// Which `[[directory]]` owns an upstream user, and the entry's stable key at that source
+/// (LDAP entryUUID, SCIM `id`, CSV user id). Only that source's sync may change the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRef {
+    pub source: String,
+    pub key: String,
 }
 
 impl User {
@@ -72,6 +83,7 @@ impl User {
             pin: None,
             cards: Vec::new(),
             duress: None,
+            upstream: None,
         }
     }
 

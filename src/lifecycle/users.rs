@@ -48,6 +48,9 @@ impl From<StoreError> for AdminError {
                 AdminError::Invalid(format!("card {card} is already assigned to another user"))
             }
             StoreError::Unavailable(m) => AdminError::Store(m),
+            StoreError::NotOwned(id) => {
+                AdminError::Invalid(format!("user `{id}` is owned by another directory source"))
+            }
         }
     }
 }

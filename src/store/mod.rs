@@ -6,7 +6,7 @@ mod sled;
 pub use self::sled::SledStore;
 
 use crate::domain::{AuditEvent, AuditKind, LockoutState, Tag, Timestamp, User};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -24,6 +24,9 @@ pub enum StoreError {
     TagTaken,
     #[error("card {0} is already assigned to another user")]
     CardTaken(String),
+    /// A sync tried to change a user it does not own (a local user, another source's).
+    #[error("user `{0}` is not owned by this directory source")]
+    NotOwned(String),
 }
 
 /// Errors opening a store; each says how to fix it.
@@ -77,6 +80,51 @@ pub struct OutboxBatch {
     pub dropped: u64,
     /// Events queued in all (not only the ones returned).
     pub pending: u64,
+}
+
+/// What the sync engine keeps per directory source. Written in the same transaction as
+/// each applied batch, so the cursor never runs ahead of (or behind) the users it covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// The source's cursor (syncrepl cookie, SCIM high-water mark, file digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Vec<u8>>,
+    /// When the cursor was last saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor_at: Option<Timestamp>,
+    /// The last run that fetched and applied (or found nothing to apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// The last complete listing applied (deletions reconciled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full: Option<Timestamp>,
+    /// Users this source owns after the last applied batch.
+    #[serde(default)]
+    pub users: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// One applied sync batch: every user in `upserts` belongs to `source` (its `upstream`
+/// names it), `removals` are ids of users this source owns. All of it, the per-source key
+/// index and `state` land in one transaction.
+pub struct SyncWrite<'a> {
+    pub source: &'a str,
+    pub upserts: &'a [User],
+    pub removals: &'a [String],
+    pub state: &'a SyncState,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncApplied {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    /// Users of this batch whose PIN another user also holds: PIN-only login is off for
+    /// them (ID+PIN and card+PIN still work) until the collision is gone.
+    pub collisions: Vec<String>,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -133,4 +181,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every write so far durable (lockout counters before a DENY goes out).
     fn flush(&self) -> Result<()>;
+
+    /// The users `source` owns: (key at the source, user id).
+    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>>;
+    fn sync_state(&self, source: &str) -> Result<Option<SyncState>>;
+    /// Records state outside a batch (a failed run's error).
+    fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()>;
+    /// Applies one sync batch in one transaction: the previous state or the new one.
+    /// Upstream PINs that collide are kept on the users but left out of the PIN-only index.
+    fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
+    /// Groups of user ids that share one PIN (PIN-only login disabled for them).
+    fn pin_collisions(&self) -> Result<Vec<Vec<String>>>;
 }

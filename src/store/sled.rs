@@ -3,7 +3,7 @@
 
 use super::{
     ImportOutcome, LockoutUpdate, OpenError, OpenParams, Opened, OutboxBatch, Result, Store,
-    StoreError, SCHEMA_VERSION,
+    StoreError, SyncApplied, SyncState, SyncWrite, SCHEMA_VERSION,
 };
 use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -19,6 +19,12 @@ pub struct SledStore {
     lockouts: Tree,
     audit: Tree,
     meta: Tree,
+    /// PIN tag → ids of the users sharing it (upstream collisions; none of them is in `tags`).
+    shared: Tree,
+    /// `source NUL key` → user id: the users each directory source owns.
+    upstream: Tree,
+    /// source → `SyncState`.
+    sync: Tree,
     audit_len: AtomicU64,
     /// Audit events waiting to be published (MQTT), keyed by sequence number.
     outbox: Tree,
@@ -26,6 +32,9 @@ pub struct SledStore {
     /// 0: the outbox is off.
     outbox_max: AtomicU64,
 }
+
+#[path = "sled_sync.rs"]
+mod sync;
 
 const USER_COUNT: &[u8] = b"user_count";
 const OUTBOX_DROPPED: &[u8] = b"outbox_dropped";
@@ -112,6 +121,7 @@ struct TxTrees<'a> {
     tags: &'a TransactionalTree,
     cards: &'a TransactionalTree,
     meta: &'a TransactionalTree,
+    shared: &'a TransactionalTree,
 }
 
 /// Writes `user` into the transaction, moving its index entries; `insert_only` refuses an
@@ -131,9 +141,7 @@ fn put_user_tx(t: &TxTrees<'_>, user: &User, insert_only: bool) -> TxResult<bool
         .as_ref()
         .map(|u| (tag_keys(u), card_keys(u)))
         .unwrap_or_default();
-    reindex(t.tags, &user.id, &old_tags, &tag_keys(user), |_| {
-        StoreError::TagTaken
-    })?;
+    sync::retag(t, &user.id, &old_tags, &tag_keys(user), false)?;
     reindex(t.cards, &user.id, &old_cards, &card_keys(user), |k| {
         StoreError::CardTaken(String::from_utf8_lossy(k).into_owned())
     })?;
@@ -186,6 +194,9 @@ impl SledStore {
             lockouts: tree("lockouts")?,
             audit: tree("audit")?,
             meta: tree("meta")?,
+            shared: tree("pin_tags_shared")?,
+            upstream: tree("upstream_keys")?,
+            sync: tree("sync_state")?,
             audit_len: AtomicU64::new(0),
             outbox: tree("outbox")?,
             outbox_len: AtomicU64::new(0),
@@ -230,8 +241,14 @@ impl SledStore {
         Ok(())
     }
 
-    fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree) {
-        (&self.users, &self.tags, &self.cards, &self.meta)
+    fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree) {
+        (
+            &self.users,
+            &self.tags,
+            &self.cards,
+            &self.meta,
+            &self.shared,
+        )
     }
 
     fn check_meta(
@@ -345,13 +362,14 @@ impl Store for SledStore {
 
     fn insert_user(&self, user: &User) -> Result<()> {
         self.trees()
-            .transaction(|(users, tags, cards, meta)| {
+            .transaction(|(users, tags, cards, meta, shared)| {
                 put_user_tx(
                     &TxTrees {
                         users,
                         tags,
                         cards,
                         meta,
+                        shared,
                     },
                     user,
                     true,
@@ -363,7 +381,7 @@ impl Store for SledStore {
 
     fn update_user(&self, user: &User) -> Result<()> {
         self.trees()
-            .transaction(|(users, tags, cards, meta)| {
+            .transaction(|(users, tags, cards, meta, shared)| {
                 if users.get(user.id.as_bytes())?.is_none() {
                     return abort(StoreError::NoSuchUser(user.id.clone()));
                 }
@@ -373,6 +391,7 @@ impl Store for SledStore {
                         tags,
                         cards,
                         meta,
+                        shared,
                     },
                     user,
                     false,
@@ -383,19 +402,35 @@ impl Store for SledStore {
     }
 
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
-        let removed = self
-            .trees()
-            .transaction(|(u, t, c, m)| {
-                let Some(bytes) = u.remove(id.as_bytes())? else {
+        let removed = (
+            &self.users,
+            &self.tags,
+            &self.cards,
+            &self.meta,
+            &self.shared,
+            &self.upstream,
+        )
+            .transaction(|(users, tags, cards, meta, shared, upstream)| {
+                let Some(bytes) = users.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
                 let user: User = match decode("user", &bytes) {
                     Ok(user) => user,
                     Err(e) => return abort(e),
                 };
-                reindex(t, id, &tag_keys(&user), &[], |_| StoreError::TagTaken)?;
-                reindex(c, id, &card_keys(&user), &[], |_| StoreError::TagTaken)?;
-                bump_count(m, -1)?;
+                let t = TxTrees {
+                    users,
+                    tags,
+                    cards,
+                    meta,
+                    shared,
+                };
+                sync::retag(&t, id, &tag_keys(&user), &[], false)?;
+                reindex(cards, id, &card_keys(&user), &[], |_| StoreError::TagTaken)?;
+                if let Some(up) = &user.upstream {
+                    upstream.remove(sync::upstream_key(&up.source, &up.key))?;
+                }
+                bump_count(meta, -1)?;
                 Ok(Some(user))
             })
             .map_err(tx_error)?;
@@ -407,12 +442,13 @@ impl Store for SledStore {
 
     fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
         self.trees()
-            .transaction(|(users_tx, tags, cards, meta)| {
+            .transaction(|(users_tx, tags, cards, meta, shared)| {
                 let trees = TxTrees {
                     users: users_tx,
                     tags,
                     cards,
                     meta,
+                    shared,
                 };
                 let mut outcome = ImportOutcome::default();
                 for user in users {
@@ -582,6 +618,44 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(unavailable)
+    }
+
+    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
+        sync::upstream_keys(&self.upstream, source)
+    }
+
+    fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {
+        match self.sync.get(source).map_err(unavailable)? {
+            Some(bytes) => decode("sync state", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()> {
+        self.sync
+            .insert(source, encode(state))
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        let applied = sync::apply(self, write)?;
+        for id in write.removals {
+            self.lockouts
+                .remove(format!("user:{id}"))
+                .map_err(unavailable)?;
+        }
+        Ok(applied)
+    }
+
+    fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
+        self.shared
+            .iter()
+            .map(|kv| {
+                kv.map_err(unavailable)
+                    .and_then(|(_, v)| decode("shared tag", &v))
+            })
+            .collect()
     }
 }
 

@@ -229,6 +229,14 @@ impl Daemon {
         self.launch();
     }
 
+    /// Kills the daemon with SIGKILL (no shutdown at all) and starts it again.
+    pub fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("running");
+        signal(&child, libc::SIGKILL);
+        child.wait().unwrap();
+        self.launch();
+    }
+
     /// Polls the audit log until it contains `needle`; returns it. Fails after `within`.
     pub fn wait_audit(&self, needle: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;

@@ -80,6 +80,15 @@ pub enum Request {
     Audit {
         last: usize,
     },
+    /// Run directory sync now (every source, or `source`) and answer with the summaries.
+    Sync {
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        full: bool,
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

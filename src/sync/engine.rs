@@ -1,0 +1,430 @@
+//! One engine per `[[directory]]`: fetch (a panic becomes an error), plan, hash the PINs that
+//! changed on the pool's background queue, then apply everything in one store transaction
+//! together with the cursor. A run in progress is never interrupted by a timer; shutdown
+//! stops it before the transaction, never inside it.
+
+use super::plan::{self, Plan, PlanError};
+use super::source::{Batch, Deletions, Source, SourceError};
+use crate::crypto::HashPool;
+use crate::domain::{AuditKind, Timestamp};
+use crate::store::{Store, StoreError, SyncWrite};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// PINs hashed at once by one run; the pool serves logins first anyway.
+const HASH_IN_FLIGHT: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the directory source panicked (a bug, or data it could not handle); see the log")]
+    Panicked,
+    #[error("hashing a PIN failed; see the log")]
+    Hashing,
+    #[error("stopped by shutdown before anything was applied")]
+    Cancelled,
+}
+
+impl SyncError {
+    /// Short machine-readable kind for status and audit.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncError::Source(SourceError::Unavailable(_)) => "unavailable",
+            SyncError::Source(SourceError::Rejected(_)) => "rejected",
+            SyncError::Source(SourceError::CursorExpired(_)) => "cursor_expired",
+            SyncError::Source(SourceError::Malformed(_)) => "malformed",
+            SyncError::Plan(PlanError::TooManyDeletions { .. }) => "refused",
+            SyncError::Plan(PlanError::Store(_)) | SyncError::Store(_) => "store",
+            SyncError::Panicked => "panicked",
+            SyncError::Hashing => "hashing",
+            SyncError::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Ignore the cursor: a complete listing, every PIN re-hashed.
+    pub full: bool,
+    /// Bypass the mass-deletion guard for this run only.
+    pub force: bool,
+}
+
+/// What one run did; user ids but never a PIN.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub source: String,
+    /// `applied`, or `unchanged` when the source had nothing new.
+    pub outcome: String,
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub rehashed: usize,
+    /// Users whose PIN another user holds too: PIN-only login is off for them.
+    pub collisions: Vec<String>,
+    pub skipped: Vec<String>,
+    pub users: u64,
+    pub complete: bool,
+    pub millis: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub interval: Duration,
+    pub max_delete_share: f64,
+    pub max_staleness: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Live state for `status`.
+#[derive(Default)]
+struct Live {
+    running: bool,
+    last_run: Option<Summary>,
+    last_error_kind: Option<&'static str>,
+}
+
+pub struct Engine {
+    pub name: String,
+    pub kind: &'static str,
+    source: Arc<dyn Source>,
+    store: Arc<dyn Store>,
+    pool: Arc<HashPool>,
+    pub settings: EngineSettings,
+    started: Timestamp,
+    live: Mutex<Live>,
+}
+
+pub type Progress = Option<UnboundedSender<(usize, usize)>>;
+
+impl Engine {
+    pub fn new(
+        name: String,
+        kind: &'static str,
+        source: Arc<dyn Source>,
+        store: Arc<dyn Store>,
+        pool: Arc<HashPool>,
+        settings: EngineSettings,
+    ) -> Self {
+        Engine {
+            name,
+            kind,
+            source,
+            store,
+            pool,
+            settings,
+            started: Timestamp::now(),
+            live: Mutex::new(Live::default()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One run, recorded for status and (when it did something, failed, or was asked for
+    /// by an operator) in the audit log.
+    pub async fn run(
+        &self,
+        opts: RunOptions,
+        progress: Progress,
+        manual: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<Summary, SyncError> {
+        self.live().running = true;
+        let result = self.run_once(opts, progress, shutdown).await;
+        self.record(&result, manual);
+        self.live().running = false;
+        result
+    }
+
+    async fn run_once(
+        &self,
+        opts: RunOptions,
+        progress: Progress,
+        shutdown: &CancellationToken,
+    ) -> Result<Summary, SyncError> {
+        let started = Instant::now();
+        let mut state = self.store.sync_state(&self.name)?.unwrap_or_default();
+        let cursor = if opts.full {
+            None
+        } else {
+            state.cursor.clone()
+        };
+        let batch = match self.fetch(cursor.clone(), shutdown).await {
+            Err(SyncError::Source(SourceError::CursorExpired(why))) if cursor.is_some() => {
+                tracing::info!(source = %self.name, reason = %why, "cursor expired: fetching everything");
+                self.fetch(None, shutdown).await?
+            }
+            other => other?,
+        };
+        let now = Timestamp::now();
+        if is_empty(&batch) {
+            state.last_success = Some(now);
+            state.last_error = None;
+            state.last_error_at = None;
+            if let Some(c) = batch.cursor {
+                state.cursor = Some(c);
+                state.cursor_at = Some(now);
+            }
+            self.store.put_sync_state(&self.name, &state)?;
+            return Ok(Summary {
+                source: self.name.clone(),
+                outcome: "unchanged".into(),
+                users: state.users,
+                millis: started.elapsed().as_millis() as u64,
+                ..Summary::default()
+            });
+        }
+        let new_cursor = batch.cursor.clone();
+        let (users, mut plan) = self.plan(batch, opts.force).await?;
+        let rehashed = self.hash(&mut plan, progress, shutdown).await?;
+        if let Some(c) = new_cursor {
+            state.cursor = Some(c);
+            state.cursor_at = Some(now);
+        }
+        state.last_success = Some(now);
+        if plan.complete {
+            state.last_full = Some(now);
+        }
+        state.last_error = None;
+        state.last_error_at = None;
+        state.users = users;
+        let store = Arc::clone(&self.store);
+        let source = self.name.clone();
+        let (applied, plan) = tokio::task::spawn_blocking(move || {
+            let write = SyncWrite {
+                source: &source,
+                upserts: &plan.users,
+                removals: &plan.removals,
+                state: &state,
+            };
+            store.apply_sync(&write).map(|applied| (applied, plan))
+        })
+        .await
+        .map_err(|_| SyncError::Panicked)??;
+        Ok(Summary {
+            source: self.name.clone(),
+            outcome: "applied".into(),
+            added: applied.added,
+            changed: applied.changed,
+            removed: applied.removed,
+            rehashed,
+            collisions: applied.collisions,
+            skipped: plan.skipped,
+            users,
+            complete: plan.complete,
+            millis: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The source's fetch in its own task: a panic in it is an error, not a dead daemon.
+    async fn fetch(
+        &self,
+        cursor: Option<Vec<u8>>,
+        shutdown: &CancellationToken,
+    ) -> Result<Batch, SyncError> {
+        let source = Arc::clone(&self.source);
+        let task = tokio::spawn(async move { source.fetch(cursor.as_deref()).await });
+        let abort = task.abort_handle();
+        tokio::select! {
+            joined = task => match joined {
+                Ok(batch) => Ok(batch?),
+                Err(e) if e.is_panic() => {
+                    tracing::error!(source = %self.name, "the directory source panicked");
+                    Err(SyncError::Panicked)
+                }
+                Err(_) => Err(SyncError::Cancelled),
+            },
+            _ = shutdown.cancelled() => {
+                abort.abort();
+                Err(SyncError::Cancelled)
+            }
+        }
+    }
+
+    /// Plans on a blocking thread (it reads every user the batch names). Returns how many
+    /// users the source owns once the plan is applied, and the plan.
+    async fn plan(&self, batch: Batch, force: bool) -> Result<(u64, Plan), SyncError> {
+        let store = Arc::clone(&self.store);
+        let name = self.name.clone();
+        let share = self.settings.max_delete_share;
+        tokio::task::spawn_blocking(move || {
+            let existing: HashMap<String, String> =
+                store.upstream_keys(&name)?.into_iter().collect();
+            let settings = plan::Settings {
+                source: &name,
+                max_delete_share: share,
+                force,
+            };
+            let plan = plan::plan(
+                batch,
+                &existing,
+                &plan::StoreReads(store.as_ref()),
+                &settings,
+            )?;
+            Ok((plan::users_after(&existing, &plan), plan))
+        })
+        .await
+        .map_err(|_| SyncError::Panicked)?
+    }
+
+    /// Hashes the plan's PINs behind every login attempt; returns how many.
+    async fn hash(
+        &self,
+        plan: &mut Plan,
+        progress: Progress,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, SyncError> {
+        let pins = std::mem::take(&mut plan.pins);
+        let total = pins.len();
+        let now = Timestamp::now();
+        let mut queue = pins.into_iter();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut done = 0;
+        loop {
+            while tasks.len() < HASH_IN_FLIGHT {
+                let Some((index, pin)) = queue.next() else {
+                    break;
+                };
+                let pool = Arc::clone(&self.pool);
+                tasks.spawn(async move { (index, pool.tag_waiting(pin).await) });
+            }
+            let joined = tokio::select! {
+                joined = tasks.join_next() => joined,
+                _ = shutdown.cancelled() => return Err(SyncError::Cancelled),
+            };
+            let Some(joined) = joined else { break };
+            let (index, tag) = joined.map_err(|_| SyncError::Hashing)?;
+            plan::set_upstream_pin(
+                &mut plan.users[index],
+                tag.map_err(|_| SyncError::Hashing)?,
+                now,
+            );
+            done += 1;
+            if let Some(p) = &progress {
+                if done % 64 == 0 || done == total {
+                    let _ = p.send((done, total));
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    fn record(&self, result: &Result<Summary, SyncError>, manual: bool) {
+        match result {
+            Ok(summary) => {
+                let did_something = summary.outcome != "unchanged"
+                    && (summary.added + summary.changed + summary.removed > 0
+                        || !summary.collisions.is_empty()
+                        || !summary.skipped.is_empty());
+                if did_something || manual {
+                    tracing::info!(source = %self.name, added = summary.added, changed = summary.changed,
+                        removed = summary.removed, rehashed = summary.rehashed,
+                        collisions = summary.collisions.len(), skipped = summary.skipped.len(), "sync applied");
+                    self.store.record(audit(summary, None));
+                }
+                let mut live = self.live();
+                live.last_run = Some(summary.clone());
+                live.last_error_kind = None;
+            }
+            Err(SyncError::Cancelled) => {}
+            Err(e) => {
+                let message = e.to_string();
+                let mut state = self
+                    .store
+                    .sync_state(&self.name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let repeated = state.last_error.as_deref() == Some(message.as_str());
+                tracing::warn!(source = %self.name, error = %message, "sync failed; decisions go on from the cache");
+                if !repeated || manual {
+                    let failed = Summary {
+                        source: self.name.clone(),
+                        outcome: if e.kind() == "refused" {
+                            "refused"
+                        } else {
+                            "failed"
+                        }
+                        .into(),
+                        ..Summary::default()
+                    };
+                    self.store.record(audit(&failed, Some(message.clone())));
+                }
+                state.last_error = Some(message);
+                state.last_error_at = Some(Timestamp::now());
+                if let Err(e) = self.store.put_sync_state(&self.name, &state) {
+                    tracing::error!(error = %e, "cannot record the sync error");
+                }
+                self.live().last_error_kind = Some(e.kind());
+            }
+        }
+    }
+
+    /// Whether the cache of this source is older than `max_staleness` (measured from the
+    /// daemon's start when it never synced).
+    pub fn stale(&self, now: Timestamp) -> bool {
+        let since = self
+            .store
+            .sync_state(&self.name)
+            .ok()
+            .flatten()
+            .and_then(|s| s.last_success)
+            .unwrap_or(self.started);
+        since.until(now) > self.settings.max_staleness
+    }
+
+    pub fn status(&self, now: Timestamp) -> serde_json::Value {
+        let state = self
+            .store
+            .sync_state(&self.name)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let live = self.live();
+        serde_json::json!({
+            "name": self.name,
+            "kind": self.kind,
+            "users": state.users,
+            "last_success": state.last_success,
+            "last_full": state.last_full,
+            "last_error": state.last_error,
+            "last_error_at": state.last_error_at,
+            "last_error_kind": live.last_error_kind,
+            "cursor_age_secs": state.cursor_at.map(|t| t.until(now).as_secs()),
+            "stale": self.stale(now),
+            "max_staleness": crate::config::format_duration(self.settings.max_staleness),
+            "running": live.running,
+            "last_run": live.last_run,
+        })
+    }
+}
+
+fn is_empty(batch: &Batch) -> bool {
+    batch.changed.is_empty() && matches!(&batch.deletions, Deletions::Keys(k) if k.is_empty())
+}
+
+fn audit(s: &Summary, error: Option<String>) -> AuditKind {
+    AuditKind::Sync {
+        source: s.source.clone(),
+        outcome: s.outcome.clone(),
+        added: s.added,
+        changed: s.changed,
+        removed: s.removed,
+        rehashed: s.rehashed,
+        collisions: s.collisions.len(),
+        skipped: s.skipped.len(),
+        error,
+    }
+}

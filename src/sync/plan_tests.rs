@@ -1,0 +1,173 @@
+use super::*;
+use crate::domain::{Pin, UserOrigin};
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct Fake {
+    users: HashMap<String, User>,
+    cards: HashMap<String, String>,
+}
+
+impl Existing for Fake {
+    fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.users.get(id).cloned())
+    }
+    fn card_owner(&self, card: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.cards.get(card).cloned())
+    }
+}
+
+fn entry(id: &str, pin: Option<&str>) -> UpstreamUser {
+    UpstreamUser {
+        key: format!("k-{id}"),
+        id: id.into(),
+        name: id.to_uppercase(),
+        email: None,
+        groups: vec!["staff".into()],
+        pin: pin.map(Pin::new),
+        cards: vec![],
+        enabled: true,
+        valid_from: None,
+        valid_until: None,
+    }
+}
+
+/// A fake store holding `ids` as users of source "hr" (and the key map).
+fn owned(ids: &[&str]) -> (Fake, HashMap<String, String>) {
+    let mut fake = Fake::default();
+    let mut keys = HashMap::new();
+    for id in ids {
+        let mut u = User::new_local(*id);
+        u.origin = UserOrigin::Upstream;
+        u.upstream = Some(UpstreamRef {
+            source: "hr".into(),
+            key: format!("k-{id}"),
+        });
+        fake.users.insert(id.to_string(), u);
+        keys.insert(format!("k-{id}"), id.to_string());
+    }
+    (fake, keys)
+}
+
+fn settings(force: bool) -> Settings<'static> {
+    Settings {
+        source: "hr",
+        max_delete_share: 0.10,
+        force,
+    }
+}
+
+fn full(changed: Vec<UpstreamUser>, present: &[&str]) -> Batch {
+    Batch {
+        changed,
+        deletions: Deletions::AllExcept {
+            present: present.iter().map(|p| format!("k-{p}")).collect(),
+        },
+        cursor: None,
+    }
+}
+
+#[test]
+fn a_complete_listing_deletes_what_it_does_not_name_and_hashes_only_given_pins() {
+    let names: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (fake, keys) = owned(&ids);
+    let batch = full(
+        vec![entry("u0", Some("482913")), entry("new", None)],
+        &ids[1..19],
+    );
+    let p = plan(batch, &keys, &fake, &settings(false)).unwrap();
+    assert_eq!(p.removals, vec!["u19"]);
+    assert_eq!(p.users.len(), 2);
+    assert_eq!(p.pins.len(), 1, "only the entry carrying a PIN is hashed");
+    assert!(p.complete);
+    assert_eq!(p.users[1].upstream.as_ref().unwrap().source, "hr");
+}
+
+#[test]
+fn the_mass_deletion_guard_refuses_unless_forced_but_always_allows_one() {
+    let names: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
+    let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (fake, keys) = owned(&ids);
+    let batch = || full(vec![], &ids[..26]);
+    match plan(batch(), &keys, &fake, &settings(false)) {
+        Err(PlanError::TooManyDeletions {
+            removing: 4,
+            of: 30,
+            limit: 3,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        plan(batch(), &keys, &fake, &settings(true))
+            .unwrap()
+            .removals
+            .len(),
+        4
+    );
+    let (fake, keys) = owned(&["a", "b"]);
+    let p = plan(full(vec![], &["a"]), &keys, &fake, &settings(false)).unwrap();
+    assert_eq!(p.removals, vec!["b"], "one leaver never needs --force");
+    assert_eq!(deletion_limit(100_000, 0.10), 10_000);
+}
+
+#[test]
+fn local_users_and_other_sources_are_never_taken_over() {
+    let (mut fake, keys) = owned(&["a"]);
+    fake.users.insert("lou".into(), User::new_local("lou"));
+    let mut other = User::new_local("oz");
+    other.origin = UserOrigin::Upstream;
+    other.upstream = Some(UpstreamRef {
+        source: "ldap".into(),
+        key: "x".into(),
+    });
+    fake.users.insert("oz".into(), other);
+    let batch = full(
+        vec![
+            entry("lou", Some("482913")),
+            entry("oz", None),
+            entry("a", None),
+        ],
+        &[],
+    );
+    let p = plan(batch, &keys, &fake, &settings(false)).unwrap();
+    assert_eq!(p.users.len(), 1);
+    assert!(p.pins.is_empty(), "a skipped entry's PIN is not hashed");
+    assert_eq!(p.skipped.len(), 2, "{:?}", p.skipped);
+    assert!(p.skipped[0].contains("local user"), "{:?}", p.skipped);
+    assert!(!p.skipped.iter().any(|s| s.contains("482913")));
+}
+
+#[test]
+fn incremental_deletions_name_keys_and_renames_move_the_user() {
+    let (fake, keys) = owned(&["a", "b", "c"]);
+    let mut renamed = entry("b2", None);
+    renamed.key = "k-b".into();
+    let batch = Batch {
+        changed: vec![renamed],
+        deletions: Deletions::Keys(vec!["k-c".into(), "k-unknown".into()]),
+        cursor: Some(b"2".to_vec()),
+    };
+    let p = plan(batch, &keys, &fake, &settings(false)).unwrap();
+    assert_eq!(p.removals, vec!["b", "c"]);
+    assert_eq!(p.users[0].id, "b2");
+    assert!(!p.complete);
+}
+
+#[test]
+fn bad_ids_duplicates_and_taken_cards_are_skipped_with_a_reason() {
+    let (mut fake, keys) = owned(&[]);
+    fake.cards.insert("77".into(), "lou".into());
+    let mut carded = entry("a", None);
+    carded.cards = vec!["0077".into(), "12".into()];
+    let mut second = entry("b", None);
+    second.cards = vec!["12".into()];
+    let mut dup = entry("a", None);
+    dup.key = "other".into();
+    let batch = full(vec![carded, second, dup, entry("has space", None)], &[]);
+    let p = plan(batch, &keys, &fake, &settings(false)).unwrap();
+    assert_eq!(p.users.len(), 2);
+    assert_eq!(p.users[0].cards, vec!["12"]);
+    assert!(p.users[1].cards.is_empty());
+    assert_eq!(p.skipped.len(), 4, "{:?}", p.skipped);
+}

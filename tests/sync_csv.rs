@@ -1,0 +1,259 @@
+//! End-to-end: a CSV `[[directory]]` followed by the real daemon — adds, PIN changes,
+//! removals, a broken file, a local user, the mass-deletion guard, PIN collisions and
+//! staleness at doors versus printers.
+
+mod common;
+
+use common::Daemon;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "id,name,email,groups,pin\n";
+
+fn users_file(dir: &Path, rows: &[&str]) -> PathBuf {
+    let path = dir.join("users.csv");
+    write(&path, rows);
+    path
+}
+
+/// Replaces the file atomically, as an export job would (write, then rename).
+fn write(path: &Path, rows: &[&str]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{HEADER}{}\n", rows.join("\n"))).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A CSV directory polled every 200 ms unless `extra` sets `interval`.
+fn directory(path: &Path, extra: &str) -> String {
+    let extra = if extra.contains("interval") {
+        extra.to_string()
+    } else {
+        format!("interval = \"200ms\"\n{extra}")
+    };
+    format!(
+        "{}\n[[directory]]\nname = \"hr\"\nkind = \"csv\"\npath = \"{}\"\n{extra}\n",
+        common::DEFAULT_TCP,
+        path.display()
+    )
+}
+
+fn wait_until(d: &Daemon, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            d.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn exists(d: &Daemon, id: &str) -> bool {
+    d.cli(&["user", "show", id], None).status.success()
+}
+
+fn pin_set_at(d: &Daemon, id: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["user", "show", id, "--json"], None)).unwrap();
+    v["pin"]["set_at"].clone()
+}
+
+#[test]
+fn the_cache_follows_the_file_and_never_touches_local_users() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(
+        files.path(),
+        &["ann,Ann,,staff,482913", "bob,Bob,,staff,730194"],
+    );
+    let d = Daemon::start_with("", &directory(&path, ""));
+    d.add_user("lou", "staff", "615243");
+    wait_until(&d, "the first sync", || {
+        exists(&d, "ann") && exists(&d, "bob")
+    });
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 482913"), "OK ann 0");
+
+    write(
+        &path,
+        &[
+            "ann,Ann,,staff,482913",
+            "bob,Bob,,staff,730194",
+            "cat,Cat,,staff,905172",
+        ],
+    );
+    wait_until(&d, "a new row", || exists(&d, "cat"));
+    assert_eq!(t.ask("PIN 905172"), "OK cat 0");
+
+    let before = pin_set_at(&d, "bob");
+    write(
+        &path,
+        &[
+            "ann,Ann,,staff,482913",
+            "bob,Bob,,staff,730195",
+            "cat,Cat,,staff,905172",
+        ],
+    );
+    wait_until(&d, "bob's new PIN", || pin_set_at(&d, "bob") != before);
+    assert_eq!(t.ask("PIN 730194"), "DENY", "the old PIN stops working");
+    assert_eq!(t.ask("PIN 730195"), "OK bob 0");
+    let audit = d.wait_audit("\"rehashed\":1", Duration::from_secs(5));
+    assert!(audit.contains("\"outcome\":\"applied\""), "{audit}");
+
+    write(
+        &path,
+        &[
+            "ann,Ann,,staff,482913",
+            "bob,Bob,,staff,730195",
+            "lou,Lou,,guests,111999",
+        ],
+    );
+    wait_until(&d, "cat's removal", || !exists(&d, "cat"));
+    assert_eq!(t.ask("PIN 905172"), "DENY");
+    assert_eq!(
+        t.ask("PIN 615243"),
+        "OK lou 0",
+        "the local user keeps its PIN"
+    );
+    let lou = d.cli_ok(&["user", "show", "lou"], None);
+    assert!(lou.contains("Local") && lou.contains("staff"), "{lou}");
+    let out = d.cli_ok(&["sync"], None);
+    assert!(out.contains("hr: 0 added"), "{out}");
+
+    // A half-written export: a broken row and a missing user. Nothing is applied.
+    std::fs::write(&path, format!("{HEADER}ann,Ann,,staff\n")).unwrap();
+    let out = d.cli(&["sync"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("482913"), "{stderr}");
+    assert_eq!(t.ask("PIN 730195"), "OK bob 0", "nobody was deleted");
+    let status = d.status();
+    let dir = &status["directories"][0];
+    assert_eq!(dir["users"], 2, "{status}");
+    assert!(
+        dir["last_error"].as_str().unwrap().contains("line 2"),
+        "{status}"
+    );
+    assert_eq!(dir["stale"], false);
+}
+
+#[test]
+fn a_mass_deletion_is_refused_until_forced() {
+    let files = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..20).map(|i| format!("u{i:02},U {i},,staff,")).collect();
+    let all: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let path = users_file(files.path(), &all);
+    let d = Daemon::start_with("", &directory(&path, "max_delete_share = 0.1"));
+    wait_until(&d, "the first sync", || exists(&d, "u19"));
+    write(&path, &all[..15]);
+    let audit = d.wait_audit("\"outcome\":\"refused\"", Duration::from_secs(20));
+    assert!(
+        audit.contains("would remove 5 of the source's 20 users"),
+        "{audit}"
+    );
+    let out = d.cli(&["sync"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(exists(&d, "u19"), "nothing was removed");
+    let out = d.cli_ok(&["sync", "--force"], None);
+    assert!(out.contains("5 removed"), "{out}");
+    assert!(!exists(&d, "u19"));
+    assert_eq!(d.status()["directories"][0]["users"], 15);
+}
+
+#[test]
+fn upstream_users_sharing_a_pin_lose_pin_only_login_until_it_is_resolved() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(
+        files.path(),
+        &["ann,Ann,,staff,482913", "bob,Bob,,staff,482913"],
+    );
+    let d = Daemon::start_with("", &directory(&path, "interval = \"1h\""));
+    let out = d.cli(&["sync", "--full"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sharing a PIN: ann, bob"), "{stderr}");
+    assert!(!stderr.contains("482913"), "{stderr}");
+    let mut t = d.terminal();
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "DENY",
+        "PIN-only login is off for both"
+    );
+    assert_eq!(t.ask("ID ann PIN 482913"), "OK ann 0", "ID+PIN still works");
+    assert_eq!(t.ask("ID bob PIN 482913"), "OK bob 0");
+    let status = d.status();
+    assert_eq!(
+        status["pin_collisions"],
+        serde_json::json!([["ann", "bob"]]),
+        "{status}"
+    );
+    let audit = d.wait_audit("\"collisions\":2", Duration::from_secs(5));
+    assert!(!audit.contains("482913"));
+
+    write(&path, &["ann,Ann,,staff,482913", "bob,Bob,,staff,730194"]);
+    d.cli_ok(&["sync"], None);
+    assert_eq!(
+        t.ask("PIN 482913"),
+        "OK ann 0",
+        "resolved: PIN-only is back"
+    );
+    assert_eq!(t.ask("PIN 730194"), "OK bob 0");
+    assert_eq!(d.status()["pin_collisions"], serde_json::json!([]));
+}
+
+#[test]
+fn past_max_staleness_doors_deny_upstream_users_while_printers_keep_deciding() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(files.path(), &["ann,Ann,,staff,482913"]);
+    let door_tcp = r#"
+[[tcp]]
+listen = "127.0.0.1:0"
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "front-door"
+"#;
+    let extra = format!(
+        "{}{door_tcp}\n[sync]\non_stale = {{ door = \"deny\" }}\n",
+        directory(&path, "max_staleness = \"2s\"")
+    );
+    let d = Daemon::start_with("", &extra);
+    d.add_user("lou", "staff", "615243");
+    wait_until(&d, "the first sync", || exists(&d, "ann"));
+    let door_addr: std::net::SocketAddr = d.status()["tcp"][1].as_str().unwrap().parse().unwrap();
+    let mut door = common::Terminal::connect(door_addr);
+    assert_eq!(door.ask("PIN 482913"), "OK ann 0");
+
+    std::fs::remove_file(&path).unwrap();
+    wait_until(&d, "the door to deny a stale user", || {
+        door.ask("PIN 482913") == "DENY"
+    });
+    let audit = d.wait_audit("\"reason\":\"directory_stale\"", Duration::from_secs(5));
+    assert!(
+        audit.contains("cannot read"),
+        "the failure is audited: {audit}"
+    );
+    assert_eq!(
+        door.ask("PIN 615243"),
+        "OK lou 0",
+        "local users are not stale"
+    );
+    assert_eq!(
+        d.terminal().ask("PIN 482913"),
+        "OK ann 0",
+        "printers decide from cache"
+    );
+    let status = d.status();
+    assert_eq!(status["directories"][0]["stale"], true, "{status}");
+
+    write(&path, &["ann,Ann,,staff,482913"]);
+    wait_until(&d, "the directory to be fresh again", || {
+        door.ask("PIN 482913") == "OK ann 0"
+    });
+}
