@@ -28,6 +28,7 @@ pub struct SyncConfig {
 pub enum DirectorySource {
     Csv(CsvSettings),
     Scim(Box<ScimSettings>),
+    Ldap(Box<super::ldap::LdapDirectory>),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,12 +83,25 @@ pub fn validate_directories(raw: &[RawDirectory]) -> Result<Vec<DirectoryConfig>
             "csv" => DirectorySource::Csv(csv(&key, d)?),
             "scim" => DirectorySource::Scim(Box::new(scim(&key, d)?)),
             "ldap" => {
+                misplaced(
+                    &key,
+                    "ldap",
+                    &[
+                        ("path", d.path.is_some()),
+                        ("delimiter", d.delimiter.is_some()),
+                        ("url", d.url.is_some()),
+                        ("token_file", d.token_file.is_some()),
+                        ("page_size", d.page_size.is_some()),
+                        ("timeout", d.timeout.is_some()),
+                    ],
+                )?;
+                DirectorySource::Ldap(Box::new(super::ldap::validate(&key, d)?))
+            }
+            other => {
                 return Err(format!(
-                    "{key}.kind = \"ldap\": LDAP/AD sources are not built in this version; \
-                     use \"csv\" or \"scim\""
+                    "{key}.kind = \"{other}\": use \"ldap\", \"scim\" or \"csv\""
                 ))
             }
-            other => return Err(format!("{key}.kind = \"{other}\": use \"csv\" or \"scim\"")),
         };
         let interval = duration_key(
             &format!("{key}.interval"),
@@ -139,6 +153,7 @@ fn csv(key: &str, d: &RawDirectory) -> Result<CsvSettings, String> {
             ("timeout", d.timeout.is_some()),
             ("full_every", d.full_every.is_some()),
             ("attributes", d.attributes.is_some()),
+            ("ldap", d.ldap.is_some()),
         ],
     )?;
     let path = d
@@ -165,6 +180,7 @@ fn scim(key: &str, d: &RawDirectory) -> Result<ScimSettings, String> {
         &[
             ("path", d.path.is_some()),
             ("delimiter", d.delimiter.is_some()),
+            ("ldap", d.ldap.is_some()),
         ],
     )?;
     let url = d.url.clone().ok_or_else(|| {

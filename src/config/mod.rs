@@ -5,12 +5,14 @@
 mod access;
 mod directory;
 mod duration;
+mod ldap;
 mod mqtt;
 mod raw;
 
 pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
 pub use directory::{DirectoryConfig, DirectorySource, StaleAction, SyncConfig};
 pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
+pub use ldap::{with_password as ldap_settings, LdapDirectory};
 pub use mqtt::MqttConfig;
 
 use crate::crypto::HashParams;

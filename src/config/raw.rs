@@ -234,4 +234,35 @@ pub struct RawDirectory {
     pub timeout: Option<String>,
     pub full_every: Option<String>,
     pub attributes: Option<BTreeMap<String, String>>,
+    pub ldap: Option<RawLdap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdap {
+    pub preset: Option<String>,
+    pub url: String,
+    pub base_dn: String,
+    pub starttls: Option<bool>,
+    pub ca_file: Option<String>,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<String>,
+    pub filter: Option<String>,
+    pub scope: Option<String>,
+    pub page_size: Option<u32>,
+    pub timeout: Option<String>,
+    pub mode: Option<String>,
+    pub change_attribute: Option<String>,
+    pub high_water_attribute: Option<String>,
+    pub server_id_attribute: Option<String>,
+    pub server_id_entry_attribute: Option<String>,
+    pub groups: Option<String>,
+    pub member_of_attribute: Option<String>,
+    pub group_base_dn: Option<String>,
+    pub group_filter: Option<String>,
+    pub group_member_attributes: Option<Vec<String>>,
+    pub group_name_attribute: Option<String>,
+    pub enabled: Option<String>,
+    pub enabled_attribute: Option<String>,
+    pub enabled_when_absent: Option<bool>,
 }

@@ -7,6 +7,7 @@ use crate::crypto::{HashPool, Hasher};
 use crate::store::Store;
 use crate::sync::csv::CsvSource;
 use crate::sync::engine::{Engine, EngineSettings};
+use crate::sync::ldap::LdapSource;
 use crate::sync::scim::ScimSource;
 use crate::sync::source::Source;
 use crate::sync::SyncService;
@@ -31,6 +32,12 @@ pub fn engines(
                 // A file costs nothing to look at: retry at least every interval.
                 let cap = d.interval.max(Duration::from_secs(1));
                 ("csv", Arc::new(CsvSource::new(s.clone(), key)), cap)
+            }
+            DirectorySource::Ldap(l) => {
+                let settings = crate::config::ldap_settings(l).map_err(anyhow::Error::msg)?;
+                let source = LdapSource::new(settings)
+                    .map_err(|e| anyhow::anyhow!("directory {}: {e}", d.name))?;
+                ("ldap", Arc::new(source), Duration::from_secs(15 * 60))
             }
             DirectorySource::Scim(s) => {
                 let source = ScimSource::new((**s).clone()).map_err(anyhow::Error::msg)?;

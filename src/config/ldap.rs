@@ -1,0 +1,212 @@
+//! `[[directory]] kind = "ldap"`: a preset (OpenLDAP syncrepl or Active Directory polling)
+//! with every knob overridable. Reads no files: the bind password is a path, read when the
+//! daemon starts.
+
+use super::raw::RawDirectory;
+use super::{absolute, duration_key};
+use crate::sync::ldap::{EnabledRule, GroupSource, LdapSettings, Mode, Scope};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LdapDirectory {
+    /// Printed by `check-config` in its redacted `Debug` form.
+    #[serde(serialize_with = "as_debug")]
+    pub settings: LdapSettings,
+    pub bind_password_file: Option<PathBuf>,
+}
+
+fn as_debug<S: serde::Serializer>(value: &LdapSettings, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{value:?}"))
+}
+
+pub fn validate(key: &str, d: &RawDirectory) -> Result<LdapDirectory, String> {
+    let l = d.ldap.as_ref().ok_or_else(|| {
+        format!("{key} needs an [directory.ldap] table with at least url and base_dn")
+    })?;
+    let mut s = match l.preset.as_deref().unwrap_or("openldap") {
+        "openldap" => LdapSettings::openldap(&l.url, &l.base_dn),
+        "active_directory" => LdapSettings::active_directory(&l.url, &l.base_dn),
+        other => {
+            return Err(format!(
+                "{key}.ldap.preset = \"{other}\": use \"openldap\" or \"active_directory\""
+            ))
+        }
+    };
+    let set = |target: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            *target = v.clone();
+        }
+    };
+    s.starttls = l.starttls.unwrap_or(false);
+    s.ca_file = l
+        .ca_file
+        .as_deref()
+        .map(|p| absolute(p).display().to_string());
+    s.bind_dn = l.bind_dn.clone();
+    set(&mut s.filter, &l.filter);
+    s.scope = match l.scope.as_deref() {
+        None | Some("subtree") => Scope::Subtree,
+        Some("one") => Scope::OneLevel,
+        Some(other) => {
+            return Err(format!(
+                "{key}.ldap.scope = \"{other}\": use \"subtree\" or \"one\""
+            ))
+        }
+    };
+    if let Some(p) = l.page_size {
+        s.page_size = p;
+    }
+    s.timeout = duration_key(
+        &format!("{key}.ldap.timeout"),
+        l.timeout.as_deref(),
+        s.timeout,
+    )?;
+    let full_every = |default| {
+        duration_key(
+            &format!("{key}.full_every"),
+            d.full_every.as_deref(),
+            default,
+        )
+    };
+    s.mode = match (l.mode.as_deref(), s.mode.clone()) {
+        (None, Mode::Syncrepl { full_every: f })
+        | (Some("syncrepl"), Mode::Syncrepl { full_every: f }) => Mode::Syncrepl {
+            full_every: full_every(f)?,
+        },
+        (Some("syncrepl"), Mode::Poll { full_every: f, .. }) => Mode::Syncrepl {
+            full_every: full_every(f)?,
+        },
+        (
+            None | Some("poll"),
+            Mode::Poll {
+                change_attribute,
+                high_water_attribute,
+                server_id_attribute,
+                server_id_entry_attribute,
+                full_every: f,
+            },
+        ) => Mode::Poll {
+            change_attribute: l.change_attribute.clone().unwrap_or(change_attribute),
+            high_water_attribute: l.high_water_attribute.clone().or(high_water_attribute),
+            server_id_attribute: l.server_id_attribute.clone().unwrap_or(server_id_attribute),
+            server_id_entry_attribute: l
+                .server_id_entry_attribute
+                .clone()
+                .or(server_id_entry_attribute),
+            full_every: full_every(f)?,
+        },
+        (Some("poll"), Mode::Syncrepl { full_every: f }) => Mode::Poll {
+            change_attribute: l
+                .change_attribute
+                .clone()
+                .unwrap_or_else(|| "entryCSN".into()),
+            high_water_attribute: l.high_water_attribute.clone(),
+            server_id_attribute: l
+                .server_id_attribute
+                .clone()
+                .unwrap_or_else(|| "entryUUID".into()),
+            server_id_entry_attribute: l.server_id_entry_attribute.clone(),
+            full_every: full_every(f)?,
+        },
+        (Some(other), _) => {
+            return Err(format!(
+                "{key}.ldap.mode = \"{other}\": use \"syncrepl\" or \"poll\""
+            ))
+        }
+    };
+    s.group_source = match l.groups.as_deref() {
+        None => s.group_source,
+        Some("member_of") => GroupSource::MemberOf {
+            attribute: l
+                .member_of_attribute
+                .clone()
+                .unwrap_or_else(|| "memberOf".into()),
+        },
+        Some("entries") => GroupSource::GroupEntries {
+            base_dn: l.group_base_dn.clone().ok_or_else(|| {
+                format!("{key}.ldap.group_base_dn is required with groups = \"entries\"")
+            })?,
+            filter: l
+                .group_filter
+                .clone()
+                .unwrap_or_else(|| "(|(objectClass=groupOfNames)(objectClass=posixGroup))".into()),
+            member_attributes: l
+                .group_member_attributes
+                .clone()
+                .unwrap_or_else(|| vec!["member".into(), "memberUid".into()]),
+            name_attribute: l
+                .group_name_attribute
+                .clone()
+                .unwrap_or_else(|| "cn".into()),
+        },
+        Some("none") => GroupSource::None,
+        Some(other) => {
+            return Err(format!(
+                "{key}.ldap.groups = \"{other}\": use \"member_of\", \"entries\" or \"none\""
+            ))
+        }
+    };
+    if let Some(a) = &d.attributes {
+        let m = &mut s.mapping;
+        for (name, value) in a {
+            let opt = Some(value.clone()).filter(|v| !v.is_empty());
+            match name.as_str() {
+                "key" => m.key = value.clone(),
+                "id" => m.id = value.clone(),
+                "name" => m.name = value.clone(),
+                "email" => m.email = opt,
+                "pin" => m.pin = opt,
+                "card" => m.card = opt,
+                "valid_from" => m.valid_from = opt,
+                "valid_until" => m.valid_until = opt,
+                other => return Err(format!("{key}.attributes.{other} is not an LDAP mapping: use key, id, name, email, pin, card, valid_from, valid_until")),
+            }
+        }
+    }
+    if let Some(rule) = &l.enabled {
+        let attribute = || {
+            l.enabled_attribute.clone().ok_or_else(|| {
+                format!("{key}.ldap.enabled_attribute is required with enabled = \"{rule}\"")
+            })
+        };
+        s.mapping.enabled = match rule.as_str() {
+            "always" => EnabledRule::Always,
+            "boolean" => EnabledRule::Boolean { attribute: attribute()?, absent: l.enabled_when_absent.unwrap_or(true) },
+            "account_control" => EnabledRule::AccountControl { attribute: attribute()? },
+            "disabled_when_present" => EnabledRule::DisabledWhenPresent { attribute: attribute()? },
+            other => return Err(format!("{key}.ldap.enabled = \"{other}\": use always, boolean, account_control or disabled_when_present")),
+        };
+    }
+    let bind_password_file = l.bind_password_file.as_deref().map(absolute);
+    if s.bind_dn.is_some() != bind_password_file.is_some() {
+        return Err(format!("{key}.ldap: set bind_dn and bind_password_file together (or neither, for an anonymous bind)"));
+    }
+    // The password is read at start; a stand-in lets the rest be checked now.
+    s.bind_password = if s.bind_dn.is_some() {
+        "set at start".into()
+    } else {
+        String::new()
+    };
+    s.validate().map_err(|e| format!("{key}.{e}"))?;
+    s.bind_password = String::new();
+    Ok(LdapDirectory {
+        settings: s,
+        bind_password_file,
+    })
+}
+
+/// Reads the bind password (trailing newline trimmed), at daemon start.
+pub fn with_password(d: &LdapDirectory) -> Result<LdapSettings, String> {
+    let mut s = d.settings.clone();
+    if let Some(path) = &d.bind_password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read ldap.bind_password_file {}: {e}",
+                path.display()
+            )
+        })?;
+        s.bind_password = text.trim_end_matches(['\r', '\n']).to_string();
+    }
+    Ok(s)
+}
