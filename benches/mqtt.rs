@@ -90,6 +90,10 @@ devices = ["door"]
 
     let (client, mut connection) =
         Client::new(MqttOptions::new("bench", "127.0.0.1", broker.port), 1024);
+    // The bench client must not add Nagle delays of its own either.
+    let mut network = connection.eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    connection.eventloop.set_network_options(network);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let (subscribed_tx, subscribed) = std::sync::mpsc::channel();

@@ -53,7 +53,7 @@ impl Broker {
         // Persistence keeps sessions (and messages queued for them) across a graceful
         // restart, as a production broker would.
         let mut conf = format!(
-            "listener {} 127.0.0.1\npersistence true\npersistence_location {}/\nlog_dest stderr\n",
+            "listener {} 127.0.0.1\npersistence true\npersistence_location {}/\nlog_dest stderr\nset_tcp_nodelay true\n",
             free_port(),
             dir.path().display()
         );

@@ -157,6 +157,11 @@ fn spawn_poller(
     mut eventloop: EventLoop,
     tracker: &TaskTracker,
 ) -> mpsc::Receiver<Result<Event, ConnectionError>> {
+    // Without TCP_NODELAY a reply waits for the broker's delayed ACK (40 ms on Linux).
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(10);
+    eventloop.set_network_options(network);
     let (tx, rx) = mpsc::channel(256);
     tracker.spawn(async move {
         loop {
