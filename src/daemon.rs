@@ -7,6 +7,7 @@ mod actions;
 mod admin;
 
 use crate::action::door::Door;
+use crate::action::print::PrintRelease;
 use crate::config::Config;
 use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
@@ -53,8 +54,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             )
         })
         .collect();
+    let print = match &config.cups {
+        Some(cups) => Some(
+            PrintRelease::new(cups, &config.print_queues)
+                .context("cannot set up print release ([cups])")?,
+        ),
+        None => None,
+    };
     let actions = Arc::new(actions::DaemonActions {
         doors,
+        print,
         store: Arc::clone(&store),
     });
     let (devices, access) = access_rules(&config);
@@ -78,13 +87,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut listeners = Vec::new();
     let mut bound = Vec::<SocketAddr>::new();
     for t in &config.tcp {
-        let listener = tokio::net::TcpListener::bind(t.listen)
+        let Some(listen) = t.listen else { continue };
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
-                format!(
-                    "cannot listen on {} (tcp.listen): is the port in use or privileged?",
-                    t.listen
-                )
+                format!("cannot listen on {listen} (tcp.listen): is the port in use or privileged?")
             })?;
         bound.push(listener.local_addr()?);
         listeners.push((listener, Arc::new(t.clone())));
@@ -101,11 +108,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         control_socket: config.control_socket.clone(),
         user_max_failures: config.lockout.user_max_failures,
     });
+    let windows = Arc::new(tcp::CardWindows::new());
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
             listener,
             cfg,
             Arc::clone(&core),
+            Arc::clone(&windows),
+            shutdown.clone(),
+        ));
+    }
+    for cfg in config.tcp.iter().filter(|t| t.listen.is_none()) {
+        tasks.spawn(tcp::dial(
+            Arc::new(cfg.clone()),
+            Arc::clone(&core),
+            Arc::clone(&windows),
             shutdown.clone(),
         ));
     }

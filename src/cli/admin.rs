@@ -395,6 +395,14 @@ fn audit_line(e: &AuditEvent) -> String {
         AuditKind::Keypad { device, port, action, detail } => {
             format!("keypad device={device} port={port} action={action} {detail}")
         }
+        AuditKind::Print { device, user, action, released, detail } => format!(
+            "print device={device} user={user} action={action} released={released} {}",
+            detail.as_deref().unwrap_or("")
+        ),
+        AuditKind::Card { device, peer, action, card } => format!(
+            "card device={device} peer={peer} action={action} card={}",
+            card.as_deref().unwrap_or("-")
+        ),
     };
     format!("{} {}", e.at, detail.trim_end())
 }

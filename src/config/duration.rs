@@ -55,3 +55,11 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
 }
+
+/// Serializes an optional duration (`None` is left out by TOML).
+pub fn serialize_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize(d, s),
+        None => s.serialize_none(),
+    }
+}

@@ -18,7 +18,7 @@ fn bundled_config_is_valid_and_matches_the_issue() {
     assert!(c.state_dir.ends_with("var"));
     assert_eq!(c.control_socket, c.state_dir.join("control.sock"));
     assert_eq!(c.tcp.len(), 1);
-    assert_eq!(c.tcp[0].listen, "127.0.0.1:7410".parse().unwrap());
+    assert_eq!(c.tcp[0].listen, Some("127.0.0.1:7410".parse().unwrap()));
     let printer = &c.tcp[0].terminals[&"127.0.0.1".parse().unwrap()];
     assert_eq!(c.devices[printer].allow_groups, ["staff", "guests"]);
     assert_eq!(
