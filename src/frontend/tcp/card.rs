@@ -51,10 +51,8 @@ impl CardReader {
 
     /// The stored card id for one line from the reader, or `None` when it is not a card.
     pub fn read(&self, line: &[u8]) -> Option<String> {
+        // Control characters (STX/ETX framing) are left for the regex to match.
         let text = std::str::from_utf8(line).ok()?;
-        if text.chars().any(|c| c.is_control() && c != '\t') {
-            return None;
-        }
         let digits = match &self.regex {
             Some(re) => {
                 let caps = re.captures(text)?;
