@@ -4,7 +4,6 @@
 //! computation, Get-Printer-Attributes, Get-Jobs and one Release-Job per job, all answered
 //! before the reply leaves. A PIN with nothing held gives the baseline. BENCH_ROUNDS (30).
 
-#[allow(dead_code)] // shared with the tests, which use all of it
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -93,7 +93,7 @@ impl Cups {
         std::fs::write(d.join("cups-files.conf"), files).unwrap();
         let conf = format!(
             "Listen 127.0.0.1:{port}\nLogLevel debug\nBrowsing Off\nWebInterface No\n\
-             DefaultAuthType Basic\nPreserveJobFiles Yes\nDirtyCleanInterval 0\n\
+             DefaultAuthType Basic\nPreserveJobFiles Yes\nDirtyCleanInterval 0\nMaxJobs 0\nMaxJobsPerUser 0\n\
              <Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n</Location>\n{policy}\n"
         );
         std::fs::write(d.join("cupsd.conf"), conf).unwrap();

@@ -255,7 +255,7 @@ impl Client {
             _ if status.is_success() => Ok(JobAnswer::Done),
             NOT_POSSIBLE => Ok(JobAnswer::NotPossible),
             NOT_FOUND => Ok(JobAnswer::NotFound),
-            0x0401 | 0x0402 | 0x0403 => Err(PrintError::Auth(format!(
+            0x0401..=0x0403 => Err(PrintError::Auth(format!(
                 "{what} refused ({status}): pinwarden's CUPS account must be in the system group"
             ))),
             _ => Err(PrintError::Protocol(format!("{what}: {status}"))),
