@@ -8,8 +8,9 @@
 set -euo pipefail
 BIN=${1:-./target/release/pinwarden}
 WORK=$(mktemp -d)
+chmod 0755 "$WORK"   # CUPS backends run as lp and must reach the spool
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$WORK"' EXIT
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 step() { printf '%-64s' "$1"; }
@@ -90,7 +91,7 @@ step "a card read (hex 075B43) logs hil-user in at the reader"
 submit hil-user hil-3 >/dev/null
 exec 4<>"/dev/tcp/127.0.0.1/$RPORT"; printf 'PROBE\r\n075B43\r\n' >&4
 for _ in $(seq 100); do "$BIN" -c "$WORK/pw.toml" audit --last 5 | grep -q 'print device=hil-printer user=hil-user action=released released=1' && break; sleep 0.1; done
-"$BIN" -c "$WORK/pw.toml" audit --last 5 | grep -q 'released=1' && pass || fail "no release audited"
+"$BIN" -c "$WORK/pw.toml" audit --last 8 | grep -q 'action=released released=1' && pass || fail "no release audited: $("$BIN" -c "$WORK/pw.toml" audit --last 8)"
 exec 4>&-
 step "a stopped queue keeps jobs held and says why"
 cupsdisable -h "$PW_CUPS" "$PW_QUEUE"; submit hil-user hil-4 >/dev/null

@@ -79,6 +79,9 @@ impl Cups {
         }
         ensure_dbus();
         let dir = tempfile::tempdir().unwrap();
+        // CUPS backends run as `lp` and must reach the spool below it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let port = free_port();
         let d = dir.path();
         for sub in ["root", "spool", "tmp", "cache", "state", "log"] {
