@@ -8,6 +8,7 @@ mod admin;
 mod sync;
 
 use crate::action::door::Door;
+use crate::action::print::PrintRelease;
 use crate::config::Config;
 use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
@@ -66,8 +67,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             )
         })
         .collect();
+    let print = match &config.cups {
+        Some(cups) => Some(
+            PrintRelease::new(cups, &config.print_queues)
+                .context("cannot set up print release ([cups])")?,
+        ),
+        None => None,
+    };
     let actions = Arc::new(actions::DaemonActions {
         doors,
+        print,
         store: Arc::clone(&store),
     });
     let (devices, access) = access_rules(&config);
@@ -96,13 +105,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut listeners = Vec::new();
     let mut bound = Vec::<SocketAddr>::new();
     for t in &config.tcp {
-        let listener = tokio::net::TcpListener::bind(t.listen)
+        let Some(listen) = t.listen else { continue };
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
-                format!(
-                    "cannot listen on {} (tcp.listen): is the port in use or privileged?",
-                    t.listen
-                )
+                format!("cannot listen on {listen} (tcp.listen): is the port in use or privileged?")
             })?;
         bound.push(listener.local_addr()?);
         listeners.push((listener, Arc::new(t.clone())));
@@ -122,11 +129,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         mqtt: mqtt.as_ref().map(|(_, _, link)| link.clone()),
         sync: directories,
     });
+    let windows = Arc::new(tcp::CardWindows::new());
     for (listener, cfg) in listeners {
         tasks.spawn(tcp::serve(
             listener,
             cfg,
             Arc::clone(&core),
+            Arc::clone(&windows),
+            shutdown.clone(),
+        ));
+    }
+    for cfg in config.tcp.iter().filter(|t| t.listen.is_none()) {
+        tasks.spawn(tcp::dial(
+            Arc::new(cfg.clone()),
+            Arc::clone(&core),
+            Arc::clone(&windows),
             shutdown.clone(),
         ));
     }

@@ -182,7 +182,7 @@ fn garbage_overlong_and_half_lines_never_stall_other_terminals() {
     assert_eq!(noisy.read_line(), "ERR 413 line too long");
     assert_eq!(
         noisy.ask("GET / HTTP/1.0"),
-        "ERR 400 unknown command: use PIN, ID, PING or QUIT"
+        "ERR 400 unknown command: use PIN, ID, CARD, PING or QUIT"
     );
     assert_eq!(noisy.ask("PING"), "PONG", "the connection stays usable");
 

@@ -1,4 +1,5 @@
-//! Actions taken after a decision: unlocking doors (`door`) and, later, releasing print
-//! jobs. The daemon builds them from config and hands the core an `Actions` to call.
+//! Actions taken after a decision: unlocking doors (`door`) and releasing print jobs
+//! (`print`). The daemon builds them from config and hands the core an `Actions` to call.
 
 pub mod door;
+pub mod print;

@@ -515,6 +515,14 @@ fn audit_line(e: &AuditEvent) -> String {
             "sync source={source} outcome={outcome} added={added} changed={changed} removed={removed} rehashed={rehashed} collisions={collisions} skipped={skipped} {}",
             error.as_deref().unwrap_or("")
         ),
+        AuditKind::Print { device, user, action, released, detail } => format!(
+            "print device={device} user={user} action={action} released={released} {}",
+            detail.as_deref().unwrap_or("")
+        ),
+        AuditKind::Card { device, peer, action, card } => format!(
+            "card device={device} peer={peer} action={action} card={}",
+            card.as_deref().unwrap_or("-")
+        ),
     };
     format!("{} {}", e.at, detail.trim_end())
 }

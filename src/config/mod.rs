@@ -7,6 +7,7 @@ mod directory;
 mod duration;
 mod ldap;
 mod mqtt;
+mod print;
 mod raw;
 
 pub use access::{Access, Feedback, KeypadConfig, NamedSchedule};
@@ -14,6 +15,7 @@ pub use directory::{DirectoryConfig, DirectorySource, StaleAction, SyncConfig};
 pub use duration::{format_duration, parse_duration, serialize as serialize_duration};
 pub use ldap::{with_password as ldap_settings, LdapDirectory};
 pub use mqtt::MqttConfig;
+pub use print::{CardConfig, TcpMode};
 
 use crate::crypto::HashParams;
 use crate::domain::{parse_expiry, DeviceId, Expiry};
@@ -56,6 +58,9 @@ pub struct Config {
     pub mqtt: Option<MqttConfig>,
     pub sync: SyncConfig,
     pub directories: Vec<DirectoryConfig>,
+    /// The CUPS scheduler print release talks to (`None` when no device has a queue).
+    pub cups: Option<crate::action::print::CupsConfig>,
+    pub print_queues: Vec<crate::action::print::PrintQueue>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -173,7 +178,9 @@ pub struct Device {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TcpConfig {
-    pub listen: SocketAddr,
+    pub mode: TcpMode,
+    /// `None` in dial mode.
+    pub listen: Option<SocketAddr>,
     pub max_connections: usize,
     #[serde(serialize_with = "duration::serialize")]
     pub idle_timeout: Duration,
@@ -181,6 +188,10 @@ pub struct TcpConfig {
     pub line_timeout: Duration,
     /// Allow-list: source address → the device that terminal belongs to.
     pub terminals: BTreeMap<IpAddr, DeviceId>,
+    /// Dial mode: reader address → its device.
+    pub dial: BTreeMap<SocketAddr, DeviceId>,
+    /// How card reads become card ids (card and dial modes, and `CARD` lines).
+    pub card: Option<CardConfig>,
 }
 
 fn serialize_expiry<S: serde::Serializer>(e: &Expiry, s: S) -> Result<S::Ok, S::Error> {
@@ -312,7 +323,15 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     }
     let sync = directory::validate_sync(&raw.sync)?;
     let directories = directory::validate_directories(&raw.directory)?;
+    let print_queues = print::validate_queues(&raw, &devices)?;
+    let cups = if print_queues.is_empty() && raw.cups.is_none() {
+        None
+    } else {
+        Some(print::validate_cups(raw.cups.as_ref())?)
+    };
     Ok(Config {
+        cups,
+        print_queues,
         store_dir: state_dir.join("store"),
         state_dir,
         control_socket,
@@ -567,12 +586,31 @@ fn validate_tcp(
     devices: &BTreeMap<DeviceId, Device>,
 ) -> Result<TcpConfig, String> {
     let key = format!("tcp[{i}]");
-    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-        format!(
-            "{key}.listen = \"{}\": use ADDRESS:PORT such as \"127.0.0.1:7410\"",
-            raw.listen
-        )
-    })?;
+    let mode = print::validate_mode(&key, raw.mode.as_deref())?;
+    let listen = match (&raw.listen, mode) {
+        (Some(l), TcpMode::Dial) => {
+            return Err(format!(
+                "{key}.listen = \"{l}\": a dial block connects out; list the readers as \
+                 [[tcp.terminal]] address = \"ADDRESS:PORT\" instead"
+            ))
+        }
+        (None, TcpMode::Dial) => None,
+        (None, _) => {
+            return Err(format!(
+                "{key}.listen is missing: use ADDRESS:PORT such as \"127.0.0.1:7410\""
+            ))
+        }
+        (Some(l), _) => Some(l.parse::<SocketAddr>().map_err(|_| {
+            format!("{key}.listen = \"{l}\": use ADDRESS:PORT such as \"127.0.0.1:7410\"")
+        })?),
+    };
+    let card = print::validate_card(&key, raw.card.as_ref())?;
+    if card.is_none() && mode != TcpMode::Terminal {
+        return Err(format!(
+            "{key} (mode card/dial) needs a [tcp.card] block saying how reads become card ids, \
+             for example input = \"hex\", output = \"decimal\""
+        ));
+    }
     let max_connections = raw.max_connections.unwrap_or(64);
     if !(1..=10_000).contains(&max_connections) {
         return Err(format!(
@@ -596,14 +634,9 @@ fn validate_tcp(
         ));
     }
     let mut terminals = BTreeMap::new();
+    let mut dial = BTreeMap::new();
     for (j, t) in raw.terminal.iter().enumerate() {
         let tkey = format!("{key}.terminal[{j}]");
-        let addr: IpAddr = t.address.parse().map_err(|_| {
-            format!(
-                "{tkey}.address = \"{}\": use an IP address such as \"10.0.0.21\"",
-                t.address
-            )
-        })?;
         let device = DeviceId(t.device.clone());
         if !devices.contains_key(&device) {
             return Err(format!(
@@ -611,13 +644,35 @@ fn validate_tcp(
                 t.device
             ));
         }
-        if terminals.insert(addr, device).is_some() {
+        let fresh = if mode == TcpMode::Dial {
+            let addr: SocketAddr = t.address.parse().map_err(|_| {
+                format!(
+                    "{tkey}.address = \"{}\": a dial block needs the reader's ADDRESS:PORT, \
+                     such as \"10.0.0.31:4001\"",
+                    t.address
+                )
+            })?;
+            dial.insert(addr, device).is_none()
+        } else {
+            let addr: IpAddr = t.address.parse().map_err(|_| {
+                format!(
+                    "{tkey}.address = \"{}\": use an IP address such as \"10.0.0.21\"",
+                    t.address
+                )
+            })?;
+            terminals.insert(addr, device).is_none()
+        };
+        if !fresh {
             return Err(format!(
-                "{tkey}.address = \"{addr}\" is listed twice in {key}"
+                "{tkey}.address = \"{}\" is listed twice in {key}",
+                t.address
             ));
         }
     }
     Ok(TcpConfig {
+        mode,
+        card,
+        dial,
         listen,
         max_connections,
         idle_timeout,

@@ -37,6 +37,7 @@ pub struct RawConfig {
     pub sync: RawSync,
     #[serde(default)]
     pub directory: Vec<RawDirectory>,
+    pub cups: Option<RawCups>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,17 +97,44 @@ pub struct RawDevice {
     pub allow_groups: Vec<String>,
     pub schedule: Option<String>,
     pub fail_mode: Option<String>,
+    pub queue: Option<String>,
+    pub hold_queue: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTcp {
-    pub listen: String,
+    pub mode: Option<String>,
+    pub listen: Option<String>,
     pub max_connections: Option<usize>,
     pub idle_timeout: Option<String>,
     pub line_timeout: Option<String>,
+    pub card: Option<RawCard>,
     #[serde(default)]
     pub terminal: Vec<RawTerminal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCard {
+    pub regex: Option<String>,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub byte_order: Option<String>,
+    pub card_then_pin: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCups {
+    pub server: Option<String>,
+    pub auth: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub timeout: Option<String>,
+    pub release_timeout: Option<String>,
+    pub max_backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

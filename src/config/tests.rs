@@ -18,7 +18,7 @@ fn bundled_config_is_valid_and_matches_the_issue() {
     assert!(c.state_dir.ends_with("var"));
     assert_eq!(c.control_socket, c.state_dir.join("control.sock"));
     assert_eq!(c.tcp.len(), 1);
-    assert_eq!(c.tcp[0].listen, "127.0.0.1:7410".parse().unwrap());
+    assert_eq!(c.tcp[0].listen, Some("127.0.0.1:7410".parse().unwrap()));
     let printer = &c.tcp[0].terminals[&"127.0.0.1".parse().unwrap()];
     assert_eq!(c.devices[printer].allow_groups, ["staff", "guests"]);
     assert_eq!(
@@ -132,4 +132,75 @@ fn access_errors_name_the_key() {
     assert_eq!(c.doors.len(), 1);
     assert!(c.devices[&DeviceId("d".into())].fail_open);
     assert!(c.render().contains("Mon-Fri 07:00-19:00"));
+}
+
+#[test]
+fn print_and_card_reader_keys() {
+    let c = Config::parse(&format!(
+        "{}\n[cups]\nserver = \"127.0.0.1:6310\"\nauth = \"basic\"\nusername = \"pw\"\n\
+         password_file = \"/etc/pw/cups\"\n\
+         [[tcp]]\nmode = \"card\"\nlisten = \"127.0.0.1:7411\"\n[tcp.card]\ninput = \"hex\"\n\
+         byte_order = \"reverse\"\ncard_then_pin = \"10s\"\n\
+         [[tcp.terminal]]\naddress = \"10.0.0.31\"\ndevice = \"p\"\n\
+         [[tcp]]\nmode = \"dial\"\n[tcp.card]\nregex = '([0-9]+)'\n\
+         [[tcp.terminal]]\naddress = \"10.0.0.32:4001\"\ndevice = \"p\"\n",
+        minimal("").replace(
+            "kind = \"printer\"\n",
+            "kind = \"printer\"\nqueue = \"lobby\"\nhold_queue = \"hold\"\n"
+        )
+    ))
+    .expect("parses");
+    assert_eq!(c.print_queues[0].queue, "lobby");
+    assert_eq!(c.print_queues[0].hold_queue.as_deref(), Some("hold"));
+    assert_eq!(c.cups.as_ref().unwrap().server, "127.0.0.1:6310");
+    assert_eq!(c.tcp[0].mode, TcpMode::Card);
+    assert_eq!(
+        c.tcp[0].card.as_ref().unwrap().card_then_pin,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(c.tcp[1].listen, None);
+    assert_eq!(c.tcp[1].dial.len(), 1);
+    assert!(
+        !c.render().contains("password ="),
+        "only the password file is named"
+    );
+    assert!(
+        Config::parse(BUNDLED).unwrap().cups.is_none(),
+        "no queue, no CUPS"
+    );
+
+    let printer = |extra: &str| {
+        minimal("").replace(
+            "kind = \"printer\"\n",
+            &format!("kind = \"printer\"\n{extra}\n"),
+        )
+    };
+    let tcp = |block: &str| {
+        format!(
+            "{}\n[[tcp]]\n{block}\n[[tcp.terminal]]\naddress = \"10.0.0.1\"\ndevice = \"p\"\n",
+            minimal("")
+        )
+    };
+    #[rustfmt::skip]
+    let table = [
+        (printer("hold_queue = \"hold\""), "device[0].hold_queue needs device[0].queue"),
+        (printer("queue = \"a b\""), "device[0].queue"),
+        (format!("{}\n[cups]\nauth = \"kerberos\"", printer("queue = \"q\"")), "cups.auth = \"kerberos\""),
+        (format!("{}\n[cups]\nauth = \"basic\"", printer("queue = \"q\"")), "cups.username is missing"),
+        (format!("{}\n[cups]\nserver = \"http://cups/\"", printer("queue = \"q\"")), "cups.server"),
+        (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\""), "needs a [tcp.card] block"),
+        (tcp("mode = \"radio\"\nlisten = \"127.0.0.1:0\""), "tcp[0].mode = \"radio\""),
+        (tcp("mode = \"dial\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]"), "a dial block connects out"),
+        (tcp("mode = \"dial\"\n[tcp.card]"), "needs the reader's ADDRESS:PORT"),
+        (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]\nregex = \"(\""), "tcp[0].card.regex"),
+        (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]\ninput = \"octal\""), "tcp[0].card.input"),
+        (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]\nbyte_order = \"big\""), "tcp[0].card.byte_order"),
+    ];
+    for (text, expected) in table {
+        let message = err(&text);
+        assert!(
+            message.contains(expected),
+            "expected `{expected}` in: {message}"
+        );
+    }
 }

@@ -36,8 +36,8 @@ pub struct View<'a> {
     pub source_locked: bool,
     /// The candidate user is locked after too many failed ID+PIN attempts.
     pub user_locked: bool,
-    /// The tag computed from the presented PIN.
-    pub tag: Tag,
+    /// The tag computed from the presented PIN (`None` for a card alone).
+    pub tag: Option<Tag>,
     /// The user found by tag (PIN-only) or by id (ID+PIN); `None` when there is none.
     pub candidate: Option<User>,
     /// The candidate's directory has not synced within its `max_staleness`.
@@ -55,10 +55,14 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     let user = match (&view.candidate, &request.credential) {
         (None, Credential::Pin(_)) => return deny(DenyReason::UnknownPin),
         (None, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),
-        (None, Credential::CardPin { .. }) => return deny(DenyReason::UnknownCard),
+        (None, Credential::CardPin { .. } | Credential::Card { .. }) => {
+            return deny(DenyReason::UnknownCard)
+        }
         (Some(user), _) => user,
     };
-    if user.pin.is_none() && user.duress.is_none() {
+    // A card alone is the whole credential: no PIN to match (and no duress PIN).
+    let card_only = matches!(request.credential, Credential::Card { .. });
+    if !card_only && user.pin.is_none() && user.duress.is_none() {
         return deny(DenyReason::NoPin);
     }
     let matched = [(&user.pin, false), (&user.duress, true)]
@@ -66,14 +70,18 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
         .find_map(|(record, duress)| {
             record
                 .as_ref()
-                .filter(|r| r.tag == view.tag)
+                .filter(|r| view.tag.is_some_and(|t| r.tag == t))
                 .map(|r| (r, duress))
         });
-    let Some((pin, duress)) = matched else {
-        return deny(match request.credential {
-            Credential::Pin(_) => DenyReason::UnknownPin,
-            Credential::IdPin { .. } | Credential::CardPin { .. } => DenyReason::WrongPin,
-        });
+    let (pin, duress) = match matched {
+        Some((pin, duress)) => (Some(pin), duress),
+        None if card_only => (None, false),
+        None => {
+            return deny(match request.credential {
+                Credential::Pin(_) => DenyReason::UnknownPin,
+                _ => DenyReason::WrongPin,
+            })
+        }
     };
     if view.user_locked {
         return deny(DenyReason::UserLockedOut);
@@ -95,7 +103,7 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if user.valid_until.is_some_and(|until| now >= until) {
         return deny(DenyReason::AccountExpired);
     }
-    if pin.expires_at.is_some_and(|at| now >= at) {
+    if pin.is_some_and(|p| p.expires_at.is_some_and(|at| now >= at)) {
         return deny(DenyReason::PinExpired);
     }
     let groups: Vec<&String> = user

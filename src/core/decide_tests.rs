@@ -108,7 +108,7 @@ fn decision_table() {
             access: &access,
             source_locked: src_lock,
             user_locked: user_lock,
-            tag,
+            tag: Some(tag),
             candidate,
             directory_stale: false,
         };
@@ -169,7 +169,7 @@ fn schedules_duress_and_fail_mode() {
             access: &access,
             source_locked: false,
             user_locked: false,
-            tag,
+            tag: Some(tag),
             candidate: Some(user.clone()),
             directory_stale: false,
         };
@@ -257,7 +257,7 @@ fn a_stale_directory_denies_only_where_the_device_class_says_so() {
             access: &access,
             source_locked: false,
             user_locked: false,
-            tag,
+            tag: Some(tag),
             candidate: Some(alice()),
             directory_stale: stale,
         };
@@ -277,4 +277,62 @@ fn a_stale_directory_denies_only_where_the_device_class_says_so() {
         "a wrong PIN is still a failure, not a staleness denial"
     );
     assert!(!DenyReason::DirectoryStale.counts_as_failure());
+}
+
+#[test]
+fn a_card_alone_is_the_whole_credential() {
+    let rules = DeviceRules {
+        allow_groups: vec!["staff".into()],
+        schedule: None,
+        fail_open: false,
+        deny_when_stale: false,
+    };
+    let access = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    let card = AuthRequest {
+        device: DeviceId("lobby".into()),
+        credential: Credential::Card {
+            card: "482115".into(),
+        },
+        origin: Origin::Tcp {
+            peer: "127.0.0.1".parse().unwrap(),
+        },
+        received_at: Timestamp::from_millis(NOW),
+    };
+    let now = Timestamp::from_millis(NOW);
+    let view = |candidate: Option<User>| View {
+        device: Some(&rules),
+        access: &access,
+        source_locked: false,
+        user_locked: false,
+        tag: None,
+        candidate,
+        directory_stale: false,
+    };
+    let mut no_pin = alice();
+    no_pin.pin = None;
+    assert_eq!(
+        decide(&view(Some(no_pin)), &card, now),
+        Decision::Grant {
+            user: "alice".into(),
+            duress: false
+        },
+        "a card user needs no PIN"
+    );
+    assert_eq!(
+        decide(&view(None), &card, now),
+        Decision::Deny {
+            reason: DenyReason::UnknownCard
+        }
+    );
+    let mut off = alice();
+    off.enabled = false;
+    assert_eq!(
+        decide(&view(Some(off)), &card, now),
+        Decision::Deny {
+            reason: DenyReason::Disabled
+        }
+    );
 }

@@ -1,7 +1,7 @@
 //! The authentication core: admits an attempt under its lockout keys, computes exactly one
 //! tag on the bounded pool, reads what the decision needs, calls the pure `decide`, persists
 //! lockout counters (flushed before a DENY is returned), runs the grant's actions (door
-//! unlock) and audits. Frontends call
+//! unlock, print release) and audits. Frontends call
 //! this; it never parses bytes.
 
 pub mod decide;
@@ -25,11 +25,13 @@ use std::sync::Arc;
 /// What a frontend tells the person. `Denied` carries no reason: the wire is uniform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// `action_failed`: granted, but the door actuator (or print release) failed.
+    /// `action_failed`: granted, but the door actuator (or print release) failed;
+    /// `notice` is the short code a terminal can show (e.g. `printer-unavailable`).
     Granted {
         user: String,
         released: u32,
         action_failed: bool,
+        notice: Option<&'static str>,
     },
     Denied,
     /// Denied because the device or source is inside a lockout (keypads may signal it).
@@ -44,6 +46,8 @@ pub struct ActionReport {
     pub released: u32,
     /// The actuator failed (already audited by the action).
     pub failed: bool,
+    /// Why, in a code a terminal can show (`printer-unavailable`, …).
+    pub notice: Option<&'static str>,
 }
 
 pub type ActionFuture<'a> = StdPin<Box<dyn Future<Output = ActionReport> + Send + 'a>>;
@@ -211,8 +215,13 @@ impl Core {
                     .await;
             }
         };
-        let Ok(tag) = self.pool.tag(request.credential.pin().clone()).await else {
-            return self.busy(&request);
+        let tag = match request.credential.pin() {
+            Some(pin) => match self.pool.tag(pin.clone()).await {
+                Ok(tag) => Some(tag),
+                Err(_) => return self.busy(&request),
+            },
+            // A card alone: nothing secret to hash.
+            None => None,
         };
         let evaluated = self.evaluate(&request, device, tag, now);
         if let Ok((Decision::Deny { reason }, user, duress)) = &evaluated {
@@ -280,6 +289,7 @@ impl Core {
             user,
             released: report.released,
             action_failed: report.failed,
+            notice: report.notice,
         }
     }
 
@@ -337,19 +347,21 @@ impl Core {
         &self,
         request: &AuthRequest,
         device: &DeviceRules,
-        tag: crate::domain::Tag,
+        tag: Option<crate::domain::Tag>,
         now: Timestamp,
     ) -> Result<Evaluated, crate::store::StoreError> {
         let user = match &request.credential {
-            Credential::Pin(_) => match self.store.tag_owner(&tag)? {
-                Some(id) => self.store.user(&id)?,
-                None => None,
+            Credential::Pin(_) => match tag.map(|t| self.store.tag_owner(&t)).transpose()? {
+                Some(Some(id)) => self.store.user(&id)?,
+                _ => None,
             },
             Credential::IdPin { id, .. } => self.store.user(id)?,
-            Credential::CardPin { card, .. } => match self.store.card_owner(card)? {
-                Some(id) => self.store.user(&id)?,
-                None => None,
-            },
+            Credential::CardPin { card, .. } | Credential::Card { card } => {
+                match self.store.card_owner(card)? {
+                    Some(id) => self.store.user(&id)?,
+                    None => None,
+                }
+            }
         };
         let user_locked = match &user {
             Some(u) => lockout::user_locked(
@@ -362,7 +374,7 @@ impl Core {
         let duress = user
             .as_ref()
             .and_then(|u| u.duress.as_ref())
-            .is_some_and(|d| d.tag == tag);
+            .is_some_and(|d| tag.is_some_and(|t| d.tag == t));
         let directory_stale = user
             .as_ref()
             .and_then(|u| u.upstream.as_ref())

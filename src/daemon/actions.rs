@@ -1,12 +1,19 @@
-//! The daemon's `Actions`: after a grant, unlock the device's door (if it has one) and audit
-//! what the actuator did. Print release joins here later.
+//! The daemon's `Actions`: after a grant, unlock the device's door (if it has one) or
+//! release the person's print jobs at it (if it has a print queue), and audit what the
+//! actuator or CUPS did.
 
 use crate::action::door::{Door, UnlockResult};
+use crate::action::print::{PrintRelease, Released, Trouble};
 use crate::core::{ActionFuture, ActionReport, Actions};
 use crate::domain::{AuditKind, DeviceId};
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The terminal's notice when the printer reports an error state: jobs stay held.
+pub const PRINTER_UNAVAILABLE: &str = "printer-unavailable";
+/// The terminal's notice when CUPS cannot be reached, times out or refuses pinwarden.
+pub const SERVER_UNAVAILABLE: &str = "print-server-unavailable";
 
 /// The audit sink a door task reports relock failures through.
 pub fn door_audit(store: Arc<dyn Store>, door: DeviceId) -> crate::action::door::DoorAudit {
@@ -41,6 +48,7 @@ impl crate::frontend::mqtt::EventOutbox for StoreOutbox {
 
 pub struct DaemonActions {
     pub doors: BTreeMap<DeviceId, Door>,
+    pub print: Option<PrintRelease>,
     pub store: Arc<dyn Store>,
 }
 
@@ -53,6 +61,46 @@ impl DaemonActions {
             detail,
         };
         self.store.record(kind);
+    }
+
+    /// Audits a release and turns it into the report the terminal's reply is built from.
+    fn print_report(&self, device: &DeviceId, user: &str, done: Released) -> ActionReport {
+        let (action, detail, notice) = match &done.trouble {
+            None => ("released", None, None),
+            Some(Trouble::Printer(reasons)) => {
+                tracing::warn!(%device, reasons, "printer reports trouble: jobs stay held");
+                (
+                    "printer_unavailable",
+                    Some(reasons.clone()),
+                    Some(PRINTER_UNAVAILABLE),
+                )
+            }
+            Some(Trouble::Server(e)) => {
+                tracing::error!(%device, error = %e, "print release failed");
+                (
+                    "server_unavailable",
+                    Some(e.to_string()),
+                    Some(SERVER_UNAVAILABLE),
+                )
+            }
+        };
+        let detail = match (done.moved, detail) {
+            (0, d) => d,
+            (n, None) => Some(format!("moved {n} from the hold queue")),
+            (n, Some(d)) => Some(format!("moved {n} from the hold queue; {d}")),
+        };
+        self.store.record(AuditKind::Print {
+            device: device.clone(),
+            user: user.into(),
+            action: action.into(),
+            released: done.released,
+            detail,
+        });
+        ActionReport {
+            released: done.released,
+            failed: notice.is_some(),
+            notice,
+        }
     }
 }
 
@@ -69,6 +117,11 @@ impl Actions for DaemonActions {
                         self.audit(device, user, "actuator_failed", Some(e));
                         report.failed = true;
                     }
+                }
+            }
+            if let Some(print) = &self.print {
+                if let Some(done) = print.release(device, user).await {
+                    report = self.print_report(device, user, done);
                 }
             }
             report

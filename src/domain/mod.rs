@@ -84,14 +84,18 @@ pub enum Credential {
     IdPin { id: String, pin: Pin },
     /// A card (normalised) followed, within the reader's window, by its holder's PIN.
     CardPin { card: String, pin: Pin },
+    /// A card (normalised) alone, from a network card reader: no PIN to hash.
+    Card { card: String },
 }
 
 impl Credential {
-    pub fn pin(&self) -> &Pin {
+    /// The PIN presented; `None` for a card alone.
+    pub fn pin(&self) -> Option<&Pin> {
         match self {
             Credential::Pin(pin)
             | Credential::IdPin { pin, .. }
-            | Credential::CardPin { pin, .. } => pin,
+            | Credential::CardPin { pin, .. } => Some(pin),
+            Credential::Card { .. } => None,
         }
     }
     pub fn kind(&self) -> &'static str {
@@ -99,6 +103,7 @@ impl Credential {
             Credential::Pin(_) => "pin",
             Credential::IdPin { .. } => "id+pin",
             Credential::CardPin { .. } => "card+pin",
+            Credential::Card { .. } => "card",
         }
     }
 }
@@ -268,6 +273,24 @@ pub enum AuditKind {
         action: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
+    },
+    /// A print release after a grant: jobs moved and released, or why they stayed held.
+    Print {
+        device: DeviceId,
+        user: String,
+        action: String,
+        released: u32,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// A card read at a network reader that is not yet a decision (waiting for the PIN,
+    /// or unreadable).
+    Card {
+        device: DeviceId,
+        peer: String,
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        card: Option<String>,
     },
     /// A serial keypad appeared or disappeared.
     Keypad {

@@ -2,6 +2,7 @@
 //! over TCP and through the CLI, and stops it by signal.
 #![allow(dead_code)]
 
+pub mod cups;
 pub mod mosquitto;
 pub mod pty;
 

@@ -1,9 +1,15 @@
-//! The TCP listener for print-release terminals: allow-list by source address, a connection
-//! limit, idle and half-line timeouts. A thin loop around the sans-IO `proto`.
+//! The TCP listener for print-release terminals and network card readers: allow-list by
+//! source address, a connection limit, idle and half-line timeouts. A thin loop around the
+//! sans-IO `proto` (terminal lines) and `card` (reader lines); `reader` holds card reads
+//! and dials readers that are servers.
 
+pub mod card;
 pub mod proto;
+pub mod reader;
 
-use crate::config::TcpConfig;
+pub use reader::{dial, CardWindows};
+
+use crate::config::{TcpConfig, TcpMode};
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
@@ -27,8 +33,16 @@ pub async fn serve(
     listener: TcpListener,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
+    windows: Arc<CardWindows>,
     shutdown: CancellationToken,
 ) {
+    // Validated with the config; `None` only when the listener has no [tcp.card].
+    let reader = Arc::new(
+        config
+            .card
+            .as_ref()
+            .and_then(|c| card::CardReader::new(&c.format).ok()),
+    );
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let connections = TaskTracker::new();
     let mut refusals = Refusals::default();
@@ -72,6 +86,8 @@ pub async fn serve(
             peer,
             config: Arc::clone(&config),
             core: Arc::clone(&core),
+            windows: Arc::clone(&windows),
+            reader: Arc::clone(&reader),
         };
         let shutdown = shutdown.clone();
         connections.spawn(async move {
@@ -136,6 +152,8 @@ struct Session {
     peer: SocketAddr,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
+    windows: Arc<CardWindows>,
+    reader: Arc<Option<card::CardReader>>,
 }
 
 impl Session {
@@ -183,6 +201,24 @@ impl Session {
 
     /// Handles one line; false when the connection must close.
     async fn answer(&self, event: Event, writer: &mut OwnedWriteHalf) -> bool {
+        let peer = self.peer.ip().to_canonical();
+        if self.config.mode != TcpMode::Terminal {
+            // A reader: bare card numbers, no replies; anything else is ignored.
+            if let (Event::Line(line), Some(reader)) = (&event, self.reader.as_ref()) {
+                let (core, windows) = (&self.core, &self.windows);
+                reader::reader_line(
+                    core,
+                    windows,
+                    &self.config,
+                    reader,
+                    &self.device,
+                    peer,
+                    line,
+                )
+                .await;
+            }
+            return true;
+        }
         let request = match event {
             Event::Overlong => return send(writer, ProtoError::LineTooLong.reply()).await,
             Event::Line(line) => proto::parse(&line),
@@ -194,27 +230,59 @@ impl Session {
                 let _ = send(writer, &proto::encode(&Reply::Bye)).await;
                 return false;
             }
-            Ok(Request::Pin(pin)) => Credential::Pin(pin),
+            Ok(Request::Card(raw)) => {
+                let card = match self.reader.as_ref() {
+                    Some(reader) => reader.read(raw.as_bytes()),
+                    None => crate::domain::normalise_card(&raw),
+                };
+                let Some(card) = card else {
+                    return send(writer, ProtoError::Syntax.reply()).await;
+                };
+                let answer = reader::card_read(
+                    &self.core,
+                    &self.windows,
+                    &self.config,
+                    &self.device,
+                    peer,
+                    card,
+                )
+                .await;
+                let reply = match answer {
+                    reader::CardAnswer::NeedPin => proto::encode(&Reply::NeedPin),
+                    reader::CardAnswer::Decided(outcome) => reply_for(outcome),
+                };
+                return send(writer, &reply).await;
+            }
+            Ok(Request::Pin(pin)) => self.windows.with_pin(&self.device, pin),
             Ok(Request::IdPin { id, pin }) => Credential::IdPin { id, pin },
         };
         let request = AuthRequest {
             device: self.device.clone(),
             credential,
-            origin: Origin::Tcp {
-                peer: self.peer.ip().to_canonical(),
-            },
+            origin: Origin::Tcp { peer },
             received_at: Timestamp::now(),
         };
-        let reply = match self.core.handle(request).await {
-            Outcome::Granted { user, released, .. } => proto::encode(&Reply::Ok {
-                user: &user,
-                released,
-            }),
-            // The wire is uniform: a lockout is a DENY like any other.
-            Outcome::Denied | Outcome::LockedOut => proto::encode(&Reply::Deny),
-            Outcome::Busy => proto::encode(&Reply::Busy),
-        };
-        send(writer, &reply).await
+        send(writer, &reply_for(self.core.handle(request).await)).await
+    }
+}
+
+/// One reply line per decision. A grant whose release failed still says `OK`, with the
+/// reason as a third token.
+fn reply_for(outcome: Outcome) -> Vec<u8> {
+    match outcome {
+        Outcome::Granted {
+            user,
+            released,
+            notice,
+            ..
+        } => proto::encode(&Reply::Ok {
+            user: &user,
+            released,
+            notice,
+        }),
+        // The wire is uniform: a lockout is a DENY like any other.
+        Outcome::Denied | Outcome::LockedOut => proto::encode(&Reply::Deny),
+        Outcome::Busy => proto::encode(&Reply::Busy),
     }
 }
 

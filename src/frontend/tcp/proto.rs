@@ -79,7 +79,12 @@ impl LineSplitter {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Pin(Pin),
-    IdPin { id: String, pin: Pin },
+    IdPin {
+        id: String,
+        pin: Pin,
+    },
+    /// A card read by the terminal's own reader, as read (normalised by the listener).
+    Card(String),
     Ping,
     Quit,
 }
@@ -99,7 +104,9 @@ impl ProtoError {
     pub fn reply(self) -> &'static [u8] {
         match self {
             ProtoError::NotAscii => b"ERR 400 request must be printable ASCII\r\n",
-            ProtoError::UnknownCommand => b"ERR 400 unknown command: use PIN, ID, PING or QUIT\r\n",
+            ProtoError::UnknownCommand => {
+                b"ERR 400 unknown command: use PIN, ID, CARD, PING or QUIT\r\n"
+            }
             ProtoError::Syntax => {
                 b"ERR 400 malformed request: use PIN <pin> or ID <id> PIN <pin>\r\n"
             }
@@ -140,7 +147,13 @@ pub fn parse(line: &[u8]) -> Result<Request, ProtoError> {
             id: field(id)?.to_string(),
             pin: Pin::new(field(pin)?),
         }),
-        _ if ["PIN", "ID", "PING", "QUIT"].iter().any(|k| is(command, k)) => {
+        [c, rest @ ..] if is(c, "CARD") && !rest.is_empty() => {
+            Ok(Request::Card(field(&rest.join(" "))?.to_string()))
+        }
+        _ if ["PIN", "ID", "CARD", "PING", "QUIT"]
+            .iter()
+            .any(|k| is(command, k)) =>
+        {
             Err(ProtoError::Syntax)
         }
         _ => Err(ProtoError::UnknownCommand),
@@ -149,7 +162,15 @@ pub fn parse(line: &[u8]) -> Result<Request, ProtoError> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply<'a> {
-    Ok { user: &'a str, released: u32 },
+    /// `notice`: why jobs stayed held (`printer-unavailable`, `print-server-unavailable`),
+    /// sent as a third token on the same line.
+    Ok {
+        user: &'a str,
+        released: u32,
+        notice: Option<&'a str>,
+    },
+    /// A card was read; its holder's PIN is expected next (card-then-PIN).
+    NeedPin,
     Deny,
     Busy,
     Pong,
@@ -158,7 +179,17 @@ pub enum Reply<'a> {
 
 pub fn encode(reply: &Reply<'_>) -> Vec<u8> {
     match reply {
-        Reply::Ok { user, released } => format!("OK {user} {released}\r\n").into_bytes(),
+        Reply::Ok {
+            user,
+            released,
+            notice: None,
+        } => format!("OK {user} {released}\r\n").into_bytes(),
+        Reply::Ok {
+            user,
+            released,
+            notice: Some(why),
+        } => format!("OK {user} {released} {why}\r\n").into_bytes(),
+        Reply::NeedPin => b"NEED PIN\r\n".to_vec(),
         Reply::Deny => b"DENY\r\n".to_vec(),
         Reply::Busy => b"BUSY\r\n".to_vec(),
         Reply::Pong => b"PONG\r\n".to_vec(),

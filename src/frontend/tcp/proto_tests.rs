@@ -51,7 +51,7 @@ fn overlong_line_is_reported_once_then_discarded_until_terminator() {
 #[test]
 fn parse_table() {
     #[rustfmt::skip]
-    let table: [(&[u8], Result<Request, ProtoError>); 15] = [
+    let table: [(&[u8], Result<Request, ProtoError>); 18] = [
         (b"PING", Ok(Request::Ping)),
         (b"ping", Ok(Request::Ping)),
         (b"QUIT", Ok(Request::Quit)),
@@ -64,6 +64,9 @@ fn parse_table() {
         (b"ID alice 482913", Err(ProtoError::Syntax)),
         (b"   ", Err(ProtoError::Syntax)),
         (b"GET / HTTP/1.1", Err(ProtoError::UnknownCommand)),
+        (b"CARD 0004 82115", Ok(Request::Card("0004 82115".into()))),
+        (b"card 75B43", Ok(Request::Card("75B43".into()))),
+        (b"CARD", Err(ProtoError::Syntax)),
         (b"PIN \xff\xfe", Err(ProtoError::NotAscii)),
         (b"PIN 12\x0034", Err(ProtoError::NotAscii)),
         (b"PIN 0123456789012345678901234567890123456789012345678901234567890123456789", Err(ProtoError::FieldTooLong)),
@@ -100,10 +103,20 @@ fn encodes_replies() {
     assert_eq!(
         encode(&Reply::Ok {
             user: "alice",
-            released: 0
+            released: 0,
+            notice: None,
         }),
         b"OK alice 0\r\n"
     );
+    assert_eq!(
+        encode(&Reply::Ok {
+            user: "alice",
+            released: 2,
+            notice: Some("printer-unavailable"),
+        }),
+        b"OK alice 2 printer-unavailable\r\n"
+    );
+    assert_eq!(encode(&Reply::NeedPin), b"NEED PIN\r\n");
     assert_eq!(encode(&Reply::Deny), b"DENY\r\n");
     assert_eq!(encode(&Reply::Busy), b"BUSY\r\n");
 }

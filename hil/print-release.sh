@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Scenario: print release end to end: held jobs in CUPS, a PIN and a card at the terminal,
+# the locked-down policy, printer trouble. Runs the built binary against a private cupsd and
+# ippeveprinter on loopback (default), or against the site's CUPS and a real printer queue:
+#   PW_CUPS=127.0.0.1:631 PW_QUEUE=lobby PW_CERT=/run/cups/certs/0 hil/print-release.sh
+# (as root; the queue must use the pinwarden policy, see README "Secure hold queue").
+# Usage: hil/print-release.sh [path/to/pinwarden]
+set -euo pipefail
+BIN=${1:-./target/release/pinwarden}
+WORK=$(mktemp -d)
+chmod 0755 "$WORK"   # CUPS backends run as lp and must reach the spool
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$WORK"' EXIT
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+step() { printf '%-64s' "$1"; }
+pass() { echo PASS; }
+fail() { echo "FAIL: $*"; exit 1; }
+need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || fail "$1 missing: apt-get install $2"; }
+
+if [ -z "${PW_CUPS:-}" ]; then
+    for b in cupsd:cups-daemon lpadmin:cups-client ippeveprinter:cups-ipp-utils dbus-daemon:dbus; do need "${b%%:*}" "${b##*:}"; done
+    step "private cupsd + ippeveprinter with the pinwarden policy"
+    [ -S /run/dbus/system_bus_socket ] || { mkdir -p /run/dbus; dbus-daemon --system --fork; }
+    C=$WORK/cups; mkdir -p "$C"/{root,spool,tmp,cache,state,log,printer}
+    CPORT=$(free_port); EPORT=$(free_port)
+    printf 'ServerRoot %s/root\nRequestRoot %s/spool\nTempDir %s/tmp\nCacheDir %s/cache\nStateDir %s/state\nErrorLog %s/log/error_log\nSystemGroup root\nSandboxing relaxed\n' \
+        "$C" "$C" "$C" "$C" "$C" "$C" > "$C/cups-files.conf"
+    { printf 'Listen 127.0.0.1:%s\nBrowsing Off\nWebInterface No\nDirtyCleanInterval 0\n<Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n</Location>\n' "$CPORT"
+      cat "$HERE/config/cups/pinwarden-policy.conf"; } > "$C/cupsd.conf"
+    /usr/sbin/ippeveprinter -r off -k -f application/pdf -p "$EPORT" -d "$C/printer" hil-printer >"$C/log/eve" 2>&1 & PIDS+=($!)
+    /usr/sbin/cupsd -f -c "$C/cupsd.conf" -s "$C/cups-files.conf" >"$C/log/out" 2>&1 & PIDS+=($!)
+    export CUPS_STATEDIR=$C/state
+    PW_CUPS=127.0.0.1:$CPORT; PW_QUEUE=lobby; PW_CERT=$C/state/certs/0
+    for _ in $(seq 100); do lpstat -h "$PW_CUPS" -r >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$EPORT") 2>/dev/null && break; sleep 0.1; done
+    /usr/sbin/lpadmin -h "$PW_CUPS" -p lobby -E -v "ipp://localhost:$EPORT/ipp/print" -m everywhere \
+        -o job-hold-until-default=indefinite -o printer-op-policy=pinwarden
+    pass
+fi
+PORT=$(free_port); RPORT=$(free_port)
+cat > "$WORK/pw.toml" <<TOML
+state_dir = "$WORK/var"
+[cups]
+server = "$PW_CUPS"
+auth = "local-certificate"
+cert_file = "$PW_CERT"
+[[device]]
+id = "hil-printer"
+kind = "printer"
+allow_groups = ["staff"]
+queue = "$PW_QUEUE"
+[[tcp]]
+listen = "127.0.0.1:$PORT"
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "hil-printer"
+[[tcp]]
+mode = "card"
+listen = "127.0.0.1:$RPORT"
+[tcp.card]
+input = "hex"
+output = "decimal"
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "hil-printer"
+TOML
+ask() {
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT"; printf '%s\r\n' "$1" >&3
+    local reply; IFS= read -r -t 30 reply <&3 || true; exec 3>&-; printf '%s' "${reply%$'\r'}"
+}
+submit() { printf '%%PDF-1.4\n%%%%EOF\n' > "$WORK/$2.pdf"; lp -h "$PW_CUPS" -d "$PW_QUEUE" -o raw -U "$1" -t "$2" "$WORK/$2.pdf" | awk '{print $4}' | sed 's/.*-//'; }
+held() { lpstat -h "$PW_CUPS" -l -o "$PW_QUEUE" | grep -c job-hold-until || true; }
+
+step "daemon starts"
+"$BIN" run -c "$WORK/pw.toml" >>"$WORK/daemon.log" 2>&1 & PIDS+=($!); PID=$!
+for _ in $(seq 100); do "$BIN" -c "$WORK/pw.toml" status >/dev/null 2>&1 && break; sleep 0.1; done
+"$BIN" -c "$WORK/pw.toml" status >/dev/null || fail "$(tail -5 "$WORK/daemon.log")"; pass
+step "enrol hil-user (card 482115) and other-user"
+PIN=$("$BIN" -c "$WORK/pw.toml" user add hil-user --group staff --card 482115 --generate 2>/dev/null)
+"$BIN" -c "$WORK/pw.toml" user add other-user --group staff --generate >/dev/null 2>&1; pass
+step "two held jobs for hil-user, one for other-user"
+J1=$(submit hil-user hil-1); submit hil-user hil-2 >/dev/null; submit other-user other-1 >/dev/null
+[ "$(held)" -ge 3 ] && pass || fail "held: $(held)"
+step "the owner cannot release from the desk (lp -H resume)"
+CUPS_STATEDIR=$WORK/none lp -h "$PW_CUPS" -U hil-user -i "$J1" -H resume </dev/null >/dev/null 2>&1 && fail "desk release worked" || pass
+step "the PIN releases exactly hil-user's jobs"
+r=$(ask "PIN $PIN"); [ "$r" = "OK hil-user 2" ] && pass || fail "$r"
+step "other-user's job is still held"; [ "$(held)" -ge 1 ] && pass || fail "nothing held"
+step "a card read (hex 075B43) logs hil-user in at the reader"
+submit hil-user hil-3 >/dev/null
+exec 4<>"/dev/tcp/127.0.0.1/$RPORT"; printf 'PROBE\r\n075B43\r\n' >&4
+for _ in $(seq 100); do "$BIN" -c "$WORK/pw.toml" audit --last 5 | grep -q 'print device=hil-printer user=hil-user action=released released=1' && break; sleep 0.1; done
+"$BIN" -c "$WORK/pw.toml" audit --last 8 | grep -q 'action=released released=1' && pass || fail "no release audited: $("$BIN" -c "$WORK/pw.toml" audit --last 8)"
+exec 4>&-
+step "a stopped queue keeps jobs held and says why"
+cupsdisable -h "$PW_CUPS" "$PW_QUEUE"; submit hil-user hil-4 >/dev/null
+r=$(ask "PIN $PIN"); cupsenable -h "$PW_CUPS" "$PW_QUEUE"
+[ "$r" = "OK hil-user 0 printer-unavailable" ] && pass || fail "$r"
+step "the PIN never appears in the state directory or the log"
+! grep -rqa -- "$PIN" "$WORK/var" "$WORK/daemon.log" && pass || fail "PIN bytes found"
+step "SIGTERM stops the daemon cleanly"; kill -TERM "$PID"; wait "$PID" && pass || fail "exit $?"
+echo "all steps passed"

@@ -1,0 +1,277 @@
+//! The IPP client for CUPS: the only file that names the `ipp` crate. Builds Get-Jobs,
+//! Get-Printer-Attributes, Release-Job (0x000D) and CUPS-Move-Job (0x400D) with the crate's
+//! low-level request API, sends them with a deadline and a credential, and turns replies
+//! into plain values for `print/mod.rs`. Knows nothing about users, terminals or the store.
+
+use super::{CupsAuth, Job, PrintError, PrinterStatus};
+use ipp::attribute::IppAttributeName;
+use ipp::prelude::*;
+use ipp::value::{IppKeyword, IppName, IppString};
+use std::time::Duration;
+
+/// CUPS's "this Get-Jobs which-jobs value is not supported" and friends.
+const ATTRIBUTES_NOT_SUPPORTED: u16 = 0x040B;
+const BAD_REQUEST: u16 = 0x0400;
+const NOT_FOUND: u16 = 0x0406;
+const NOT_POSSIBLE: u16 = 0x040C;
+
+/// What a job operation did to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAnswer {
+    Done,
+    /// The job is not in a state the operation applies to (e.g. no longer held).
+    NotPossible,
+    /// The job is gone.
+    NotFound,
+}
+
+pub struct Client {
+    server: String,
+    auth: CupsAuth,
+    timeout: Duration,
+}
+
+impl Client {
+    /// `server` is `host:port` of the CUPS scheduler.
+    pub fn new(server: String, auth: CupsAuth, timeout: Duration) -> Self {
+        Client {
+            server,
+            auth,
+            timeout,
+        }
+    }
+
+    pub fn queue_uri(&self, queue: &str) -> String {
+        format!("ipp://{}/printers/{queue}", self.server)
+    }
+
+    /// The account the requests are made as (`requesting-user-name`).
+    fn account(&self) -> &str {
+        match &self.auth {
+            CupsAuth::Basic { username, .. } => username,
+            CupsAuth::LocalCertificate { .. } => "root",
+            CupsAuth::None { username } => username,
+        }
+    }
+
+    fn new_request(&self, op: Operation, queue: &str) -> Result<IppRequestResponse, PrintError> {
+        let uri: Uri = self
+            .queue_uri(queue)
+            .parse()
+            .map_err(|_| PrintError::Config(format!("invalid CUPS queue name `{queue}`")))?;
+        let mut req = IppRequestResponse::new(IppVersion::v2_0(), op, Some(uri))
+            .map_err(|e| PrintError::Protocol(e.to_string()))?;
+        let name = IppValue::new_name_without_language(self.account())
+            .map_err(|e| PrintError::Protocol(e.to_string()))?;
+        req.attributes_mut().add(
+            DelimiterTag::OperationAttributes,
+            IppAttribute::new(IppAttributeName::REQUESTING_USER_NAME, name),
+        );
+        Ok(req)
+    }
+
+    async fn send(
+        &self,
+        queue: &str,
+        req: IppRequestResponse,
+    ) -> Result<IppRequestResponse, PrintError> {
+        let uri: Uri = self
+            .queue_uri(queue)
+            .parse()
+            .map_err(|_| PrintError::Config(format!("invalid CUPS queue name `{queue}`")))?;
+        let mut builder = AsyncIppClient::builder(uri).request_timeout(self.timeout);
+        match &self.auth {
+            CupsAuth::Basic { username, password } => {
+                builder = builder.basic_auth(username, password.as_str());
+            }
+            CupsAuth::LocalCertificate { cert_file } => {
+                // CUPS writes a fresh certificate when it starts: read it for every request.
+                let cert = tokio::fs::read_to_string(cert_file).await.map_err(|e| {
+                    PrintError::Auth(format!(
+                        "cannot read the CUPS local certificate {}: {e}",
+                        cert_file.display()
+                    ))
+                })?;
+                builder = builder.http_header("authorization", format!("Local {}", cert.trim()));
+            }
+            CupsAuth::None { .. } => {}
+        }
+        let client = builder.build();
+        match tokio::time::timeout(self.timeout, client.send(req)).await {
+            Err(_) => Err(PrintError::Timeout(self.timeout)),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(IppError::RequestError(code @ (401 | 403)))) => Err(PrintError::Auth(format!(
+                "CUPS answered HTTP {code}: pinwarden's credentials are missing or not in the system group"
+            ))),
+            Ok(Err(IppError::RequestError(code))) => {
+                Err(PrintError::Protocol(format!("CUPS answered HTTP {code}")))
+            }
+            Ok(Err(IppError::AsyncClientError(e))) if e.is_timeout() => {
+                Err(PrintError::Timeout(self.timeout))
+            }
+            Ok(Err(e)) => Err(PrintError::Unreachable(e.to_string())),
+        }
+    }
+
+    /// printer-state and printer-state-reasons of a queue.
+    pub async fn printer_status(&self, queue: &str) -> Result<PrinterStatus, PrintError> {
+        let mut req = self.new_request(Operation::GetPrinterAttributes, queue)?;
+        let wanted = ["printer-state", "printer-state-reasons"]
+            .iter()
+            .map(|k| IppValue::Keyword(IppKeyword::new_truncated(*k)))
+            .collect();
+        req.attributes_mut().add(
+            DelimiterTag::OperationAttributes,
+            IppAttribute::new(
+                IppAttributeName::REQUESTED_ATTRIBUTES,
+                IppValue::Array(wanted),
+            ),
+        );
+        let resp = self.send(queue, req).await?;
+        let status = resp.header().status_code();
+        if !status.is_success() {
+            let code = resp.header().operation_or_status as u16;
+            return Err(if code == NOT_FOUND {
+                PrintError::Config(format!("CUPS has no queue `{queue}`"))
+            } else {
+                PrintError::Protocol(format!("Get-Printer-Attributes: {status}"))
+            });
+        }
+        let mut out = PrinterStatus::default();
+        for group in resp.attributes().groups_of(DelimiterTag::PrinterAttributes) {
+            if let Some(a) = group.get("printer-state") {
+                out.state = a.value().as_enum().copied().unwrap_or(0);
+            }
+            if let Some(a) = group.get("printer-state-reasons") {
+                out.reasons = strings(a.value());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The queue's jobs that are held (`pending-held`), or, where the server rejects that
+    /// value, every not-completed job (the caller keeps the held ones by `state`).
+    pub async fn held_jobs(&self, queue: &str) -> Result<Vec<Job>, PrintError> {
+        let resp = self.get_jobs(queue, "pending-held").await?;
+        let code = resp.header().operation_or_status as u16;
+        let resp = if code == ATTRIBUTES_NOT_SUPPORTED || code == BAD_REQUEST {
+            self.get_jobs(queue, "not-completed").await?
+        } else {
+            resp
+        };
+        let status = resp.header().status_code();
+        if !status.is_success() {
+            return Err(PrintError::Protocol(format!(
+                "Get-Jobs on `{queue}`: {status}"
+            )));
+        }
+        Ok(resp
+            .attributes()
+            .groups_of(DelimiterTag::JobAttributes)
+            .filter_map(|g| {
+                let id = *g.get("job-id")?.value().as_integer()?;
+                Some(Job {
+                    id,
+                    state: g
+                        .get("job-state")
+                        .and_then(|a| a.value().as_enum().copied())
+                        .unwrap_or(0),
+                    owner: g
+                        .get("job-originating-user-name")
+                        .and_then(|a| strings(a.value()).into_iter().next())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn get_jobs(&self, queue: &str, which: &str) -> Result<IppRequestResponse, PrintError> {
+        let mut req = self.new_request(Operation::GetJobs, queue)?;
+        let attrs = req.attributes_mut();
+        attrs.add(
+            DelimiterTag::OperationAttributes,
+            IppAttribute::new(
+                IppName::new_truncated("which-jobs"),
+                IppValue::Keyword(IppKeyword::new_truncated(which)),
+            ),
+        );
+        let wanted = ["job-id", "job-state", "job-originating-user-name"]
+            .iter()
+            .map(|k| IppValue::Keyword(IppKeyword::new_truncated(*k)))
+            .collect();
+        attrs.add(
+            DelimiterTag::OperationAttributes,
+            IppAttribute::new(
+                IppAttributeName::REQUESTED_ATTRIBUTES,
+                IppValue::Array(wanted),
+            ),
+        );
+        self.send(queue, req).await
+    }
+
+    /// Release-Job (0x000D) for one job on `queue`.
+    pub async fn release(&self, queue: &str, job: i32) -> Result<JobAnswer, PrintError> {
+        let req = self.job_request(Operation::ReleaseJob, queue, job)?;
+        self.job_answer("Release-Job", queue, req).await
+    }
+
+    /// CUPS-Move-Job (0x400D): moves `job` from `from` to the queue `to`.
+    pub async fn move_job(&self, from: &str, job: i32, to: &str) -> Result<JobAnswer, PrintError> {
+        let mut req = self.job_request(Operation::CupsMoveJob, from, job)?;
+        let target = IppValue::Uri(
+            IppString::new(self.queue_uri(to)).map_err(|e| PrintError::Protocol(e.to_string()))?,
+        );
+        req.attributes_mut().add(
+            DelimiterTag::JobAttributes,
+            IppAttribute::new(IppName::new_truncated("job-printer-uri"), target),
+        );
+        self.job_answer("CUPS-Move-Job", from, req).await
+    }
+
+    fn job_request(
+        &self,
+        op: Operation,
+        queue: &str,
+        job: i32,
+    ) -> Result<IppRequestResponse, PrintError> {
+        let mut req = self.new_request(op, queue)?;
+        // The crate writes job-id right after printer-uri, as RFC 8011 §4.1.5 requires.
+        req.attributes_mut().add(
+            DelimiterTag::OperationAttributes,
+            IppAttribute::new(IppAttributeName::JOB_ID, IppValue::Integer(job)),
+        );
+        Ok(req)
+    }
+
+    async fn job_answer(
+        &self,
+        what: &str,
+        queue: &str,
+        req: IppRequestResponse,
+    ) -> Result<JobAnswer, PrintError> {
+        let resp = self.send(queue, req).await?;
+        let status = resp.header().status_code();
+        match resp.header().operation_or_status as u16 {
+            _ if status.is_success() => Ok(JobAnswer::Done),
+            NOT_POSSIBLE => Ok(JobAnswer::NotPossible),
+            NOT_FOUND => Ok(JobAnswer::NotFound),
+            0x0401..=0x0403 => Err(PrintError::Auth(format!(
+                "{what} refused ({status}): pinwarden's CUPS account must be in the system group"
+            ))),
+            _ => Err(PrintError::Protocol(format!("{what}: {status}"))),
+        }
+    }
+}
+
+/// Every text/name/keyword string in a value (a single value or a set of them).
+fn strings(value: &IppValue) -> Vec<String> {
+    match value {
+        IppValue::Array(values) => values.iter().flat_map(strings).collect(),
+        IppValue::Keyword(k) => vec![k.as_str().to_string()],
+        IppValue::NameWithoutLanguage(n) => vec![n.as_str().to_string()],
+        IppValue::NameWithLanguage { name, .. } => vec![name.as_str().to_string()],
+        IppValue::TextWithoutLanguage(t) => vec![t.as_ref().to_string()],
+        IppValue::TextWithLanguage { text, .. } => vec![text.as_ref().to_string()],
+        _ => Vec::new(),
+    }
+}

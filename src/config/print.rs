@@ -1,0 +1,218 @@
+//! Validation of the print-release and card-reader keys: `[cups]`, the `queue` and
+//! `hold_queue` of printer devices, and `[[tcp]] mode` with its `[tcp.card]` normaliser.
+//! Errors name the key and the fix.
+
+use super::raw::{RawCard, RawConfig, RawCups};
+use super::{absolute, duration_key, Device, DeviceKind};
+use crate::action::print::{CupsAuthConfig, CupsConfig, PrintQueue};
+use crate::domain::DeviceId;
+use crate::frontend::tcp::card::{CardFormat, CardReader, Radix};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a `[[tcp]]` block speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpMode {
+    /// Print-release terminals: `PIN`, `ID … PIN`, `CARD`, `PING` lines with replies.
+    Terminal,
+    /// Network card readers connecting in: one bare card number per line, no replies.
+    Card,
+    /// Network card readers that are TCP servers: pinwarden connects to each terminal's
+    /// `ADDRESS:PORT` and reconnects with back-off.
+    Dial,
+}
+
+/// `[tcp.card]`: how card reads become card ids, and the optional card-then-PIN window.
+#[derive(Clone, Debug, Serialize)]
+pub struct CardConfig {
+    pub format: CardFormat,
+    /// A card read waits this long for its holder's PIN at a terminal of the same device
+    /// instead of logging in alone.
+    #[serde(serialize_with = "super::duration::serialize_opt")]
+    pub card_then_pin: Option<Duration>,
+}
+
+fn queue_name(key: &str, value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 127
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"/#\\?'\"".contains(c));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{key} = {value:?}: use a CUPS queue name (printable, no spaces, / or #)"
+        ))
+    }
+}
+
+/// The print queues of printer devices (`queue`, `hold_queue`).
+pub fn validate_queues(
+    raw: &RawConfig,
+    devices: &BTreeMap<DeviceId, Device>,
+) -> Result<Vec<PrintQueue>, String> {
+    let mut queues = Vec::new();
+    for (i, d) in raw.device.iter().enumerate() {
+        let key = format!("device[{i}]");
+        let kind = devices.get(&DeviceId(d.id.clone())).map(|d| d.kind);
+        match (&d.queue, &d.hold_queue, kind) {
+            (None, None, _) => {}
+            (None, Some(_), _) => {
+                return Err(format!(
+                    "{key}.hold_queue needs {key}.queue: the CUPS queue of the printer that \
+                     Find-Me jobs are moved to"
+                ))
+            }
+            (Some(_), _, Some(DeviceKind::Door)) => {
+                return Err(format!(
+                    "{key}.queue: only printer devices have print queues"
+                ))
+            }
+            (Some(q), hold, _) => queues.push(PrintQueue {
+                device: DeviceId(d.id.clone()),
+                queue: queue_name(&format!("{key}.queue"), q)?,
+                hold_queue: hold
+                    .as_deref()
+                    .map(|h| queue_name(&format!("{key}.hold_queue"), h))
+                    .transpose()?,
+            }),
+        }
+    }
+    Ok(queues)
+}
+
+/// `[cups]`, with defaults: the local scheduler on 127.0.0.1:631, as root with its
+/// local certificate.
+pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
+    let empty = RawCups {
+        server: None,
+        auth: None,
+        username: None,
+        password_file: None,
+        cert_file: None,
+        timeout: None,
+        release_timeout: None,
+        max_backoff: None,
+    };
+    let raw = raw.unwrap_or(&empty);
+    let server = raw.server.clone().unwrap_or_else(|| "127.0.0.1:631".into());
+    if server.contains('/') || !server.contains(':') {
+        return Err(format!(
+            "cups.server = {server:?}: use HOST:PORT of the CUPS scheduler, such as \"127.0.0.1:631\""
+        ));
+    }
+    let auth = match (raw.auth.as_deref().unwrap_or("local-certificate"), &raw.username) {
+        ("local-certificate", _) => CupsAuthConfig::LocalCertificate {
+            cert_file: absolute(raw.cert_file.as_deref().unwrap_or("/run/cups/certs/0")),
+        },
+        ("basic", Some(username)) => CupsAuthConfig::Basic {
+            username: username.clone(),
+            password_file: absolute(raw.password_file.as_deref().ok_or(
+                "cups.auth = \"basic\" needs cups.password_file: a file (mode 0600) holding the password",
+            )?),
+        },
+        ("none", Some(username)) => CupsAuthConfig::None {
+            username: username.clone(),
+        },
+        ("basic" | "none", None) => {
+            return Err(
+                "cups.username is missing: name the CUPS account pinwarden acts as".into(),
+            )
+        }
+        (other, _) => {
+            return Err(format!(
+                "cups.auth = \"{other}\": use \"local-certificate\" (root on the CUPS host), \
+                 \"basic\" (an account in CUPS's SystemGroup) or \"none\""
+            ))
+        }
+    };
+    let timeout = duration_key(
+        "cups.timeout",
+        raw.timeout.as_deref(),
+        Duration::from_secs(5),
+    )?;
+    let release_timeout = duration_key(
+        "cups.release_timeout",
+        raw.release_timeout.as_deref(),
+        Duration::from_secs(20),
+    )?;
+    let max_backoff = duration_key(
+        "cups.max_backoff",
+        raw.max_backoff.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    if timeout.is_zero() || release_timeout < timeout {
+        return Err(
+            "cups.timeout must be above zero and at most cups.release_timeout (defaults 5s and 20s)"
+                .into(),
+        );
+    }
+    Ok(CupsConfig {
+        server,
+        auth,
+        timeout,
+        release_timeout,
+        max_backoff: max_backoff.max(Duration::from_secs(1)),
+    })
+}
+
+/// `[[tcp]] mode`.
+pub fn validate_mode(key: &str, mode: Option<&str>) -> Result<TcpMode, String> {
+    match mode.unwrap_or("terminal") {
+        "terminal" => Ok(TcpMode::Terminal),
+        "card" => Ok(TcpMode::Card),
+        "dial" => Ok(TcpMode::Dial),
+        other => Err(format!(
+            "{key}.mode = \"{other}\": use \"terminal\", \"card\" (readers connect in) or \
+             \"dial\" (pinwarden connects to readers)"
+        )),
+    }
+}
+
+/// `[tcp.card]`; the regex is compiled here so a bad one stops the start.
+pub fn validate_card(key: &str, raw: Option<&RawCard>) -> Result<Option<CardConfig>, String> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let radix = |name: &str, value: Option<&str>| match value.unwrap_or("decimal") {
+        "decimal" => Ok(Radix::Decimal),
+        "hex" => Ok(Radix::Hex),
+        other => Err(format!(
+            "{key}.card.{name} = \"{other}\": use \"decimal\" or \"hex\""
+        )),
+    };
+    let reverse_bytes = match raw.byte_order.as_deref().unwrap_or("normal") {
+        "normal" => false,
+        "reverse" => true,
+        other => {
+            return Err(format!(
+                "{key}.card.byte_order = \"{other}\": use \"normal\" or \"reverse\""
+            ))
+        }
+    };
+    let format = CardFormat {
+        regex: raw.regex.clone(),
+        input: radix("input", raw.input.as_deref())?,
+        output: radix("output", raw.output.as_deref())?,
+        reverse_bytes,
+    };
+    CardReader::new(&format).map_err(|e| format!("{key}.card.{e}: fix the pattern"))?;
+    let card_then_pin = raw
+        .card_then_pin
+        .as_deref()
+        .map(|v| {
+            duration_key(
+                &format!("{key}.card.card_then_pin"),
+                Some(v),
+                Duration::ZERO,
+            )
+        })
+        .transpose()?;
+    Ok(Some(CardConfig {
+        format,
+        card_then_pin,
+    }))
+}

@@ -1,0 +1,366 @@
+//! Real print peers for tests: a system D-Bus (started if none runs), `ippeveprinter` as the
+//! printer and a private `cupsd` (own ServerRoot, spool and state dirs, a free loopback
+//! port) holding jobs. A missing binary fails the test naming its Debian package.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Binary → the Debian package that ships it.
+const NEEDED: [(&str, &str); 8] = [
+    ("cupsd", "cups-daemon"),
+    ("lpadmin", "cups-client"),
+    ("lp", "cups-client"),
+    ("lpstat", "cups-client"),
+    ("cupsenable", "cups-client"),
+    ("cupsdisable", "cups-client"),
+    ("ippeveprinter", "cups-ipp-utils"),
+    ("dbus-daemon", "dbus"),
+];
+
+pub fn binary(name: &str) -> PathBuf {
+    let package = NEEDED.iter().find(|(b, _)| *b == name).map_or("?", |p| p.1);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{name}` not found: install the Debian package {package} (apt-get install {package})"
+        )
+    })
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a system D-Bus unless one runs (ippeveprinter wants one).
+fn ensure_dbus() {
+    if Path::new("/run/dbus/system_bus_socket").exists() {
+        return;
+    }
+    let _ = std::fs::create_dir_all("/run/dbus");
+    let _ = Command::new(binary("dbus-daemon"))
+        .args(["--system", "--fork"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A minimal PDF: real PDF bytes for `lp -o raw`.
+pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+
+pub struct Printer {
+    child: Child,
+    pub port: u16,
+    pub spool: PathBuf,
+}
+
+pub struct Cups {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    cupsd: Option<Child>,
+    printers: Vec<Printer>,
+}
+
+impl Cups {
+    /// Starts cupsd; `policy` is extra cupsd.conf text (an operation policy).
+    pub fn start(policy: &str) -> Cups {
+        for (bin, _) in NEEDED {
+            binary(bin);
+        }
+        ensure_dbus();
+        let dir = tempfile::tempdir().unwrap();
+        // CUPS backends run as `lp` and must reach the spool below it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_port();
+        let d = dir.path();
+        for sub in ["root", "spool", "tmp", "cache", "state", "log"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let files = format!(
+            "ServerRoot {d}/root\nRequestRoot {d}/spool\nTempDir {d}/tmp\nCacheDir {d}/cache\n\
+             StateDir {d}/state\nErrorLog {d}/log/error_log\nAccessLog {d}/log/access_log\n\
+             PageLog {d}/log/page_log\nSystemGroup root\nSandboxing relaxed\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("cups-files.conf"), files).unwrap();
+        let conf = format!(
+            "Listen 127.0.0.1:{port}\nLogLevel debug\nBrowsing Off\nWebInterface No\n\
+             DefaultAuthType Basic\nPreserveJobFiles Yes\nDirtyCleanInterval 0\nMaxJobs 0\nMaxJobsPerUser 0\n\
+             <Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n</Location>\n{policy}\n"
+        );
+        std::fs::write(d.join("cupsd.conf"), conf).unwrap();
+        let mut cups = Cups {
+            dir,
+            port,
+            cupsd: None,
+            printers: Vec::new(),
+        };
+        cups.launch();
+        cups
+    }
+
+    fn launch(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("log/cupsd.out")).unwrap();
+        let child = Command::new(binary("cupsd"))
+            .arg("-f")
+            .arg("-c")
+            .arg(d.join("cupsd.conf"))
+            .arg("-s")
+            .arg(d.join("cups-files.conf"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start cupsd");
+        self.cupsd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.lpstat(&["-r"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "cupsd did not start:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// CUPS's local root certificate (what pinwarden uses as root).
+    pub fn cert_file(&self) -> PathBuf {
+        self.dir.path().join("state/certs/0")
+    }
+
+    pub fn logs(&self) -> String {
+        let d = self.dir.path();
+        let read = |p: &str| std::fs::read_to_string(d.join(p)).unwrap_or_default();
+        let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().join("\n");
+        format!("{}\n{}", read("log/cupsd.out"), tail(read("log/error_log")))
+    }
+
+    /// A CUPS client command run as root with the local certificate (an administrator).
+    pub fn admin(&self, bin: &str, args: &[&str]) -> Output {
+        Command::new(binary(bin))
+            .env("CUPS_STATEDIR", self.dir.path().join("state"))
+            .arg("-h")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A CUPS client command as a person at their desk: no certificate, no password.
+    pub fn desk(&self, bin: &str, user: &str, args: &[&str]) -> Output {
+        Command::new(binary(bin))
+            .env("CUPS_STATEDIR", self.dir.path().join("no-certs"))
+            .env("CUPS_USER", user)
+            .arg("-h")
+            .arg(self.host())
+            .arg("-U")
+            .arg(user)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn lpstat(&self, args: &[&str]) -> Output {
+        self.admin("lpstat", args)
+    }
+
+    fn admin_ok(&self, bin: &str, args: &[&str]) -> String {
+        let out = self.admin(bin, args);
+        assert!(
+            out.status.success(),
+            "{bin} {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts an ippeveprinter; returns its index.
+    pub fn printer(&mut self, name: &str) -> usize {
+        let port = free_port();
+        let spool = self.dir.path().join(format!("printer-{name}"));
+        std::fs::create_dir_all(&spool).unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("log/{name}.log"))).unwrap();
+        let child = Command::new(binary("ippeveprinter"))
+            .args([
+                "-r",
+                "off",
+                "-k",
+                "-f",
+                "application/pdf",
+                "-p",
+                &port.to_string(),
+                "-d",
+            ])
+            .arg(&spool)
+            .arg(name)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start ippeveprinter");
+        self.printers.push(Printer { child, port, spool });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ippeveprinter {name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.printers.len() - 1
+    }
+
+    /// A CUPS queue on printer `printer` that holds every job until released.
+    pub fn queue(&self, queue: &str, printer: usize, extra: &[&str]) {
+        let uri = format!("ipp://localhost:{}/ipp/print", self.printers[printer].port);
+        let mut args = vec!["-p", queue, "-E", "-v", &uri, "-m", "everywhere"];
+        args.extend(["-o", "job-hold-until-default=indefinite"]);
+        args.extend(extra);
+        self.admin_ok("lpadmin", &args);
+    }
+
+    /// Submits real PDF bytes as `user`, titled `title`; returns the CUPS job id.
+    pub fn submit(&self, queue: &str, user: &str, title: &str) -> u32 {
+        let file = self.dir.path().join(format!("{title}.pdf"));
+        std::fs::write(&file, PDF).unwrap();
+        let out = self.admin_ok(
+            "lp",
+            &[
+                "-d",
+                queue,
+                "-o",
+                "raw",
+                "-U",
+                user,
+                "-t",
+                title,
+                file.to_str().unwrap(),
+            ],
+        );
+        // "request id is Q-12 (1 file(s))"
+        out.split_whitespace()
+            .find_map(|w| w.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no job id in {out:?}"))
+    }
+
+    /// Titles of the documents printer `printer` has received so far.
+    pub fn printed(&self, printer: usize) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.printers[printer].spool)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Waits until printer `printer` received a document whose name contains each title.
+    pub fn wait_printed(&self, printer: usize, titles: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let printed = self.printed(printer);
+            if titles.iter().all(|t| printed.iter().any(|p| p.contains(t))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "printer did not receive {titles:?}; it has {printed:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The ids of jobs on `queue` that are still held.
+    pub fn held(&self, queue: &str) -> Vec<u32> {
+        let out = self.admin_ok("lpstat", &["-l", "-o", queue]);
+        let mut held = Vec::new();
+        let mut current: Option<u32> = None;
+        for line in out.lines() {
+            if !line.starts_with(char::is_whitespace) {
+                current = line
+                    .split_whitespace()
+                    .next()
+                    .and_then(|w| w.rsplit_once('-'))
+                    .and_then(|(_, n)| n.parse().ok());
+            } else if line.contains("job-hold-until") {
+                held.extend(current.take());
+            }
+        }
+        held
+    }
+
+    /// Stops (`libc::SIGSTOP`), kills or resumes cupsd.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.cupsd.as_ref().expect("cupsd running").id();
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.cupsd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts cupsd again on the same directories and port (held jobs persist).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Disables (stops) a queue, as a jammed or switched-off printer would be.
+    pub fn disable(&self, queue: &str) {
+        self.admin_ok("cupsdisable", &[queue]);
+    }
+
+    pub fn enable(&self, queue: &str) {
+        self.admin_ok("cupsenable", &[queue]);
+    }
+
+    /// The `[cups]` block and printer device pointing pinwarden at this cupsd.
+    pub fn pinwarden_config(&self) -> String {
+        format!(
+            "[cups]\nserver = \"{}\"\nauth = \"local-certificate\"\ncert_file = \"{}\"\n\
+             timeout = \"2s\"\nrelease_timeout = \"10s\"\nmax_backoff = \"1s\"\n",
+            self.host(),
+            self.cert_file().display()
+        )
+    }
+}
+
+impl Drop for Cups {
+    fn drop(&mut self) {
+        if let Some(c) = self.cupsd.as_ref() {
+            // A stopped cupsd must be resumed to die cleanly.
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+        self.kill();
+        for p in &mut self.printers {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
