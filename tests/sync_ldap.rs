@@ -1,6 +1,7 @@
 //! The daemon following a real slapd through `[[directory]] kind = "ldap"`: a directory
 //! user's PIN works at a terminal; a PIN change, a new user and a deletion made with
-//! ldapmodify reach the terminal within an interval; a frozen server leaves decisions
+//! ldapmodify reach the terminal within an interval; a complete refresh re-hashes nothing
+//! that did not change; a frozen server leaves decisions
 //! running from the cache, with the error in `status`.
 
 mod common;
@@ -85,6 +86,11 @@ fn the_cache_follows_slapd_and_outlives_it() {
 
     server.ldapdelete("uid=dave,ou=people,dc=example,dc=org");
     eventually(&d, "PIN 640182", "DENY");
+
+    // A complete refresh re-hashes only PINs whose entry changed (entryCSN): here none.
+    let out = d.cli_ok(&["sync", "--full"], None);
+    assert!(out.contains(" 0 re-hashed"), "{out}");
+    eventually(&d, "PIN 561739", "OK alice");
 
     // A black-holed directory: decisions go on from the cache; status names the failure.
     server.freeze();

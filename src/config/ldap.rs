@@ -160,7 +160,8 @@ pub fn validate(key: &str, d: &RawDirectory) -> Result<LdapDirectory, String> {
                 "card" => m.card = opt,
                 "valid_from" => m.valid_from = opt,
                 "valid_until" => m.valid_until = opt,
-                other => return Err(format!("{key}.attributes.{other} is not an LDAP mapping: use key, id, name, email, pin, card, valid_from, valid_until")),
+                "version" => m.version = opt,
+                other => return Err(format!("{key}.attributes.{other} is not an LDAP mapping: use key, id, name, email, pin, card, valid_from, valid_until, version")),
             }
         }
     }

@@ -67,6 +67,9 @@ pub struct User {
 pub struct UpstreamRef {
     pub source: String,
     pub key: String,
+    /// The entry's version at the source when last applied (see `UpstreamUser::version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl User {

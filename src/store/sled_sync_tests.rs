@@ -17,6 +17,7 @@ fn upstream(source: &str, id: &str, tag: Option<u8>) -> User {
     u.upstream = Some(UpstreamRef {
         source: source.into(),
         key: format!("k-{id}"),
+        version: None,
     });
     u.pin = tag.map(|t| PinRecord {
         tag: Tag([t; 32]),

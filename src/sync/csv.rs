@@ -146,6 +146,9 @@ fn upstream_user(row: ImportRow) -> UpstreamUser {
         enabled: true,
         valid_from: None,
         valid_until: None,
+        // A file has no per-row versions (rows changed since the last file are tracked
+        // in memory instead).
+        version: None,
     }
 }
 

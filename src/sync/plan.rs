@@ -3,7 +3,7 @@
 //! mass-deletion guard. Reads the store only through `Existing`; no I/O, no hashing.
 
 use super::source::{Batch, Deletions, UpstreamUser};
-use crate::domain::{normalise_card, Pin, Timestamp, UpstreamRef, User, UserOrigin};
+use crate::domain::{normalise_card, Pin, PinSource, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 
@@ -115,14 +115,18 @@ pub fn plan(
         .collect();
     let mut renamed = Vec::new();
     for entry in changed {
-        let Some(user) = merge(&entry, existing, &by_id, &mut gone, store, s, &mut out)? else {
+        let Some((user, previous)) =
+            merge(&entry, existing, &by_id, &mut gone, store, s, &mut out)?
+        else {
             continue;
         };
         if let Some(old_id) = existing.get(&entry.key).filter(|old| **old != user.id) {
             renamed.push(old_id.clone());
         }
-        if let Some(pin) = entry.pin.clone() {
-            out.pins.push((out.users.len(), pin));
+        match entry.pin.clone() {
+            Some(_) if pin_unchanged(&entry, &previous) => {}
+            Some(pin) => out.pins.push((out.users.len(), pin)),
+            None => {}
         }
         out.users.push(user);
     }
@@ -192,7 +196,7 @@ fn merge(
     store: &dyn Existing,
     s: &Settings<'_>,
     out: &mut Plan,
-) -> Result<Option<User>, PlanError> {
+) -> Result<Option<(User, Option<UpstreamRef>)>, PlanError> {
     let current = store.user(&entry.id)?;
     let mut user = match current {
         None => User::new_local(entry.id.clone()),
@@ -223,9 +227,15 @@ fn merge(
         }
     };
     user.origin = UserOrigin::Upstream;
+    // Only a PIN this source set can be kept: a PIN set here is temporary.
+    let previous = user
+        .upstream
+        .take()
+        .filter(|_| matches!(&user.pin, Some(p) if p.source == PinSource::Upstream));
     user.upstream = Some(UpstreamRef {
         source: s.source.to_owned(),
         key: entry.key.clone(),
+        version: entry.version.clone(),
     });
     user.name = printable(&entry.name);
     user.email = entry.email.clone().filter(|e| !e.is_empty());
@@ -244,7 +254,18 @@ fn merge(
             )),
         }
     }
-    Ok(Some(user))
+    Ok(Some((user, previous)))
+}
+
+/// The source says the entry has not changed since its PIN was hashed: same key, same
+/// version, and the PIN on record is the one this source set.
+fn pin_unchanged(entry: &UpstreamUser, previous: &Option<UpstreamRef>) -> bool {
+    match (previous, &entry.version) {
+        (Some(prev), Some(version)) => {
+            prev.key == entry.key && prev.version.as_ref() == Some(version)
+        }
+        _ => false,
+    }
 }
 
 /// Drops a card another user holds (outside this batch) or an earlier user of the batch

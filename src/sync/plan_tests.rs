@@ -29,6 +29,7 @@ fn entry(id: &str, pin: Option<&str>) -> UpstreamUser {
         enabled: true,
         valid_from: None,
         valid_until: None,
+        version: None,
     }
 }
 
@@ -42,6 +43,7 @@ fn owned(ids: &[&str]) -> (Fake, HashMap<String, String>) {
         u.upstream = Some(UpstreamRef {
             source: "hr".into(),
             key: format!("k-{id}"),
+            version: None,
         });
         fake.users.insert(id.to_string(), u);
         keys.insert(format!("k-{id}"), id.to_string());
@@ -120,6 +122,7 @@ fn local_users_and_other_sources_are_never_taken_over() {
     other.upstream = Some(UpstreamRef {
         source: "ldap".into(),
         key: "x".into(),
+        version: None,
     });
     fake.users.insert("oz".into(), other);
     let batch = full(
@@ -170,4 +173,66 @@ fn bad_ids_duplicates_and_taken_cards_are_skipped_with_a_reason() {
     assert_eq!(p.users[0].cards, vec!["12"]);
     assert!(p.users[1].cards.is_empty());
     assert_eq!(p.skipped.len(), 4, "{:?}", p.skipped);
+}
+
+#[test]
+fn an_unchanged_version_keeps_the_hashed_pin_but_a_local_pin_is_overwritten() {
+    use crate::domain::{PinRecord, PinSource, Tag};
+    let (mut fake, keys) = owned(&["a", "b", "c"]);
+    let record = |source| PinRecord {
+        tag: Tag([1; 32]),
+        set_at: Timestamp::from_millis(0),
+        expires_at: None,
+        source,
+        temporary: false,
+    };
+    for (id, source) in [
+        ("a", PinSource::Upstream),
+        ("b", PinSource::Upstream),
+        ("c", PinSource::Admin),
+    ] {
+        let u = fake.users.get_mut(id).unwrap();
+        u.pin = Some(record(source));
+        u.upstream.as_mut().unwrap().version = Some("v1".into());
+    }
+    let versioned = |id: &str, v: &str| UpstreamUser {
+        version: Some(v.into()),
+        groups: vec!["night-shift".into()],
+        ..entry(id, Some("482913"))
+    };
+    let batch = full(
+        vec![
+            versioned("a", "v1"),
+            versioned("b", "v2"),
+            versioned("c", "v1"),
+        ],
+        &[],
+    );
+    let p = plan(batch, &keys, &fake, &settings(false)).unwrap();
+    let hashed: Vec<&str> = p
+        .pins
+        .iter()
+        .map(|(i, _)| p.users[*i].id.as_str())
+        .collect();
+    assert_eq!(
+        hashed,
+        ["b", "c"],
+        "same version keeps a; a locally set PIN is overwritten"
+    );
+    let a = &p.users[0];
+    assert_eq!(
+        a.pin,
+        Some(record(PinSource::Upstream)),
+        "a keeps its PIN record"
+    );
+    assert_eq!(
+        a.groups,
+        ["night-shift"],
+        "everything else is still applied"
+    );
+    assert_eq!(a.upstream.as_ref().unwrap().version.as_deref(), Some("v1"));
+    assert_eq!(
+        p.users[1].upstream.as_ref().unwrap().version.as_deref(),
+        Some("v2")
+    );
 }

@@ -268,6 +268,8 @@ impl ScimSource {
                 .unwrap_or(true),
             valid_from: when(&a.valid_from),
             valid_until: when(&a.valid_until),
+            // Unchanged entries of a complete listing are reported as present instead.
+            version: None,
         };
         Ok((user, modified))
     }

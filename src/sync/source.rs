@@ -25,6 +25,10 @@ pub struct UpstreamUser {
     pub enabled: bool,
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
+    /// The entry's own version (LDAP `entryCSN`, AD `uSNChanged`), when the source has one.
+    /// An entry arriving with the version already stored keeps its PIN record: a complete
+    /// refresh re-hashes only the PINs that changed.
+    pub version: Option<String>,
 }
 
 /// The deletions a batch carries.

@@ -30,7 +30,14 @@ enum Groups {
 fn user_attrs(s: &LdapSettings) -> Vec<String> {
     let m = &s.mapping;
     let mut attrs = vec![m.id.clone(), m.name.clone()];
-    let optional = [&m.email, &m.pin, &m.card, &m.valid_from, &m.valid_until];
+    let optional = [
+        &m.email,
+        &m.pin,
+        &m.card,
+        &m.valid_from,
+        &m.valid_until,
+        &m.version,
+    ];
     attrs.extend(optional.into_iter().flatten().cloned());
     match &m.enabled {
         EnabledRule::Always => {}

@@ -136,6 +136,10 @@ pub fn map_entry(
         enabled: enabled(&m.enabled, entry)?,
         valid_from: time_attr(entry, m.valid_from.as_deref())?,
         valid_until: time_attr(entry, m.valid_until.as_deref())?,
+        version: match &m.version {
+            Some(attr) => entry.texts(attr)?.first().map(|v| v.trim().to_owned()),
+            None => None,
+        },
     })
 }
 

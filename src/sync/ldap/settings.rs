@@ -132,6 +132,10 @@ pub struct LdapMapping {
     /// End of the account's validity, same formats (AD `accountExpires`; 0 and
     /// 9223372036854775807 mean never).
     pub valid_until: Option<String>,
+    /// An attribute every write changes (OpenLDAP `entryCSN`, AD `uSNChanged`): an entry
+    /// whose version is unchanged keeps its hashed PIN, so complete refreshes re-hash only
+    /// what changed. `None`: every PIN a fetch carries is re-hashed.
+    pub version: Option<String>,
 }
 
 /// How an entry says whether its user may log in.
@@ -199,6 +203,7 @@ impl LdapSettings {
                 },
                 valid_from: Some("pinwardenValidFrom".to_owned()),
                 valid_until: Some("pinwardenValidUntil".to_owned()),
+                version: Some("entryCSN".to_owned()),
             },
         }
     }
@@ -228,6 +233,7 @@ impl LdapSettings {
             },
             valid_from: None,
             valid_until: Some("accountExpires".to_owned()),
+            version: Some("uSNChanged".to_owned()),
         };
         s
     }

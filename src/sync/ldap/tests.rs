@@ -17,6 +17,7 @@ fn user(key: &str) -> UpstreamUser {
         enabled: true,
         valid_from: None,
         valid_until: None,
+        version: None,
     }
 }
 
