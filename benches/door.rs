@@ -4,16 +4,12 @@
 //! write in between). Real OWASP argon2 parameters; relay-side pulse timing, so every grant
 //! writes "on". Environment: BENCH_ENTRIES (200).
 
+mod common;
 #[allow(dead_code)] // shared with the tests, which use all of it
 #[path = "../tests/common/pty.rs"]
 mod pty;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn main() {
     let entries: usize = std::env::var("BENCH_ENTRIES")
@@ -51,38 +47,8 @@ pulse = "1s"
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_pinwarden");
-    let mut daemon = Command::new(bin)
-        .args(["run", "-c"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli = |args: &[&str], stdin: Option<&str>| {
-        let mut c = Command::new(bin)
-            .arg("-c")
-            .arg(&config)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if let Some(s) = stdin {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-        }
-        c.wait_with_output().unwrap()
-    };
-    while !cli(&["status"], None).status.success() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(cli(
-        &["user", "add", "alice", "--group", "staff", "--pin-stdin"],
-        Some("482913")
-    )
-    .status
-    .success());
+    let daemon = common::Bench::start(config, |_| true);
+    daemon.add_user("alice", "staff", "482913");
     std::thread::sleep(Duration::from_millis(300));
 
     let mut samples = Vec::with_capacity(entries);
@@ -96,14 +62,9 @@ pulse = "1s"
         assert_eq!(on, [160, 1, 1, 162], "relay bytes");
         assert_eq!(keypad.read(1, Duration::from_secs(5)), b"G");
     }
-    samples.sort();
-    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!("keypad `#` → relay on, {entries} entries, argon2id m=19456,t=2,p=1");
-    println!("| measure | value |\n|---|---|");
-    println!("| p50 | {:.2} ms |", ms(p(0.5)));
-    println!("| p99 | {:.2} ms |", ms(p(0.99)));
-    println!("| max | {:.2} ms |", ms(p(1.0)));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    assert!(daemon.wait().unwrap().success());
+    common::report(
+        &format!("keypad `#` → relay on, {entries} entries, argon2id m=19456,t=2,p=1"),
+        &mut samples,
+    );
+    daemon.stop();
 }

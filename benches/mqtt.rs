@@ -4,13 +4,13 @@
 //! parameters), the store lookup, the audit and outbox writes, and two broker hops.
 //! Environment: BENCH_REQUESTS (500), BENCH_RATE (50 per second).
 
+mod common;
 #[allow(dead_code)] // shared with the tests, which use all of it
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,45 +48,8 @@ devices = ["door"]
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_pinwarden");
-    let mut daemon = Command::new(bin)
-        .args(["run", "-c"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let cli = |args: &[&str], stdin: Option<&str>| {
-        let mut c = Command::new(bin)
-            .arg("-c")
-            .arg(&config)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if let Some(s) = stdin {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-        }
-        c.wait_with_output().unwrap()
-    };
-    loop {
-        let out = cli(&["status", "--json"], None);
-        if out.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            if v["mqtt"]["connected"] == true {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(cli(
-        &["user", "add", "alice", "--group", "staff", "--pin-stdin"],
-        Some("482913")
-    )
-    .status
-    .success());
+    let daemon = common::Bench::start(config, |s| s["mqtt"]["connected"] == true);
+    daemon.add_user("alice", "staff", "482913");
 
     let (client, mut connection) =
         Client::new(MqttOptions::new("bench", "127.0.0.1", broker.port), 1024);
@@ -147,15 +110,9 @@ devices = ["door"]
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut samples = latencies.lock().unwrap().clone();
-    samples.sort();
-    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("MQTT request → reply, {requests} requests at {rate}/s, argon2id m=19456,t=2,p=1");
-    println!("| measure | value |\n|---|---|");
-    println!("| p50 | {:.2} ms |", ms(p(0.5)));
-    println!("| p99 | {:.2} ms |", ms(p(0.99)));
-    println!("| max | {:.2} ms |", ms(p(1.0)));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    assert!(daemon.wait().unwrap().success());
+    common::report(
+        &format!("MQTT request → reply, {requests} requests at {rate}/s, argon2id m=19456,t=2,p=1"),
+        &mut samples,
+    );
+    daemon.stop();
 }

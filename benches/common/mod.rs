@@ -1,0 +1,81 @@
+//! Shared by the latency benches: the real release binary started on a config, its CLI,
+//! readiness, users, a clean stop by SIGTERM, and the percentile table.
+#![allow(dead_code)] // each bench uses part of it
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pinwarden");
+
+pub struct Bench {
+    pub config: PathBuf,
+    child: Child,
+}
+
+impl Bench {
+    /// Starts the daemon on `config` and waits until `ready(status)` holds.
+    pub fn start(config: PathBuf, ready: impl Fn(&serde_json::Value) -> bool) -> Bench {
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pinwarden");
+        let bench = Bench { config, child };
+        loop {
+            let out = bench.cli(&["status", "--json"], None);
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                if ready(&v) {
+                    return bench;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = Command::new(BIN)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Some(s) = stdin {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        c.wait_with_output().unwrap()
+    }
+
+    pub fn add_user(&self, id: &str, group: &str, pin: &str) {
+        let out = self.cli(
+            &["user", "add", id, "--group", group, "--pin-stdin"],
+            Some(pin),
+        );
+        assert!(out.status.success(), "user add {id} failed");
+    }
+
+    /// SIGTERM, and the daemon must exit cleanly.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Prints p50, p99 and max of `samples` as a Markdown table under `title`.
+pub fn report(title: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("{title}");
+    println!("| measure | value |\n|---|---|");
+    println!("| p50 | {:.2} ms |", ms(p(0.5)));
+    println!("| p99 | {:.2} ms |", ms(p(0.99)));
+    println!("| max | {:.2} ms |", ms(p(1.0)));
+}
