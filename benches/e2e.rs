@@ -10,6 +10,8 @@
 //! users the terminals log in as carry real tags of real PINs. Real OWASP parameters.
 //! Environment: BENCH_USERS (100000), BENCH_SECS (10), BENCH_TERMINALS (64).
 
+mod common;
+
 use pinwarden::crypto::{HashParams, Hasher, Pepper};
 use pinwarden::domain::{Pin, PinRecord, PinSource, Tag, Timestamp, User};
 use pinwarden::store::{OpenParams, SledStore, Store};
@@ -70,7 +72,7 @@ fn main() {
 
     let (rate, busy) = load(addr, terminals, secs);
     let (one_hash, p50, p99) = single_terminal(addr, &hasher, secs);
-    let rss = rss_kib(daemon.id());
+    let rss = common::rss_kib(daemon.id());
     stop(&mut daemon);
 
     println!();
@@ -318,17 +320,6 @@ fn single_terminal(addr: SocketAddr, hasher: &Hasher, secs: u64) -> (Duration, D
         percentile(&remote, 0.5),
         percentile(&remote, 0.99),
     )
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn stop(child: &mut Child) {

@@ -31,32 +31,8 @@ device = "lobby-printer"
 fn start(card: &str) -> (Daemon, SocketAddr) {
     let d = Daemon::start_with("", &TERMINAL_THEN_READER.replace("{CARD}", card));
     // alice's card 482115 is 0x075B43; bob's is 730194 (0x0B2452).
-    d.cli_ok(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--group",
-            "staff",
-            "--card",
-            "00482115",
-            "--pin-stdin",
-        ],
-        Some("482913"),
-    );
-    d.cli_ok(
-        &[
-            "user",
-            "add",
-            "bob",
-            "--group",
-            "staff",
-            "--card",
-            "730194",
-            "--pin-stdin",
-        ],
-        Some("730195"),
-    );
+    d.add_user_with_card("alice", "staff", "00482115", "482913");
+    d.add_user_with_card("bob", "staff", "730194", "730195");
     let reader: SocketAddr = d.status()["tcp"][1].as_str().unwrap().parse().unwrap();
     (d, reader)
 }
@@ -162,19 +138,7 @@ fn dial_mode_connects_to_reader_servers_and_reconnects() {
             common::DEFAULT_TCP
         ),
     );
-    d.cli_ok(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--group",
-            "staff",
-            "--card",
-            "482115",
-            "--pin-stdin",
-        ],
-        Some("482913"),
-    );
+    d.add_user_with_card("alice", "staff", "482115", "482913");
     let (mut conn, _) = server.accept().unwrap();
     conn.write_all(b"SN:READER-1\r\n482115\r\n").unwrap();
     assert_eq!(wait_grants(&d, 1), ["alice"]);

@@ -368,32 +368,8 @@ feedback = {{ granted = [71], denied = [68], card = [75] }}
     );
     let top = "[lockout]\nfree_failures = 50\n";
     let d = Daemon::start_edited(|t| t.replace("{EXTRA_TOP}", top).replace("{EXTRA}", &text));
-    d.cli_ok(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--group",
-            "staff",
-            "--card",
-            "0004 82115",
-            "--pin-stdin",
-        ],
-        Some("482913"),
-    );
-    d.cli_ok(
-        &[
-            "user",
-            "add",
-            "bob",
-            "--group",
-            "staff",
-            "--card",
-            "777001",
-            "--pin-stdin",
-        ],
-        Some("730194"),
-    );
+    d.add_user_with_card("alice", "staff", "0004 82115", "482913");
+    d.add_user_with_card("bob", "staff", "777001", "730194");
     d.wait_audit("\"action\":\"connected\"", Duration::from_secs(10));
     let mut line = |text: &str| {
         keypad.type_bytes(format!("{text}\r").as_bytes());

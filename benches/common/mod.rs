@@ -42,7 +42,7 @@ impl Bench {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         if let Some(s) = stdin {
@@ -50,6 +50,22 @@ impl Bench {
             c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
         }
         c.wait_with_output().unwrap()
+    }
+
+    /// Runs the CLI, which must succeed; returns its output.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The daemon's resident memory.
+    pub fn rss_mib(&self) -> u64 {
+        rss_kib(self.child.id()) / 1024
     }
 
     pub fn add_user(&self, id: &str, group: &str, pin: &str) {
@@ -66,6 +82,18 @@ impl Bench {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         assert!(self.child.wait().unwrap().success());
     }
+}
+
+/// VmRSS of a process in KiB (0 when it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Prints p50, p99 and max of `samples` as a Markdown table under `title`.

@@ -180,6 +180,23 @@ impl Daemon {
         );
     }
 
+    /// A user with a card (stored normalised) and a PIN.
+    pub fn add_user_with_card(&self, id: &str, group: &str, card: &str, pin: &str) {
+        self.cli_ok(
+            &[
+                "user",
+                "add",
+                id,
+                "--group",
+                group,
+                "--card",
+                card,
+                "--pin-stdin",
+            ],
+            Some(pin),
+        );
+    }
+
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.cli_ok(&["status", "--json"], None)).unwrap()
     }
