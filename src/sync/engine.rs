@@ -211,7 +211,11 @@ impl Engine {
                 removals: &plan.removals,
                 state: &state,
             };
-            store.apply_sync(&write).map(|applied| (applied, plan))
+            // Durable before it is reported: sled writes otherwise reach the disk on a
+            // timer, and a crash right after "applied" would lose the batch.
+            let applied = store.apply_sync(&write)?;
+            store.flush()?;
+            Ok::<_, crate::store::StoreError>((applied, plan))
         })
         .await
         .map_err(|_| SyncError::Panicked)??;
