@@ -21,8 +21,12 @@ need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || fail "$1 missing
 if [ -z "${PW_CUPS:-}" ]; then
     for b in cupsd:cups-daemon lpadmin:cups-client ippeveprinter:cups-ipp-utils dbus-daemon:dbus; do need "${b%%:*}" "${b##*:}"; done
     step "private cupsd + ippeveprinter with the pinwarden policy"
-    [ -S /run/dbus/system_bus_socket ] || { mkdir -p /run/dbus; dbus-daemon --system --fork; }
     C=$WORK/cups; mkdir -p "$C"/{root,spool,tmp,cache,state,log,printer}
+    # ippeveprinter's Avahi client needs a bus even with -r off; give it a private one rather
+    # than trusting the machine's (absent, or a stale socket of a bus that died).
+    dbus-daemon --session --nofork --nopidfile --address="unix:path=$C/bus" >"$C/log/dbus" 2>&1 & PIDS+=($!)
+    for _ in $(seq 100); do [ -S "$C/bus" ] && break; sleep 0.1; done
+    export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$C/bus"
     CPORT=$(free_port); EPORT=$(free_port)
     printf 'ServerRoot %s/root\nRequestRoot %s/spool\nTempDir %s/tmp\nCacheDir %s/cache\nStateDir %s/state\nErrorLog %s/log/error_log\nSystemGroup root\nSandboxing relaxed\n' \
         "$C" "$C" "$C" "$C" "$C" "$C" > "$C/cups-files.conf"

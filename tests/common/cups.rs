@@ -1,6 +1,8 @@
-//! Real print peers for tests: a system D-Bus (started if none runs), `ippeveprinter` as the
-//! printer and a private `cupsd` (own ServerRoot, spool and state dirs, a free loopback
-//! port) holding jobs. A missing binary fails the test naming its Debian package.
+//! Real print peers for tests: a private D-Bus (ippeveprinter's Avahi client will not start
+//! without a bus, even with `-r off`), `ippeveprinter` as the printer and a private `cupsd`
+//! (own ServerRoot, spool and state dirs, a free loopback port) holding jobs. A missing binary
+//! fails the test naming its Debian package. Nothing depends on the machine's system bus:
+//! on a fresh box there may be none, or a stale socket left by a bus that died.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -42,17 +44,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a system D-Bus unless one runs (ippeveprinter wants one).
-fn ensure_dbus() {
-    if Path::new("/run/dbus/system_bus_socket").exists() {
-        return;
+/// Starts a private bus listening on `socket`; ippeveprinter is pointed at it as its system
+/// bus through `DBUS_SYSTEM_BUS_ADDRESS`.
+fn private_bus(socket: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    let mut child = Command::new(binary("dbus-daemon"))
+        .arg("--session")
+        .arg("--nofork")
+        .arg("--nopidfile")
+        .arg(format!("--address=unix:path={}", socket.display()))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start dbus-daemon");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("dbus-daemon exited ({status}) before listening on {socket:?}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dbus-daemon did not listen on {socket:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::create_dir_all("/run/dbus");
-    let _ = Command::new(binary("dbus-daemon"))
-        .args(["--system", "--fork"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    child
 }
 
 /// A minimal PDF: real PDF bytes for `lp -o raw`.
@@ -69,6 +85,7 @@ pub struct Cups {
     pub port: u16,
     cupsd: Option<Child>,
     printers: Vec<Printer>,
+    bus: Child,
 }
 
 impl Cups {
@@ -77,7 +94,6 @@ impl Cups {
         for (bin, _) in NEEDED {
             binary(bin);
         }
-        ensure_dbus();
         let dir = tempfile::tempdir().unwrap();
         // CUPS backends run as `lp` and must reach the spool below it.
         use std::os::unix::fs::PermissionsExt;
@@ -87,6 +103,7 @@ impl Cups {
         for sub in ["root", "spool", "tmp", "cache", "state", "log"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
+        let bus = private_bus(&d.join("bus"), &d.join("log/dbus.log"));
         let files = format!(
             "ServerRoot {d}/root\nRequestRoot {d}/spool\nTempDir {d}/tmp\nCacheDir {d}/cache\n\
              StateDir {d}/state\nErrorLog {d}/log/error_log\nAccessLog {d}/log/access_log\n\
@@ -105,6 +122,7 @@ impl Cups {
             port,
             cupsd: None,
             printers: Vec::new(),
+            bus,
         };
         cups.launch();
         cups
@@ -199,7 +217,9 @@ impl Cups {
         let spool = self.dir.path().join(format!("printer-{name}"));
         std::fs::create_dir_all(&spool).unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("log/{name}.log"))).unwrap();
-        let child = Command::new(binary("ippeveprinter"))
+        let bus = format!("unix:path={}", self.dir.path().join("bus").display());
+        let mut child = Command::new(binary("ippeveprinter"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
             .args([
                 "-r",
                 "off",
@@ -216,15 +236,20 @@ impl Cups {
             .stderr(log)
             .spawn()
             .expect("start ippeveprinter");
-        self.printers.push(Printer { child, port, spool });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ippeveprinter {name} did not start"
-            );
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("log/{name}.log")));
+                panic!(
+                    "ippeveprinter {name} did not start ({}):\n{}",
+                    exited.map_or("still running".into(), |s| s.to_string()),
+                    log.unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.printers.push(Printer { child, port, spool });
         self.printers.len() - 1
     }
 
@@ -362,5 +387,7 @@ impl Drop for Cups {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
     }
 }
