@@ -61,7 +61,11 @@ fn run(n: usize) {
         100.0 * rehashed / n as f64,
         started.elapsed().as_secs_f64()
     );
-    println!("  daemon RSS at {n} users: {} MiB", daemon.rss_mib());
+    println!(
+        "  daemon RSS at {n} users: {} MiB (peak during the sync {} MiB)",
+        daemon.rss_mib(),
+        daemon.peak_rss_mib()
+    );
     write_users(&csv, n, Some(n / 2));
     let t = Instant::now();
     let out = daemon.cli_ok(&["sync"]);
@@ -74,7 +78,11 @@ fn run(n: usize) {
         one["rehashed"],
         out.trim()
     );
-    println!("  daemon RSS after: {} MiB", daemon.rss_mib());
+    println!(
+        "  daemon RSS after: {} MiB (peak so far {} MiB)",
+        daemon.rss_mib(),
+        daemon.peak_rss_mib()
+    );
     daemon.stop();
 }
 

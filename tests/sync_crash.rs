@@ -1,5 +1,6 @@
-//! End-to-end: SIGKILL the daemon in the middle of a large directory sync; after a
-//! restart the store holds the previous user set or the new one, never a mix.
+//! End-to-end: SIGKILL the daemon in the middle of a large directory sync (hashing, staging
+//! the journal or rolling it forward); after a restart the store holds the previous user set
+//! or the new one, never a mix.
 
 mod common;
 
@@ -104,7 +105,17 @@ fn a_sync_killed_midway_leaves_the_old_set_or_the_new_one() {
             format!("OK u{i:05} 0")
         );
     }
-    eprintln!("after the crash: the {name} set ({count} users)");
+    let completed = d
+        .logs()
+        .contains("completed a directory sync interrupted by a stop");
+    eprintln!(
+        "after the crash: the {name} set ({count} users){}",
+        if completed {
+            ", completed from the journal at start"
+        } else {
+            ""
+        }
+    );
 }
 
 /// A delay into the run: somewhere in hashing or in the transaction.

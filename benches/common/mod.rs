@@ -68,6 +68,11 @@ impl Bench {
         rss_kib(self.child.id()) / 1024
     }
 
+    /// The daemon's peak RSS so far (VmHWM).
+    pub fn peak_rss_mib(&self) -> u64 {
+        status_kib(self.child.id(), "VmHWM:") / 1024
+    }
+
     pub fn add_user(&self, id: &str, group: &str, pin: &str) {
         let out = self.cli(
             &["user", "add", id, "--group", group, "--pin-stdin"],
@@ -86,11 +91,16 @@ impl Bench {
 
 /// VmRSS of a process in KiB (0 when it cannot be read).
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A KiB field of /proc/<pid>/status (0 when it cannot be read).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

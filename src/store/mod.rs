@@ -109,7 +109,7 @@ pub struct SyncState {
 
 /// One applied sync batch: every user in `upserts` belongs to `source` (its `upstream`
 /// names it), `removals` are ids of users this source owns. All of it, the per-source key
-/// index and `state` land in one transaction.
+/// index and `state` land atomically: the previous state or the new one, across a crash.
 pub struct SyncWrite<'a> {
     pub source: &'a str,
     pub upserts: &'a [User],
@@ -187,7 +187,9 @@ pub trait Store: Send + Sync + 'static {
     fn sync_state(&self, source: &str) -> Result<Option<SyncState>>;
     /// Records state outside a batch (a failed run's error).
     fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()>;
-    /// Applies one sync batch in one transaction: the previous state or the new one.
+    /// Applies one sync batch atomically: the previous state or the new one, across a crash
+    /// too (sled: one transaction, or for more than 1 000 users a journal that the next
+    /// open completes; readers may see such a batch arrive a chunk at a time).
     /// Upstream PINs that collide are kept on the users but left out of the PIN-only index.
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
     /// Groups of user ids that share one PIN (PIN-only login disabled for them).

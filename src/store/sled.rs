@@ -25,6 +25,8 @@ pub struct SledStore {
     upstream: Tree,
     /// source → `SyncState`.
     sync: Tree,
+    /// Large sync batches on their way in (see `sled_journal.rs`).
+    journal: Tree,
     audit_len: AtomicU64,
     /// Audit events waiting to be published (MQTT), keyed by sequence number.
     outbox: Tree,
@@ -33,6 +35,8 @@ pub struct SledStore {
     outbox_max: AtomicU64,
 }
 
+#[path = "sled_journal.rs"]
+mod journal;
 #[path = "sled_sync.rs"]
 mod sync;
 
@@ -197,6 +201,7 @@ impl SledStore {
             shared: tree("pin_tags_shared")?,
             upstream: tree("upstream_keys")?,
             sync: tree("sync_state")?,
+            journal: tree("sync_journal")?,
             audit_len: AtomicU64::new(0),
             outbox: tree("outbox")?,
             outbox_len: AtomicU64::new(0),
@@ -210,12 +215,25 @@ impl SledStore {
             .outbox_len
             .store(store.outbox.len() as u64, Ordering::Relaxed);
         let (salt, created) = store.check_meta(&path, &params)?;
+        journal::recover(&store).map_err(|e| OpenError::Io {
+            path: path.clone(),
+            message: format!("completing an interrupted directory sync: {e}"),
+        })?;
         Ok(Opened {
             store,
             salt,
             created,
             moved_aside,
         })
+    }
+
+    fn forget_lockouts(&self, ids: &[String]) -> Result<()> {
+        for id in ids {
+            self.lockouts
+                .remove(format!("user:{id}"))
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     fn meta_u64(&self, key: &[u8]) -> Result<u64> {
@@ -639,13 +657,7 @@ impl Store for SledStore {
     }
 
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
-        let applied = sync::apply(self, write)?;
-        for id in write.removals {
-            self.lockouts
-                .remove(format!("user:{id}"))
-                .map_err(unavailable)?;
-        }
-        Ok(applied)
+        sync::apply(self, write)
     }
 
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {

@@ -127,15 +127,152 @@ fn load(users: &TransactionalTree, id: &str) -> TxResult<Option<User>> {
     }
 }
 
-fn owned_by(user: &User, source: &str) -> bool {
+pub(super) fn owned_by(user: &User, source: &str) -> bool {
     user.origin == UserOrigin::Upstream
         && user.upstream.as_ref().is_some_and(|u| u.source == source)
 }
 
-/// The batch in one transaction. First every old index entry of every user the batch
-/// touches is dropped, then the new ones are added, so PINs and cards may move between
-/// users of one batch in any order.
+/// Batches up to this many users (upserts and removals) apply in one transaction; larger
+/// ones go through the journal in chunks of this size. sled keeps every page a
+/// transaction replaces until it commits (about 14 KiB a user): one transaction of 100 000
+/// users peaked at 1.7 GiB, chunks of 1 000 at 140 MiB.
+pub(super) const CHUNK: usize = 1000;
+
+/// What a batch does with what its plan could not foresee (an operator's change between
+/// plan and apply).
+#[derive(Clone, Copy)]
+pub(super) enum Mode<'a> {
+    /// One transaction: anything unexpected aborts it and nothing changes.
+    Strict,
+    /// A chunk of a committed journal, which must complete: a user that is no longer the
+    /// source's is left alone, and a card held outside the batch is left out. A card may
+    /// move from any user of the batch (`touched`), whose own chunk may come later.
+    Journal(&'a HashSet<String>),
+}
+
+/// The trees one part of a batch writes.
+pub(super) struct BatchTrees<'a> {
+    pub(super) t: TxTrees<'a>,
+    pub(super) upstream: &'a TransactionalTree,
+}
+
+/// Applies `removals` and `upserts` inside one transaction, adding to `out`. Every old
+/// index entry of every user touched is dropped first, then the new ones are added, so PINs
+/// and cards may move between these users in any order.
+pub(super) fn apply_part(
+    b: &BatchTrees<'_>,
+    source: &str,
+    removals: &[String],
+    upserts: &[User],
+    mode: Mode<'_>,
+    out: &mut SyncApplied,
+) -> TxResult<()> {
+    let t = &b.t;
+    let mut existed = HashSet::new();
+    let mut left_alone = HashSet::new();
+    for id in removals.iter().chain(upserts.iter().map(|u| &u.id)) {
+        let Some(old) = load(t.users, id)? else {
+            continue;
+        };
+        if !owned_by(&old, source) {
+            match mode {
+                Mode::Strict => return abort(StoreError::NotOwned(id.clone())),
+                Mode::Journal(_) => {
+                    tracing::warn!(user = %id, source, "no longer this source's user: left alone");
+                    left_alone.insert(id.as_str());
+                    continue;
+                }
+            }
+        }
+        retag(t, id, &tag_keys(&old), &[], true)?;
+        reindex(t.cards, id, &card_keys(&old), &[], |_| StoreError::TagTaken)?;
+        if let Some(up) = &old.upstream {
+            b.upstream.remove(upstream_key(&up.source, &up.key))?;
+        }
+        existed.insert(id.as_str());
+    }
+    for id in removals
+        .iter()
+        .filter(|id| !left_alone.contains(id.as_str()))
+    {
+        if t.users.remove(id.as_bytes())?.is_some() {
+            bump_count(t.meta, -1)?;
+            out.removed += 1;
+        }
+    }
+    for user in upserts
+        .iter()
+        .filter(|u| !left_alone.contains(u.id.as_str()))
+    {
+        let Some(up) = user.upstream.as_ref().filter(|_| owned_by(user, source)) else {
+            return abort(StoreError::NotOwned(user.id.clone()));
+        };
+        for key in tag_keys(user) {
+            tag(t, &user.id, &key, true)?;
+        }
+        let mut left_out = Vec::new();
+        for key in card_keys(user) {
+            let holder = t.cards.get(&key)?;
+            let taken = holder.as_ref().filter(|h| h.as_ref() != user.id.as_bytes());
+            if let Some(holder) = taken {
+                let holder = String::from_utf8_lossy(holder);
+                match mode {
+                    Mode::Strict => {
+                        let card = String::from_utf8_lossy(&key).into_owned();
+                        return abort(StoreError::CardTaken(card));
+                    }
+                    Mode::Journal(touched) if touched.contains(holder.as_ref()) => {}
+                    Mode::Journal(_) => {
+                        tracing::warn!(user = %user.id, holder = %holder,
+                            "a card of the batch is held by another user: left out");
+                        left_out.push(key);
+                        continue;
+                    }
+                }
+            }
+            t.cards.insert(key, user.id.as_bytes())?;
+        }
+        upstream_key_insert(b.upstream, up, &user.id)?;
+        if left_out.is_empty() {
+            t.users.insert(user.id.as_bytes(), encode(user))?;
+        } else {
+            let mut kept = user.clone();
+            kept.cards
+                .retain(|c| !left_out.iter().any(|k| k == c.as_bytes()));
+            t.users.insert(user.id.as_bytes(), encode(&kept))?;
+        }
+        if existed.contains(user.id.as_str()) {
+            out.changed += 1;
+        } else {
+            bump_count(t.meta, 1)?;
+            out.added += 1;
+        }
+    }
+    Ok(())
+}
+
+fn upstream_key_insert(
+    upstream: &TransactionalTree,
+    up: &crate::domain::UpstreamRef,
+    id: &str,
+) -> TxResult<()> {
+    upstream.insert(upstream_key(&up.source, &up.key), id.as_bytes())?;
+    Ok(())
+}
+
+/// A batch: one transaction when it is small, else through the journal.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
+    let applied = if w.upserts.len() + w.removals.len() <= CHUNK {
+        apply_one(store, w)?
+    } else {
+        super::journal::apply(store, w)?
+    };
+    store.forget_lockouts(w.removals)?;
+    Ok(applied)
+}
+
+/// The batch in one transaction, with the source's new sync state.
+fn apply_one(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
     let trees = (
         &store.users,
         &store.tags,
@@ -147,55 +284,18 @@ pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied>
     );
     trees
         .transaction(|(users, tags, cards, meta, shared, upstream, sync)| {
-            let t = TxTrees {
-                users,
-                tags,
-                cards,
-                meta,
-                shared,
+            let b = BatchTrees {
+                t: TxTrees {
+                    users,
+                    tags,
+                    cards,
+                    meta,
+                    shared,
+                },
+                upstream,
             };
             let mut out = SyncApplied::default();
-            let touched = w.removals.iter().chain(w.upserts.iter().map(|u| &u.id));
-            let mut existed = HashSet::new();
-            for id in touched {
-                let Some(old) = load(users, id)? else {
-                    continue;
-                };
-                if !owned_by(&old, w.source) {
-                    return abort(StoreError::NotOwned(id.clone()));
-                }
-                retag(&t, id, &tag_keys(&old), &[], true)?;
-                reindex(cards, id, &card_keys(&old), &[], |_| StoreError::TagTaken)?;
-                if let Some(up) = &old.upstream {
-                    upstream.remove(upstream_key(&up.source, &up.key))?;
-                }
-                existed.insert(id.as_str());
-            }
-            for id in w.removals {
-                if users.remove(id.as_bytes())?.is_some() {
-                    bump_count(meta, -1)?;
-                    out.removed += 1;
-                }
-            }
-            for user in w.upserts {
-                let Some(up) = user.upstream.as_ref().filter(|_| owned_by(user, w.source)) else {
-                    return abort(StoreError::NotOwned(user.id.clone()));
-                };
-                for key in tag_keys(user) {
-                    tag(&t, &user.id, &key, true)?;
-                }
-                reindex(cards, &user.id, &[], &card_keys(user), |k| {
-                    StoreError::CardTaken(String::from_utf8_lossy(k).into_owned())
-                })?;
-                upstream.insert(upstream_key(&up.source, &up.key), user.id.as_bytes())?;
-                users.insert(user.id.as_bytes(), encode(user))?;
-                if existed.contains(user.id.as_str()) {
-                    out.changed += 1;
-                } else {
-                    bump_count(meta, 1)?;
-                    out.added += 1;
-                }
-            }
+            apply_part(&b, w.source, w.removals, w.upserts, Mode::Strict, &mut out)?;
             // Checked at the end: a later user may share, or free, an earlier one's tag.
             for user in w.upserts {
                 for key in tag_keys(user) {

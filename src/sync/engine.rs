@@ -1,7 +1,8 @@
 //! One engine per `[[directory]]`: fetch (a panic becomes an error), plan, hash the PINs that
-//! changed on the pool's background queue, then apply everything in one store transaction
-//! together with the cursor. A run in progress is never interrupted by a timer; shutdown
-//! stops it before the transaction, never inside it.
+//! changed on the pool's background queue, then apply everything with the cursor as one
+//! atomic batch (`Store::apply_sync`: the previous state or the new one, even across a
+//! crash). A run in progress is never interrupted by a timer; shutdown stops it before the
+//! apply, and a stop during a large apply is completed by the store at the next start.
 
 use super::plan::{self, Plan, PlanError};
 use super::source::{Batch, Deletions, Source, SourceError};

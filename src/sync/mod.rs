@@ -1,5 +1,5 @@
 //! Directory sync: the only writer of upstream users. Sources fetch; the engine applies each
-//! batch in one store transaction. `SyncService` runs one task per source (interval, back-off
+//! batch atomically (`Store::apply_sync`). `SyncService` runs one task per source (interval, back-off
 //! with jitter, operator triggers) and answers status; it never blocks a decision.
 
 pub mod csv;

@@ -1,4 +1,4 @@
-//! Turns a fetched batch into the writes of one store transaction: which users to add or
+//! Turns a fetched batch into the writes of one atomic store batch: which users to add or
 //! change (PINs still to hash), which to delete, which entries to skip and why, and the
 //! mass-deletion guard. Reads the store only through `Existing`; no I/O, no hashing.
 

@@ -41,7 +41,7 @@ pub enum Deletions {
     AllExcept { present: Vec<String> },
 }
 
-/// One fetch's result, applied by the engine in one store transaction together with `cursor`.
+/// One fetch's result, applied by the engine as one atomic batch together with `cursor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     /// Users added or changed since the cursor (every user for a full fetch). Their PINs are

@@ -1,0 +1,296 @@
+//! Large sync batches (a child of `sled.rs`). One sled transaction holds every page it
+//! replaces until it commits, so a 100 000-user batch cannot be one transaction on an edge
+//! box. Instead the batch is written to the `sync_journal` tree in chunks, committed by
+//! writing its head (the source's new sync state and the ids it touches) and flushing, then
+//! rolled forward chunk by chunk: each chunk's transaction applies its users and deletes the
+//! chunk from the journal, and the last one writes the sync state and deletes the head.
+//!
+//! A crash before the head is durable leaves the previous state (the loose chunks are
+//! cleared); after it, the next open completes the batch before anything else reads the
+//! store. Either way a restart finds the old set or the new one, never a mix. While a batch
+//! rolls forward, decisions see its users arrive a chunk at a time, each user whole.
+//!
+//! Keys: `source NUL kind seq`, kind `h` (head), `c` (counts so far), `r` (a chunk of
+//! removals) or `u` (a chunk of users), seq a big-endian u32.
+
+use super::sync::{apply_part, owned_by, BatchTrees, Mode, CHUNK};
+use super::{decode, encode, tx_error, unavailable, SledStore, TxTrees};
+use crate::domain::User;
+use crate::store::{Result, StoreError, SyncApplied, SyncState, SyncWrite};
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+use std::collections::HashSet;
+
+const HEAD: u8 = b'h';
+const COUNTS: u8 = b'c';
+const REMOVALS: u8 = b'r';
+const UPSERTS: u8 = b'u';
+
+#[derive(Serialize, Deserialize)]
+struct Head {
+    state: SyncState,
+    /// Every user id the batch removes or writes.
+    touched: Vec<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Counts {
+    added: usize,
+    changed: usize,
+    removed: usize,
+}
+
+fn prefix(source: &str, kind: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(source.len() + 2);
+    k.extend_from_slice(source.as_bytes());
+    k.push(0);
+    k.push(kind);
+    k
+}
+
+fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
+    let mut k = prefix(source, kind);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Writes the batch to the journal, commits it and rolls it forward.
+pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
+    if store
+        .journal
+        .get(key(w.source, HEAD, 0))
+        .map_err(unavailable)?
+        .is_some()
+    {
+        // An earlier batch's roll-forward failed (I/O): finish it, then plan anew.
+        roll_forward(store, w.source)?;
+        return Err(StoreError::Unavailable(
+            "an interrupted batch of this source was completed first; the sync runs again".into(),
+        ));
+    }
+    let touched: HashSet<String> = w
+        .removals
+        .iter()
+        .chain(w.upserts.iter().map(|u| &u.id))
+        .cloned()
+        .collect();
+    precheck(store, w, &touched)?;
+    clear(store, w.source)?;
+    let put = |k: Vec<u8>, v: Vec<u8>| store.journal.insert(k, v).map_err(unavailable);
+    for (seq, chunk) in (0..).zip(w.removals.chunks(CHUNK)) {
+        put(key(w.source, REMOVALS, seq), encode(&chunk))?;
+    }
+    for (seq, chunk) in (0..).zip(w.upserts.chunks(CHUNK)) {
+        put(key(w.source, UPSERTS, seq), encode(&chunk))?;
+    }
+    store.db.flush().map_err(unavailable)?;
+    let head = Head {
+        state: w.state.clone(),
+        touched: touched.into_iter().collect(),
+    };
+    put(key(w.source, HEAD, 0), encode(&head))?;
+    store.db.flush().map_err(unavailable)?;
+    drop(head);
+    roll_forward(store, w.source)
+}
+
+/// Refuses, before anything is written, what one transaction would refuse: a user the
+/// source does not own, or a card held by a user outside the batch.
+fn precheck(store: &SledStore, w: &SyncWrite<'_>, touched: &HashSet<String>) -> Result<()> {
+    for id in touched {
+        if let Some(bytes) = store.users.get(id.as_bytes()).map_err(unavailable)? {
+            let user: User = decode("user", &bytes)?;
+            if !owned_by(&user, w.source) {
+                return Err(StoreError::NotOwned(id.clone()));
+            }
+        }
+    }
+    for user in w.upserts {
+        if !owned_by(user, w.source) {
+            return Err(StoreError::NotOwned(user.id.clone()));
+        }
+        for card in &user.cards {
+            if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
+                if !touched.contains(String::from_utf8_lossy(&holder).as_ref()) {
+                    return Err(StoreError::CardTaken(card.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Completes every committed batch and clears the chunks of any that never committed.
+pub(super) fn recover(store: &SledStore) -> Result<()> {
+    let mut sources = Vec::new();
+    for entry in store.journal.iter().keys() {
+        let k = entry.map_err(unavailable)?;
+        if let Some(nul) = k.iter().position(|b| *b == 0) {
+            let source = String::from_utf8_lossy(&k[..nul]).into_owned();
+            if sources.last() != Some(&source) {
+                sources.push(source);
+            }
+        }
+    }
+    for source in sources {
+        if store
+            .journal
+            .get(key(&source, HEAD, 0))
+            .map_err(unavailable)?
+            .is_some()
+        {
+            let done = roll_forward(store, &source)?;
+            tracing::warn!(source = %source, added = done.added, changed = done.changed,
+                removed = done.removed, "completed a directory sync interrupted by a stop");
+        } else {
+            clear(store, &source)?;
+        }
+    }
+    Ok(())
+}
+
+fn clear(store: &SledStore, source: &str) -> Result<()> {
+    let mut whole = source.as_bytes().to_vec();
+    whole.push(0);
+    for k in store.journal.scan_prefix(&whole).keys() {
+        store
+            .journal
+            .remove(k.map_err(unavailable)?)
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
+    let head_key = key(source, HEAD, 0);
+    let Some(bytes) = store.journal.get(&head_key).map_err(unavailable)? else {
+        return Ok(SyncApplied::default());
+    };
+    let head: Head = decode("sync journal head", &bytes)?;
+    drop(bytes);
+    let touched: HashSet<String> = head.touched.iter().cloned().collect();
+    for kind in [REMOVALS, UPSERTS] {
+        let chunks: Vec<_> = store
+            .journal
+            .scan_prefix(prefix(source, kind))
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(unavailable)?;
+        for chunk_key in chunks {
+            let Some(bytes) = store.journal.get(&chunk_key).map_err(unavailable)? else {
+                continue;
+            };
+            let (removals, upserts) = if kind == REMOVALS {
+                (
+                    decode::<Vec<String>>("sync journal chunk", &bytes)?,
+                    Vec::new(),
+                )
+            } else {
+                (
+                    Vec::new(),
+                    decode::<Vec<User>>("sync journal chunk", &bytes)?,
+                )
+            };
+            apply_chunk(store, source, &chunk_key, &removals, &upserts, &touched)?;
+            store.forget_lockouts(&removals)?;
+        }
+    }
+    finish(store, source, &head.state, &touched)
+}
+
+/// One chunk in one transaction, which also deletes it from the journal.
+fn apply_chunk(
+    store: &SledStore,
+    source: &str,
+    chunk_key: &[u8],
+    removals: &[String],
+    upserts: &[User],
+    touched: &HashSet<String>,
+) -> Result<()> {
+    let counts_key = key(source, COUNTS, 0);
+    let trees = (
+        &store.users,
+        &store.tags,
+        &store.cards,
+        &store.meta,
+        &store.shared,
+        &store.upstream,
+        &store.journal,
+    );
+    trees
+        .transaction(|(users, tags, cards, meta, shared, upstream, journal)| {
+            let b = BatchTrees {
+                t: TxTrees {
+                    users,
+                    tags,
+                    cards,
+                    meta,
+                    shared,
+                },
+                upstream,
+            };
+            let mut out = SyncApplied::default();
+            apply_part(
+                &b,
+                source,
+                removals,
+                upserts,
+                Mode::Journal(touched),
+                &mut out,
+            )?;
+            let mut counts: Counts = match journal.get(&counts_key)? {
+                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                None => Counts::default(),
+            };
+            counts.added += out.added;
+            counts.changed += out.changed;
+            counts.removed += out.removed;
+            journal.insert(counts_key.as_slice(), encode(&counts))?;
+            journal.remove(chunk_key)?;
+            Ok(())
+        })
+        .map_err(tx_error)
+}
+
+/// The last step: the sync state (with its cursor) and the end of the journal entry, in one
+/// transaction; then which of the batch's users share a PIN.
+fn finish(
+    store: &SledStore,
+    source: &str,
+    state: &SyncState,
+    touched: &HashSet<String>,
+) -> Result<SyncApplied> {
+    let counts_key = key(source, COUNTS, 0);
+    let head_key = key(source, HEAD, 0);
+    let counts = (&store.sync, &store.journal)
+        .transaction(|(sync, journal)| {
+            let counts: Counts = match journal.get(&counts_key)? {
+                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                None => Counts::default(),
+            };
+            sync.insert(source.as_bytes(), encode(state))?;
+            journal.remove(counts_key.as_slice())?;
+            journal.remove(head_key.as_slice())?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(counts)
+        })
+        .map_err(tx_error)?;
+    store.db.flush().map_err(unavailable)?;
+    let mut collisions = Vec::new();
+    for entry in store.shared.iter().values() {
+        let ids: Vec<String> = decode("shared tag", &entry.map_err(unavailable)?)?;
+        collisions.extend(ids.into_iter().filter(|id| touched.contains(id)));
+    }
+    collisions.sort();
+    collisions.dedup();
+    Ok(SyncApplied {
+        added: counts.added,
+        changed: counts.changed,
+        removed: counts.removed,
+        collisions,
+    })
+}
+
+#[cfg(test)]
+#[path = "sled_journal_tests.rs"]
+mod tests;
