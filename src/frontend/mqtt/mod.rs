@@ -396,6 +396,9 @@ impl Frontend {
     async fn decide(&self, device: DeviceId, credential: Credential, topic: String) -> Outcome {
         self.link.update(|s| s.requests += 1);
         let Ok(_slot) = self.slots.try_acquire() else {
+            // Answered `busy` without a decision; audited like any refusal (rate-limited, a
+            // flood must not push real decisions out of the audit log).
+            self.refuse(&topic, "busy: too many requests in flight");
             return Outcome::Busy;
         };
         let request = AuthRequest {
