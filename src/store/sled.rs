@@ -227,15 +227,6 @@ impl SledStore {
         })
     }
 
-    fn forget_lockouts(&self, ids: &[String]) -> Result<()> {
-        for id in ids {
-            self.lockouts
-                .remove(format!("user:{id}"))
-                .map_err(unavailable)?;
-        }
-        Ok(())
-    }
-
     fn meta_u64(&self, key: &[u8]) -> Result<u64> {
         Ok(self
             .meta
@@ -650,6 +641,8 @@ impl Store for SledStore {
     }
 
     fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()> {
+        // A pending batch carries a newer state: complete it rather than overwrite it.
+        journal::settle(self, source)?;
         self.sync
             .insert(source, encode(state))
             .map(|_| ())

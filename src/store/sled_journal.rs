@@ -15,8 +15,8 @@
 
 use super::sync::{apply_part, owned_by, BatchTrees, Mode, CHUNK};
 use super::{decode, encode, tx_error, unavailable, SledStore, TxTrees};
-use crate::domain::User;
-use crate::store::{Result, StoreError, SyncApplied, SyncState, SyncWrite};
+use crate::domain::{AuditKind, User};
+use crate::store::{Result, Store, StoreError, SyncApplied, SyncState, SyncWrite};
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -57,18 +57,6 @@ fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
 
 /// Writes the batch to the journal, commits it and rolls it forward.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
-    if store
-        .journal
-        .get(key(w.source, HEAD, 0))
-        .map_err(unavailable)?
-        .is_some()
-    {
-        // An earlier batch's roll-forward failed (I/O): finish it, then plan anew.
-        roll_forward(store, w.source)?;
-        return Err(StoreError::Unavailable(
-            "an interrupted batch of this source was completed first; the sync runs again".into(),
-        ));
-    }
     let touched: HashSet<String> = w
         .removals
         .iter()
@@ -106,11 +94,15 @@ fn precheck(store: &SledStore, w: &SyncWrite<'_>, touched: &HashSet<String>) -> 
             }
         }
     }
+    let mut cards = HashSet::new();
     for user in w.upserts {
         if !owned_by(user, w.source) {
             return Err(StoreError::NotOwned(user.id.clone()));
         }
         for card in &user.cards {
+            if !cards.insert(card.as_str()) {
+                return Err(StoreError::CardTaken(card.clone()));
+            }
             if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
                 if !touched.contains(String::from_utf8_lossy(&holder).as_ref()) {
                     return Err(StoreError::CardTaken(card.clone()));
@@ -121,7 +113,46 @@ fn precheck(store: &SledStore, w: &SyncWrite<'_>, touched: &HashSet<String>) -> 
     Ok(())
 }
 
-/// Completes every committed batch and clears the chunks of any that never committed.
+/// Completes a committed batch of `source` whose roll-forward failed while the daemon ran
+/// (an I/O error). Anything planned since was planned against a store without it, so when
+/// there was one the caller's write is refused and its sync runs again.
+pub(super) fn settle(store: &SledStore, source: &str) -> Result<()> {
+    if store
+        .journal
+        .get(key(source, HEAD, 0))
+        .map_err(unavailable)?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let done = roll_forward(store, source)
+        .map_err(|e| StoreError::Unavailable(format!("completing an interrupted batch: {e}")))?;
+    record_completed(store, source, &done);
+    Err(StoreError::Unavailable(
+        "an interrupted batch of this source was completed first; the sync runs again".into(),
+    ))
+}
+
+fn record_completed(store: &SledStore, source: &str, done: &SyncApplied) {
+    tracing::warn!(source = %source, added = done.added, changed = done.changed,
+        removed = done.removed, "completed an interrupted directory sync batch");
+    store.record(AuditKind::Sync {
+        source: source.into(),
+        outcome: "completed".into(),
+        added: done.added,
+        changed: done.changed,
+        removed: done.removed,
+        rehashed: 0,
+        collisions: done.collisions.len(),
+        skipped: 0,
+        error: None,
+    });
+}
+
+/// At open: completes every committed batch and clears the chunks of any that never
+/// committed. A batch that cannot be completed is left in the journal, loudly: the daemon
+/// still starts and decides from the cache, and that source's syncs fail (in `status`)
+/// until it completes.
 pub(super) fn recover(store: &SledStore) -> Result<()> {
     let mut sources = Vec::new();
     for entry in store.journal.iter().keys() {
@@ -140,9 +171,11 @@ pub(super) fn recover(store: &SledStore) -> Result<()> {
             .map_err(unavailable)?
             .is_some()
         {
-            let done = roll_forward(store, &source)?;
-            tracing::warn!(source = %source, added = done.added, changed = done.changed,
-                removed = done.removed, "completed a directory sync interrupted by a stop");
+            match roll_forward(store, &source) {
+                Ok(done) => record_completed(store, &source, &done),
+                Err(e) => tracing::error!(source = %source, error = %e,
+                    "cannot complete an interrupted directory sync batch; its syncs fail until it can"),
+            }
         } else {
             clear(store, &source)?;
         }
@@ -193,7 +226,6 @@ fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
                 )
             };
             apply_chunk(store, source, &chunk_key, &removals, &upserts, &touched)?;
-            store.forget_lockouts(&removals)?;
         }
     }
     finish(store, source, &head.state, &touched)
@@ -217,39 +249,43 @@ fn apply_chunk(
         &store.shared,
         &store.upstream,
         &store.journal,
+        &store.lockouts,
     );
     trees
-        .transaction(|(users, tags, cards, meta, shared, upstream, journal)| {
-            let b = BatchTrees {
-                t: TxTrees {
-                    users,
-                    tags,
-                    cards,
-                    meta,
-                    shared,
-                },
-                upstream,
-            };
-            let mut out = SyncApplied::default();
-            apply_part(
-                &b,
-                source,
-                removals,
-                upserts,
-                Mode::Journal(touched),
-                &mut out,
-            )?;
-            let mut counts: Counts = match journal.get(&counts_key)? {
-                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
-                None => Counts::default(),
-            };
-            counts.added += out.added;
-            counts.changed += out.changed;
-            counts.removed += out.removed;
-            journal.insert(counts_key.as_slice(), encode(&counts))?;
-            journal.remove(chunk_key)?;
-            Ok(())
-        })
+        .transaction(
+            |(users, tags, cards, meta, shared, upstream, journal, lockouts)| {
+                let b = BatchTrees {
+                    t: TxTrees {
+                        users,
+                        tags,
+                        cards,
+                        meta,
+                        shared,
+                    },
+                    upstream,
+                    lockouts,
+                };
+                let mut out = SyncApplied::default();
+                apply_part(
+                    &b,
+                    source,
+                    removals,
+                    upserts,
+                    Mode::Journal(touched),
+                    &mut out,
+                )?;
+                let mut counts: Counts = match journal.get(&counts_key)? {
+                    Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                    None => Counts::default(),
+                };
+                counts.added += out.added;
+                counts.changed += out.changed;
+                counts.removed += out.removed;
+                journal.insert(counts_key.as_slice(), encode(&counts))?;
+                journal.remove(chunk_key)?;
+                Ok(())
+            },
+        )
         .map_err(tx_error)
 }
 

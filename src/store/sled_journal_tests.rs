@@ -1,5 +1,5 @@
 use super::super::SledStore;
-use super::{apply_chunk, encode, key, prefix, Head, CHUNK, HEAD, UPSERTS};
+use super::{apply_chunk, encode, key, Head, CHUNK, HEAD, REMOVALS, UPSERTS};
 use crate::domain::{PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{OpenParams, Store, StoreError, SyncState, SyncWrite};
 use std::collections::HashSet;
@@ -43,6 +43,56 @@ fn user(i: u32, generation: &str, pin: u32) -> User {
 /// `n` users spanning several chunks.
 fn generation(n: u32, name: &str, pin_base: u32) -> Vec<User> {
     (0..n).map(|i| user(i, name, pin_base + i)).collect()
+}
+
+/// After `generation(N, ..)`: the first N - 100 users, each with the PIN and card of the
+/// user one chunk further on (so both move between chunks), u00005 and u01005 sharing a
+/// new PIN; and the last 100 removed.
+fn moved() -> (Vec<User>, Vec<String>) {
+    let kept = N - 100;
+    let mut users = generation(kept, "new", 0);
+    for (i, u) in users.iter_mut().enumerate() {
+        let from = ((i + CHUNK) % kept as usize) as u32;
+        u.pin.as_mut().unwrap().tag = tag(from);
+        u.cards = vec![format!("{}", 100_000 + from)];
+    }
+    users[5].pin.as_mut().unwrap().tag = tag(N + 7);
+    users[CHUNK + 5].pin.as_mut().unwrap().tag = tag(N + 7);
+    let leaving = (kept..N).map(|i| format!("u{i:05}")).collect();
+    (users, leaving)
+}
+
+/// The store holds exactly `moved()`: the shared PIN is in no one's PIN-only index, the
+/// leavers' PINs, cards and lockouts are gone.
+fn assert_moved(store: &SledStore) {
+    let (users, leaving) = moved();
+    let shared = ["u00005".to_string(), format!("u{:05}", CHUNK + 5)];
+    let clean: Vec<User> = users
+        .iter()
+        .filter(|u| !shared.contains(&u.id))
+        .cloned()
+        .collect();
+    assert_holds(store, &clean, users.len());
+    assert_eq!(store.tag_owner(&tag(N + 7)).unwrap(), None);
+    assert_eq!(store.pin_collisions().unwrap(), vec![shared.to_vec()]);
+    for i in N - 100..N {
+        assert_eq!(store.tag_owner(&tag(i)).unwrap(), None, "leaver's PIN {i}");
+        assert_eq!(store.card_owner(&format!("{}", 100_000 + i)).unwrap(), None);
+    }
+    for id in &leaving {
+        assert!(store.user(id).unwrap().is_none());
+        assert!(store.lockouts.get(format!("user:{id}")).unwrap().is_none());
+    }
+}
+
+/// A lockout counter for each leaver (removed with the user).
+fn lock_leavers(store: &SledStore) {
+    for id in moved().1 {
+        store
+            .lockouts
+            .insert(format!("user:{id}"), &b"{}"[..])
+            .unwrap();
+    }
 }
 
 fn state(cursor: &str) -> SyncState {
@@ -96,15 +146,8 @@ fn a_large_batch_applies_in_chunks_with_the_same_result_as_one_transaction() {
 
     // Every PIN and card moves to the user one chunk away; 100 users leave; one new PIN
     // is held by users in different chunks (a collision).
-    let mut second = generation(N - 100, "new", 0);
-    for (i, u) in second.iter_mut().enumerate() {
-        let from = ((i + CHUNK) % (N as usize - 100)) as u32;
-        u.pin.as_mut().unwrap().tag = tag(from);
-        u.cards = vec![format!("{}", 100_000 + from)];
-    }
-    second[5].pin.as_mut().unwrap().tag = tag(N + 7);
-    second[CHUNK + 5].pin.as_mut().unwrap().tag = tag(N + 7);
-    let leaving: Vec<String> = (N - 100..N).map(|i| format!("u{i:05}")).collect();
+    lock_leavers(&store);
+    let (second, leaving) = moved();
     let applied = apply(&store, &second, &leaving, "c2").unwrap();
     assert_eq!(
         (applied.added, applied.changed, applied.removed),
@@ -114,28 +157,21 @@ fn a_large_batch_applies_in_chunks_with_the_same_result_as_one_transaction() {
         applied.collisions,
         vec!["u00005", &format!("u{:05}", CHUNK + 5)]
     );
-    let clean: Vec<User> = second
-        .iter()
-        .filter(|u| !applied.collisions.contains(&u.id))
-        .cloned()
-        .collect();
-    assert_holds(&store, &clean, (N - 100) as usize);
-    for id in &leaving {
-        assert!(store.user(id).unwrap().is_none());
-    }
-    assert_eq!(
-        store.tag_owner(&tag(N + 7)).unwrap(),
-        None,
-        "shared: PIN-only off"
-    );
+    assert_moved(&store);
     assert_eq!(
         store.sync_state("hr").unwrap().unwrap().cursor,
         state("c2").cursor
     );
 }
 
-/// Writes `upserts` to the journal as `apply` does; with `commit` also the head.
-fn stage(store: &SledStore, upserts: &[User], cursor: &str, commit: bool) {
+/// Writes a batch to the journal as `apply` does; with `commit` also the head.
+fn stage(store: &SledStore, upserts: &[User], removals: &[String], cursor: &str, commit: bool) {
+    for (seq, chunk) in (0..).zip(removals.chunks(CHUNK)) {
+        store
+            .journal
+            .insert(key("hr", REMOVALS, seq), encode(&chunk))
+            .unwrap();
+    }
     for (seq, chunk) in (0..).zip(upserts.chunks(CHUNK)) {
         store
             .journal
@@ -145,7 +181,11 @@ fn stage(store: &SledStore, upserts: &[User], cursor: &str, commit: bool) {
     if commit {
         let head = Head {
             state: state(cursor),
-            touched: upserts.iter().map(|u| u.id.clone()).collect(),
+            touched: upserts
+                .iter()
+                .map(|u| u.id.clone())
+                .chain(removals.iter().cloned())
+                .collect(),
         };
         store
             .journal
@@ -158,34 +198,74 @@ fn stage(store: &SledStore, upserts: &[User], cursor: &str, commit: bool) {
 #[test]
 fn a_stop_midway_through_a_committed_batch_is_completed_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
-    let old = generation(N, "old", 0);
-    let new = generation(N, "new", N);
+    let (new, leaving) = moved();
     {
         let store = open(dir.path());
-        apply(&store, &old, &[], "c1").unwrap();
-        stage(&store, &new, "c2", true);
-        // The first chunk is applied, then the process dies.
-        let first = store
-            .journal
-            .scan_prefix(prefix("hr", UPSERTS))
-            .keys()
-            .next()
-            .unwrap()
-            .unwrap();
-        let touched: HashSet<String> = new.iter().map(|u| u.id.clone()).collect();
+        apply(&store, &generation(N, "old", 0), &[], "c1").unwrap();
+        lock_leavers(&store);
+        stage(&store, &new, &leaving, "c2", true);
+        // The removals and the first chunk of users are applied, then the process dies.
+        let touched: HashSet<String> = new
+            .iter()
+            .map(|u| u.id.clone())
+            .chain(leaving.iter().cloned())
+            .collect();
+        let removals = key("hr", REMOVALS, 0);
+        apply_chunk(&store, "hr", &removals, &leaving, &[], &touched).unwrap();
+        let first = key("hr", UPSERTS, 0);
         apply_chunk(&store, "hr", &first, &[], &new[..CHUNK], &touched).unwrap();
         store.db.flush().unwrap();
         assert_eq!(store.user("u00000").unwrap().unwrap().name, "new 0");
-        assert_eq!(
-            store.user(&format!("u{:05}", N - 1)).unwrap().unwrap().name,
-            format!("old {}", N - 1)
-        );
+        let last = format!("u{:05}", N - 101);
+        assert!(store.user(&last).unwrap().unwrap().name.starts_with("old"));
     }
     let store = open(dir.path());
-    assert_holds(&store, &new, N as usize);
+    assert_moved(&store);
     assert_eq!(
         store.sync_state("hr").unwrap().unwrap().cursor,
         state("c2").cursor
+    );
+    let audit = store.audit_tail(1).unwrap();
+    assert!(
+        format!("{:?}", audit).contains("completed"),
+        "the completion is audited: {audit:?}"
+    );
+}
+
+#[test]
+fn a_pending_batch_is_completed_before_any_other_write_of_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    apply(&store, &generation(N, "old", 0), &[], "c1").unwrap();
+    let (new, leaving) = moved();
+    // A committed batch whose roll-forward failed while the daemon ran.
+    stage(&store, &new, &leaving, "c2", true);
+    let small = [user(0, "later", 1)];
+    let e = apply(&store, &small, &[], "c3").unwrap_err();
+    assert!(
+        matches!(e, StoreError::Unavailable(ref m) if m.contains("completed first")),
+        "{e}"
+    );
+    assert_moved(&store);
+    assert_eq!(
+        store.sync_state("hr").unwrap().unwrap().cursor,
+        state("c2").cursor
+    );
+    // Planned again against the completed store, the small batch applies.
+    let later = User {
+        name: "later 0".into(),
+        ..new[0].clone()
+    };
+    apply(&store, &[later], &[], "c3").unwrap();
+    assert_eq!(store.user("u00000").unwrap().unwrap().name, "later 0");
+
+    stage(&store, &new, &leaving, "c4", true);
+    let e = store.put_sync_state("hr", &state("c0")).unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    assert_eq!(
+        store.sync_state("hr").unwrap().unwrap().cursor,
+        state("c4").cursor,
+        "the pending batch's state, not an older one written over it"
     );
 }
 
@@ -196,7 +276,7 @@ fn a_batch_stopped_before_its_head_was_written_leaves_the_previous_state() {
     {
         let store = open(dir.path());
         apply(&store, &old, &[], "c1").unwrap();
-        stage(&store, &generation(N, "new", N), "c2", false);
+        stage(&store, &generation(N, "new", N), &[], "c2", false);
     }
     let store = open(dir.path());
     assert_holds(&store, &old, N as usize);

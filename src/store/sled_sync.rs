@@ -154,6 +154,12 @@ pub(super) enum Mode<'a> {
 pub(super) struct BatchTrees<'a> {
     pub(super) t: TxTrees<'a>,
     pub(super) upstream: &'a TransactionalTree,
+    pub(super) lockouts: &'a TransactionalTree,
+}
+
+/// The lockout counter of a user (the core's `user:<id>` key).
+pub(super) fn lockout_key(id: &str) -> String {
+    format!("user:{id}")
 }
 
 /// Applies `removals` and `upserts` inside one transaction, adding to `out`. Every old
@@ -187,7 +193,10 @@ pub(super) fn apply_part(
         retag(t, id, &tag_keys(&old), &[], true)?;
         reindex(t.cards, id, &card_keys(&old), &[], |_| StoreError::TagTaken)?;
         if let Some(up) = &old.upstream {
-            b.upstream.remove(upstream_key(&up.source, &up.key))?;
+            let key = upstream_key(&up.source, &up.key);
+            if b.upstream.get(&key)?.as_deref() == Some(id.as_bytes()) {
+                b.upstream.remove(key)?;
+            }
         }
         existed.insert(id.as_str());
     }
@@ -197,6 +206,7 @@ pub(super) fn apply_part(
     {
         if t.users.remove(id.as_bytes())?.is_some() {
             bump_count(t.meta, -1)?;
+            b.lockouts.remove(lockout_key(id).as_bytes())?;
             out.removed += 1;
         }
     }
@@ -221,7 +231,9 @@ pub(super) fn apply_part(
                         let card = String::from_utf8_lossy(&key).into_owned();
                         return abort(StoreError::CardTaken(card));
                     }
-                    Mode::Journal(touched) if touched.contains(holder.as_ref()) => {}
+                    Mode::Journal(touched)
+                        if touched.contains(holder.as_ref())
+                            && load(t.users, &holder)?.is_none_or(|h| owned_by(&h, source)) => {}
                     Mode::Journal(_) => {
                         tracing::warn!(user = %user.id, holder = %holder,
                             "a card of the batch is held by another user: left out");
@@ -260,15 +272,16 @@ fn upstream_key_insert(
     Ok(())
 }
 
-/// A batch: one transaction when it is small, else through the journal.
+/// A batch: one transaction when it is small, else through the journal. A batch of this
+/// source still in the journal is completed first, and this one refused: it was planned
+/// against a store that did not yet hold it.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
-    let applied = if w.upserts.len() + w.removals.len() <= CHUNK {
-        apply_one(store, w)?
+    super::journal::settle(store, w.source)?;
+    if w.upserts.len() + w.removals.len() <= CHUNK {
+        apply_one(store, w)
     } else {
-        super::journal::apply(store, w)?
-    };
-    store.forget_lockouts(w.removals)?;
-    Ok(applied)
+        super::journal::apply(store, w)
+    }
 }
 
 /// The batch in one transaction, with the source's new sync state.
@@ -281,33 +294,37 @@ fn apply_one(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
         &store.shared,
         &store.upstream,
         &store.sync,
+        &store.lockouts,
     );
     trees
-        .transaction(|(users, tags, cards, meta, shared, upstream, sync)| {
-            let b = BatchTrees {
-                t: TxTrees {
-                    users,
-                    tags,
-                    cards,
-                    meta,
-                    shared,
-                },
-                upstream,
-            };
-            let mut out = SyncApplied::default();
-            apply_part(&b, w.source, w.removals, w.upserts, Mode::Strict, &mut out)?;
-            // Checked at the end: a later user may share, or free, an earlier one's tag.
-            for user in w.upserts {
-                for key in tag_keys(user) {
-                    if shared.get(&key)?.is_some() {
-                        out.collisions.push(user.id.clone());
-                        break;
+        .transaction(
+            |(users, tags, cards, meta, shared, upstream, sync, lockouts)| {
+                let b = BatchTrees {
+                    t: TxTrees {
+                        users,
+                        tags,
+                        cards,
+                        meta,
+                        shared,
+                    },
+                    upstream,
+                    lockouts,
+                };
+                let mut out = SyncApplied::default();
+                apply_part(&b, w.source, w.removals, w.upserts, Mode::Strict, &mut out)?;
+                // Checked at the end: a later user may share, or free, an earlier one's tag.
+                for user in w.upserts {
+                    for key in tag_keys(user) {
+                        if shared.get(&key)?.is_some() {
+                            out.collisions.push(user.id.clone());
+                            break;
+                        }
                     }
                 }
-            }
-            sync.insert(w.source.as_bytes(), encode(w.state))?;
-            Ok(out)
-        })
+                sync.insert(w.source.as_bytes(), encode(w.state))?;
+                Ok(out)
+            },
+        )
         .map_err(tx_error)
         .map(|mut out| {
             out.collisions.sort();
