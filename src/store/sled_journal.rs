@@ -13,8 +13,8 @@
 //! Keys: `source NUL kind seq`, kind `h` (head), `c` (counts so far), `r` (a chunk of
 //! removals) or `u` (a chunk of users), seq a big-endian u32.
 
-use super::sync::{apply_part, owned_by, BatchTrees, Mode, CHUNK};
-use super::{decode, encode, tx_error, unavailable, SledStore, TxTrees};
+use super::sync::{apply_part, in_batch, owned_by, Mode, CHUNK};
+use super::{decode, encode, tx_error, unavailable, SledStore};
 use crate::domain::{AuditKind, User};
 use crate::store::{Result, Store, StoreError, SyncApplied, SyncState, SyncWrite};
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,17 @@ fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
     finish(store, source, &head.state, &touched)
 }
 
+/// The counts of the chunks applied so far.
+fn counts_so_far(
+    journal: &sled::transaction::TransactionalTree,
+    key: &[u8],
+) -> std::result::Result<Counts, sled::transaction::UnabortableTransactionError> {
+    Ok(journal
+        .get(key)?
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default())
+}
+
 /// One chunk in one transaction, which also deletes it from the journal.
 fn apply_chunk(
     store: &SledStore,
@@ -241,52 +252,24 @@ fn apply_chunk(
     touched: &HashSet<String>,
 ) -> Result<()> {
     let counts_key = key(source, COUNTS, 0);
-    let trees = (
-        &store.users,
-        &store.tags,
-        &store.cards,
-        &store.meta,
-        &store.shared,
-        &store.upstream,
-        &store.journal,
-        &store.lockouts,
-    );
-    trees
-        .transaction(
-            |(users, tags, cards, meta, shared, upstream, journal, lockouts)| {
-                let b = BatchTrees {
-                    t: TxTrees {
-                        users,
-                        tags,
-                        cards,
-                        meta,
-                        shared,
-                    },
-                    upstream,
-                    lockouts,
-                };
-                let mut out = SyncApplied::default();
-                apply_part(
-                    &b,
-                    source,
-                    removals,
-                    upserts,
-                    Mode::Journal(touched),
-                    &mut out,
-                )?;
-                let mut counts: Counts = match journal.get(&counts_key)? {
-                    Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
-                    None => Counts::default(),
-                };
-                counts.added += out.added;
-                counts.changed += out.changed;
-                counts.removed += out.removed;
-                journal.insert(counts_key.as_slice(), encode(&counts))?;
-                journal.remove(chunk_key)?;
-                Ok(())
-            },
-        )
-        .map_err(tx_error)
+    in_batch(store, &store.journal, |b, journal| {
+        let mut out = SyncApplied::default();
+        apply_part(
+            b,
+            source,
+            removals,
+            upserts,
+            Mode::Journal(touched),
+            &mut out,
+        )?;
+        let mut counts: Counts = counts_so_far(journal, &counts_key)?;
+        counts.added += out.added;
+        counts.changed += out.changed;
+        counts.removed += out.removed;
+        journal.insert(counts_key.as_slice(), encode(&counts))?;
+        journal.remove(chunk_key)?;
+        Ok(())
+    })
 }
 
 /// The last step: the sync state (with its cursor) and the end of the journal entry, in one
@@ -301,10 +284,7 @@ fn finish(
     let head_key = key(source, HEAD, 0);
     let counts = (&store.sync, &store.journal)
         .transaction(|(sync, journal)| {
-            let counts: Counts = match journal.get(&counts_key)? {
-                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
-                None => Counts::default(),
-            };
+            let counts: Counts = counts_so_far(journal, &counts_key)?;
             sync.insert(source.as_bytes(), encode(state))?;
             journal.remove(counts_key.as_slice())?;
             journal.remove(head_key.as_slice())?;

@@ -272,6 +272,43 @@ fn upstream_key_insert(
     Ok(())
 }
 
+/// Runs `f` in one transaction over the trees a batch writes and `extra` (the sync state,
+/// or the journal).
+pub(super) fn in_batch<T>(
+    store: &SledStore,
+    extra: &Tree,
+    f: impl Fn(&BatchTrees<'_>, &TransactionalTree) -> TxResult<T>,
+) -> Result<T> {
+    let trees = (
+        &store.users,
+        &store.tags,
+        &store.cards,
+        &store.meta,
+        &store.shared,
+        &store.upstream,
+        &store.lockouts,
+        extra,
+    );
+    trees
+        .transaction(
+            |(users, tags, cards, meta, shared, upstream, lockouts, extra)| {
+                let b = BatchTrees {
+                    t: TxTrees {
+                        users,
+                        tags,
+                        cards,
+                        meta,
+                        shared,
+                    },
+                    upstream,
+                    lockouts,
+                };
+                f(&b, extra)
+            },
+        )
+        .map_err(tx_error)
+}
+
 /// A batch: one transaction when it is small, else through the journal. A batch of this
 /// source still in the journal is completed first, and this one refused: it was planned
 /// against a store that did not yet hold it.
@@ -286,50 +323,25 @@ pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied>
 
 /// The batch in one transaction, with the source's new sync state.
 fn apply_one(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
-    let trees = (
-        &store.users,
-        &store.tags,
-        &store.cards,
-        &store.meta,
-        &store.shared,
-        &store.upstream,
-        &store.sync,
-        &store.lockouts,
-    );
-    trees
-        .transaction(
-            |(users, tags, cards, meta, shared, upstream, sync, lockouts)| {
-                let b = BatchTrees {
-                    t: TxTrees {
-                        users,
-                        tags,
-                        cards,
-                        meta,
-                        shared,
-                    },
-                    upstream,
-                    lockouts,
-                };
-                let mut out = SyncApplied::default();
-                apply_part(&b, w.source, w.removals, w.upserts, Mode::Strict, &mut out)?;
-                // Checked at the end: a later user may share, or free, an earlier one's tag.
-                for user in w.upserts {
-                    for key in tag_keys(user) {
-                        if shared.get(&key)?.is_some() {
-                            out.collisions.push(user.id.clone());
-                            break;
-                        }
-                    }
+    in_batch(store, &store.sync, |b, sync| {
+        let mut out = SyncApplied::default();
+        apply_part(b, w.source, w.removals, w.upserts, Mode::Strict, &mut out)?;
+        // Checked at the end: a later user may share, or free, an earlier one's tag.
+        for user in w.upserts {
+            for key in tag_keys(user) {
+                if b.t.shared.get(&key)?.is_some() {
+                    out.collisions.push(user.id.clone());
+                    break;
                 }
-                sync.insert(w.source.as_bytes(), encode(w.state))?;
-                Ok(out)
-            },
-        )
-        .map_err(tx_error)
-        .map(|mut out| {
-            out.collisions.sort();
-            out
-        })
+            }
+        }
+        sync.insert(w.source.as_bytes(), encode(w.state))?;
+        Ok(out)
+    })
+    .map(|mut out| {
+        out.collisions.sort();
+        out
+    })
 }
 
 #[cfg(test)]
