@@ -28,7 +28,7 @@ struct Job {
     reply: oneshot::Sender<Tag>,
     /// An attempt's place in the bounded queue, held until a worker has dealt with the
     /// job, so a caller that gave up cannot free its place while its work is still queued.
-    _slot: Option<Slot>,
+    slot: Option<Slot>,
 }
 
 #[derive(Default)]
@@ -75,7 +75,7 @@ fn work(shared: &Shared, hasher: &Hasher) {
                 q = shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let Job { pin, reply, _slot } = job;
+        let Job { pin, reply, slot } = job;
         if reply.is_closed() {
             // The caller gave up (timeout, disconnect): no one wants this tag.
             continue;
@@ -85,6 +85,9 @@ fn work(shared: &Shared, hasher: &Hasher) {
             hasher.tag_in(&pin, &mut workspace)
         }));
         drop(pin);
+        // The place in the queue is given back before the caller is woken, so a caller
+        // that reads the count (or asks again) after its answer finds it released.
+        drop(slot);
         match computed {
             Ok(tag) => {
                 shared.computed.fetch_add(1, Ordering::Relaxed);
@@ -101,25 +104,33 @@ fn work(shared: &Shared, hasher: &Hasher) {
 impl HashPool {
     /// `workers` threads, plus up to `queue` attempts waiting for one.
     pub fn new(hasher: Arc<Hasher>, workers: usize, queue: usize) -> Self {
-        let workers = workers.max(1);
-        let shared = Arc::new(Shared {
-            queues: Mutex::new(Queues::default()),
-            ready: Condvar::new(),
-            computed: AtomicU64::new(0),
-        });
-        for i in 0..workers {
-            let (shared, hasher) = (Arc::clone(&shared), Arc::clone(&hasher));
+        let pool = Self::unstarted(workers, queue);
+        pool.start_workers(&hasher);
+        pool
+    }
+
+    /// The queues and counters without the threads that empty them.
+    fn unstarted(workers: usize, queue: usize) -> Self {
+        HashPool {
+            shared: Arc::new(Shared {
+                queues: Mutex::new(Queues::default()),
+                ready: Condvar::new(),
+                computed: AtomicU64::new(0),
+            }),
+            workers: workers.max(1),
+            queue,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            busy: AtomicU64::new(0),
+        }
+    }
+
+    fn start_workers(&self, hasher: &Arc<Hasher>) {
+        for i in 0..self.workers {
+            let (shared, hasher) = (Arc::clone(&self.shared), Arc::clone(hasher));
             std::thread::Builder::new()
                 .name(format!("pinwarden-hash-{i}"))
                 .spawn(move || work(&shared, &hasher))
                 .expect("cannot start a hash worker thread");
-        }
-        HashPool {
-            shared,
-            workers,
-            queue,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            busy: AtomicU64::new(0),
         }
     }
 
@@ -150,11 +161,7 @@ impl HashPool {
         {
             let mut q = self.shared.queues.lock().unwrap_or_else(|e| e.into_inner());
             let auth = slot.is_some();
-            let job = Job {
-                pin,
-                reply,
-                _slot: slot,
-            };
+            let job = Job { pin, reply, slot };
             if auth {
                 q.auth.push_back(job);
             } else {
@@ -190,82 +197,96 @@ mod tests {
     use super::*;
     use crate::crypto::{HashParams, Pepper};
 
-    fn pool(workers: usize, queue: usize) -> Arc<HashPool> {
-        let hasher =
-            Hasher::new(Pepper::from_bytes([3; 32]), [1; 16], HashParams::default()).unwrap();
-        Arc::new(HashPool::new(Arc::new(hasher), workers, queue))
+    fn hasher() -> Arc<Hasher> {
+        Arc::new(Hasher::new(Pepper::from_bytes([3; 32]), [1; 16], HashParams::default()).unwrap())
+    }
+
+    /// Polls `fut` once: attempts take their place in the queue on their first poll.
+    async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx)))
+            .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn busy_when_queue_is_full() {
-        let pool = pool(1, 1);
-        let mut handles = Vec::new();
-        for _ in 0..6 {
-            let pool = Arc::clone(&pool);
-            handles.push(tokio::spawn(
-                async move { pool.tag(Pin::new("482913")).await },
-            ));
+    async fn busy_when_queue_is_full_and_places_are_free_once_answered() {
+        // No worker runs yet, so the queue fills whatever a hash costs on this machine.
+        let pool = HashPool::unstarted(1, 1);
+        let mut first = Box::pin(pool.tag(Pin::new("482913")));
+        let mut second = Box::pin(pool.tag(Pin::new("730194")));
+        assert!(poll_once(&mut first).await.is_pending());
+        assert!(poll_once(&mut second).await.is_pending());
+        assert_eq!(pool.stats().in_flight, 2, "a worker's place and one queued");
+        for _ in 0..3 {
+            assert_eq!(pool.tag(Pin::new("111111")).await, Err(PoolBusy));
         }
-        let mut ok = 0;
-        let mut busy = 0;
-        for h in handles {
-            match h.await.unwrap() {
-                Ok(_) => ok += 1,
-                Err(PoolBusy) => busy += 1,
-            }
-        }
-        assert!(ok >= 2, "the worker and the queued request are served");
-        assert!(busy >= 1, "requests past the queue are refused");
+        assert_eq!(pool.stats().busy, 3);
+
+        pool.start_workers(&hasher());
+        first.await.unwrap();
+        assert!(
+            pool.stats().in_flight <= 1,
+            "an answered attempt has given its place back"
+        );
+        second.await.unwrap();
         assert_eq!(pool.stats().in_flight, 0);
-        assert_eq!(pool.stats().busy, busy);
+        assert!(pool.tag(Pin::new("482913")).await.is_ok(), "free again");
+        assert_eq!(pool.stats().in_flight, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attempts_overtake_queued_admin_work_and_tags_match() {
-        let pool = pool(1, 4);
-        let direct = Hasher::new(Pepper::from_bytes([3; 32]), [1; 16], HashParams::default())
-            .unwrap()
-            .tag(&Pin::new("730194"));
-        let admin: Vec<_> = (0..20)
-            .map(|i| {
-                let pool = Arc::clone(&pool);
-                tokio::spawn(
-                    async move { pool.tag_waiting(Pin::new(format!("{i:06}"))).await.unwrap() },
-                )
-            })
+        let pool = HashPool::unstarted(1, 4);
+        let direct = hasher().tag(&Pin::new("730194"));
+        let mut admin: Vec<_> = (0..20)
+            .map(|i| Box::pin(pool.tag_waiting(Pin::new(format!("{i:06}")))))
             .collect();
-        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        let tag = pool.tag(Pin::new("730194")).await.unwrap();
-        assert_eq!(tag, direct, "the pooled tag equals the direct one");
+        for job in &mut admin {
+            assert!(poll_once(job).await.is_pending());
+        }
+        let mut attempt = Box::pin(pool.tag(Pin::new("730194")));
+        assert!(poll_once(&mut attempt).await.is_pending());
+
+        pool.start_workers(&hasher());
+        assert_eq!(
+            attempt.await.unwrap(),
+            direct,
+            "the pooled tag equals the direct one"
+        );
         let done_before = pool.stats().computed;
         assert!(
             done_before < 10,
-            "the attempt did not wait for 20 admin hashes ({done_before})"
+            "the attempt did not wait for 20 queued admin hashes ({done_before})"
         );
-        for h in admin {
-            h.await.unwrap();
+        for job in admin {
+            job.await.unwrap();
         }
         assert_eq!(pool.stats().computed, 21);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn abandoned_attempts_keep_their_place_and_are_skipped() {
-        let pool = pool(1, 2);
+        let pool = HashPool::unstarted(1, 2);
         let mut busy = 0;
         for _ in 0..50 {
-            let attempt = pool.tag(Pin::new("482913"));
-            let waited = tokio::time::timeout(std::time::Duration::from_micros(50), attempt);
-            if let Ok(Err(PoolBusy)) = waited.await {
+            let mut attempt = Box::pin(pool.tag(Pin::new("482913")));
+            if let std::task::Poll::Ready(Err(PoolBusy)) = poll_once(&mut attempt).await {
                 busy += 1;
             }
+            // Dropped here: the caller gave up, as on a timeout or a disconnect.
         }
-        assert!(busy > 0, "abandoned attempts still count against the queue");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert!(
-            pool.stats().computed <= 4,
-            "abandoned jobs are skipped: {:?}",
-            pool.stats()
+        assert_eq!(busy, 47, "abandoned attempts still count against the queue");
+        assert_eq!(pool.stats().in_flight, 3);
+
+        pool.start_workers(&hasher());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pool.stats().in_flight > 0 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", pool.stats());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            pool.stats().computed,
+            0,
+            "abandoned jobs are skipped, not hashed"
         );
-        assert_eq!(pool.stats().in_flight, 0);
     }
 }
