@@ -2,8 +2,11 @@
 # Scenario: print release end to end: held jobs in CUPS, a PIN and a card at the terminal,
 # the locked-down policy, printer trouble. Runs the built binary against a private cupsd and
 # ippeveprinter on loopback (default), or against the site's CUPS and a real printer queue:
-#   PW_CUPS=127.0.0.1:631 PW_QUEUE=lobby PW_CERT=/run/cups/certs/0 hil/print-release.sh
-# (as root; the queue must use the pinwarden policy, see README "Secure hold queue").
+#   PW_CUPS=/run/cups/cups.sock PW_QUEUE=lobby PW_CERT=/run/cups/certs/0 hil/print-release.sh
+# (as root; the queue must use the pinwarden policy, see README "Secure hold queue"). CUPS is
+# administered over its domain socket: cupsd refuses its local certificate over TCP. Jobs
+# are submitted with ipptool (`lp -U NAME` for a name with no passwd entry crashes cupsd);
+# the desk check runs as the real account `daemon`.
 # Usage: hil/print-release.sh [path/to/pinwarden]
 set -euo pipefail
 BIN=${1:-./target/release/pinwarden}
@@ -19,7 +22,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || fail "$1 missing: apt-get install $2"; }
 
 if [ -z "${PW_CUPS:-}" ]; then
-    for b in cupsd:cups-daemon lpadmin:cups-client ippeveprinter:cups-ipp-utils dbus-daemon:dbus; do need "${b%%:*}" "${b##*:}"; done
+    for b in cupsd:cups-daemon lpadmin:cups-client ippeveprinter:cups-ipp-utils ipptool:cups-ipp-utils dbus-daemon:dbus; do need "${b%%:*}" "${b##*:}"; done
     step "private cupsd + ippeveprinter with the pinwarden policy"
     C=$WORK/cups; mkdir -p "$C"/{root,spool,tmp,cache,state,log,printer}
     # ippeveprinter's Avahi client needs a bus even with -r off; give it a private one rather
@@ -30,12 +33,12 @@ if [ -z "${PW_CUPS:-}" ]; then
     CPORT=$(free_port); EPORT=$(free_port)
     printf 'ServerRoot %s/root\nRequestRoot %s/spool\nTempDir %s/tmp\nCacheDir %s/cache\nStateDir %s/state\nErrorLog %s/log/error_log\nSystemGroup root\nSandboxing relaxed\n' \
         "$C" "$C" "$C" "$C" "$C" "$C" > "$C/cups-files.conf"
-    { printf 'Listen 127.0.0.1:%s\nBrowsing Off\nWebInterface No\nDirtyCleanInterval 0\n<Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n</Location>\n' "$CPORT"
+    { printf 'Listen 127.0.0.1:%s\nListen %s/cups.sock\nBrowsing Off\nWebInterface No\nDirtyCleanInterval 0\n<Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n  Allow from @LOCAL\n</Location>\n' "$CPORT" "$C"
       cat "$HERE/config/cups/pinwarden-policy.conf"; } > "$C/cupsd.conf"
     /usr/sbin/ippeveprinter -r off -k -f application/pdf -p "$EPORT" -d "$C/printer" hil-printer >"$C/log/eve" 2>&1 & PIDS+=($!)
     /usr/sbin/cupsd -f -c "$C/cupsd.conf" -s "$C/cups-files.conf" >"$C/log/out" 2>&1 & PIDS+=($!)
     export CUPS_STATEDIR=$C/state
-    PW_CUPS=127.0.0.1:$CPORT; PW_QUEUE=lobby; PW_CERT=$C/state/certs/0
+    PW_CUPS=$C/cups.sock; PW_QUEUE=lobby; PW_CERT=$C/state/certs/0
     for _ in $(seq 100); do lpstat -h "$PW_CUPS" -r >/dev/null 2>&1 && break; sleep 0.1; done
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$EPORT") 2>/dev/null && break; sleep 0.1; done
     /usr/sbin/lpadmin -h "$PW_CUPS" -p lobby -E -v "ipp://localhost:$EPORT/ipp/print" -m everywhere \
@@ -73,7 +76,25 @@ ask() {
     exec 3<>"/dev/tcp/127.0.0.1/$PORT"; printf '%s\r\n' "$1" >&3
     local reply; IFS= read -r -t 30 reply <&3 || true; exec 3>&-; printf '%s' "${reply%$'\r'}"
 }
-submit() { printf '%%PDF-1.4\n%%%%EOF\n' > "$WORK/$2.pdf"; lp -h "$PW_CUPS" -d "$PW_QUEUE" -o raw -U "$1" -t "$2" "$WORK/$2.pdf" | awk '{print $4}' | sed 's/.*-//'; }
+cat > "$WORK/print-job.test" <<'IPP'
+{
+ NAME "Print-Job"
+ OPERATION Print-Job
+ GROUP operation-attributes-tag
+ ATTR charset attributes-charset utf-8
+ ATTR language attributes-natural-language en
+ ATTR uri printer-uri $uri
+ ATTR name requesting-user-name $owner
+ ATTR name job-name $title
+ ATTR mimeMediaType document-format application/vnd.cups-raw
+ FILE $filename
+ STATUS successful-ok
+ EXPECT job-id OF-TYPE integer
+ DISPLAY job-id
+}
+IPP
+QUEUE_URI="ipp://${PW_CUPS//\//%2F}/printers/$PW_QUEUE"
+submit() { printf '%%PDF-1.4\n%%%%EOF\n' > "$WORK/$2.pdf"; ipptool -V 2.0 -d "owner=$1" -d "title=$2" -f "$WORK/$2.pdf" "$QUEUE_URI" "$WORK/print-job.test" | tail -n 1 | tr -d ' '; }
 held() { lpstat -h "$PW_CUPS" -l -o "$PW_QUEUE" | grep -c job-hold-until || true; }
 
 step "daemon starts"
@@ -86,11 +107,12 @@ PIN=$("$BIN" -c "$WORK/pw.toml" user add hil-user --group staff --card 482115 --
 step "two held jobs for hil-user, one for other-user"
 J1=$(submit hil-user hil-1); submit hil-user hil-2 >/dev/null; submit other-user other-1 >/dev/null
 [ "$(held)" -ge 3 ] && pass || fail "held: $(held)"
-step "the owner cannot release from the desk (lp -H resume)"
-CUPS_STATEDIR=$WORK/none lp -h "$PW_CUPS" -U hil-user -i "$J1" -H resume </dev/null >/dev/null 2>&1 && fail "desk release worked" || pass
+step "the owner (account daemon) cannot release from the desk (lp -H resume)"
+JD=$(submit daemon desk-1)
+CUPS_STATEDIR=$WORK/none setpriv --reuid=daemon --regid=daemon --clear-groups lp -h "$PW_CUPS" -i "$JD" -H resume </dev/null >/dev/null 2>&1 && fail "desk release worked" || pass
 step "the PIN releases exactly hil-user's jobs"
 r=$(ask "PIN $PIN"); [ "$r" = "OK hil-user 2" ] && pass || fail "$r"
-step "other-user's job is still held"; [ "$(held)" -ge 1 ] && pass || fail "nothing held"
+step "other-user's and daemon's jobs are still held"; [ "$(held)" -ge 2 ] && pass || fail "held: $(held)"
 step "a card read (hex 075B43) logs hil-user in at the reader"
 submit hil-user hil-3 >/dev/null
 exec 4<>"/dev/tcp/127.0.0.1/$RPORT"; printf 'PROBE\r\n075B43\r\n' >&4

@@ -13,11 +13,16 @@ const POLICY: &str = include_str!("../config/cups/pinwarden-policy.conf");
 
 /// pinwarden with `lobby-printer` on the CUPS queue `lobby` (and `hold_queue`, if given).
 fn pinwarden(cups: &Cups, hold_queue: Option<&str>) -> Daemon {
+    pinwarden_with(&cups.pinwarden_config(), hold_queue)
+}
+
+/// pinwarden with the `[cups]` block `cups_block`.
+fn pinwarden_with(cups_block: &str, hold_queue: Option<&str>) -> Daemon {
     let queue = match hold_queue {
         Some(h) => format!("kind = \"printer\"\nqueue = \"lobby\"\nhold_queue = \"{h}\"\n"),
         None => "kind = \"printer\"\nqueue = \"lobby\"\n".to_string(),
     };
-    let extra = format!("{}\n{}", cups.pinwarden_config(), common::DEFAULT_TCP);
+    let extra = format!("{cups_block}\n{}", common::DEFAULT_TCP);
     let d = Daemon::start_edited(|text| {
         text.replacen("kind = \"printer\"\n", &queue, 1)
             .replace("{EXTRA}", &extra)
@@ -83,38 +88,96 @@ fn find_me_moves_jobs_from_the_hold_queue_to_the_terminals_printer() {
 
 #[test]
 fn with_the_shipped_policy_the_owner_cannot_release_from_the_desk_but_pinwarden_can() {
+    shipped_policy_holds_until_pinwarden_releases(None);
+}
+
+#[test]
+fn with_the_shipped_policy_pinwarden_releases_with_its_socket_peer_credentials() {
+    shipped_policy_holds_until_pinwarden_releases(Some("auth = \"peer-credentials\"\n"));
+}
+
+/// The owner (a real account at a desk) cannot let a job out under the shipped policy;
+/// pinwarden can, with `auth` (the local certificate when `None`) on CUPS's socket.
+fn shipped_policy_holds_until_pinwarden_releases(auth: Option<&str>) {
     let mut cups = Cups::start(POLICY);
     let printer = cups.printer("lobby");
+    let open_printer = cups.printer("open");
     cups.queue("lobby", printer, &["-o", "printer-op-policy=pinwarden"]);
-    let job = cups.submit("lobby", "alice", "alice-locked");
+    cups.queue("open", open_printer, &[]);
+    let owner = common::cups::DESK_ACCOUNT;
+    let job = cups.submit("lobby", owner, "desk-locked");
     let id = job.to_string();
 
-    let desk = cups.desk("lp", "alice", &["-i", &id, "-H", "resume"]);
+    // The same desk command works where CUPS's default policy applies: the attempt is real.
+    let open_job = cups.submit("open", owner, "desk-open").to_string();
+    let desk = cups.desk("lp", &["-i", &open_job, "-H", "resume"]);
     assert!(
-        !desk.status.success(),
-        "the owner released from the desk: {}",
-        String::from_utf8_lossy(&desk.stdout)
+        desk.status.success(),
+        "under the default policy the owner releases from the desk: {}\n{}",
+        String::from_utf8_lossy(&desk.stderr),
+        cups.logs()
     );
-    let desk = cups.desk("lp", "alice", &["-i", &id, "-H", "immediate"]);
-    assert!(
-        !desk.status.success(),
-        "the owner changed the hold from the desk"
-    );
+    cups.wait_printed(open_printer, &["desk-open"]);
+
+    for hold in ["resume", "immediate"] {
+        let desk = cups.desk("lp", &["-i", &id, "-H", hold]);
+        assert!(
+            !desk.status.success(),
+            "the owner released from the desk with -H {hold}: {}",
+            String::from_utf8_lossy(&desk.stdout)
+        );
+    }
     assert_eq!(
         cups.held("lobby"),
         [job],
         "still held after the desk attempts"
     );
 
-    let d = pinwarden(&cups, None);
+    let d = match auth {
+        None => pinwarden(&cups, None),
+        Some(auth) => pinwarden_with(
+            &cups.pinwarden_config_with(&format!(
+                "server = \"{}\"\n{auth}",
+                cups.socket().display()
+            )),
+            None,
+        ),
+    };
+    d.add_user(owner, "staff", "591846");
     assert_eq!(
-        d.terminal().ask("PIN 482913"),
-        "OK alice 1",
+        d.terminal().ask("PIN 591846"),
+        format!("OK {owner} 1"),
         "{}\n{}",
         cups.logs(),
         d.logs()
     );
-    cups.wait_printed(printer, &["alice-locked"]);
+    cups.wait_printed(printer, &["desk-locked"]);
+}
+
+#[test]
+fn a_remote_cups_is_reached_over_tcp_with_the_configured_account() {
+    // CUPS's default policy trusts an unauthenticated `root` name, which is enough to show
+    // the TCP transport end to end; a real remote CUPS would use auth = "basic".
+    let mut cups = Cups::start("");
+    let printer = cups.printer("lobby");
+    cups.queue("lobby", printer, &[]);
+    cups.submit("lobby", "alice", "alice-remote");
+    let cups_block = cups.pinwarden_config_with(&format!(
+        "server = \"{}\"\nauth = \"none\"\nusername = \"root\"\n",
+        cups.tcp_address()
+    ));
+    let extra = format!("{cups_block}\n{}", common::DEFAULT_TCP);
+    let d = Daemon::start_edited(|text| {
+        text.replacen(
+            "kind = \"printer\"\n",
+            "kind = \"printer\"\nqueue = \"lobby\"\n",
+            1,
+        )
+        .replace("{EXTRA}", &extra)
+    });
+    d.add_user("alice", "staff", "482913");
+    assert_eq!(d.terminal().ask("PIN 482913"), "OK alice 1", "{}", d.logs());
+    cups.wait_printed(printer, &["alice-remote"]);
 }
 
 #[test]

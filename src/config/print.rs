@@ -4,7 +4,7 @@
 
 use super::raw::{RawCard, RawConfig, RawCups};
 use super::{absolute, duration_key, Device, DeviceKind};
-use crate::action::print::{CupsAuthConfig, CupsConfig, PrintQueue};
+use crate::action::print::{CupsAuthConfig, CupsConfig, CupsServer, PrintQueue};
 use crate::domain::DeviceId;
 use crate::frontend::tcp::card::{CardFormat, CardReader, Radix};
 use serde::Serialize;
@@ -84,7 +84,22 @@ pub fn validate_queues(
     Ok(queues)
 }
 
-/// `[cups]`, with defaults: the local scheduler on 127.0.0.1:631, as root with its
+/// `cups.server`: a domain socket path (a CUPS on this host) or `HOST:PORT`.
+fn cups_server(server: Option<&str>) -> Result<CupsServer, String> {
+    let server = server.unwrap_or("/run/cups/cups.sock");
+    if server.starts_with('/') {
+        return Ok(CupsServer::Socket(server.into()));
+    }
+    if server.contains('/') || !server.contains(':') {
+        return Err(format!(
+            "cups.server = {server:?}: use the path of CUPS's domain socket for a CUPS on this \
+             host (\"/run/cups/cups.sock\"), or HOST:PORT of a remote CUPS (\"print.example:631\")"
+        ));
+    }
+    Ok(CupsServer::Tcp(server.to_string()))
+}
+
+/// `[cups]`, with defaults: the local scheduler on its domain socket, as root with its
 /// local certificate.
 pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
     let empty = RawCups {
@@ -98,16 +113,25 @@ pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
         max_backoff: None,
     };
     let raw = raw.unwrap_or(&empty);
-    let server = raw.server.clone().unwrap_or_else(|| "127.0.0.1:631".into());
-    if server.contains('/') || !server.contains(':') {
-        return Err(format!(
-            "cups.server = {server:?}: use HOST:PORT of the CUPS scheduler, such as \"127.0.0.1:631\""
-        ));
-    }
-    let auth = match (raw.auth.as_deref().unwrap_or("local-certificate"), &raw.username) {
+    let server = cups_server(raw.server.as_deref())?;
+    let on_socket = matches!(server, CupsServer::Socket(_));
+    let default_auth = if on_socket {
+        "local-certificate"
+    } else {
+        "basic"
+    };
+    let auth = match (raw.auth.as_deref().unwrap_or(default_auth), &raw.username) {
+        (local @ ("local-certificate" | "peer-credentials"), _) if !on_socket => {
+            return Err(format!(
+                "cups.auth = \"{local}\" works only on CUPS's domain socket (cupsd refuses its \
+                 local credentials over TCP): for a CUPS on this host set cups.server = \
+                 \"/run/cups/cups.sock\"; for a remote CUPS use auth = \"basic\""
+            ))
+        }
         ("local-certificate", _) => CupsAuthConfig::LocalCertificate {
             cert_file: absolute(raw.cert_file.as_deref().unwrap_or("/run/cups/certs/0")),
         },
+        ("peer-credentials", _) => CupsAuthConfig::PeerCredentials,
         ("basic", Some(username)) => CupsAuthConfig::Basic {
             username: username.clone(),
             password_file: absolute(raw.password_file.as_deref().ok_or(
@@ -119,13 +143,16 @@ pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
         },
         ("basic" | "none", None) => {
             return Err(
-                "cups.username is missing: name the CUPS account pinwarden acts as".into(),
+                "cups.username is missing: name the CUPS account pinwarden acts as (a remote \
+                 CUPS needs auth = \"basic\" with an account in its SystemGroup)"
+                    .into(),
             )
         }
         (other, _) => {
             return Err(format!(
-                "cups.auth = \"{other}\": use \"local-certificate\" (root on the CUPS host), \
-                 \"basic\" (an account in CUPS's SystemGroup) or \"none\""
+                "cups.auth = \"{other}\": use \"local-certificate\" (root, on CUPS's socket), \
+                 \"peer-credentials\" (an account in CUPS's SystemGroup, on its socket), \
+                 \"basic\" (an account in CUPS's SystemGroup, with a password) or \"none\""
             ))
         }
     };

@@ -1,4 +1,5 @@
 use super::*;
+use crate::action::print::{CupsAuthConfig, CupsServer};
 
 const BUNDLED: &str = include_str!("../../config/pinwarden.toml");
 
@@ -9,6 +10,17 @@ fn err(text: &str) -> String {
 fn minimal(extra: &str) -> String {
     format!(
         "state_dir = \"/tmp/pw\"\n{extra}\n[[device]]\nid = \"p\"\nkind = \"printer\"\nallow_groups = [\"staff\"]\n"
+    )
+}
+
+/// A printer device with a queue, and `cups` (a `[cups]` block or nothing).
+fn printer_with_cups(cups: &str) -> String {
+    format!(
+        "{}\n{cups}\n",
+        minimal("").replace(
+            "kind = \"printer\"\n",
+            "kind = \"printer\"\nqueue = \"q\"\n"
+        )
     )
 }
 
@@ -152,7 +164,23 @@ fn print_and_card_reader_keys() {
     .expect("parses");
     assert_eq!(c.print_queues[0].queue, "lobby");
     assert_eq!(c.print_queues[0].hold_queue.as_deref(), Some("hold"));
-    assert_eq!(c.cups.as_ref().unwrap().server, "127.0.0.1:6310");
+    assert_eq!(
+        c.cups.as_ref().unwrap().server,
+        CupsServer::Tcp("127.0.0.1:6310".into())
+    );
+    let local = Config::parse(&printer_with_cups("")).expect("a local CUPS by default");
+    let cups = local.cups.unwrap();
+    assert_eq!(
+        cups.server,
+        CupsServer::Socket("/run/cups/cups.sock".into()),
+        "CUPS on this host is reached over its domain socket"
+    );
+    assert!(matches!(cups.auth, CupsAuthConfig::LocalCertificate { .. }));
+    let peer = Config::parse(&printer_with_cups("[cups]\nauth = \"peer-credentials\"")).unwrap();
+    assert!(matches!(
+        peer.cups.unwrap().auth,
+        CupsAuthConfig::PeerCredentials
+    ));
     assert_eq!(c.tcp[0].mode, TcpMode::Card);
     assert_eq!(
         c.tcp[0].card.as_ref().unwrap().card_then_pin,
@@ -188,6 +216,9 @@ fn print_and_card_reader_keys() {
         (format!("{}\n[cups]\nauth = \"kerberos\"", printer("queue = \"q\"")), "cups.auth = \"kerberos\""),
         (format!("{}\n[cups]\nauth = \"basic\"", printer("queue = \"q\"")), "cups.username is missing"),
         (format!("{}\n[cups]\nserver = \"http://cups/\"", printer("queue = \"q\"")), "cups.server"),
+        (printer_with_cups("[cups]\nserver = \"127.0.0.1:631\""), "cups.username is missing"),
+        (printer_with_cups("[cups]\nserver = \"127.0.0.1:631\"\nauth = \"local-certificate\""), "works only on CUPS's domain socket"),
+        (printer_with_cups("[cups]\nserver = \"cups:631\"\nauth = \"peer-credentials\""), "works only on CUPS's domain socket"),
         (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\""), "needs a [tcp.card] block"),
         (tcp("mode = \"radio\"\nlisten = \"127.0.0.1:0\""), "tcp[0].mode = \"radio\""),
         (tcp("mode = \"dial\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]"), "a dial block connects out"),

@@ -1,8 +1,15 @@
 //! Real print peers for tests: a private D-Bus (ippeveprinter's Avahi client will not start
 //! without a bus, even with `-r off`), `ippeveprinter` as the printer and a private `cupsd`
-//! (own ServerRoot, spool and state dirs, a free loopback port) holding jobs. A missing binary
-//! fails the test naming its Debian package. Nothing depends on the machine's system bus:
-//! on a fresh box there may be none, or a stale socket left by a bus that died.
+//! (own ServerRoot, spool and state dirs, its own domain socket and a free loopback port)
+//! holding jobs. A missing binary fails the test naming its Debian package. Nothing depends
+//! on the machine's system bus: on a fresh box there may be none, or a stale socket left by
+//! a bus that died.
+//!
+//! Administration goes over the domain socket, as on a real host: cupsd (since Debian's
+//! 2.4.2-3+deb12u10) refuses its local root certificate over TCP. Jobs are submitted with
+//! `ipptool`, naming the owner in `requesting-user-name`: `lp -U NAME` for a name without a
+//! passwd entry crashes that cupsd. A person at their desk is a real account (`daemon`),
+//! so cupsd can check who they are.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Binary → the Debian package that ships it.
-const NEEDED: [(&str, &str); 8] = [
+const NEEDED: [(&str, &str); 9] = [
     ("cupsd", "cups-daemon"),
     ("lpadmin", "cups-client"),
     ("lp", "cups-client"),
@@ -18,6 +25,7 @@ const NEEDED: [(&str, &str); 8] = [
     ("cupsenable", "cups-client"),
     ("cupsdisable", "cups-client"),
     ("ippeveprinter", "cups-ipp-utils"),
+    ("ipptool", "cups-ipp-utils"),
     ("dbus-daemon", "dbus"),
 ];
 
@@ -71,7 +79,19 @@ fn private_bus(socket: &Path, log: &Path) -> Child {
     child
 }
 
-/// A minimal PDF: real PDF bytes for `lp -o raw`.
+/// Print-Job with the owner in `requesting-user-name`, as a client at a desk sends it.
+const PRINT_JOB_TEST: &str = "{\n NAME \"Print-Job\"\n OPERATION Print-Job\n\
+ GROUP operation-attributes-tag\n ATTR charset attributes-charset utf-8\n\
+ ATTR language attributes-natural-language en\n ATTR uri printer-uri $uri\n\
+ ATTR name requesting-user-name $owner\n ATTR name job-name $title\n\
+ ATTR mimeMediaType document-format application/vnd.cups-raw\n FILE $filename\n\
+ STATUS successful-ok\n EXPECT job-id OF-TYPE integer\n DISPLAY job-id\n}\n";
+
+/// The account that plays a person at their desk: it exists on every Debian system and is
+/// not in the test cupsd's SystemGroup (root).
+pub const DESK_ACCOUNT: &str = "daemon";
+
+/// A minimal PDF: real PDF bytes for a raw print job.
 pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
 pub struct Printer {
@@ -112,9 +132,10 @@ impl Cups {
         );
         std::fs::write(d.join("cups-files.conf"), files).unwrap();
         let conf = format!(
-            "Listen 127.0.0.1:{port}\nLogLevel debug\nBrowsing Off\nWebInterface No\n\
+            "Listen 127.0.0.1:{port}\nListen {socket}\nLogLevel debug\nBrowsing Off\nWebInterface No\n\
              DefaultAuthType Basic\nPreserveJobFiles Yes\nDirtyCleanInterval 0\nMaxJobs 0\nMaxJobsPerUser 0\n\
-             <Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n</Location>\n{policy}\n"
+             <Location />\n  Order allow,deny\n  Allow from 127.0.0.1\n  Allow from @LOCAL\n</Location>\n{policy}\n",
+            socket = d.join("cups.sock").display()
         );
         std::fs::write(d.join("cupsd.conf"), conf).unwrap();
         let mut cups = Cups {
@@ -153,8 +174,16 @@ impl Cups {
         }
     }
 
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// cupsd's domain socket, where a CUPS on this host is administered.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("cups.sock")
+    }
+
+    /// `ipp://` URI of `queue` on the domain socket (the path percent-encoded, as libcups
+    /// reads it).
+    fn socket_uri(&self, queue: &str) -> String {
+        let path = self.socket().display().to_string().replace('/', "%2F");
+        format!("ipp://{path}/printers/{queue}")
     }
 
     /// CUPS's local root certificate (what pinwarden uses as root).
@@ -169,29 +198,34 @@ impl Cups {
         format!("{}\n{}", read("log/cupsd.out"), tail(read("log/error_log")))
     }
 
-    /// A CUPS client command run as root with the local certificate (an administrator).
+    /// A CUPS client command run as root on the domain socket (an administrator).
     pub fn admin(&self, bin: &str, args: &[&str]) -> Output {
         Command::new(binary(bin))
             .env("CUPS_STATEDIR", self.dir.path().join("state"))
             .arg("-h")
-            .arg(self.host())
+            .arg(self.socket())
             .args(args)
             .stdin(Stdio::null())
             .output()
             .unwrap()
     }
 
-    /// A CUPS client command as a person at their desk: no certificate, no password.
-    pub fn desk(&self, bin: &str, user: &str, args: &[&str]) -> Output {
+    /// A CUPS client command run by `DESK_ACCOUNT` at their desk: the kernel tells cupsd
+    /// who it is (the domain socket's peer credentials); it has no certificate.
+    pub fn desk(&self, bin: &str, args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        let (uid, gid) = account_ids(DESK_ACCOUNT);
         Command::new(binary(bin))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/nonexistent")
             .env("CUPS_STATEDIR", self.dir.path().join("no-certs"))
-            .env("CUPS_USER", user)
             .arg("-h")
-            .arg(self.host())
-            .arg("-U")
-            .arg(user)
+            .arg(self.socket())
             .args(args)
             .stdin(Stdio::null())
+            .uid(uid)
+            .gid(gid)
             .output()
             .unwrap()
     }
@@ -262,28 +296,37 @@ impl Cups {
         self.admin_ok("lpadmin", &args);
     }
 
-    /// Submits real PDF bytes as `user`, titled `title`; returns the CUPS job id.
+    /// Submits real PDF bytes owned by `user`, titled `title`; returns the CUPS job id.
     pub fn submit(&self, queue: &str, user: &str, title: &str) -> u32 {
-        let file = self.dir.path().join(format!("{title}.pdf"));
+        let d = self.dir.path();
+        let file = d.join(format!("{title}.pdf"));
         std::fs::write(&file, PDF).unwrap();
-        let out = self.admin_ok(
-            "lp",
-            &[
-                "-d",
-                queue,
-                "-o",
-                "raw",
-                "-U",
-                user,
-                "-t",
-                title,
-                file.to_str().unwrap(),
-            ],
+        let test = d.join("print-job.test");
+        std::fs::write(&test, PRINT_JOB_TEST).unwrap();
+        let out = Command::new(binary("ipptool"))
+            .args(["-V", "2.0", "-d"])
+            .arg(format!("owner={user}"))
+            .arg("-d")
+            .arg(format!("title={title}"))
+            .arg("-f")
+            .arg(&file)
+            .arg(self.socket_uri(queue))
+            .arg(&test)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ipptool Print-Job on {queue} as {user}: {text}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
         );
-        // "request id is Q-12 (1 file(s))"
-        out.split_whitespace()
-            .find_map(|w| w.rsplit_once('-').and_then(|(_, n)| n.parse().ok()))
-            .unwrap_or_else(|| panic!("no job id in {out:?}"))
+        // "job-id\n------\n12\n"
+        text.lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .next()
+            .unwrap_or_else(|| panic!("no job id in {text:?}"))
     }
 
     /// Titles of the documents printer `printer` has received so far.
@@ -364,15 +407,39 @@ impl Cups {
         self.admin_ok("cupsenable", &[queue]);
     }
 
-    /// The `[cups]` block and printer device pointing pinwarden at this cupsd.
+    /// The `[cups]` block pointing pinwarden at this cupsd's socket, as root with the
+    /// local certificate (what a CUPS on the same host uses).
     pub fn pinwarden_config(&self) -> String {
-        format!(
-            "[cups]\nserver = \"{}\"\nauth = \"local-certificate\"\ncert_file = \"{}\"\n\
-             timeout = \"2s\"\nrelease_timeout = \"10s\"\nmax_backoff = \"1s\"\n",
-            self.host(),
+        self.pinwarden_config_with(&format!(
+            "server = \"{}\"\nauth = \"local-certificate\"\ncert_file = \"{}\"\n",
+            self.socket().display(),
             self.cert_file().display()
+        ))
+    }
+
+    /// A `[cups]` block with `server_and_auth` lines and the tests' short timeouts.
+    pub fn pinwarden_config_with(&self, server_and_auth: &str) -> String {
+        format!(
+            "[cups]\n{server_and_auth}timeout = \"2s\"\nrelease_timeout = \"10s\"\n\
+             max_backoff = \"1s\"\n"
         )
     }
+
+    /// HOST:PORT of cupsd's TCP listener (how a remote CUPS is reached).
+    pub fn tcp_address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// uid and gid of a local account; panics naming it when it does not exist.
+pub fn account_ids(name: &str) -> (u32, u32) {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: getpwnam returns static storage or null; both ids are copied out at once.
+    let ids = unsafe {
+        let pw = libc::getpwnam(c.as_ptr());
+        (!pw.is_null()).then(|| ((*pw).pw_uid, (*pw).pw_gid))
+    };
+    ids.unwrap_or_else(|| panic!("the test needs the local account `{name}` (Debian base-passwd)"))
 }
 
 impl Drop for Cups {

@@ -1,13 +1,23 @@
-//! The IPP client for CUPS: the only file that names the `ipp` crate. Builds Get-Jobs,
-//! Get-Printer-Attributes, Release-Job (0x000D) and CUPS-Move-Job (0x400D) with the crate's
-//! low-level request API, sends them with a deadline and a credential, and turns replies
-//! into plain values for `print/mod.rs`. Knows nothing about users, terminals or the store.
+//! The IPP client for CUPS: the only file that names the `ipp` crate (and hyper). Builds
+//! Get-Jobs, Get-Printer-Attributes, Release-Job (0x000D) and CUPS-Move-Job (0x400D) with
+//! the crate's low-level request API, sends them with a deadline and a credential — over
+//! CUPS's domain socket (HTTP/1.1 on a `UnixStream`, as `lp` does) or over TCP — and turns
+//! replies into plain values for `print/mod.rs`. Knows nothing about users, terminals or the
+//! store.
 
-use super::{CupsAuth, Job, PrintError, PrinterStatus};
+use super::{CupsAuth, CupsServer, Job, PrintError, PrinterStatus};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
 use ipp::attribute::IppAttributeName;
 use ipp::prelude::*;
 use ipp::value::{IppKeyword, IppName, IppString};
+use std::path::Path;
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// The largest IPP response read from CUPS (a Get-Jobs of a few thousand jobs fits easily).
+const MAX_RESPONSE: usize = 8 << 20;
 
 /// CUPS's "this Get-Jobs which-jobs value is not supported" and friends.
 const ATTRIBUTES_NOT_SUPPORTED: u16 = 0x040B;
@@ -26,14 +36,13 @@ pub enum JobAnswer {
 }
 
 pub struct Client {
-    server: String,
+    server: CupsServer,
     auth: CupsAuth,
     timeout: Duration,
 }
 
 impl Client {
-    /// `server` is `host:port` of the CUPS scheduler.
-    pub fn new(server: String, auth: CupsAuth, timeout: Duration) -> Self {
+    pub fn new(server: CupsServer, auth: CupsAuth, timeout: Duration) -> Self {
         Client {
             server,
             auth,
@@ -42,7 +51,11 @@ impl Client {
     }
 
     pub fn queue_uri(&self, queue: &str) -> String {
-        format!("ipp://{}/printers/{queue}", self.server)
+        match &self.server {
+            // cupsd names itself `localhost` to clients on its socket.
+            CupsServer::Socket(_) => format!("ipp://localhost/printers/{queue}"),
+            CupsServer::Tcp(addr) => format!("ipp://{addr}/printers/{queue}"),
+        }
     }
 
     /// The account the requests are made as (`requesting-user-name`).
@@ -50,8 +63,35 @@ impl Client {
         match &self.auth {
             CupsAuth::Basic { username, .. } => username,
             CupsAuth::LocalCertificate { .. } => "root",
+            CupsAuth::PeerCredentials { username } => username,
             CupsAuth::None { username } => username,
         }
+    }
+
+    /// The `Authorization` header value, if any.
+    async fn authorization(&self) -> Result<Option<Zeroizing<String>>, PrintError> {
+        Ok(match &self.auth {
+            CupsAuth::None { .. } => None,
+            CupsAuth::Basic { username, password } => {
+                let pair = Zeroizing::new(format!("{username}:{}", password.as_str()));
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+                Some(Zeroizing::new(format!("Basic {encoded}")))
+            }
+            CupsAuth::LocalCertificate { cert_file } => {
+                // CUPS writes a fresh certificate when it starts: read it for every request.
+                let cert = tokio::fs::read_to_string(cert_file).await.map_err(|e| {
+                    PrintError::Auth(format!(
+                        "cannot read the CUPS local certificate {}: {e}",
+                        cert_file.display()
+                    ))
+                })?;
+                Some(Zeroizing::new(format!("Local {}", cert.trim())))
+            }
+            // cupsd checks the name against the socket peer's uid.
+            CupsAuth::PeerCredentials { username } => {
+                Some(Zeroizing::new(format!("PeerCred {username}")))
+            }
+        })
     }
 
     fn new_request(&self, op: Operation, queue: &str) -> Result<IppRequestResponse, PrintError> {
@@ -75,41 +115,42 @@ impl Client {
         queue: &str,
         req: IppRequestResponse,
     ) -> Result<IppRequestResponse, PrintError> {
+        let authorization = self.authorization().await?;
+        let exchange = async {
+            match &self.server {
+                CupsServer::Socket(path) => {
+                    post_unix(path, &format!("/printers/{queue}"), authorization, req).await
+                }
+                CupsServer::Tcp(_) => self.post_tcp(queue, authorization, req).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(PrintError::Timeout(self.timeout)),
+            Ok(result) => result,
+        }
+    }
+
+    async fn post_tcp(
+        &self,
+        queue: &str,
+        authorization: Option<Zeroizing<String>>,
+        req: IppRequestResponse,
+    ) -> Result<IppRequestResponse, PrintError> {
         let uri: Uri = self
             .queue_uri(queue)
             .parse()
             .map_err(|_| PrintError::Config(format!("invalid CUPS queue name `{queue}`")))?;
         let mut builder = AsyncIppClient::builder(uri).request_timeout(self.timeout);
-        match &self.auth {
-            CupsAuth::Basic { username, password } => {
-                builder = builder.basic_auth(username, password.as_str());
-            }
-            CupsAuth::LocalCertificate { cert_file } => {
-                // CUPS writes a fresh certificate when it starts: read it for every request.
-                let cert = tokio::fs::read_to_string(cert_file).await.map_err(|e| {
-                    PrintError::Auth(format!(
-                        "cannot read the CUPS local certificate {}: {e}",
-                        cert_file.display()
-                    ))
-                })?;
-                builder = builder.http_header("authorization", format!("Local {}", cert.trim()));
-            }
-            CupsAuth::None { .. } => {}
+        if let Some(value) = authorization {
+            builder = builder.http_header("authorization", value.as_str());
         }
-        let client = builder.build();
-        match tokio::time::timeout(self.timeout, client.send(req)).await {
-            Err(_) => Err(PrintError::Timeout(self.timeout)),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(IppError::RequestError(code @ (401 | 403)))) => Err(PrintError::Auth(format!(
-                "CUPS answered HTTP {code}: pinwarden's credentials are missing or not in the system group"
-            ))),
-            Ok(Err(IppError::RequestError(code))) => {
-                Err(PrintError::Protocol(format!("CUPS answered HTTP {code}")))
-            }
-            Ok(Err(IppError::AsyncClientError(e))) if e.is_timeout() => {
+        match builder.build().send(req).await {
+            Ok(resp) => Ok(resp),
+            Err(IppError::RequestError(code)) => Err(http_error(code)),
+            Err(IppError::AsyncClientError(e)) if e.is_timeout() => {
                 Err(PrintError::Timeout(self.timeout))
             }
-            Ok(Err(e)) => Err(PrintError::Unreachable(e.to_string())),
+            Err(e) => Err(PrintError::Unreachable(e.to_string())),
         }
     }
 
@@ -260,6 +301,76 @@ impl Client {
             ))),
             _ => Err(PrintError::Protocol(format!("{what}: {status}"))),
         }
+    }
+}
+
+/// An HTTP refusal from CUPS.
+fn http_error(code: u16) -> PrintError {
+    match code {
+        401 | 403 => PrintError::Auth(format!(
+            "CUPS answered HTTP {code}: pinwarden's credentials are missing, refused, or not \
+             in the system group"
+        )),
+        _ => PrintError::Protocol(format!("CUPS answered HTTP {code}")),
+    }
+}
+
+/// One IPP request as an HTTP/1.1 POST on CUPS's domain socket (what libcups does for
+/// `lp` and `lpadmin`); one connection per request, closed after the answer.
+async fn post_unix(
+    socket: &Path,
+    resource: &str,
+    authorization: Option<Zeroizing<String>>,
+    req: IppRequestResponse,
+) -> Result<IppRequestResponse, PrintError> {
+    let unreachable = |e: &dyn std::fmt::Display| {
+        PrintError::Unreachable(format!("CUPS at {}: {e}", socket.display()))
+    };
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+    // The connection is driven beside the request and dropped with it (on a timeout too).
+    let connection = AbortOnDrop(tokio::spawn(connection));
+    let mut request = hyper::Request::post(resource)
+        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::CONTENT_TYPE, "application/ipp")
+        .header(hyper::header::CONNECTION, "close");
+    if let Some(value) = authorization {
+        let mut value = hyper::header::HeaderValue::from_str(&value)
+            .map_err(|_| PrintError::Auth("the CUPS credential is not a valid header".into()))?;
+        value.set_sensitive(true);
+        request = request.header(hyper::header::AUTHORIZATION, value);
+    }
+    let request = request
+        .body(Full::new(req.to_bytes()))
+        .map_err(|e| PrintError::Protocol(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(http_error(status));
+    }
+    let body: Bytes = Limited::new(response.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| PrintError::Protocol(format!("reading CUPS's answer: {e}")))?
+        .to_bytes();
+    drop(connection);
+    ipp::parser::IppParser::new(std::io::Cursor::new(body))
+        .parse()
+        .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

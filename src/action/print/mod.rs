@@ -29,14 +29,41 @@ pub enum CupsAuthConfig {
         password_file: PathBuf,
     },
     /// CUPS's root certificate (`<StateDir>/certs/0`): pinwarden running as root on the
-    /// CUPS host.
+    /// CUPS host. CUPS accepts it only on its domain socket.
     LocalCertificate { cert_file: PathBuf },
+    /// The account pinwarden runs as, proven by the kernel (SO_PEERCRED) on CUPS's domain
+    /// socket: for a daemon that is not root, in CUPS's SystemGroup.
+    PeerCredentials,
+}
+
+/// Where the CUPS scheduler listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CupsServer {
+    /// Its domain socket (`/run/cups/cups.sock`): a CUPS on this host, as `lp` reaches it.
+    Socket(PathBuf),
+    /// `host:port` over TCP: a CUPS on another host.
+    Tcp(String),
+}
+
+impl std::fmt::Display for CupsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CupsServer::Socket(path) => write!(f, "{}", path.display()),
+            CupsServer::Tcp(addr) => f.write_str(addr),
+        }
+    }
+}
+
+impl serde::Serialize for CupsServer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CupsConfig {
-    /// `host:port` of the CUPS scheduler.
-    pub server: String,
+    /// The CUPS scheduler: its domain socket or `host:port`.
+    pub server: CupsServer,
     pub auth: CupsAuthConfig,
     /// Per IPP request.
     #[serde(serialize_with = "crate::config::serialize_duration")]
@@ -71,6 +98,9 @@ pub(crate) enum CupsAuth {
     },
     LocalCertificate {
         cert_file: PathBuf,
+    },
+    PeerCredentials {
+        username: String,
     },
 }
 
@@ -209,6 +239,29 @@ pub struct PrintRelease {
     breaker: Mutex<Breaker>,
 }
 
+/// The name of the account this process runs as (what CUPS sees through SO_PEERCRED).
+fn own_account() -> Result<String, PrintError> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy the name out
+    // at once, before any other call that could reuse that storage.
+    let name = unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*pw).pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    name.ok_or_else(|| {
+        PrintError::Config(
+            "cups.auth = \"peer-credentials\": this process's user id has no account name".into(),
+        )
+    })
+}
+
 impl PrintRelease {
     /// Resolves the credential (reads the password file); fails when it cannot.
     pub fn new(config: &CupsConfig, queues: &[PrintQueue]) -> Result<Self, PrintError> {
@@ -233,6 +286,9 @@ impl PrintRelease {
             }
             CupsAuthConfig::LocalCertificate { cert_file } => CupsAuth::LocalCertificate {
                 cert_file: cert_file.clone(),
+            },
+            CupsAuthConfig::PeerCredentials => CupsAuth::PeerCredentials {
+                username: own_account()?,
             },
         };
         Ok(PrintRelease {
