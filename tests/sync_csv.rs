@@ -138,6 +138,15 @@ fn the_cache_follows_the_file_and_never_touches_local_users() {
         "{status}"
     );
     assert_eq!(dir["stale"], false);
+    let text = d.cli_ok(&["status"], None);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("directory hr"))
+        .unwrap_or_else(|| panic!("no directory line: {text}"));
+    assert!(
+        line.contains("last success 20") && line.contains(", last error 20"),
+        "the text status shows both times: {line}"
+    );
 }
 
 #[test]

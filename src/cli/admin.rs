@@ -3,7 +3,7 @@
 
 use super::{Command, PinArgs, UserCommand};
 use crate::config::Config;
-use crate::domain::{AuditEvent, AuditKind, Pin};
+use crate::domain::{AuditEvent, AuditKind, Pin, Timestamp};
 use crate::frontend::control::client;
 use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
 use crate::lifecycle::import::{parse_users, MAX_IMPORT_BYTES};
@@ -453,7 +453,12 @@ fn print_status(data: &serde_json::Value) {
         );
     }
     for d in data["directories"].as_array().into_iter().flatten() {
-        let when = |k: &str| d[k].as_str().unwrap_or("never").to_string();
+        // Times travel as unix milliseconds.
+        let when = |k: &str| {
+            d[k].as_i64().map_or("never".to_string(), |ms| {
+                Timestamp::from_millis(ms).to_string()
+            })
+        };
         println!(
             "directory {} ({}): {} users, last success {}, cursor age {}s{}{}",
             d["name"].as_str().unwrap_or("?"),
