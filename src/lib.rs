@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod domain;
 pub mod frontend;
 pub mod lifecycle;
+pub mod notify;
 pub mod serial;
 pub mod store;
 pub mod sync;

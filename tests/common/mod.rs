@@ -5,6 +5,7 @@
 pub mod cups;
 pub mod mosquitto;
 pub mod pty;
+pub mod smtp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

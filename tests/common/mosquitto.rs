@@ -154,7 +154,7 @@ impl Broker {
 }
 
 /// A test CA and a server certificate for 127.0.0.1 (openssl CLI); returns the CA path.
-fn make_certificates(dir: &std::path::Path) -> PathBuf {
+pub fn make_certificates(dir: &std::path::Path) -> PathBuf {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .current_dir(dir)

@@ -1,0 +1,68 @@
+//! `[smtp]` as the notify module uses it (config parses into these types): where the relay
+//! is, how the connection is protected, how pinwarden logs in, and the sender's addresses.
+//! Secrets are file paths here; the transport reads them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the connection to the relay is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connect, then STARTTLS, which must be offered (port 587; the default).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// Clear text: only with an explicit opt-in, for a relay on loopback.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// How pinwarden logs in to the relay.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SmtpAuth {
+    /// No login (a relay that trusts this host).
+    None,
+    /// SASL PLAIN or LOGIN with a password read from a file.
+    Password {
+        username: String,
+        password_file: PathBuf,
+    },
+    /// SASL XOAUTH2 with an OAuth access token read from a file (Exchange Online, Gmail),
+    /// re-read for every connection so an external refresher can replace it.
+    Xoauth2 {
+        username: String,
+        token_file: PathBuf,
+    },
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub auth: SmtpAuth,
+    /// Extra CA certificates (PEM) trusted for the relay, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `From:` (and the envelope sender), e.g. `Print room <print@example.org>`.
+    pub from: String,
+    pub reply_to: Option<String>,
+    /// A whole send (or probe) is abandoned after this: the relay may stop answering
+    /// mid-dialogue, and lettre bounds only the connect.
+    #[serde(serialize_with = "serialize_secs")]
+    pub timeout: Duration,
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{}s", d.as_secs()))
+}

@@ -1,0 +1,159 @@
+//! A real SMTP server for tests: Debian's python3-aiosmtpd on a free loopback port, run by
+//! `tests/fixtures/smtp_sink.py` (STARTTLS with a test CA minted by openssl, AUTH, refusals
+//! on demand). Delivered messages are read back from its mail directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+pub struct SmtpServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    /// The test CA that signed the server's certificate (for STARTTLS).
+    pub ca: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+/// What the server offers and demands.
+#[derive(Default, Clone)]
+pub struct SmtpOptions {
+    pub starttls: bool,
+    /// `user:password` for AUTH PLAIN/LOGIN.
+    pub auth: Option<String>,
+    /// `user:token` for AUTH XOAUTH2.
+    pub xoauth2: Option<String>,
+    /// Answer every RCPT TO with this code.
+    pub refuse_rcpt: Option<u16>,
+}
+
+impl SmtpServer {
+    pub fn start(options: SmtpOptions) -> SmtpServer {
+        let check = Command::new(PYTHON)
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        assert!(
+            check.map(|o| o.status.success()).unwrap_or(false),
+            "the SMTP tests need aiosmtpd: install the Debian package python3-aiosmtpd"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ca = super::mosquitto::make_certificates(dir.path());
+        let port = super::cups::free_port();
+        let mut args = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--maildir".to_string(),
+            dir.path().join("mail").display().to_string(),
+        ];
+        if options.starttls {
+            for (flag, file) in [("--cert", "server.crt"), ("--key", "server.key")] {
+                args.push(flag.into());
+                args.push(dir.path().join(file).display().to_string());
+            }
+        }
+        for (flag, value) in [("--auth", &options.auth), ("--xoauth2", &options.xoauth2)] {
+            if let Some(v) = value {
+                args.extend([flag.to_string(), v.clone()]);
+            }
+        }
+        if let Some(code) = options.refuse_rcpt {
+            args.extend(["--refuse-rcpt".to_string(), code.to_string()]);
+        }
+        let mut server = SmtpServer {
+            dir,
+            port,
+            ca,
+            args,
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_sink.py");
+        let log = std::fs::File::create(self.dir.path().join("smtp.log")).unwrap();
+        let mut child = Command::new(PYTHON)
+            .arg(script)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start the SMTP test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "SMTP test server: {}", self.log());
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("smtp.log")).unwrap_or_default()
+    }
+
+    /// The SMTP events seen so far (`RCPT …`, `AUTH …`, `DATA n`, `RSET`).
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("mail/events.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every delivered message, oldest first (with `X-Envelope-*`, `X-TLS`, `X-Auth` lines
+    /// the server prepends).
+    pub fn messages(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("mail"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    /// Waits until at least `n` messages were delivered; returns them.
+    pub fn wait_messages(&self, n: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages delivered; events {:?}\n{}",
+                messages.len(),
+                self.events(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port and mail directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
