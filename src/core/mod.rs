@@ -15,6 +15,7 @@ use crate::domain::{
 };
 use crate::store::Store;
 use decide::{AccessRules, DeviceRules, View};
+use lockout::LockoutKey;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -108,9 +109,9 @@ impl Staleness {
 
 /// The lockout keys a request is budgeted under.
 fn budget_keys(request: &AuthRequest) -> Vec<String> {
-    let mut keys = vec![lockout::device_key(&request.device.0)];
+    let mut keys = vec![LockoutKey::Device(request.device.0.clone()).to_string()];
     if let Some(ip) = request.origin.source_ip() {
-        keys.push(lockout::source_key(ip));
+        keys.push(LockoutKey::Source(ip).to_string());
     }
     keys
 }

@@ -444,7 +444,7 @@ impl Store for SledStore {
             })
             .map_err(tx_error)?;
         self.lockouts
-            .remove(format!("user:{id}"))
+            .remove(crate::core::lockout::user_key(id))
             .map_err(unavailable)?;
         Ok(removed)
     }

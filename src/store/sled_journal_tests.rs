@@ -1,5 +1,6 @@
 use super::super::SledStore;
 use super::{apply_chunk, encode, key, Head, CHUNK, HEAD, REMOVALS, UPSERTS};
+use crate::core::lockout::user_key;
 use crate::domain::{PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{OpenParams, Store, StoreError, SyncState, SyncWrite};
 use std::collections::HashSet;
@@ -81,17 +82,14 @@ fn assert_moved(store: &SledStore) {
     }
     for id in &leaving {
         assert!(store.user(id).unwrap().is_none());
-        assert!(store.lockouts.get(format!("user:{id}")).unwrap().is_none());
+        assert!(store.lockouts.get(user_key(id)).unwrap().is_none());
     }
 }
 
 /// A lockout counter for each leaver (removed with the user).
 fn lock_leavers(store: &SledStore) {
     for id in moved().1 {
-        store
-            .lockouts
-            .insert(format!("user:{id}"), &b"{}"[..])
-            .unwrap();
+        store.lockouts.insert(user_key(&id), &b"{}"[..]).unwrap();
     }
 }
 
