@@ -58,14 +58,6 @@ pub trait Actions: Send + Sync + 'static {
     fn after_grant<'a>(&'a self, device: &'a DeviceId, user: &'a str) -> ActionFuture<'a>;
 }
 
-/// No actions: grants are only answered and audited.
-pub struct NoActions;
-impl Actions for NoActions {
-    fn after_grant<'a>(&'a self, _: &'a DeviceId, _: &'a str) -> ActionFuture<'a> {
-        Box::pin(async { ActionReport::default() })
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct CoreStats {
     pub granted: u64,
@@ -383,7 +375,6 @@ impl Core {
         let view = View {
             device: Some(device),
             access: &self.access,
-            source_locked: false,
             user_locked,
             tag,
             candidate: user,
