@@ -339,7 +339,3 @@ fn apply_one(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
         out
     })
 }
-
-#[cfg(test)]
-#[path = "sled_sync_tests.rs"]
-mod tests;
