@@ -381,3 +381,7 @@ impl Core {
         self.store.record(kind);
     }
 }
+
+#[cfg(test)]
+#[path = "handle_tests.rs"]
+mod handle_tests;
