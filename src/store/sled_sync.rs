@@ -1,4 +1,4 @@
-//! The sled side of directory sync (a child of `sled.rs`, the only other file naming sled):
+//! The sled side of directory sync (a child of `sled.rs`; only the sled files name sled):
 //! the share-aware PIN tag index, the per-source key index and the one-transaction batch
 //! apply. A tag two users hold is in neither's PIN-only index entry but in `shared`.
 

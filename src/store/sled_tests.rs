@@ -1,5 +1,7 @@
 use super::*;
 use crate::domain::AuditKind;
+use crate::store::{OpenError, OpenParams, Opened};
+use std::path::Path;
 
 fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     OpenParams {
