@@ -11,19 +11,24 @@ fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     }
 }
 
-/// Opens, retrying briefly: sled's flusher thread releases the file lock shortly after
-/// the previous handle is dropped (a new process never sees this).
+/// Opens, retrying for up to 10 s while the store is in use: sled's flusher thread releases
+/// the file lock shortly after the previous handle is dropped (a new process never sees
+/// this), later on a loaded machine.
 fn reopen(dir: &Path, fp: &str, hp: &str) -> std::result::Result<Opened<SledStore>, OpenError> {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
         match SledStore::open(dir, params(fp, hp)) {
-            Err(OpenError::InUse(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
             other => return other,
         }
     }
-    SledStore::open(dir, params(fp, hp))
 }
 
-fn open(dir: &Path) -> SledStore {
+/// Opens the store at `dir` with the tests' pepper and parameters (also for the journal's
+/// tests, which reopen a store the same process just dropped).
+pub(super) fn open(dir: &Path) -> SledStore {
     reopen(dir, "fp1", "m=64,t=1,p=1").unwrap().store
 }
 
