@@ -32,8 +32,6 @@ pub struct View<'a> {
     /// The device's rules; `None` when the device is not configured.
     pub device: Option<&'a DeviceRules>,
     pub access: &'a AccessRules,
-    /// The device or the source address is inside a lockout period.
-    pub source_locked: bool,
     /// The candidate user is locked after too many failed ID+PIN attempts.
     pub user_locked: bool,
     /// The tag computed from the presented PIN (`None` for a card alone).
@@ -49,9 +47,6 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     let Some(device) = view.device else {
         return deny(DenyReason::UnknownDevice);
     };
-    if view.source_locked {
-        return deny(DenyReason::LockedOut);
-    }
     let user = match (&view.candidate, &request.credential) {
         (None, Credential::Pin(_)) => return deny(DenyReason::UnknownPin),
         (None, Credential::IdPin { .. }) => return deny(DenyReason::UnknownUser),

@@ -42,13 +42,12 @@ fn at(offset_ms: i64) -> Option<Timestamp> {
     Some(Timestamp::from_millis(NOW + offset_ms))
 }
 
-/// name, ID+PIN?, device groups, source locked, user locked, tag presented, user edit
+/// name, ID+PIN?, device groups, user locked, tag presented, user edit
 /// (None: no such user), expected deny reason (None: grant).
 type Row<'a> = (
     &'a str,
     bool,
     Option<&'a [String]>,
-    bool,
     bool,
     Tag,
     Option<fn(&mut User)>,
@@ -63,28 +62,27 @@ fn decision_table() {
     let none: Edit = |_| {};
     #[rustfmt::skip]
     let table: Vec<Row> = vec![
-        // name,                 id+pin, device groups,      src lock, user lock, tag,   user edit,               expected deny
-        ("grant pin-only",        false, Some(&staff),       false, false, RIGHT, Some(none),                     None),
-        ("grant id+pin",          true,  Some(&staff),       false, false, RIGHT, Some(none),                     None),
-        ("unknown device",        false, None,               false, false, RIGHT, Some(none),                     Some(DenyReason::UnknownDevice)),
-        ("source locked",         false, Some(&staff),       true,  false, RIGHT, Some(none),                     Some(DenyReason::LockedOut)),
-        ("unknown pin",           false, Some(&staff),       false, false, RIGHT, None,                           Some(DenyReason::UnknownPin)),
-        ("unknown user",          true,  Some(&staff),       false, false, RIGHT, None,                           Some(DenyReason::UnknownUser)),
-        ("wrong pin for id",      true,  Some(&staff),       false, false, WRONG, Some(none),                     Some(DenyReason::WrongPin)),
-        ("stale tag index",       false, Some(&staff),       false, false, WRONG, Some(none),                     Some(DenyReason::UnknownPin)),
-        ("no pin set",            true,  Some(&staff),       false, false, RIGHT, Some(|u| u.pin = None),         Some(DenyReason::NoPin)),
-        ("user locked",           true,  Some(&staff),       false, true,  RIGHT, Some(none),                     Some(DenyReason::UserLockedOut)),
-        ("disabled",              false, Some(&staff),       false, false, RIGHT, Some(|u| u.enabled = false),    Some(DenyReason::Disabled)),
-        ("not yet valid",         false, Some(&staff),       false, false, RIGHT, Some(|u| u.valid_from = at(1)), Some(DenyReason::NotYetValid)),
-        ("valid from now",        false, Some(&staff),       false, false, RIGHT, Some(|u| u.valid_from = at(0)), None),
-        ("account expired",       false, Some(&staff),       false, false, RIGHT, Some(|u| u.valid_until = at(0)), Some(DenyReason::AccountExpired)),
-        ("valid until later",     false, Some(&staff),       false, false, RIGHT, Some(|u| u.valid_until = at(1)), None),
-        ("pin expired",           false, Some(&staff),       false, false, RIGHT, Some(|u| u.pin.as_mut().unwrap().expires_at = at(-1)), Some(DenyReason::PinExpired)),
-        ("pin expires later",     false, Some(&staff),       false, false, RIGHT, Some(|u| u.pin.as_mut().unwrap().expires_at = at(60_000)), None),
-        ("group not allowed",     false, Some(&doors_only),  false, false, RIGHT, Some(none),                     Some(DenyReason::GroupNotAllowed)),
-        ("no groups at all",      false, Some(&staff),       false, false, RIGHT, Some(|u| u.groups.clear()),     Some(DenyReason::GroupNotAllowed)),
+        // name,                 id+pin, device groups,      user lock, tag,   user edit,               expected deny
+        ("grant pin-only",        false, Some(&staff),       false, RIGHT, Some(none),                     None),
+        ("grant id+pin",          true,  Some(&staff),       false, RIGHT, Some(none),                     None),
+        ("unknown device",        false, None,               false, RIGHT, Some(none),                     Some(DenyReason::UnknownDevice)),
+        ("unknown pin",           false, Some(&staff),       false, RIGHT, None,                           Some(DenyReason::UnknownPin)),
+        ("unknown user",          true,  Some(&staff),       false, RIGHT, None,                           Some(DenyReason::UnknownUser)),
+        ("wrong pin for id",      true,  Some(&staff),       false, WRONG, Some(none),                     Some(DenyReason::WrongPin)),
+        ("stale tag index",       false, Some(&staff),       false, WRONG, Some(none),                     Some(DenyReason::UnknownPin)),
+        ("no pin set",            true,  Some(&staff),       false, RIGHT, Some(|u| u.pin = None),         Some(DenyReason::NoPin)),
+        ("user locked",           true,  Some(&staff),       true,  RIGHT, Some(none),                     Some(DenyReason::UserLockedOut)),
+        ("disabled",              false, Some(&staff),       false, RIGHT, Some(|u| u.enabled = false),    Some(DenyReason::Disabled)),
+        ("not yet valid",         false, Some(&staff),       false, RIGHT, Some(|u| u.valid_from = at(1)), Some(DenyReason::NotYetValid)),
+        ("valid from now",        false, Some(&staff),       false, RIGHT, Some(|u| u.valid_from = at(0)), None),
+        ("account expired",       false, Some(&staff),       false, RIGHT, Some(|u| u.valid_until = at(0)), Some(DenyReason::AccountExpired)),
+        ("valid until later",     false, Some(&staff),       false, RIGHT, Some(|u| u.valid_until = at(1)), None),
+        ("pin expired",           false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().expires_at = at(-1)), Some(DenyReason::PinExpired)),
+        ("pin expires later",     false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().expires_at = at(60_000)), None),
+        ("group not allowed",     false, Some(&doors_only),  false, RIGHT, Some(none),                     Some(DenyReason::GroupNotAllowed)),
+        ("no groups at all",      false, Some(&staff),       false, RIGHT, Some(|u| u.groups.clear()),     Some(DenyReason::GroupNotAllowed)),
     ];
-    for (name, id_pin, groups, src_lock, user_lock, tag, edit, expected) in table {
+    for (name, id_pin, groups, user_lock, tag, edit, expected) in table {
         let candidate = match edit {
             Some(edit) => {
                 let mut user = alice();
@@ -106,7 +104,6 @@ fn decision_table() {
         let view = View {
             device: rules.as_ref(),
             access: &access,
-            source_locked: src_lock,
             user_locked: user_lock,
             tag: Some(tag),
             candidate,
@@ -167,7 +164,6 @@ fn schedules_duress_and_fail_mode() {
         let view = View {
             device: Some(&office),
             access: &access,
-            source_locked: false,
             user_locked: false,
             tag: Some(tag),
             candidate: Some(user.clone()),
@@ -255,7 +251,6 @@ fn a_stale_directory_denies_only_where_the_device_class_says_so() {
         let view = View {
             device: Some(device),
             access: &access,
-            source_locked: false,
             user_locked: false,
             tag: Some(tag),
             candidate: Some(alice()),
@@ -305,7 +300,6 @@ fn a_card_alone_is_the_whole_credential() {
     let view = |candidate: Option<User>| View {
         device: Some(&rules),
         access: &access,
-        source_locked: false,
         user_locked: false,
         tag: None,
         candidate,

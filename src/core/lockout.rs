@@ -11,14 +11,45 @@ use crate::config::LockoutPolicy;
 use crate::domain::{LockoutState, Timestamp};
 use std::time::Duration;
 
-pub fn device_key(device: &str) -> String {
-    format!("device:{device}")
+/// What a lockout counter counts against. Its text form (`device:…`, `source:…`,
+/// `user:…`) is the store key and what `status` shows; this type is the only place that
+/// spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockoutKey {
+    /// A configured device (budgeted).
+    Device(String),
+    /// A client address (budgeted).
+    Source(std::net::IpAddr),
+    /// A named user (consecutive wrong ID+PIN attempts).
+    User(String),
 }
-pub fn source_key(ip: std::net::IpAddr) -> String {
-    format!("source:{ip}")
+
+impl LockoutKey {
+    /// Reads a key's text form back; `None` for text this type did not write.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, rest) = text.split_once(':')?;
+        match kind {
+            "device" => Some(LockoutKey::Device(rest.into())),
+            "source" => rest.parse().ok().map(LockoutKey::Source),
+            "user" => Some(LockoutKey::User(rest.into())),
+            _ => None,
+        }
+    }
 }
+
+impl std::fmt::Display for LockoutKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockoutKey::Device(device) => write!(f, "device:{device}"),
+            LockoutKey::Source(ip) => write!(f, "source:{ip}"),
+            LockoutKey::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
+/// The store key of a user's counter.
 pub fn user_key(id: &str) -> String {
-    format!("user:{id}")
+    LockoutKey::User(id.into()).to_string()
 }
 
 /// The bucket at `now`: one failure forgiven per whole `forgive_every` since the anchor

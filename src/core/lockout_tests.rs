@@ -114,3 +114,23 @@ fn user_limit_is_consecutive_failures() {
     s = Some(on_user_failure(s, Timestamp::from_millis(0)));
     assert!(user_locked(s, &p));
 }
+
+#[test]
+fn lockout_keys_round_trip_through_their_text() {
+    let keys = [
+        (LockoutKey::Device("lobby".into()), "device:lobby"),
+        (
+            LockoutKey::Source("10.0.0.7".parse().unwrap()),
+            "source:10.0.0.7",
+        ),
+        (LockoutKey::Source("::1".parse().unwrap()), "source:::1"),
+        (LockoutKey::User("a:b".into()), "user:a:b"),
+    ];
+    for (key, text) in keys {
+        assert_eq!(key.to_string(), text);
+        assert_eq!(LockoutKey::parse(text), Some(key), "{text}");
+    }
+    for text in ["", "lobby", "door:x", "source:not-an-ip"] {
+        assert_eq!(LockoutKey::parse(text), None, "{text}");
+    }
+}

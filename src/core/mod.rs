@@ -1,9 +1,10 @@
-//! The authentication core: admits an attempt under its lockout keys, computes exactly one
-//! tag on the bounded pool, reads what the decision needs, calls the pure `decide`, persists
-//! lockout counters (flushed before a DENY is returned), runs the grant's actions (door
-//! unlock, print release) and audits. Frontends call
-//! this; it never parses bytes.
+//! The authentication core: admits an attempt under its lockout keys (`admission.rs`),
+//! computes exactly one tag on the bounded pool, reads what the decision needs, calls the
+//! pure `decide`, persists lockout counters (flushed before a DENY is returned), runs the
+//! grant's actions (door unlock, print release) and audits. Frontends call this; it never
+//! parses bytes.
 
+mod admission;
 pub mod decide;
 pub mod lockout;
 pub mod schedule;
@@ -14,6 +15,7 @@ use crate::domain::{
     AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
 use crate::store::Store;
+use admission::{budget_keys, Admission, Gate};
 use decide::{AccessRules, DeviceRules, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -57,14 +59,6 @@ pub trait Actions: Send + Sync + 'static {
     fn after_grant<'a>(&'a self, device: &'a DeviceId, user: &'a str) -> ActionFuture<'a>;
 }
 
-/// No actions: grants are only answered and audited.
-pub struct NoActions;
-impl Actions for NoActions {
-    fn after_grant<'a>(&'a self, _: &'a DeviceId, _: &'a str) -> ActionFuture<'a> {
-        Box::pin(async { ActionReport::default() })
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct CoreStats {
     pub granted: u64,
@@ -106,55 +100,8 @@ impl Staleness {
     }
 }
 
-/// The lockout keys a request is budgeted under.
-fn budget_keys(request: &AuthRequest) -> Vec<String> {
-    let mut keys = vec![lockout::device_key(&request.device.0)];
-    if let Some(ip) = request.origin.source_ip() {
-        keys.push(lockout::source_key(ip));
-    }
-    keys
-}
-
 /// The decision, the user found (if any), and whether the user's duress PIN was presented.
 type Evaluated = (Decision, Option<String>, bool);
-
-/// How long an attempt may wait for admission before the terminal is told BUSY.
-const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Attempts in flight per budget key (see `lockout::admits`).
-#[derive(Default)]
-struct Gate {
-    inflight: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-    changed: tokio::sync::Notify,
-}
-
-/// An admitted attempt's places under its keys, given back when dropped.
-struct Admitted<'a> {
-    gate: &'a Gate,
-    keys: Vec<String>,
-}
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        let mut inflight = self.gate.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        for key in &self.keys {
-            if let Some(n) = inflight.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    inflight.remove(key);
-                }
-            }
-        }
-        drop(inflight);
-        self.gate.changed.notify_waiters();
-    }
-}
-
-enum Admission<'a> {
-    Admitted(Admitted<'a>),
-    Locked,
-    TimedOut,
-}
 
 impl Core {
     pub fn new(
@@ -203,7 +150,8 @@ impl Core {
         };
         // A locked key costs no argon2; attempts in flight under a key are bounded by the
         // budget it has left, so parallel guesses cannot overrun it.
-        let admitted = match self.admit(&request).await {
+        let keys = budget_keys(&request);
+        let admitted = match self.gate.admit(keys, &*self.store, &self.lockout).await {
             Ok(Admission::Admitted(admitted)) => admitted,
             Ok(Admission::Locked) => return self.deny(&request, None, DenyReason::LockedOut).await,
             Ok(Admission::TimedOut) => return self.busy(&request),
@@ -301,47 +249,6 @@ impl Core {
         });
     }
 
-    /// Waits until every budget key of the request has room for one more attempt in
-    /// flight; `Locked` as soon as one is locked.
-    async fn admit(
-        &self,
-        request: &AuthRequest,
-    ) -> Result<Admission<'_>, crate::store::StoreError> {
-        let keys = budget_keys(request);
-        let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
-        loop {
-            let changed = self.gate.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let now = Timestamp::now();
-                let mut inflight = self.gate.inflight.lock().unwrap_or_else(|e| e.into_inner());
-                let mut fits = true;
-                for key in &keys {
-                    let state = self.store.lockout(key)?;
-                    if lockout::is_locked(state, now) {
-                        return Ok(Admission::Locked);
-                    }
-                    let room = lockout::admits(state, &self.lockout, now);
-                    fits &= inflight.get(key).copied().unwrap_or(0) < room;
-                }
-                if fits {
-                    for key in &keys {
-                        *inflight.entry(key.clone()).or_default() += 1;
-                    }
-                    return Ok(Admission::Admitted(Admitted {
-                        gate: &self.gate,
-                        keys,
-                    }));
-                }
-            }
-            tokio::select! {
-                _ = changed => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(Admission::TimedOut),
-            }
-        }
-    }
-
     /// Looks the credential up and decides. The budget keys were checked by `admit`.
     fn evaluate(
         &self,
@@ -382,7 +289,6 @@ impl Core {
         let view = View {
             device: Some(device),
             access: &self.access,
-            source_locked: false,
             user_locked,
             tag,
             candidate: user,
@@ -475,3 +381,7 @@ impl Core {
         self.store.record(kind);
     }
 }
+
+#[cfg(test)]
+#[path = "handle_tests.rs"]
+mod handle_tests;

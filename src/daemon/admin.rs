@@ -1,6 +1,7 @@
 //! Answers control-socket requests by delegating to the admin service, the core and the
 //! store. Lives under `daemon` because only the composition root may know all three.
 
+use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, Pin, Timestamp};
@@ -72,7 +73,8 @@ impl Admin {
             .into_iter()
             .filter(|(key, s)| {
                 s.locked_until.is_some_and(|u| u > now)
-                    || (key.starts_with("user:") && s.failures >= max)
+                    || (matches!(LockoutKey::parse(key), Some(LockoutKey::User(_)))
+                        && s.failures >= max)
             })
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();

@@ -98,10 +98,6 @@ impl User {
             .map(|p| p.tag)
             .collect()
     }
-
-    pub fn in_any_group(&self, allowed: &[String]) -> bool {
-        self.groups.iter().any(|g| allowed.iter().any(|a| a == g))
-    }
 }
 
 /// A persisted failure counter for one lockout key (a device, a source address, a user).

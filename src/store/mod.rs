@@ -1,8 +1,17 @@
-//! The narrow storage interface every other module uses. `sled.rs` is the only file that
-//! names sled; nothing here knows about frontends, policy or argon2.
+//! The narrow storage interface every other module uses, and its two implementations:
+//! `sled.rs` (the daemon's, the only file that names sled) and `memory.rs` (plain std
+//! collections, for tests); `suite.rs` holds the behaviour tests both must pass. Nothing
+//! here knows about frontends, policy or argon2.
 
+// First: its `store_suite!` macro is used by the stores' tests.
+#[cfg(test)]
+#[macro_use]
+mod suite;
+
+mod memory;
 mod sled;
 
+pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
 
 use crate::domain::{AuditEvent, AuditKind, LockoutState, Tag, Timestamp, User};

@@ -1,14 +1,15 @@
-//! The sled 0.34 implementation of `Store`: the only file that names sled. Values are JSON;
-//! the audit log is keyed by (unix ms, sequence) so it iterates in time order.
+//! The sled 0.34 implementation of `Store`. With its children — `sled_open.rs` (open guard,
+//! meta checks), `sled_log.rs` (audit log, outbox), `sled_sync.rs` (sync batches) and
+//! `sled_journal.rs` (large batches) — the only files that name sled. This file: the trees,
+//! users and their indexes written in transactions, lockout counters. Values are JSON.
 
 use super::{
-    ImportOutcome, LockoutUpdate, OpenError, OpenParams, Opened, OutboxBatch, Result, Store,
-    StoreError, SyncApplied, SyncState, SyncWrite, SCHEMA_VERSION,
+    ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
+    SyncWrite,
 };
 use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct SledStore {
@@ -37,6 +38,10 @@ pub struct SledStore {
 
 #[path = "sled_journal.rs"]
 mod journal;
+#[path = "sled_log.rs"]
+mod log;
+#[path = "sled_open.rs"]
+mod open;
 #[path = "sled_sync.rs"]
 mod sync;
 
@@ -157,99 +162,6 @@ fn put_user_tx(t: &TxTrees<'_>, user: &User, insert_only: bool) -> TxResult<bool
 }
 
 impl SledStore {
-    /// Opens (or creates) the store at `dir`. A store that panics or reports corruption on
-    /// open is moved aside, loudly, and a fresh one created; one held by another process,
-    /// or created with another pepper or argon2 parameters, refuses to open.
-    pub fn open(
-        dir: &Path,
-        params: OpenParams<'_>,
-    ) -> std::result::Result<Opened<Self>, OpenError> {
-        let path = dir.display().to_string();
-        let mut moved_aside = None;
-        let db = match try_open(dir, params.cache_capacity_mib) {
-            Ok(db) => db,
-            Err(Failure::InUse) => return Err(OpenError::InUse(path)),
-            Err(Failure::Corrupt(message)) => {
-                let aside = format!("{path}.corrupt-{}", Timestamp::now().millis());
-                std::fs::rename(dir, &aside).map_err(|e| OpenError::Io {
-                    path: path.clone(),
-                    message: format!("{message}; moving it aside failed: {e}"),
-                })?;
-                tracing::error!(store = %path, moved_to = %aside, reason = %message,
-                    "the store was corrupt: moved aside and starting with an empty one; \
-                     local users must be restored (import) and upstream users re-synced");
-                moved_aside = Some(aside);
-                try_open(dir, params.cache_capacity_mib).map_err(|f| OpenError::Io {
-                    path: path.clone(),
-                    message: f.to_string(),
-                })?
-            }
-            Err(Failure::Other(message)) => return Err(OpenError::Io { path, message }),
-        };
-        let io = |e: sled::Error| OpenError::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let tree = |name: &str| db.open_tree(name).map_err(io);
-        let store = SledStore {
-            users: tree("users")?,
-            tags: tree("pin_tags")?,
-            cards: tree("card_ids")?,
-            lockouts: tree("lockouts")?,
-            audit: tree("audit")?,
-            meta: tree("meta")?,
-            shared: tree("pin_tags_shared")?,
-            upstream: tree("upstream_keys")?,
-            sync: tree("sync_state")?,
-            journal: tree("sync_journal")?,
-            audit_len: AtomicU64::new(0),
-            outbox: tree("outbox")?,
-            outbox_len: AtomicU64::new(0),
-            outbox_max: AtomicU64::new(0),
-            db: db.clone(),
-        };
-        store
-            .audit_len
-            .store(store.audit.len() as u64, Ordering::Relaxed);
-        store
-            .outbox_len
-            .store(store.outbox.len() as u64, Ordering::Relaxed);
-        let (salt, created) = store.check_meta(&path, &params)?;
-        journal::recover(&store).map_err(|e| OpenError::Io {
-            path: path.clone(),
-            message: format!("completing an interrupted directory sync: {e}"),
-        })?;
-        Ok(Opened {
-            store,
-            salt,
-            created,
-            moved_aside,
-        })
-    }
-
-    fn meta_u64(&self, key: &[u8]) -> Result<u64> {
-        Ok(self
-            .meta
-            .get(key)
-            .map_err(unavailable)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0))
-    }
-
-    fn bump_meta(&self, key: &[u8], delta: i64) -> Result<()> {
-        self.meta
-            .fetch_and_update(key, |old| {
-                let old = old
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                Some(old.saturating_add_signed(delta).to_be_bytes().to_vec())
-            })
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
     fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree) {
         (
             &self.users,
@@ -258,98 +170,6 @@ impl SledStore {
             &self.meta,
             &self.shared,
         )
-    }
-
-    fn check_meta(
-        &self,
-        path: &str,
-        params: &OpenParams<'_>,
-    ) -> std::result::Result<([u8; 16], bool), OpenError> {
-        let io = |e: sled::Error| OpenError::Io {
-            path: path.into(),
-            message: e.to_string(),
-        };
-        let get = |k: &str| self.meta.get(k).map_err(io);
-        let Some(version) = get("schema_version")? else {
-            let salt: [u8; 16] = rand::random();
-            self.meta.insert("salt", &salt).map_err(io)?;
-            self.meta
-                .insert("pepper_fingerprint", params.pepper_fingerprint)
-                .map_err(io)?;
-            self.meta
-                .insert("hash_params", params.hash_params)
-                .map_err(io)?;
-            self.meta
-                .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
-                .map_err(io)?;
-            self.db.flush().map_err(io)?;
-            return Ok((salt, true));
-        };
-        let found = <[u8; 4]>::try_from(version.as_ref())
-            .map(u32::from_be_bytes)
-            .unwrap_or(u32::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(OpenError::SchemaTooNew {
-                path: path.into(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        if get("pepper_fingerprint")?.as_deref() != Some(params.pepper_fingerprint.as_bytes()) {
-            return Err(OpenError::PepperMismatch { path: path.into() });
-        }
-        let stored = get("hash_params")?
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .unwrap_or_default();
-        if stored != params.hash_params {
-            return Err(OpenError::ParamsMismatch {
-                path: path.into(),
-                stored,
-                configured: params.hash_params.into(),
-            });
-        }
-        let salt = get("salt")?
-            .and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok())
-            .ok_or_else(|| OpenError::Io {
-                path: path.into(),
-                message: "meta.salt is missing or damaged".into(),
-            })?;
-        Ok((salt, false))
-    }
-}
-
-enum Failure {
-    InUse,
-    Corrupt(String),
-    Other(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::InUse => f.write_str("in use by another process"),
-            Failure::Corrupt(m) | Failure::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-fn try_open(dir: &Path, cache_mib: u64) -> std::result::Result<Db, Failure> {
-    let config = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_mib * 1024 * 1024);
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e)))
-            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-        {
-            Err(Failure::InUse)
-        }
-        Ok(Err(sled::Error::Io(e))) => Err(Failure::Other(e.to_string())),
-        Ok(Err(e @ sled::Error::Corruption { .. })) => Err(Failure::Corrupt(e.to_string())),
-        Ok(Err(e)) => Err(Failure::Corrupt(e.to_string())),
-        Err(_) => Err(Failure::Corrupt(
-            "sled panicked while opening the store".into(),
-        )),
     }
 }
 
@@ -444,7 +264,7 @@ impl Store for SledStore {
             })
             .map_err(tx_error)?;
         self.lockouts
-            .remove(format!("user:{id}"))
+            .remove(crate::core::lockout::user_key(id))
             .map_err(unavailable)?;
         Ok(removed)
     }
@@ -527,32 +347,7 @@ impl Store for SledStore {
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        let seq = self.db.generate_id().map_err(unavailable)?;
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&(event.at.millis().max(0) as u64).to_be_bytes());
-        key[8..].copy_from_slice(&seq.to_be_bytes());
-        let value = encode(event);
-        self.audit
-            .insert(key, value.as_slice())
-            .map_err(unavailable)?;
-        self.audit_len.fetch_add(1, Ordering::Relaxed);
-        let max = self.outbox_max.load(Ordering::Relaxed);
-        if max > 0 {
-            self.outbox
-                .insert(seq.to_be_bytes(), value)
-                .map_err(unavailable)?;
-            self.outbox_len.fetch_add(1, Ordering::Relaxed);
-            while self.outbox_len.load(Ordering::Relaxed) > max {
-                match self.outbox.pop_min().map_err(unavailable)? {
-                    Some(_) => {
-                        self.outbox_len.fetch_sub(1, Ordering::Relaxed);
-                        self.bump_meta(OUTBOX_DROPPED, 1)?;
-                    }
-                    None => break,
-                }
-            }
-        }
-        Ok(())
+        log::append(self, event)
     }
 
     fn set_outbox_limit(&self, max: u64) {
@@ -560,69 +355,19 @@ impl Store for SledStore {
     }
 
     fn outbox_peek(&self, limit: usize) -> Result<OutboxBatch> {
-        let events = self
-            .outbox
-            .iter()
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(unavailable)?;
-                let seq = <[u8; 8]>::try_from(k.as_ref())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| unavailable("corrupt outbox key"))?;
-                Ok((seq, decode("outbox", &v)?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(OutboxBatch {
-            events,
-            dropped: self.meta_u64(OUTBOX_DROPPED)?,
-            pending: self.outbox_len.load(Ordering::Relaxed),
-        })
+        log::outbox_peek(self, limit)
     }
 
     fn outbox_ack(&self, upto: u64, dropped: u64) -> Result<()> {
-        while let Some((key, _)) = self.outbox.first().map_err(unavailable)? {
-            if key.as_ref() > upto.to_be_bytes().as_slice() {
-                break;
-            }
-            if self.outbox.remove(&key).map_err(unavailable)?.is_some() {
-                self.outbox_len.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        if dropped > 0 {
-            self.bump_meta(OUTBOX_DROPPED, -(dropped as i64))?;
-        }
-        Ok(())
+        log::outbox_ack(self, upto, dropped)
     }
 
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
-        let mut events = self
-            .audit
-            .iter()
-            .rev()
-            .take(n)
-            .map(|kv| {
-                kv.map_err(unavailable)
-                    .and_then(|(_, v)| decode("audit", &v))
-            })
-            .collect::<Result<Vec<AuditEvent>>>()?;
-        events.reverse();
-        Ok(events)
+        log::tail(self, n)
     }
 
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
-        let cutoff = (before.millis().max(0) as u64).to_be_bytes();
-        let mut removed = 0;
-        while let Some((key, _)) = self.audit.first().map_err(unavailable)? {
-            let too_many = self.audit_len.load(Ordering::Relaxed) > max_entries;
-            if key.as_ref()[..8] >= cutoff[..] && !too_many {
-                break;
-            }
-            if self.audit.remove(&key).map_err(unavailable)?.is_some() {
-                self.audit_len.fetch_sub(1, Ordering::Relaxed);
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        log::prune(self, before, max_entries)
     }
 
     fn flush(&self) -> Result<()> {

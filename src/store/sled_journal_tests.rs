@@ -1,17 +1,10 @@
+use super::super::tests::open;
 use super::super::SledStore;
 use super::{apply_chunk, encode, key, Head, CHUNK, HEAD, REMOVALS, UPSERTS};
+use crate::core::lockout::user_key;
 use crate::domain::{PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User, UserOrigin};
-use crate::store::{OpenParams, Store, StoreError, SyncState, SyncWrite};
+use crate::store::{Store, StoreError, SyncState, SyncWrite};
 use std::collections::HashSet;
-
-fn open(dir: &std::path::Path) -> SledStore {
-    let params = OpenParams {
-        pepper_fingerprint: "fp",
-        hash_params: "m=64,t=1,p=1",
-        cache_capacity_mib: 8,
-    };
-    SledStore::open(dir, params).unwrap().store
-}
 
 fn tag(n: u32) -> Tag {
     let mut t = [0u8; 32];
@@ -81,17 +74,14 @@ fn assert_moved(store: &SledStore) {
     }
     for id in &leaving {
         assert!(store.user(id).unwrap().is_none());
-        assert!(store.lockouts.get(format!("user:{id}")).unwrap().is_none());
+        assert!(store.lockouts.get(user_key(id)).unwrap().is_none());
     }
 }
 
 /// A lockout counter for each leaver (removed with the user).
 fn lock_leavers(store: &SledStore) {
     for id in moved().1 {
-        store
-            .lockouts
-            .insert(format!("user:{id}"), &b"{}"[..])
-            .unwrap();
+        store.lockouts.insert(user_key(&id), &b"{}"[..]).unwrap();
     }
 }
 

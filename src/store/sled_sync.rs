@@ -1,4 +1,4 @@
-//! The sled side of directory sync (a child of `sled.rs`, the only other file naming sled):
+//! The sled side of directory sync (a child of `sled.rs`; only the sled files name sled):
 //! the share-aware PIN tag index, the per-source key index and the one-transaction batch
 //! apply. A tag two users hold is in neither's PIN-only index entry but in `shared`.
 
@@ -6,6 +6,7 @@ use super::{
     abort, bump_count, card_keys, decode, encode, reindex, tag_keys, tx_error, unavailable,
     SledStore, TxResult, TxTrees,
 };
+use crate::core::lockout::user_key;
 use crate::domain::{User, UserOrigin};
 use crate::store::{Result, StoreError, SyncApplied, SyncWrite};
 use sled::transaction::TransactionalTree;
@@ -157,11 +158,6 @@ pub(super) struct BatchTrees<'a> {
     pub(super) lockouts: &'a TransactionalTree,
 }
 
-/// The lockout counter of a user (the core's `user:<id>` key).
-pub(super) fn lockout_key(id: &str) -> String {
-    format!("user:{id}")
-}
-
 /// Applies `removals` and `upserts` inside one transaction, adding to `out`. Every old
 /// index entry of every user touched is dropped first, then the new ones are added, so PINs
 /// and cards may move between these users in any order.
@@ -206,7 +202,7 @@ pub(super) fn apply_part(
     {
         if t.users.remove(id.as_bytes())?.is_some() {
             bump_count(t.meta, -1)?;
-            b.lockouts.remove(lockout_key(id).as_bytes())?;
+            b.lockouts.remove(user_key(id).as_bytes())?;
             out.removed += 1;
         }
     }
@@ -343,7 +339,3 @@ fn apply_one(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
         out
     })
 }
-
-#[cfg(test)]
-#[path = "sled_sync_tests.rs"]
-mod tests;

@@ -1,5 +1,7 @@
 use super::*;
-use crate::domain::{AuditKind, PinRecord, PinSource};
+use crate::domain::AuditKind;
+use crate::store::{OpenError, OpenParams, Opened};
+use std::path::Path;
 
 fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     OpenParams {
@@ -9,33 +11,33 @@ fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     }
 }
 
-/// Opens, retrying briefly: sled's flusher thread releases the file lock shortly after
-/// the previous handle is dropped (a new process never sees this).
+/// Opens, retrying for up to 10 s while the store is in use: sled's flusher thread releases
+/// the file lock shortly after the previous handle is dropped (a new process never sees
+/// this), later on a loaded machine.
 fn reopen(dir: &Path, fp: &str, hp: &str) -> std::result::Result<Opened<SledStore>, OpenError> {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
         match SledStore::open(dir, params(fp, hp)) {
-            Err(OpenError::InUse(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
             other => return other,
         }
     }
-    SledStore::open(dir, params(fp, hp))
 }
 
-fn open(dir: &Path) -> SledStore {
+/// Opens the store at `dir` with the tests' pepper and parameters (also for the journal's
+/// tests, which reopen a store the same process just dropped).
+pub(super) fn open(dir: &Path) -> SledStore {
     reopen(dir, "fp1", "m=64,t=1,p=1").unwrap().store
 }
 
-fn user(id: &str, tag: Option<u8>) -> User {
-    let mut u = User::new_local(id);
-    u.pin = tag.map(|t| PinRecord {
-        tag: Tag([t; 32]),
-        set_at: Timestamp::from_millis(0),
-        expires_at: None,
-        source: PinSource::Admin,
-        temporary: false,
-    });
-    u
+fn run(test: fn(&dyn Store)) {
+    let dir = tempfile::tempdir().unwrap();
+    test(&open(dir.path()));
 }
+
+store_suite!(run);
 
 #[test]
 fn meta_is_checked_on_reopen() {
@@ -87,73 +89,6 @@ fn a_corrupt_store_is_moved_aside_and_rebuilt() {
 }
 
 #[test]
-fn tag_index_and_count_follow_users() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    s.insert_user(&user("alice", Some(1))).unwrap();
-    s.insert_user(&user("bob", None)).unwrap();
-    assert!(matches!(
-        s.insert_user(&user("alice", None)),
-        Err(StoreError::UserExists(_))
-    ));
-    assert!(matches!(
-        s.insert_user(&user("carol", Some(1))),
-        Err(StoreError::TagTaken)
-    ));
-    assert_eq!(s.user_count().unwrap(), 2);
-    assert_eq!(
-        s.tag_owner(&Tag([1; 32])).unwrap().as_deref(),
-        Some("alice")
-    );
-
-    s.update_user(&user("alice", Some(2))).unwrap();
-    assert_eq!(
-        s.tag_owner(&Tag([1; 32])).unwrap(),
-        None,
-        "old tag released"
-    );
-    assert_eq!(
-        s.tag_owner(&Tag([2; 32])).unwrap().as_deref(),
-        Some("alice")
-    );
-    assert!(matches!(
-        s.update_user(&user("bob", Some(2))),
-        Err(StoreError::TagTaken)
-    ));
-    assert!(matches!(
-        s.update_user(&user("zed", None)),
-        Err(StoreError::NoSuchUser(_))
-    ));
-
-    assert!(s.remove_user("alice").unwrap().is_some());
-    assert_eq!(s.tag_owner(&Tag([2; 32])).unwrap(), None);
-    assert_eq!(s.user_count().unwrap(), 1);
-    assert!(s.remove_user("alice").unwrap().is_none());
-}
-
-#[test]
-fn upsert_is_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    s.insert_user(&user("alice", Some(1))).unwrap();
-    let batch = [user("bob", Some(2)), user("carol", Some(1))];
-    assert!(matches!(s.upsert_users(&batch), Err(StoreError::TagTaken)));
-    assert!(s.user("bob").unwrap().is_none(), "nothing applied");
-    assert_eq!(s.user_count().unwrap(), 1);
-    let outcome = s
-        .upsert_users(&[user("alice", Some(3)), user("bob", Some(2))])
-        .unwrap();
-    assert_eq!(
-        outcome,
-        ImportOutcome {
-            added: 1,
-            updated: 1
-        }
-    );
-    assert_eq!(s.user_count().unwrap(), 2);
-}
-
-#[test]
 fn lockouts_and_audit_persist_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -179,77 +114,37 @@ fn lockouts_and_audit_persist_across_reopen() {
     }
     let s = open(dir.path());
     assert_eq!(s.lockout("device:p").unwrap().unwrap().failures, 2);
-    assert_eq!(s.lockouts().unwrap().len(), 1);
-    s.update_lockout("device:p", &|_| None).unwrap();
-    assert_eq!(s.lockout("device:p").unwrap(), None);
     let tail = s.audit_tail(2).unwrap();
     assert_eq!(
         tail.iter().map(|e| e.at.millis()).collect::<Vec<_>>(),
         [3000, 4000]
     );
     assert_eq!(
-        s.prune_audit(Timestamp::from_millis(2000), 1_000_000)
-            .unwrap(),
-        2
-    );
-    assert_eq!(
         s.prune_audit(Timestamp::from_millis(0), 2).unwrap(),
-        1,
-        "trimmed to max"
+        3,
+        "the count of entries is known after a reopen"
     );
-    assert_eq!(s.audit_tail(10).unwrap().len(), 2);
 }
 
 #[test]
-fn card_index_is_unique_and_follows_users() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    let mut alice = user("alice", Some(1));
-    alice.cards = vec!["482115".into()];
-    s.insert_user(&alice).unwrap();
-    let mut bob = user("bob", Some(2));
-    bob.cards = vec!["482115".into()];
-    assert!(matches!(s.insert_user(&bob), Err(StoreError::CardTaken(c)) if c == "482115"));
-    assert!(s.user("bob").unwrap().is_none(), "nothing written");
-    assert_eq!(s.card_owner("482115").unwrap().as_deref(), Some("alice"));
-    alice.cards = vec!["99".into()];
-    s.update_user(&alice).unwrap();
-    assert_eq!(
-        s.card_owner("482115").unwrap(),
-        None,
-        "the old card is released"
-    );
-    s.insert_user(&bob).unwrap();
-    s.remove_user("alice").unwrap();
-    assert_eq!(s.card_owner("99").unwrap(), None);
-    assert_eq!(s.card_owner("482115").unwrap().as_deref(), Some("bob"));
-}
-
-#[test]
-fn the_outbox_is_bounded_ordered_and_durable() {
+fn the_outbox_and_its_drop_count_are_durable() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = |n: usize| AuditKind::Daemon {
         action: format!("e{n}"),
     };
     {
         let s = open(dir.path());
-        s.record(daemon(0));
-        assert_eq!(s.outbox_peek(10).unwrap().pending, 0, "off until enabled");
         s.set_outbox_limit(100);
         for n in 1..=150 {
             s.record(daemon(n));
         }
         let batch = s.outbox_peek(10).unwrap();
-        assert_eq!((batch.pending, batch.dropped), (100, 50));
-        let first = &batch.events[0];
-        assert_eq!(first.1.kind, daemon(51), "the oldest are dropped");
-        assert!(batch.events.windows(2).all(|w| w[0].0 < w[1].0));
-        s.outbox_ack(batch.events[9].0, batch.dropped).unwrap();
+        s.outbox_ack(batch.events[9].0, 20).unwrap();
         s.flush().unwrap();
     }
     let s = open(dir.path());
     let batch = s.outbox_peek(1000).unwrap();
-    assert_eq!((batch.pending, batch.dropped), (90, 0));
+    assert_eq!((batch.pending, batch.dropped), (90, 30));
     assert_eq!(batch.events[0].1.kind, daemon(61));
     assert_eq!(batch.events.len(), 90);
 }

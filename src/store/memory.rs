@@ -1,0 +1,334 @@
+//! `MemoryStore`: the `Store` in plain std collections, for tests and in-process daemons.
+//! It keeps the sled store's semantics (the shared suite in `suite.rs` runs against both):
+//! a write of several records runs on a copy of the tables that replaces them only when it
+//! succeeds, so it applies whole or not at all. Tests can make its reads fail and have it
+//! log the calls it receives, in order. Must not name sled or touch files.
+
+use super::{
+    ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
+    SyncWrite,
+};
+use crate::core::lockout::user_key;
+use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+#[path = "memory_index.rs"]
+mod index;
+
+/// Everything a transaction may change.
+#[derive(Clone, Default)]
+struct Tables {
+    users: BTreeMap<String, User>,
+    /// PIN tag → the one user holding it (PIN-only login).
+    tags: BTreeMap<[u8; 32], String>,
+    /// PIN tag → the users sharing it (upstream collisions; none of them is in `tags`).
+    shared: BTreeMap<[u8; 32], Vec<String>>,
+    cards: BTreeMap<String, String>,
+    /// (source, key at the source) → user id.
+    upstream: BTreeMap<(String, String), String>,
+    sync: BTreeMap<String, SyncState>,
+    lockouts: BTreeMap<String, LockoutState>,
+}
+
+/// The audit log and the outbox. Both are keyed by one sequence, as in sled.
+#[derive(Default)]
+struct Log {
+    seq: u64,
+    /// (unix ms, sequence) → event: time order, then arrival order.
+    audit: BTreeMap<(u64, u64), AuditEvent>,
+    outbox: BTreeMap<u64, AuditEvent>,
+    /// 0: the outbox is off.
+    outbox_max: u64,
+    dropped: u64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    log: Mutex<Log>,
+    fail_user_reads: AtomicBool,
+    fail_lockout_reads: AtomicBool,
+    calls: Option<Mutex<Vec<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn failing(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("{what} reads are switched to fail (memory store)"))
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store that logs every call it receives (see `calls`).
+    pub fn recording() -> Self {
+        MemoryStore {
+            calls: Some(Mutex::default()),
+            ..Self::default()
+        }
+    }
+
+    /// The calls so far, oldest first: the method name, then the key or the kind of event
+    /// (`update_lockout device:lobby`, `flush`, `append_audit Decision`).
+    pub fn calls(&self) -> Vec<String> {
+        self.calls
+            .as_ref()
+            .map(|c| lock(c).clone())
+            .unwrap_or_default()
+    }
+
+    /// Makes reads of users and of the PIN and card indexes fail (`Unavailable`), or work again.
+    pub fn fail_user_reads(&self, fail: bool) {
+        self.fail_user_reads.store(fail, Ordering::Relaxed);
+    }
+
+    /// Makes reads of lockout counters fail (`Unavailable`), or work again.
+    pub fn fail_lockout_reads(&self, fail: bool) {
+        self.fail_lockout_reads.store(fail, Ordering::Relaxed);
+    }
+
+    fn call(&self, what: impl FnOnce() -> String) {
+        if let Some(calls) = &self.calls {
+            lock(calls).push(what());
+        }
+    }
+
+    fn user_read(&self, what: &str) -> Result<MutexGuard<'_, Tables>> {
+        self.call(|| what.to_owned());
+        if self.fail_user_reads.load(Ordering::Relaxed) {
+            return Err(failing("user"));
+        }
+        Ok(lock(&self.tables))
+    }
+
+    fn lockout_read(&self, what: String) -> Result<MutexGuard<'_, Tables>> {
+        self.call(|| what);
+        if self.fail_lockout_reads.load(Ordering::Relaxed) {
+            return Err(failing("lockout"));
+        }
+        Ok(lock(&self.tables))
+    }
+
+    /// Runs `f` on a copy of the tables, which replaces them only if `f` succeeds.
+    fn write<T>(&self, what: &str, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        self.call(|| what.to_owned());
+        let mut tables = lock(&self.tables);
+        let mut next = tables.clone();
+        let out = f(&mut next)?;
+        *tables = next;
+        Ok(out)
+    }
+}
+
+impl Store for MemoryStore {
+    fn user(&self, id: &str) -> Result<Option<User>> {
+        Ok(self.user_read("user")?.users.get(id).cloned())
+    }
+
+    fn tag_owner(&self, tag: &Tag) -> Result<Option<String>> {
+        Ok(self
+            .user_read("tag_owner")?
+            .tags
+            .get(tag.as_bytes())
+            .cloned())
+    }
+
+    fn card_owner(&self, card: &str) -> Result<Option<String>> {
+        Ok(self.user_read("card_owner")?.cards.get(card).cloned())
+    }
+
+    fn insert_user(&self, user: &User) -> Result<()> {
+        self.write("insert_user", |t| {
+            index::put_user(t, user, true).map(|_| ())
+        })
+    }
+
+    fn update_user(&self, user: &User) -> Result<()> {
+        self.write("update_user", |t| {
+            if !t.users.contains_key(&user.id) {
+                return Err(StoreError::NoSuchUser(user.id.clone()));
+            }
+            index::put_user(t, user, false).map(|_| ())
+        })
+    }
+
+    fn remove_user(&self, id: &str) -> Result<Option<User>> {
+        self.write("remove_user", |t| {
+            let removed = index::remove_user(t, id);
+            t.lockouts.remove(&user_key(id));
+            Ok(removed)
+        })
+    }
+
+    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
+        self.write("upsert_users", |t| {
+            let mut outcome = ImportOutcome::default();
+            for user in users {
+                if index::put_user(t, user, false)? {
+                    outcome.added += 1;
+                } else {
+                    outcome.updated += 1;
+                }
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        Ok(self.user_read("users")?.users.values().cloned().collect())
+    }
+
+    fn user_count(&self) -> Result<u64> {
+        Ok(lock(&self.tables).users.len() as u64)
+    }
+
+    fn lockout(&self, key: &str) -> Result<Option<LockoutState>> {
+        let tables = self.lockout_read(format!("lockout {key}"))?;
+        Ok(tables.lockouts.get(key).copied())
+    }
+
+    fn update_lockout(&self, key: &str, f: LockoutUpdate<'_>) -> Result<Option<LockoutState>> {
+        self.call(|| format!("update_lockout {key}"));
+        let mut tables = lock(&self.tables);
+        let next = f(tables.lockouts.get(key).copied());
+        match next {
+            Some(state) => tables.lockouts.insert(key.to_owned(), state),
+            None => tables.lockouts.remove(key),
+        };
+        Ok(next)
+    }
+
+    fn lockouts(&self) -> Result<Vec<(String, LockoutState)>> {
+        let tables = self.lockout_read("lockouts".into())?;
+        Ok(tables
+            .lockouts
+            .iter()
+            .map(|(k, s)| (k.clone(), *s))
+            .collect())
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<()> {
+        self.call(|| {
+            let kind = format!("{:?}", event.kind);
+            let name = kind.split([' ', '(']).next().unwrap_or_default();
+            format!("append_audit {name}")
+        });
+        let mut log = lock(&self.log);
+        log.seq += 1;
+        let seq = log.seq;
+        let at = event.at.millis().max(0) as u64;
+        log.audit.insert((at, seq), event.clone());
+        if log.outbox_max > 0 {
+            log.outbox.insert(seq, event.clone());
+            while log.outbox.len() as u64 > log.outbox_max {
+                log.outbox.pop_first();
+                log.dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
+        let log = lock(&self.log);
+        let mut events: Vec<_> = log.audit.values().rev().take(n).cloned().collect();
+        events.reverse();
+        Ok(events)
+    }
+
+    fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
+        let cutoff = before.millis().max(0) as u64;
+        let mut log = lock(&self.log);
+        let mut removed = 0;
+        while let Some(((at, _), _)) = log.audit.first_key_value() {
+            if *at >= cutoff && log.audit.len() as u64 <= max_entries {
+                break;
+            }
+            log.audit.pop_first();
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn set_outbox_limit(&self, max: u64) {
+        lock(&self.log).outbox_max = max;
+    }
+
+    fn outbox_peek(&self, limit: usize) -> Result<OutboxBatch> {
+        let log = lock(&self.log);
+        Ok(OutboxBatch {
+            events: log
+                .outbox
+                .iter()
+                .take(limit)
+                .map(|(seq, e)| (*seq, e.clone()))
+                .collect(),
+            dropped: log.dropped,
+            pending: log.outbox.len() as u64,
+        })
+    }
+
+    fn outbox_ack(&self, upto: u64, dropped: u64) -> Result<()> {
+        let mut log = lock(&self.log);
+        log.outbox = log.outbox.split_off(&upto.saturating_add(1));
+        log.dropped = log.dropped.saturating_sub(dropped);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.call(|| "flush".into());
+        Ok(())
+    }
+
+    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
+        let tables = lock(&self.tables);
+        Ok(tables
+            .upstream
+            .range((source.to_owned(), String::new())..)
+            .take_while(|((s, _), _)| s == source)
+            .map(|((_, key), id)| (key.clone(), id.clone()))
+            .collect())
+    }
+
+    fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {
+        Ok(lock(&self.tables).sync.get(source).cloned())
+    }
+
+    fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()> {
+        self.write("put_sync_state", |t| {
+            t.sync.insert(source.to_owned(), state.clone());
+            Ok(())
+        })
+    }
+
+    fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        self.write("apply_sync", |t| {
+            let mut out = index::apply_batch(t, write)?;
+            let shared: BTreeSet<&String> = t.shared.values().flatten().collect();
+            out.collisions = write
+                .upserts
+                .iter()
+                .map(|u| &u.id)
+                .filter(|id| shared.contains(id))
+                .cloned()
+                .collect();
+            out.collisions.sort();
+            out.collisions.dedup();
+            t.sync.insert(write.source.to_owned(), write.state.clone());
+            Ok(out)
+        })
+    }
+
+    fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
+        Ok(lock(&self.tables).shared.values().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;
