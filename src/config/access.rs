@@ -1,15 +1,17 @@
 //! Validation of the access-control part of the configuration: time zone, named schedules,
-//! group schedules, serial keypads and door actuators.
+//! group schedules, serial keypads (into the keypad frontend's own `KeypadConfig`) and door
+//! actuators (into the door action's own `DoorConfig`).
 
+use super::devices::{Device, DeviceKind};
 use super::raw::{RawConfig, RawDoor, RawKeypad};
-use super::{absolute, duration_key, Device, DeviceKind};
+use super::{absolute, duration_key};
 use crate::action::door::{Actuator, DoorConfig};
 use crate::core::schedule::{Schedule, TimeZone};
 use crate::domain::DeviceId;
 use crate::frontend::keypad::framing::Framing;
+use crate::frontend::keypad::settings::{CardThenPin, Feedback, KeypadConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Serialize)]
@@ -28,40 +30,6 @@ pub struct Access {
     pub schedules: BTreeMap<String, NamedSchedule>,
     /// group → schedule name: members of the group are admitted only inside it.
     pub group_schedules: BTreeMap<String, String>,
-}
-
-/// Bytes written back to a keypad for each outcome (LEDs, buzzer).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Feedback {
-    pub granted: Vec<u8>,
-    pub denied: Vec<u8>,
-    pub busy: Vec<u8>,
-    pub locked_out: Vec<u8>,
-    /// Sent when a card was read and the reader waits for its PIN.
-    pub card: Vec<u8>,
-}
-
-/// Card-then-PIN on a `line` keypad whose reader sends card reads as prefixed lines.
-#[derive(Clone, Debug, Serialize)]
-pub struct CardThenPin {
-    pub prefix: String,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub window: Duration,
-    /// Refuse a PIN that does not follow a card.
-    pub required: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct KeypadConfig {
-    pub port: PathBuf,
-    pub baud: u32,
-    pub device: DeviceId,
-    pub framing: Framing,
-    pub max_length: usize,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub inter_key_timeout: Duration,
-    pub card: Option<CardThenPin>,
-    pub feedback: Feedback,
 }
 
 pub fn validate_access(raw: &RawConfig) -> Result<Access, String> {

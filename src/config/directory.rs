@@ -35,10 +35,10 @@ pub enum DirectorySource {
 pub struct DirectoryConfig {
     pub name: String,
     pub source: DirectorySource,
-    #[serde(serialize_with = "super::duration::serialize")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub interval: Duration,
     pub max_delete_share: f64,
-    #[serde(serialize_with = "super::duration::serialize")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub max_staleness: Duration,
 }
 

@@ -1,40 +1,14 @@
-//! The `[mqtt]` block (broker, credentials, topics, request devices, Zigbee2MQTT keypads) and
-//! the MQTT door actuator presets (Tasmota, Shelly Gen2) that turn a `[[door]]` into a topic
-//! and payload. Reads no files: secrets are paths, read when the daemon starts.
+//! The `[mqtt]` block (broker, credentials, topics, request devices, Zigbee2MQTT keypads),
+//! parsed into the MQTT frontend's own `MqttConfig`, and the MQTT door actuator presets
+//! (Tasmota, Shelly Gen2) that turn a `[[door]]` into a topic and payload. Reads no files: secrets are paths, read when the daemon starts.
 
+use super::devices::Device;
 use super::raw::{RawDoor, RawMqtt};
-use super::{absolute, duration_key, Device};
+use super::{absolute, duration_key};
 use crate::domain::DeviceId;
-use serde::Serialize;
+use crate::frontend::mqtt::settings::MqttConfig;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    /// Topic prefix: requests on `<prefix>/request/<device>`, events on `<prefix>/events`.
-    pub prefix: String,
-    pub username: Option<String>,
-    /// Read at start; never printed.
-    pub password_file: Option<PathBuf>,
-    pub tls: bool,
-    pub ca_file: Option<PathBuf>,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub keep_alive: Duration,
-    /// Devices that accept requests on `<prefix>/request/<device>`.
-    pub devices: BTreeSet<DeviceId>,
-    /// A request id seen again within this window is a replay and is refused.
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub replay_window: Duration,
-    /// Events kept while the broker is away; the oldest are dropped (and counted) beyond it.
-    pub outbox_max: u64,
-    pub zigbee_base_topic: String,
-    /// Zigbee2MQTT keypad friendly name → the device it opens.
-    pub zigbee_keypads: BTreeMap<String, DeviceId>,
-}
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -8,13 +8,13 @@ pub mod decide;
 pub mod lockout;
 pub mod schedule;
 
-use crate::config::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
     AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
 use crate::store::Store;
 use decide::{AccessRules, DeviceRules, View};
+use lockout::LockoutPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
