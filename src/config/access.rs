@@ -117,17 +117,7 @@ pub fn validate_keypad(
 ) -> Result<KeypadConfig, String> {
     let key = format!("keypad[{i}]");
     let device = door_device(devices, &format!("{key}.device"), &raw.device)?;
-    let framing = match raw.framing.as_deref().unwrap_or("keys") {
-        "keys" => Framing::Keys,
-        "line" => Framing::Line,
-        "wiegand4" => Framing::Wiegand4,
-        "wiegand8" => Framing::Wiegand8,
-        other => {
-            return Err(format!(
-                "{key}.framing = \"{other}\": use \"keys\", \"line\", \"wiegand4\" or \"wiegand8\""
-            ))
-        }
-    };
+    let framing = framing(&key, raw.framing.as_deref())?;
     // Card lines (prefix + number) are longer than PINs.
     let max_length = raw
         .max_length
@@ -143,7 +133,48 @@ pub fn validate_keypad(
     if inter_key_timeout < Duration::from_millis(100) {
         return Err(format!("{key}.inter_key_timeout must be at least 100ms"));
     }
-    let card = match &raw.card_prefix {
+    let card = card_then_pin(&key, raw, framing)?;
+    let f = &raw.feedback;
+    Ok(KeypadConfig {
+        port: absolute(&raw.port),
+        baud: raw.baud.unwrap_or(9600),
+        device,
+        framing,
+        max_length,
+        inter_key_timeout,
+        card,
+        feedback: Feedback {
+            granted: f.granted.clone().unwrap_or_default(),
+            denied: f.denied.clone().unwrap_or_default(),
+            busy: f.busy.clone().unwrap_or_default(),
+            locked_out: f.locked_out.clone().unwrap_or_default(),
+            card: f.card.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// `framing`: how the keypad's bytes become keys and lines.
+fn framing(key: &str, framing: Option<&str>) -> Result<Framing, String> {
+    Ok(match framing.unwrap_or("keys") {
+        "keys" => Framing::Keys,
+        "line" => Framing::Line,
+        "wiegand4" => Framing::Wiegand4,
+        "wiegand8" => Framing::Wiegand8,
+        other => {
+            return Err(format!(
+                "{key}.framing = \"{other}\": use \"keys\", \"line\", \"wiegand4\" or \"wiegand8\""
+            ))
+        }
+    })
+}
+
+/// `card_prefix`, `card_then_pin` and `require_card`: card reads on a `line` keypad.
+fn card_then_pin(
+    key: &str,
+    raw: &RawKeypad,
+    framing: Framing,
+) -> Result<Option<CardThenPin>, String> {
+    Ok(match &raw.card_prefix {
         None if raw.card_then_pin.is_some() || raw.require_card => {
             return Err(format!(
                 "{key}.card_then_pin and {key}.require_card need {key}.card_prefix: the text \
@@ -172,23 +203,6 @@ pub fn validate_keypad(
                 required: raw.require_card,
             })
         }
-    };
-    let f = &raw.feedback;
-    Ok(KeypadConfig {
-        port: absolute(&raw.port),
-        baud: raw.baud.unwrap_or(9600),
-        device,
-        framing,
-        max_length,
-        inter_key_timeout,
-        card,
-        feedback: Feedback {
-            granted: f.granted.clone().unwrap_or_default(),
-            denied: f.denied.clone().unwrap_or_default(),
-            busy: f.busy.clone().unwrap_or_default(),
-            locked_out: f.locked_out.clone().unwrap_or_default(),
-            card: f.card.clone().unwrap_or_default(),
-        },
     })
 }
 

@@ -74,28 +74,15 @@ fn cups_server(server: Option<&str>) -> Result<CupsServer, String> {
     Ok(CupsServer::Tcp(server.to_string()))
 }
 
-/// `[cups]`, with defaults: the local scheduler on its domain socket, as root with its
-/// local certificate.
-pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
-    let empty = RawCups {
-        server: None,
-        auth: None,
-        username: None,
-        password_file: None,
-        cert_file: None,
-        timeout: None,
-        release_timeout: None,
-        max_backoff: None,
-    };
-    let raw = raw.unwrap_or(&empty);
-    let server = cups_server(raw.server.as_deref())?;
-    let on_socket = matches!(server, CupsServer::Socket(_));
+/// `cups.auth` with its account and secret: on the domain socket root's local certificate
+/// by default, over TCP Basic.
+fn cups_auth(raw: &RawCups, on_socket: bool) -> Result<CupsAuthConfig, String> {
     let default_auth = if on_socket {
         "local-certificate"
     } else {
         "basic"
     };
-    let auth = match (raw.auth.as_deref().unwrap_or(default_auth), &raw.username) {
+    Ok(match (raw.auth.as_deref().unwrap_or(default_auth), &raw.username) {
         (local @ ("local-certificate" | "peer-credentials"), _) if !on_socket => {
             return Err(format!(
                 "cups.auth = \"{local}\" works only on CUPS's domain socket (cupsd refuses its \
@@ -130,7 +117,26 @@ pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
                  \"basic\" (an account in CUPS's SystemGroup, with a password) or \"none\""
             ))
         }
+    })
+}
+
+/// `[cups]`, with defaults: the local scheduler on its domain socket, as root with its
+/// local certificate.
+pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
+    let empty = RawCups {
+        server: None,
+        auth: None,
+        username: None,
+        password_file: None,
+        cert_file: None,
+        timeout: None,
+        release_timeout: None,
+        max_backoff: None,
     };
+    let raw = raw.unwrap_or(&empty);
+    let server = cups_server(raw.server.as_deref())?;
+    let on_socket = matches!(server, CupsServer::Socket(_));
+    let auth = cups_auth(raw, on_socket)?;
     let timeout = duration_key(
         "cups.timeout",
         raw.timeout.as_deref(),
