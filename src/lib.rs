@@ -9,6 +9,7 @@ pub mod core;
 pub mod crypto;
 pub mod daemon;
 pub mod domain;
+pub mod duration;
 pub mod frontend;
 pub mod lifecycle;
 pub mod notify;

@@ -44,7 +44,7 @@ pub trait CommandSink: Send + Sync {
 pub struct DoorConfig {
     pub device: DeviceId,
     pub actuator: Actuator,
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub pulse: Duration,
 }
 

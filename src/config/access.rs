@@ -1,15 +1,17 @@
 //! Validation of the access-control part of the configuration: time zone, named schedules,
-//! group schedules, serial keypads and door actuators.
+//! group schedules, serial keypads (into the keypad frontend's own `KeypadConfig`) and door
+//! actuators (into the door action's own `DoorConfig`).
 
+use super::devices::{Device, DeviceKind};
 use super::raw::{RawConfig, RawDoor, RawKeypad};
-use super::{absolute, duration_key, Device, DeviceKind};
+use super::{absolute, duration_key};
 use crate::action::door::{Actuator, DoorConfig};
 use crate::core::schedule::{Schedule, TimeZone};
 use crate::domain::DeviceId;
 use crate::frontend::keypad::framing::Framing;
+use crate::frontend::keypad::settings::{CardThenPin, Feedback, KeypadConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Serialize)]
@@ -28,40 +30,6 @@ pub struct Access {
     pub schedules: BTreeMap<String, NamedSchedule>,
     /// group → schedule name: members of the group are admitted only inside it.
     pub group_schedules: BTreeMap<String, String>,
-}
-
-/// Bytes written back to a keypad for each outcome (LEDs, buzzer).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Feedback {
-    pub granted: Vec<u8>,
-    pub denied: Vec<u8>,
-    pub busy: Vec<u8>,
-    pub locked_out: Vec<u8>,
-    /// Sent when a card was read and the reader waits for its PIN.
-    pub card: Vec<u8>,
-}
-
-/// Card-then-PIN on a `line` keypad whose reader sends card reads as prefixed lines.
-#[derive(Clone, Debug, Serialize)]
-pub struct CardThenPin {
-    pub prefix: String,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub window: Duration,
-    /// Refuse a PIN that does not follow a card.
-    pub required: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct KeypadConfig {
-    pub port: PathBuf,
-    pub baud: u32,
-    pub device: DeviceId,
-    pub framing: Framing,
-    pub max_length: usize,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub inter_key_timeout: Duration,
-    pub card: Option<CardThenPin>,
-    pub feedback: Feedback,
 }
 
 pub fn validate_access(raw: &RawConfig) -> Result<Access, String> {
@@ -149,17 +117,7 @@ pub fn validate_keypad(
 ) -> Result<KeypadConfig, String> {
     let key = format!("keypad[{i}]");
     let device = door_device(devices, &format!("{key}.device"), &raw.device)?;
-    let framing = match raw.framing.as_deref().unwrap_or("keys") {
-        "keys" => Framing::Keys,
-        "line" => Framing::Line,
-        "wiegand4" => Framing::Wiegand4,
-        "wiegand8" => Framing::Wiegand8,
-        other => {
-            return Err(format!(
-                "{key}.framing = \"{other}\": use \"keys\", \"line\", \"wiegand4\" or \"wiegand8\""
-            ))
-        }
-    };
+    let framing = framing(&key, raw.framing.as_deref())?;
     // Card lines (prefix + number) are longer than PINs.
     let max_length = raw
         .max_length
@@ -175,7 +133,48 @@ pub fn validate_keypad(
     if inter_key_timeout < Duration::from_millis(100) {
         return Err(format!("{key}.inter_key_timeout must be at least 100ms"));
     }
-    let card = match &raw.card_prefix {
+    let card = card_then_pin(&key, raw, framing)?;
+    let f = &raw.feedback;
+    Ok(KeypadConfig {
+        port: absolute(&raw.port),
+        baud: raw.baud.unwrap_or(9600),
+        device,
+        framing,
+        max_length,
+        inter_key_timeout,
+        card,
+        feedback: Feedback {
+            granted: f.granted.clone().unwrap_or_default(),
+            denied: f.denied.clone().unwrap_or_default(),
+            busy: f.busy.clone().unwrap_or_default(),
+            locked_out: f.locked_out.clone().unwrap_or_default(),
+            card: f.card.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// `framing`: how the keypad's bytes become keys and lines.
+fn framing(key: &str, framing: Option<&str>) -> Result<Framing, String> {
+    Ok(match framing.unwrap_or("keys") {
+        "keys" => Framing::Keys,
+        "line" => Framing::Line,
+        "wiegand4" => Framing::Wiegand4,
+        "wiegand8" => Framing::Wiegand8,
+        other => {
+            return Err(format!(
+                "{key}.framing = \"{other}\": use \"keys\", \"line\", \"wiegand4\" or \"wiegand8\""
+            ))
+        }
+    })
+}
+
+/// `card_prefix`, `card_then_pin` and `require_card`: card reads on a `line` keypad.
+fn card_then_pin(
+    key: &str,
+    raw: &RawKeypad,
+    framing: Framing,
+) -> Result<Option<CardThenPin>, String> {
+    Ok(match &raw.card_prefix {
         None if raw.card_then_pin.is_some() || raw.require_card => {
             return Err(format!(
                 "{key}.card_then_pin and {key}.require_card need {key}.card_prefix: the text \
@@ -204,23 +203,6 @@ pub fn validate_keypad(
                 required: raw.require_card,
             })
         }
-    };
-    let f = &raw.feedback;
-    Ok(KeypadConfig {
-        port: absolute(&raw.port),
-        baud: raw.baud.unwrap_or(9600),
-        device,
-        framing,
-        max_length,
-        inter_key_timeout,
-        card,
-        feedback: Feedback {
-            granted: f.granted.clone().unwrap_or_default(),
-            denied: f.denied.clone().unwrap_or_default(),
-            busy: f.busy.clone().unwrap_or_default(),
-            locked_out: f.locked_out.clone().unwrap_or_default(),
-            card: f.card.clone().unwrap_or_default(),
-        },
     })
 }
 

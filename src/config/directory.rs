@@ -6,6 +6,7 @@ use super::{absolute, duration_key};
 use crate::sync::csv::CsvSettings;
 use crate::sync::scim::{ScimAttributes, ScimSettings};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -35,10 +36,10 @@ pub enum DirectorySource {
 pub struct DirectoryConfig {
     pub name: String,
     pub source: DirectorySource,
-    #[serde(serialize_with = "super::duration::serialize")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub interval: Duration,
     pub max_delete_share: f64,
-    #[serde(serialize_with = "super::duration::serialize")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub max_staleness: Duration,
 }
 
@@ -79,30 +80,7 @@ pub fn validate_directories(raw: &[RawDirectory]) -> Result<Vec<DirectoryConfig>
         if out.iter().any(|o| o.name == d.name) {
             return Err(format!("{key}.name = \"{}\" is declared twice", d.name));
         }
-        let source = match d.kind.as_str() {
-            "csv" => DirectorySource::Csv(csv(&key, d)?),
-            "scim" => DirectorySource::Scim(Box::new(scim(&key, d)?)),
-            "ldap" => {
-                misplaced(
-                    &key,
-                    "ldap",
-                    &[
-                        ("path", d.path.is_some()),
-                        ("delimiter", d.delimiter.is_some()),
-                        ("url", d.url.is_some()),
-                        ("token_file", d.token_file.is_some()),
-                        ("page_size", d.page_size.is_some()),
-                        ("timeout", d.timeout.is_some()),
-                    ],
-                )?;
-                DirectorySource::Ldap(Box::new(super::ldap::validate(&key, d)?))
-            }
-            other => {
-                return Err(format!(
-                    "{key}.kind = \"{other}\": use \"ldap\", \"scim\" or \"csv\""
-                ))
-            }
-        };
+        let source = directory_source(&key, d)?;
         let interval = duration_key(
             &format!("{key}.interval"),
             d.interval.as_deref(),
@@ -133,6 +111,34 @@ pub fn validate_directories(raw: &[RawDirectory]) -> Result<Vec<DirectoryConfig>
         });
     }
     Ok(out)
+}
+
+/// `kind`: the source a directory follows, with the keys that apply to it.
+fn directory_source(key: &str, d: &RawDirectory) -> Result<DirectorySource, String> {
+    Ok(match d.kind.as_str() {
+        "csv" => DirectorySource::Csv(csv(key, d)?),
+        "scim" => DirectorySource::Scim(Box::new(scim(key, d)?)),
+        "ldap" => {
+            misplaced(
+                key,
+                "ldap",
+                &[
+                    ("path", d.path.is_some()),
+                    ("delimiter", d.delimiter.is_some()),
+                    ("url", d.url.is_some()),
+                    ("token_file", d.token_file.is_some()),
+                    ("page_size", d.page_size.is_some()),
+                    ("timeout", d.timeout.is_some()),
+                ],
+            )?;
+            DirectorySource::Ldap(Box::new(super::ldap::validate(key, d)?))
+        }
+        other => {
+            return Err(format!(
+                "{key}.kind = \"{other}\": use \"ldap\", \"scim\" or \"csv\""
+            ))
+        }
+    })
 }
 
 fn misplaced(key: &str, kind: &str, fields: &[(&str, bool)]) -> Result<(), String> {
@@ -197,7 +203,30 @@ fn scim(key: &str, d: &RawDirectory) -> Result<ScimSettings, String> {
     if !(1..=1000).contains(&page_size) {
         return Err(format!("{key}.page_size = {page_size}: use 1 to 1000"));
     }
-    let a = d.attributes.as_ref();
+    let attributes = scim_attributes(key, d.attributes.as_ref())?;
+    Ok(ScimSettings {
+        url: url.trim_end_matches('/').to_string(),
+        token_file: d.token_file.as_deref().map(absolute),
+        page_size,
+        timeout: duration_key(
+            &format!("{key}.timeout"),
+            d.timeout.as_deref(),
+            Duration::from_secs(30),
+        )?,
+        full_every: duration_key(
+            &format!("{key}.full_every"),
+            d.full_every.as_deref(),
+            Duration::from_secs(24 * 3600),
+        )?,
+        attributes,
+    })
+}
+
+/// `[directory.attributes]` of a SCIM directory: which SCIM attribute fills each user field.
+fn scim_attributes(
+    key: &str,
+    a: Option<&BTreeMap<String, String>>,
+) -> Result<ScimAttributes, String> {
     let attr = |name: &str, default: &str| -> String {
         a.and_then(|a| a.get(name).cloned())
             .unwrap_or_else(|| default.to_string())
@@ -222,30 +251,15 @@ fn scim(key: &str, d: &RawDirectory) -> Result<ScimSettings, String> {
             ));
         }
     }
-    Ok(ScimSettings {
-        url: url.trim_end_matches('/').to_string(),
-        token_file: d.token_file.as_deref().map(absolute),
-        page_size,
-        timeout: duration_key(
-            &format!("{key}.timeout"),
-            d.timeout.as_deref(),
-            Duration::from_secs(30),
-        )?,
-        full_every: duration_key(
-            &format!("{key}.full_every"),
-            d.full_every.as_deref(),
-            Duration::from_secs(24 * 3600),
-        )?,
-        attributes: ScimAttributes {
-            id: attr("id", "userName"),
-            name: attr("name", "displayName"),
-            email: attr("email", "emails[primary].value"),
-            groups: attr("groups", "groups[].display"),
-            pin: opt("pin"),
-            card: opt("card"),
-            enabled: attr("enabled", "active"),
-            valid_from: opt("valid_from"),
-            valid_until: opt("valid_until"),
-        },
+    Ok(ScimAttributes {
+        id: attr("id", "userName"),
+        name: attr("name", "displayName"),
+        email: attr("email", "emails[primary].value"),
+        groups: attr("groups", "groups[].display"),
+        pin: opt("pin"),
+        card: opt("card"),
+        enabled: attr("enabled", "active"),
+        valid_from: opt("valid_from"),
+        valid_until: opt("valid_until"),
     })
 }

@@ -1,40 +1,14 @@
-//! The `[mqtt]` block (broker, credentials, topics, request devices, Zigbee2MQTT keypads) and
-//! the MQTT door actuator presets (Tasmota, Shelly Gen2) that turn a `[[door]]` into a topic
-//! and payload. Reads no files: secrets are paths, read when the daemon starts.
+//! The `[mqtt]` block (broker, credentials, topics, request devices, Zigbee2MQTT keypads),
+//! parsed into the MQTT frontend's own `MqttConfig`, and the MQTT door actuator presets
+//! (Tasmota, Shelly Gen2) that turn a `[[door]]` into a topic and payload. Reads no files: secrets are paths, read when the daemon starts.
 
+use super::devices::Device;
 use super::raw::{RawDoor, RawMqtt};
-use super::{absolute, duration_key, Device};
+use super::{absolute, duration_key};
 use crate::domain::DeviceId;
-use serde::Serialize;
+use crate::frontend::mqtt::settings::MqttConfig;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    /// Topic prefix: requests on `<prefix>/request/<device>`, events on `<prefix>/events`.
-    pub prefix: String,
-    pub username: Option<String>,
-    /// Read at start; never printed.
-    pub password_file: Option<PathBuf>,
-    pub tls: bool,
-    pub ca_file: Option<PathBuf>,
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub keep_alive: Duration,
-    /// Devices that accept requests on `<prefix>/request/<device>`.
-    pub devices: BTreeSet<DeviceId>,
-    /// A request id seen again within this window is a replay and is refused.
-    #[serde(serialize_with = "super::duration::serialize")]
-    pub replay_window: Duration,
-    /// Events kept while the broker is away; the oldest are dropped (and counted) beyond it.
-    pub outbox_max: u64,
-    pub zigbee_base_topic: String,
-    /// Zigbee2MQTT keypad friendly name → the device it opens.
-    pub zigbee_keypads: BTreeMap<String, DeviceId>,
-}
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -91,37 +65,8 @@ pub fn validate_mqtt(
         raw.replay_window.as_deref(),
         Duration::from_secs(600),
     )?;
-    let known = |key: String, id: &str| -> Result<DeviceId, String> {
-        let id = DeviceId(id.to_string());
-        if devices.contains_key(&id) {
-            Ok(id)
-        } else {
-            Err(format!(
-                "{key} = \"{id}\" is not a [[device]]: declare it first"
-            ))
-        }
-    };
-    let mut request_devices = BTreeSet::new();
-    for (i, d) in raw.devices.iter().enumerate() {
-        plain_topic(&format!("mqtt.devices[{i}]"), d)?;
-        if d.contains('/') {
-            return Err(format!(
-                "mqtt.devices[{i}] = \"{d}\": a device id used in a topic cannot contain '/'"
-            ));
-        }
-        request_devices.insert(known(format!("mqtt.devices[{i}]"), d)?);
-    }
-    let mut zigbee_keypads = BTreeMap::new();
-    for (i, k) in raw.zigbee_keypad.iter().enumerate() {
-        plain_topic(&format!("mqtt.zigbee_keypad[{i}].name"), &k.name)?;
-        let device = known(format!("mqtt.zigbee_keypad[{i}].device"), &k.device)?;
-        if zigbee_keypads.insert(k.name.clone(), device).is_some() {
-            return Err(format!(
-                "mqtt.zigbee_keypad[{i}].name = \"{}\" is listed twice",
-                k.name
-            ));
-        }
-    }
+    let request_devices = request_devices(raw, devices)?;
+    let zigbee_keypads = zigbee_keypads(raw, devices)?;
     let zigbee_base_topic = raw
         .zigbee_base_topic
         .clone()
@@ -147,6 +92,59 @@ pub fn validate_mqtt(
         zigbee_base_topic: zigbee_base_topic.trim_end_matches('/').to_string(),
         zigbee_keypads,
     })
+}
+
+/// A device named under `[mqtt]` must be a declared `[[device]]`.
+fn known(devices: &BTreeMap<DeviceId, Device>, key: String, id: &str) -> Result<DeviceId, String> {
+    let id = DeviceId(id.to_string());
+    if devices.contains_key(&id) {
+        Ok(id)
+    } else {
+        Err(format!(
+            "{key} = \"{id}\" is not a [[device]]: declare it first"
+        ))
+    }
+}
+
+/// `mqtt.devices`: the devices that take requests on `<prefix>/request/<device>`.
+fn request_devices(
+    raw: &RawMqtt,
+    devices: &BTreeMap<DeviceId, Device>,
+) -> Result<BTreeSet<DeviceId>, String> {
+    let mut request_devices = BTreeSet::new();
+    for (i, d) in raw.devices.iter().enumerate() {
+        plain_topic(&format!("mqtt.devices[{i}]"), d)?;
+        if d.contains('/') {
+            return Err(format!(
+                "mqtt.devices[{i}] = \"{d}\": a device id used in a topic cannot contain '/'"
+            ));
+        }
+        request_devices.insert(known(devices, format!("mqtt.devices[{i}]"), d)?);
+    }
+    Ok(request_devices)
+}
+
+/// `[[mqtt.zigbee_keypad]]`: Zigbee2MQTT keypad friendly name → the device it opens.
+fn zigbee_keypads(
+    raw: &RawMqtt,
+    devices: &BTreeMap<DeviceId, Device>,
+) -> Result<BTreeMap<String, DeviceId>, String> {
+    let mut zigbee_keypads = BTreeMap::new();
+    for (i, k) in raw.zigbee_keypad.iter().enumerate() {
+        plain_topic(&format!("mqtt.zigbee_keypad[{i}].name"), &k.name)?;
+        let device = known(
+            devices,
+            format!("mqtt.zigbee_keypad[{i}].device"),
+            &k.device,
+        )?;
+        if zigbee_keypads.insert(k.name.clone(), device).is_some() {
+            return Err(format!(
+                "mqtt.zigbee_keypad[{i}].name = \"{}\" is listed twice",
+                k.name
+            ));
+        }
+    }
+    Ok(zigbee_keypads)
 }
 
 /// The topic and payload that unlock a `[[door]] actuator = "mqtt"`. Presets ask the relay

@@ -1,38 +1,13 @@
-//! Validation of the print-release and card-reader keys: `[cups]`, the `queue` and
-//! `hold_queue` of printer devices, and `[[tcp]] mode` with its `[tcp.card]` normaliser.
-//! Errors name the key and the fix.
+//! Validation of the print-release keys into the print action's own types: `[cups]` and the
+//! `queue` and `hold_queue` of printer devices. Errors name the key and the fix.
 
-use super::raw::{RawCard, RawConfig, RawCups};
-use super::{absolute, duration_key, Device, DeviceKind};
+use super::devices::{Device, DeviceKind};
+use super::raw::{RawConfig, RawCups};
+use super::{absolute, duration_key};
 use crate::action::print::{CupsAuthConfig, CupsConfig, CupsServer, PrintQueue};
 use crate::domain::DeviceId;
-use crate::frontend::tcp::card::{CardFormat, CardReader, Radix};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// What a `[[tcp]]` block speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TcpMode {
-    /// Print-release terminals: `PIN`, `ID … PIN`, `CARD`, `PING` lines with replies.
-    Terminal,
-    /// Network card readers connecting in: one bare card number per line, no replies.
-    Card,
-    /// Network card readers that are TCP servers: pinwarden connects to each terminal's
-    /// `ADDRESS:PORT` and reconnects with back-off.
-    Dial,
-}
-
-/// `[tcp.card]`: how card reads become card ids, and the optional card-then-PIN window.
-#[derive(Clone, Debug, Serialize)]
-pub struct CardConfig {
-    pub format: CardFormat,
-    /// A card read waits this long for its holder's PIN at a terminal of the same device
-    /// instead of logging in alone.
-    #[serde(serialize_with = "super::duration::serialize_opt")]
-    pub card_then_pin: Option<Duration>,
-}
 
 fn queue_name(key: &str, value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
@@ -99,28 +74,15 @@ fn cups_server(server: Option<&str>) -> Result<CupsServer, String> {
     Ok(CupsServer::Tcp(server.to_string()))
 }
 
-/// `[cups]`, with defaults: the local scheduler on its domain socket, as root with its
-/// local certificate.
-pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
-    let empty = RawCups {
-        server: None,
-        auth: None,
-        username: None,
-        password_file: None,
-        cert_file: None,
-        timeout: None,
-        release_timeout: None,
-        max_backoff: None,
-    };
-    let raw = raw.unwrap_or(&empty);
-    let server = cups_server(raw.server.as_deref())?;
-    let on_socket = matches!(server, CupsServer::Socket(_));
+/// `cups.auth` with its account and secret: on the domain socket root's local certificate
+/// by default, over TCP Basic.
+fn cups_auth(raw: &RawCups, on_socket: bool) -> Result<CupsAuthConfig, String> {
     let default_auth = if on_socket {
         "local-certificate"
     } else {
         "basic"
     };
-    let auth = match (raw.auth.as_deref().unwrap_or(default_auth), &raw.username) {
+    Ok(match (raw.auth.as_deref().unwrap_or(default_auth), &raw.username) {
         (local @ ("local-certificate" | "peer-credentials"), _) if !on_socket => {
             return Err(format!(
                 "cups.auth = \"{local}\" works only on CUPS's domain socket (cupsd refuses its \
@@ -155,7 +117,26 @@ pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
                  \"basic\" (an account in CUPS's SystemGroup, with a password) or \"none\""
             ))
         }
+    })
+}
+
+/// `[cups]`, with defaults: the local scheduler on its domain socket, as root with its
+/// local certificate.
+pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
+    let empty = RawCups {
+        server: None,
+        auth: None,
+        username: None,
+        password_file: None,
+        cert_file: None,
+        timeout: None,
+        release_timeout: None,
+        max_backoff: None,
     };
+    let raw = raw.unwrap_or(&empty);
+    let server = cups_server(raw.server.as_deref())?;
+    let on_socket = matches!(server, CupsServer::Socket(_));
+    let auth = cups_auth(raw, on_socket)?;
     let timeout = duration_key(
         "cups.timeout",
         raw.timeout.as_deref(),
@@ -184,62 +165,4 @@ pub fn validate_cups(raw: Option<&RawCups>) -> Result<CupsConfig, String> {
         release_timeout,
         max_backoff: max_backoff.max(Duration::from_secs(1)),
     })
-}
-
-/// `[[tcp]] mode`.
-pub fn validate_mode(key: &str, mode: Option<&str>) -> Result<TcpMode, String> {
-    match mode.unwrap_or("terminal") {
-        "terminal" => Ok(TcpMode::Terminal),
-        "card" => Ok(TcpMode::Card),
-        "dial" => Ok(TcpMode::Dial),
-        other => Err(format!(
-            "{key}.mode = \"{other}\": use \"terminal\", \"card\" (readers connect in) or \
-             \"dial\" (pinwarden connects to readers)"
-        )),
-    }
-}
-
-/// `[tcp.card]`; the regex is compiled here so a bad one stops the start.
-pub fn validate_card(key: &str, raw: Option<&RawCard>) -> Result<Option<CardConfig>, String> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    let radix = |name: &str, value: Option<&str>| match value.unwrap_or("decimal") {
-        "decimal" => Ok(Radix::Decimal),
-        "hex" => Ok(Radix::Hex),
-        other => Err(format!(
-            "{key}.card.{name} = \"{other}\": use \"decimal\" or \"hex\""
-        )),
-    };
-    let reverse_bytes = match raw.byte_order.as_deref().unwrap_or("normal") {
-        "normal" => false,
-        "reverse" => true,
-        other => {
-            return Err(format!(
-                "{key}.card.byte_order = \"{other}\": use \"normal\" or \"reverse\""
-            ))
-        }
-    };
-    let format = CardFormat {
-        regex: raw.regex.clone(),
-        input: radix("input", raw.input.as_deref())?,
-        output: radix("output", raw.output.as_deref())?,
-        reverse_bytes,
-    };
-    CardReader::new(&format).map_err(|e| format!("{key}.card.{e}: fix the pattern"))?;
-    let card_then_pin = raw
-        .card_then_pin
-        .as_deref()
-        .map(|v| {
-            duration_key(
-                &format!("{key}.card.card_then_pin"),
-                Some(v),
-                Duration::ZERO,
-            )
-        })
-        .transpose()?;
-    Ok(Some(CardConfig {
-        format,
-        card_then_pin,
-    }))
 }

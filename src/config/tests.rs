@@ -1,5 +1,7 @@
 use super::*;
 use crate::action::print::{CupsAuthConfig, CupsServer};
+use crate::crypto::HashParams;
+use crate::frontend::tcp::settings::TcpMode;
 
 const BUNDLED: &str = include_str!("../../config/pinwarden.toml");
 

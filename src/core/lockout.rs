@@ -7,7 +7,10 @@
 //! it. Users have a hard limit of consecutive wrong ID+PIN attempts.
 //! Persistence is the caller's job; time is passed in.
 
-use crate::config::LockoutPolicy;
+#[path = "lockout_policy.rs"]
+mod policy;
+pub use policy::LockoutPolicy;
+
 use crate::domain::{LockoutState, Timestamp};
 use std::time::Duration;
 

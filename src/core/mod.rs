@@ -9,7 +9,6 @@ pub mod decide;
 pub mod lockout;
 pub mod schedule;
 
-use crate::config::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
     AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
@@ -17,6 +16,7 @@ use crate::domain::{
 use crate::store::Store;
 use admission::{budget_keys, Admission, Gate};
 use decide::{AccessRules, DeviceRules, View};
+use lockout::LockoutPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;

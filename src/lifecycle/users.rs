@@ -5,8 +5,8 @@
 use super::generate::generate_pin;
 use super::import::{ImportProblem, ImportRow};
 use super::policy::{PinPolicy, PolicyViolation};
-use crate::config::LockoutPolicy;
 use crate::core::lockout;
+use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
     AuditKind, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,

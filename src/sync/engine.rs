@@ -411,7 +411,7 @@ impl Engine {
             "last_error_kind": live.last_error_kind,
             "cursor_age_secs": state.cursor_at.map(|t| t.until(now).as_secs()),
             "stale": self.stale(now),
-            "max_staleness": crate::config::format_duration(self.settings.max_staleness),
+            "max_staleness": crate::duration::format_duration(self.settings.max_staleness),
             "running": live.running,
             "last_run": live.last_run,
         })

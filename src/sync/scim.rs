@@ -32,10 +32,10 @@ pub struct ScimSettings {
     /// A file holding the bearer token (read at every run, so it can be rotated).
     pub token_file: Option<PathBuf>,
     pub page_size: u32,
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub timeout: Duration,
     /// A complete listing (which alone reveals deletions) at least this often.
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub full_every: Duration,
     pub attributes: ScimAttributes,
 }

@@ -66,14 +66,14 @@ pub struct CupsConfig {
     pub server: CupsServer,
     pub auth: CupsAuthConfig,
     /// Per IPP request.
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub timeout: Duration,
     /// A whole release (move, list, release every job) is abandoned after this.
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub release_timeout: Duration,
     /// After a failure CUPS is not asked again for a back-off starting at 1 s and doubling
     /// up to this; terminals meanwhile get `print-server-unavailable` at once.
-    #[serde(serialize_with = "crate::config::serialize_duration")]
+    #[serde(serialize_with = "crate::duration::serialize")]
     pub max_backoff: Duration,
 }
 

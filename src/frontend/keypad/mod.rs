@@ -4,12 +4,13 @@
 //! back-off, never spun on. A keypad absent at start does not stop the daemon.
 
 pub mod framing;
+pub mod settings;
 
 use crate::backoff::Backoff;
-use crate::config::KeypadConfig;
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, Origin, Timestamp};
 use framing::{FramingConfig, KeypadDecoder, KeypadEvent};
+use settings::KeypadConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

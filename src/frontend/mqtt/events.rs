@@ -3,8 +3,8 @@
 //! only when the broker has acknowledged all of it; after a broken connection it is sent
 //! again (at least once; consumers deduplicate by `seq`).
 
+use super::settings::MqttConfig;
 use super::{describe, options, spawn_poller, Link};
-use crate::config::MqttConfig;
 use crate::domain::AuditEvent;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::sync::Arc;

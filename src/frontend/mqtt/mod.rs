@@ -6,11 +6,11 @@
 
 mod events;
 pub mod proto;
+pub mod settings;
 
 pub use events::{EventOutbox, Pending};
 
 use crate::action::door::CommandSink;
-use crate::config::MqttConfig;
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
 use proto::{ReplayGuard, Reply, Topic};
@@ -19,6 +19,7 @@ use rumqttc::{
     Packet, Publish, QoS, TlsConfiguration, Transport,
 };
 use serde::Serialize;
+use settings::MqttConfig;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};

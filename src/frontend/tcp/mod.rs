@@ -6,13 +6,14 @@
 pub mod card;
 pub mod proto;
 pub mod reader;
+pub mod settings;
 
 pub use reader::{dial, CardWindows};
 
-use crate::config::{TcpConfig, TcpMode};
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
+use settings::{TcpConfig, TcpMode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 
 use super::card::CardReader;
 use super::proto::{Event, LineSplitter};
+use super::settings::TcpConfig;
 use crate::backoff::Backoff;
-use crate::config::TcpConfig;
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Pin, Timestamp};
 use std::collections::HashMap;

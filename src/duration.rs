@@ -1,4 +1,6 @@
-//! Human durations in config values: `500ms`, `30s`, `5m`, `1h`, `2d`.
+//! Human durations (`500ms`, `30s`, `5m`, `1h`, `2d`): parsed from config values, printed
+//! by `check-config` and `status`. Neutral ground, so settings types can serialize their
+//! durations without importing `config`. Knows no other module.
 
 use std::time::Duration;
 
