@@ -5,7 +5,7 @@
 //! counters; must not hash, decide or write counters (`Core` counts failures).
 
 use super::lockout::{self, LockoutKey};
-use crate::config::LockoutPolicy;
+use crate::core::lockout::LockoutPolicy;
 use crate::domain::{AuthRequest, Timestamp};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
