@@ -5,7 +5,10 @@ mod time;
 mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
-pub use user::{LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin};
+pub use user::{
+    check_user_id, BadUserId, LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin,
+    MAX_USER_ID_BYTES,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -342,6 +345,18 @@ mod tests {
         assert_eq!(normalise_card("00ab-cd").as_deref(), Some("ABCD"));
         assert_eq!(normalise_card("000"), None);
         assert_eq!(normalise_card(" - "), None);
+    }
+
+    #[test]
+    fn one_rule_for_user_ids() {
+        assert_eq!(check_user_id("alice.b-2@hr"), Ok(()));
+        assert_eq!(check_user_id(&"é".repeat(64)), Ok(()), "128 bytes");
+        assert_eq!(check_user_id(""), Err(BadUserId::Empty));
+        for bad in ["a b", "a\tb", "a\u{7}", "a\u{a0}b"] {
+            assert_eq!(check_user_id(bad), Err(BadUserId::Spaces), "{bad:?}");
+        }
+        assert_eq!(check_user_id(&"a".repeat(129)), Err(BadUserId::TooLong));
+        assert_eq!(BadUserId::TooLong.to_string(), "is longer than 128 bytes");
     }
 
     #[test]
