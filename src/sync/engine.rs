@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-/// PINs hashed at once by one run; the pool serves logins first anyway.
-const HASH_IN_FLIGHT: usize = 64;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("{0}")]
@@ -294,38 +291,17 @@ impl Engine {
         shutdown: &CancellationToken,
     ) -> Result<usize, SyncError> {
         let pins = std::mem::take(&mut plan.pins);
-        let total = pins.len();
         let now = Timestamp::now();
-        let mut queue = pins.into_iter();
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut done = 0;
-        loop {
-            while tasks.len() < HASH_IN_FLIGHT {
-                let Some((index, pin)) = queue.next() else {
-                    break;
-                };
-                let pool = Arc::clone(&self.pool);
-                tasks.spawn(async move { (index, pool.tag_waiting(pin).await) });
-            }
-            let joined = tokio::select! {
-                joined = tasks.join_next() => joined,
-                _ = shutdown.cancelled() => return Err(SyncError::Cancelled),
-            };
-            let Some(joined) = joined else { break };
-            let (index, tag) = joined.map_err(|_| SyncError::Hashing)?;
-            plan::set_upstream_pin(
-                &mut plan.users[index],
-                tag.map_err(|_| SyncError::Hashing)?,
-                now,
-            );
-            done += 1;
+        let report = |done, total| {
             if let Some(p) = &progress {
-                if done % 64 == 0 || done == total {
-                    let _ = p.send((done, total));
-                }
+                let _ = p.send((done, total));
             }
+        };
+        let set = |index, tag| plan::set_upstream_pin(&mut plan.users[index], tag, now);
+        tokio::select! {
+            hashed = self.pool.tag_all(pins, &report, set) => hashed.map_err(|_| SyncError::Hashing),
+            _ = shutdown.cancelled() => Err(SyncError::Cancelled),
         }
-        Ok(total)
     }
 
     fn record(&self, result: &Result<Summary, SyncError>, manual: bool) {
