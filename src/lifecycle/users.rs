@@ -11,8 +11,8 @@ use crate::config::LockoutPolicy;
 use crate::core::lockout;
 use crate::crypto::HashPool;
 use crate::domain::{
-    check_user_id, AuditKind, BadUserId, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User,
-    UserOrigin,
+    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Pin, PinRecord, PinSource, Tag,
+    Timestamp, User, UserOrigin,
 };
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -166,9 +166,9 @@ impl UserAdmin {
         }
     }
 
-    fn audit(&self, action: &str, user: &str, detail: Option<String>) {
+    fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {
         let kind = AuditKind::Admin {
-            action: action.into(),
+            action,
             user: Some(user.into()),
             detail,
         };
@@ -284,7 +284,7 @@ impl UserAdmin {
         }
         self.store.insert_user(&user)?;
         self.audit(
-            "user_add",
+            AdminAction::UserAdd,
             &user.id,
             Some(format!("pin: {}", user.pin.is_some())),
         );
@@ -308,7 +308,7 @@ impl UserAdmin {
         self.store.update_user(&user)?;
         self.store
             .update_lockout(&lockout::user_key(id), &|_| None)?;
-        self.audit("pin_set", id, None);
+        self.audit(AdminAction::PinSet, id, None);
         Ok(shown)
     }
 
@@ -340,7 +340,7 @@ impl UserAdmin {
             ..record
         });
         self.store.update_user(&user)?;
-        self.audit("duress_set", id, None);
+        self.audit(AdminAction::DuressSet, id, None);
         Ok(())
     }
 
@@ -351,7 +351,7 @@ impl UserAdmin {
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         user.duress = None;
         self.store.update_user(&user)?;
-        self.audit("duress_clear", id, None);
+        self.audit(AdminAction::DuressClear, id, None);
         Ok(())
     }
 
@@ -359,7 +359,7 @@ impl UserAdmin {
         self.store
             .remove_user(id)?
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        self.audit("user_remove", id, None);
+        self.audit(AdminAction::UserRemove, id, None);
         Ok(())
     }
 
@@ -377,9 +377,9 @@ impl UserAdmin {
         }
         self.audit(
             if enabled {
-                "user_enable"
+                AdminAction::UserEnable
             } else {
-                "user_disable"
+                AdminAction::UserDisable
             },
             id,
             None,

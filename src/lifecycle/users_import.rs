@@ -3,7 +3,9 @@
 //! transaction or none. Never writes an upstream user: directory sync is their only writer.
 
 use super::{normalise_cards, validate_new, AdminError, NewUser, UserAdmin};
-use crate::domain::{Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin};
+use crate::domain::{
+    AdminAction, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+};
 use crate::lifecycle::import::{ImportProblem, ImportRow};
 use crate::lifecycle::policy::PolicyViolation;
 use serde::{Deserialize, Serialize};
@@ -98,7 +100,7 @@ impl UserAdmin {
             "added {}, updated {}, pins {pins_set}",
             report.added, report.updated
         );
-        self.audit("import", "*", Some(detail));
+        self.audit(AdminAction::Import, "*", Some(detail));
         Ok(report)
     }
 

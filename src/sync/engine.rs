@@ -7,7 +7,7 @@
 use super::plan::{self, Plan, PlanError};
 use super::source::{Batch, Deletions, Source, SourceError};
 use crate::crypto::HashPool;
-use crate::domain::{AuditKind, Timestamp};
+use crate::domain::{AuditKind, SyncOutcome, Timestamp};
 use crate::store::{Store, StoreError, SyncWrite};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ pub struct RunOptions {
 pub struct Summary {
     pub source: String,
     /// `applied`, or `unchanged` when the source had nothing new.
-    pub outcome: String,
+    pub outcome: SyncOutcome,
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
@@ -180,7 +180,7 @@ impl Engine {
             self.store.put_sync_state(&self.name, &state)?;
             return Ok(Summary {
                 source: self.name.clone(),
-                outcome: "unchanged".into(),
+                outcome: SyncOutcome::Unchanged,
                 users: state.users,
                 millis: started.elapsed().as_millis() as u64,
                 ..Summary::default()
@@ -219,7 +219,7 @@ impl Engine {
         .map_err(|_| SyncError::Panicked)??;
         Ok(Summary {
             source: self.name.clone(),
-            outcome: "applied".into(),
+            outcome: SyncOutcome::Applied,
             added: applied.added,
             changed: applied.changed,
             removed: applied.removed,
@@ -307,7 +307,7 @@ impl Engine {
     fn record(&self, result: &Result<Summary, SyncError>, manual: bool) {
         match result {
             Ok(summary) => {
-                let did_something = summary.outcome != "unchanged"
+                let did_something = summary.outcome != SyncOutcome::Unchanged
                     && (summary.added + summary.changed + summary.removed > 0
                         || !summary.collisions.is_empty()
                         || !summary.skipped.is_empty());
@@ -335,12 +335,12 @@ impl Engine {
                 if !repeated || manual {
                     let failed = Summary {
                         source: self.name.clone(),
-                        outcome: if e.kind() == "refused" {
-                            "refused"
-                        } else {
-                            "failed"
-                        }
-                        .into(),
+                        outcome: match e {
+                            SyncError::Plan(PlanError::TooManyDeletions { .. }) => {
+                                SyncOutcome::Refused
+                            }
+                            _ => SyncOutcome::Failed,
+                        },
                         ..Summary::default()
                     };
                     self.store.record(audit(&failed, Some(message.clone())));
@@ -401,7 +401,7 @@ fn is_empty(batch: &Batch) -> bool {
 fn audit(s: &Summary, error: Option<String>) -> AuditKind {
     AuditKind::Sync {
         source: s.source.clone(),
-        outcome: s.outcome.clone(),
+        outcome: s.outcome,
         added: s.added,
         changed: s.changed,
         removed: s.removed,
