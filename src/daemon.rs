@@ -180,7 +180,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tasks.spawn(watchdog(shutdown.clone()));
 
     store.record(AuditKind::Daemon {
-        action: "started".into(),
+        action: crate::domain::DaemonAction::Started,
     });
     tracing::info!(tcp = ?bound, control = %config.control_socket.display(), "pinwarden ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -198,7 +198,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         );
     }
     store.record(AuditKind::Daemon {
-        action: "stopped".into(),
+        action: crate::domain::DaemonAction::Stopped,
     });
     let _ = std::fs::remove_file(&config.control_socket);
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;

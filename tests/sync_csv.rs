@@ -60,6 +60,42 @@ fn pin_set_at(d: &Daemon, id: &str) -> serde_json::Value {
 }
 
 #[test]
+fn import_refuses_rows_of_directory_users_and_changes_nothing() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(files.path(), &["ann,Ann,,staff,482913"]);
+    let d = Daemon::start_with("", &directory(&path, ""));
+    wait_until(&d, "the first sync", || exists(&d, "ann"));
+    let before = d.cli_ok(&["user", "show", "ann", "--json"], None);
+    let file = d.dir.path().join("import.csv");
+    std::fs::write(
+        &file,
+        "id,name,email,groups,pin\nnew,New,,staff,615243\nann,Mallory,,admins,730194\n",
+    )
+    .unwrap();
+    for dry_run in [true, false] {
+        let mut args = vec!["import", file.to_str().unwrap()];
+        args.extend(dry_run.then_some("--dry-run"));
+        let out = d.cli(&args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("line 3: `ann` comes from directory `hr`: change it there"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("nothing was imported"), "{stderr}");
+    }
+    assert_eq!(
+        d.cli_ok(&["user", "show", "ann", "--json"], None),
+        before,
+        "the directory's user is unchanged"
+    );
+    assert!(!exists(&d, "new"), "a refused row refuses the whole file");
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 482913"), "OK ann 0");
+    assert_eq!(t.ask("PIN 730194"), "DENY");
+}
+
+#[test]
 fn the_cache_follows_the_file_and_never_touches_local_users() {
     let files = tempfile::tempdir().unwrap();
     let path = users_file(

@@ -3,7 +3,7 @@
 //! can never leave the door open); when pinwarden times the pulse itself, the off command is
 //! sent at the end, on shutdown, and after any failure.
 
-use crate::domain::DeviceId;
+use crate::domain::{DeviceId, DoorAction};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -69,7 +69,7 @@ pub struct Door {
 }
 
 /// Reports what a door did or failed to do (action, detail) to the audit log.
-pub type DoorAudit = std::sync::Arc<dyn Fn(&str, Option<String>) + Send + Sync>;
+pub type DoorAudit = std::sync::Arc<dyn Fn(DoorAction, Option<String>) + Send + Sync>;
 
 /// How long shutdown keeps retrying a relock that fails.
 const RELOCK_AT_SHUTDOWN: Duration = Duration::from_secs(3);
@@ -215,7 +215,7 @@ async fn run(
                         Ok(()) => { backoff.reset(); None }
                         Err(e) => {
                             tracing::error!(door = %relay.config.device, error = %e, "relock failed; retrying");
-                            audit("relock_failed", Some(e));
+                            audit(DoorAction::RelockFailed, Some(e));
                             Some(Instant::now() + backoff.next_delay())
                         }
                     };
@@ -260,7 +260,7 @@ async fn relock_at_shutdown(relay: &mut Relay, audit: &DoorAudit) {
             Ok(()) => return,
             Err(e) if Instant::now() >= deadline => {
                 tracing::error!(door = %relay.config.device, error = %e, "could not relock at shutdown");
-                audit("relock_failed", Some(format!("at shutdown: {e}")));
+                audit(DoorAction::RelockFailed, Some(format!("at shutdown: {e}")));
                 return;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

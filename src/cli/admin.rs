@@ -1,15 +1,15 @@
-//! Admin subcommands: build a control request, send it, print the answer for a person
-//! (or as JSON), and exit non-zero with one clear line on error.
+//! Admin subcommands: dispatch, the control-socket call shared by every command, and
+//! `status`, `sync` and `audit` (user commands in `user.rs`, import in `import.rs`): build a
+//! control request, send it, print the answer for a person (or as JSON), and exit non-zero
+//! with one clear line on error.
 
-use super::{Command, PinArgs, UserCommand};
+use super::Command;
 use crate::config::Config;
-use crate::domain::{AuditEvent, AuditKind, Pin, Timestamp};
+use crate::domain::{AuditEvent, AuditKind, Timestamp};
 use crate::frontend::control::client;
-use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
-use crate::lifecycle::import::{parse_users, MAX_IMPORT_BYTES};
-use crate::lifecycle::users::{NewUser, UserView};
-use anyhow::{bail, Context};
-use std::io::{BufRead, IsTerminal};
+use crate::frontend::control::proto::{Request, Response};
+use anyhow::bail;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
@@ -22,8 +22,8 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
                 print_status(&data);
             }
         }
-        Command::User(cmd) => user(config, cmd).await?,
-        Command::Import { file, dry_run } => import(config, &file, dry_run).await?,
+        Command::User(cmd) => super::user::run(config, cmd).await?,
+        Command::Import { file, dry_run } => super::import::run(config, &file, dry_run).await?,
         Command::Audit { last, json } => {
             let data = call(config, &Request::Audit { last }).await?;
             let events: Vec<AuditEvent> = serde_json::from_value(data)?;
@@ -53,26 +53,12 @@ async fn sync(
     force: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let bar = progress_bar();
-    let response = client::call(
-        &config.control_socket,
-        &Request::Sync {
-            source,
-            full,
-            force,
-        },
-        |done, total| {
-            if let Some(bar) = &bar {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-        },
-    )
-    .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let data = into_data(response?)?;
+    let request = Request::Sync {
+        source,
+        full,
+        force,
+    };
+    let data = into_data(call_hashing(config, &request).await?)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&data)?);
     }
@@ -113,12 +99,12 @@ async fn sync(
     })
 }
 
-async fn call(config: &Config, request: &Request) -> anyhow::Result<serde_json::Value> {
+pub(super) async fn call(config: &Config, request: &Request) -> anyhow::Result<serde_json::Value> {
     let response = client::call(&config.control_socket, request, |_, _| {}).await?;
     into_data(response)
 }
 
-fn into_data(response: Response) -> anyhow::Result<serde_json::Value> {
+pub(super) fn into_data(response: Response) -> anyhow::Result<serde_json::Value> {
     if response.ok {
         return Ok(response.data.unwrap_or_default());
     }
@@ -133,233 +119,24 @@ fn into_data(response: Response) -> anyhow::Result<serde_json::Value> {
     )
 }
 
-/// Reads a PIN: a no-echo prompt (asked twice) on a terminal, else one line of stdin.
-fn read_pin() -> anyhow::Result<Pin> {
-    if std::io::stdin().is_terminal() {
-        let first = Pin::new(rpassword::prompt_password("New PIN: ")?);
-        let again = Pin::new(rpassword::prompt_password("Repeat PIN: ")?);
-        if first != again {
-            bail!("the two PINs differ; nothing was changed");
-        }
-        return Ok(first);
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the PIN from stdin")?;
-    let pin = Pin::new(line.trim_end_matches(['\r', '\n']));
-    zeroize::Zeroize::zeroize(&mut line);
-    if pin.is_empty() {
-        bail!("no PIN on stdin: pipe it in, for example `printf '%s' \"$PIN\" | pinwarden user set-pin ID --pin-stdin`");
-    }
-    Ok(pin)
-}
-
-fn pin_fields(args: &PinArgs) -> anyhow::Result<Option<WirePin>> {
-    Ok(if args.pin_stdin {
-        Some(WirePin(read_pin()?))
-    } else {
-        None
-    })
-}
-
-fn show_generated(data: &serde_json::Value, id: &str) {
-    if let Some(pin) = data.get("generated_pin").and_then(|p| p.as_str()) {
-        eprintln!("New PIN for {id} (shown once):");
-        println!("{pin}");
-    }
-}
-
-async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
-    match cmd {
-        UserCommand::Add {
-            id,
-            name,
-            email,
-            groups,
-            cards,
-            valid_from,
-            valid_until,
-            pin,
-        } => {
-            let request = Request::UserAdd {
-                user: NewUser {
-                    id: id.clone(),
-                    name,
-                    email,
-                    groups,
-                    cards,
-                    valid_from,
-                    valid_until,
-                },
-                pin: pin_fields(&pin)?,
-                generate: pin.generate,
-                expires: pin.expires,
-            };
-            let data = call(config, &request).await?;
-            eprintln!("added user {id}");
-            show_generated(&data, &id);
-        }
-        UserCommand::SetPin { id, pin } => {
-            if !pin.pin_stdin && !pin.generate {
-                bail!("choose --pin-stdin or --generate");
-            }
-            let request = Request::UserSetPin {
-                id: id.clone(),
-                pin: pin_fields(&pin)?,
-                generate: pin.generate,
-                expires: pin.expires,
-            };
-            let data = call(config, &request).await?;
-            eprintln!("PIN set for {id}");
-            show_generated(&data, &id);
-        }
-        UserCommand::SetDuress { id, .. } => {
-            let pin = WirePin(read_pin()?);
-            simple(
-                config,
-                Request::UserSetDuress {
-                    id: id.clone(),
-                    pin,
-                },
-                "duress PIN set for",
-                &id,
-            )
-            .await?
-        }
-        UserCommand::ClearDuress { id } => {
-            simple(
-                config,
-                Request::UserClearDuress { id: id.clone() },
-                "duress PIN removed for",
-                &id,
-            )
-            .await?
-        }
-        UserCommand::Remove { id } => {
-            simple(
-                config,
-                Request::UserRemove { id: id.clone() },
-                "removed",
-                &id,
-            )
-            .await?
-        }
-        UserCommand::Disable { id } => {
-            simple(
-                config,
-                Request::UserDisable { id: id.clone() },
-                "disabled",
-                &id,
-            )
-            .await?
-        }
-        UserCommand::Enable { id } => {
-            simple(
-                config,
-                Request::UserEnable { id: id.clone() },
-                "enabled",
-                &id,
-            )
-            .await?
-        }
-        UserCommand::Show { id, json } => {
-            let data = call(config, &Request::UserShow { id }).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&data)?);
-            } else {
-                print_user(&serde_json::from_value(data)?);
-            }
-        }
-        UserCommand::List { json } => {
-            let data = call(config, &Request::UserList).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&data)?);
-            } else {
-                let users: Vec<UserView> = serde_json::from_value(data)?;
-                for u in &users {
-                    println!("{}", user_line(u));
-                }
-                eprintln!("{} user(s)", users.len());
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn simple(config: &Config, request: Request, done: &str, id: &str) -> anyhow::Result<()> {
-    call(config, &request).await?;
-    eprintln!("{done} {id}");
-    Ok(())
-}
-
-async fn import(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("cannot read {}", file.display()))?
-        .len();
-    if size > MAX_IMPORT_BYTES as u64 {
-        bail!(
-            "{} is larger than {} MiB; split it",
-            file.display(),
-            MAX_IMPORT_BYTES >> 20
-        );
-    }
-    let mut bytes =
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let tsv = file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
-    let parsed = parse_users(&bytes, if tsv { b'\t' } else { b',' });
-    zeroize::Zeroize::zeroize(&mut bytes);
-    let rows = match parsed {
-        Ok(rows) => rows,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{}: {p}", file.display());
-            }
-            bail!(
-                "{} problem(s) in {}; nothing was imported",
-                problems.len(),
-                file.display()
-            );
-        }
-    };
-    let rows: Vec<WireRow> = rows
-        .into_iter()
-        .map(|r| WireRow {
-            line: r.line,
-            id: r.id,
-            name: r.name,
-            email: r.email,
-            groups: r.groups,
-            pin: r.pin.map(WirePin),
-            cards: r.cards,
-        })
-        .collect();
+/// Sends a request whose answer waits for PINs to be hashed, with a progress bar on a
+/// terminal.
+pub(super) async fn call_hashing(
+    config: &Config,
+    request: &Request,
+) -> Result<Response, client::ClientError> {
     let bar = progress_bar();
-    let response = client::call(
-        &config.control_socket,
-        &Request::Import { rows, dry_run },
-        |done, total| {
-            if let Some(bar) = &bar {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-        },
-    )
+    let response = client::call(&config.control_socket, request, |done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    })
     .await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let data = into_data(response?)
-        .with_context(|| format!("{}: nothing was imported", file.display()))?;
-    let verb = if dry_run { "would import" } else { "imported" };
-    eprintln!(
-        "{verb} {} row(s): {} added, {} updated, {} PIN(s) set",
-        data["rows"], data["added"], data["updated"], data["pins_set"]
-    );
-    Ok(())
+    response
 }
 
 fn progress_bar() -> Option<indicatif::ProgressBar> {
@@ -372,59 +149,6 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
-}
-
-fn user_line(u: &UserView) -> String {
-    let mut flags = Vec::new();
-    if !u.enabled {
-        flags.push("disabled");
-    }
-    if u.locked {
-        flags.push("locked");
-    }
-    if u.pin.is_none() {
-        flags.push("no-pin");
-    }
-    format!(
-        "{}\t{}\t{}\t{}",
-        u.id,
-        u.name,
-        u.groups.join(","),
-        flags.join(",")
-    )
-}
-
-fn print_user(u: &UserView) {
-    println!("id:        {}", u.id);
-    println!("name:      {}", u.name);
-    println!("email:     {}", u.email.as_deref().unwrap_or("-"));
-    println!("groups:    {}", u.groups.join(", "));
-    println!("enabled:   {}", u.enabled);
-    let show = |t: Option<crate::domain::Timestamp>| t.map_or("-".to_string(), |t| t.to_string());
-    println!(
-        "valid:     from {} until {}",
-        show(u.valid_from),
-        show(u.valid_until)
-    );
-    println!("origin:    {:?}", u.origin);
-    match &u.pin {
-        Some(p) => {
-            let expires = p.expires_at.map_or("never".to_string(), |t| t.to_string());
-            println!(
-                "pin:       set {} ({:?}), expires {expires}",
-                p.set_at, p.source
-            );
-        }
-        None => println!("pin:       none"),
-    }
-    println!(
-        "locked:    {} ({} failed attempt(s))",
-        u.locked, u.failed_attempts
-    );
-    println!(
-        "duress:    {}",
-        if u.has_duress_pin { "set" } else { "none" }
-    );
 }
 
 fn print_status(data: &serde_json::Value) {

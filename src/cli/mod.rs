@@ -2,6 +2,8 @@
 //! daemon over the control socket. PINs are read from stdin or a no-echo prompt, never argv.
 
 mod admin;
+mod import;
+mod user;
 
 use crate::config::{Config, DEFAULT_PATH};
 use clap::{Args, Parser, Subcommand};

@@ -191,7 +191,7 @@ impl Core {
 
     fn busy(&self, request: &AuthRequest) -> Outcome {
         self.busy.fetch_add(1, Ordering::Relaxed);
-        self.audit(request, None, "busy", None);
+        self.audit(request, None, crate::domain::DecisionOutcome::Busy, None);
         Outcome::Busy
     }
 
@@ -202,7 +202,12 @@ impl Core {
         reason: DenyReason,
     ) -> Outcome {
         self.denied.fetch_add(1, Ordering::Relaxed);
-        self.audit(request, user, "deny", Some(reason));
+        self.audit(
+            request,
+            user,
+            crate::domain::DecisionOutcome::Deny,
+            Some(reason),
+        );
         if reason == DenyReason::LockedOut {
             self.locked_out.fetch_add(1, Ordering::Relaxed);
             return Outcome::LockedOut;
@@ -228,7 +233,12 @@ impl Core {
             }
         }
         self.granted.fetch_add(1, Ordering::Relaxed);
-        self.audit(request, Some(user.clone()), "grant", None);
+        self.audit(
+            request,
+            Some(user.clone()),
+            crate::domain::DecisionOutcome::Grant,
+            None,
+        );
         if duress {
             self.raise_duress(request, &user);
         }
@@ -363,7 +373,7 @@ impl Core {
         &self,
         request: &AuthRequest,
         user: Option<String>,
-        outcome: &str,
+        outcome: crate::domain::DecisionOutcome,
         reason: Option<DenyReason>,
     ) {
         self.record(AuditKind::Decision {
@@ -371,7 +381,7 @@ impl Core {
             origin: request.origin.clone(),
             credential: request.credential.kind().into(),
             user,
-            outcome: outcome.into(),
+            outcome,
             reason,
         });
     }

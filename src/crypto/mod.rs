@@ -1,6 +1,7 @@
 //! PIN tags: the keyed argon2id hash that is the only stored form of a PIN, the pepper that
 //! keys it, and the bounded worker pool that computes it. Knows nothing of users or stores.
 
+mod batch;
 mod pepper;
 mod pool;
 

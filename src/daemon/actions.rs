@@ -5,7 +5,7 @@
 use crate::action::door::{Door, UnlockResult};
 use crate::action::print::{PrintRelease, Released, Trouble};
 use crate::core::{ActionFuture, ActionReport, Actions};
-use crate::domain::{AuditKind, DeviceId};
+use crate::domain::{AuditKind, DeviceId, DoorAction, PrintAction};
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,11 +17,11 @@ pub const SERVER_UNAVAILABLE: &str = "print-server-unavailable";
 
 /// The audit sink a door task reports relock failures through.
 pub fn door_audit(store: Arc<dyn Store>, door: DeviceId) -> crate::action::door::DoorAudit {
-    Arc::new(move |action: &str, detail: Option<String>| {
+    Arc::new(move |action: DoorAction, detail: Option<String>| {
         let kind = AuditKind::Door {
             door: door.clone(),
             user: None,
-            action: action.into(),
+            action,
             detail,
         };
         store.record(kind);
@@ -53,11 +53,11 @@ pub struct DaemonActions {
 }
 
 impl DaemonActions {
-    fn audit(&self, door: &DeviceId, user: &str, action: &str, detail: Option<String>) {
+    fn audit(&self, door: &DeviceId, user: &str, action: DoorAction, detail: Option<String>) {
         let kind = AuditKind::Door {
             door: door.clone(),
             user: Some(user.into()),
-            action: action.into(),
+            action,
             detail,
         };
         self.store.record(kind);
@@ -66,11 +66,11 @@ impl DaemonActions {
     /// Audits a release and turns it into the report the terminal's reply is built from.
     fn print_report(&self, device: &DeviceId, user: &str, done: Released) -> ActionReport {
         let (action, detail, notice) = match &done.trouble {
-            None => ("released", None, None),
+            None => (PrintAction::Released, None, None),
             Some(Trouble::Printer(reasons)) => {
                 tracing::warn!(%device, reasons, "printer reports trouble: jobs stay held");
                 (
-                    "printer_unavailable",
+                    PrintAction::PrinterUnavailable,
                     Some(reasons.clone()),
                     Some(PRINTER_UNAVAILABLE),
                 )
@@ -78,7 +78,7 @@ impl DaemonActions {
             Some(Trouble::Server(e)) => {
                 tracing::error!(%device, error = %e, "print release failed");
                 (
-                    "server_unavailable",
+                    PrintAction::ServerUnavailable,
                     Some(e.to_string()),
                     Some(SERVER_UNAVAILABLE),
                 )
@@ -92,7 +92,7 @@ impl DaemonActions {
         self.store.record(AuditKind::Print {
             device: device.clone(),
             user: user.into(),
-            action: action.into(),
+            action,
             released: done.released,
             detail,
         });
@@ -110,11 +110,13 @@ impl Actions for DaemonActions {
             let mut report = ActionReport::default();
             if let Some(door) = self.doors.get(device) {
                 match door.unlock(user).await {
-                    UnlockResult::Unlocked => self.audit(device, user, "unlock", None),
-                    UnlockResult::Extended => self.audit(device, user, "unlock_extended", None),
+                    UnlockResult::Unlocked => self.audit(device, user, DoorAction::Unlock, None),
+                    UnlockResult::Extended => {
+                        self.audit(device, user, DoorAction::UnlockExtended, None)
+                    }
                     UnlockResult::Failed(e) => {
                         tracing::error!(door = %device, error = %e, "door actuator failed");
-                        self.audit(device, user, "actuator_failed", Some(e));
+                        self.audit(device, user, DoorAction::ActuatorFailed, Some(e));
                         report.failed = true;
                     }
                 }

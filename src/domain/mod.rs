@@ -1,11 +1,19 @@
 //! Plain domain types shared by every module: PINs, tags, users, requests, decisions and
 //! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
 
+mod outcome;
 mod time;
 mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
-pub use user::{LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin};
+pub use outcome::{
+    AdminAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, PrintAction,
+    SyncOutcome,
+};
+pub use user::{
+    check_user_id, BadUserId, LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin,
+    MAX_USER_ID_BYTES,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -236,7 +244,7 @@ pub enum AuditKind {
         credential: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         user: Option<String>,
-        outcome: String,
+        outcome: DecisionOutcome,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         reason: Option<DenyReason>,
     },
@@ -249,7 +257,7 @@ pub enum AuditKind {
     },
     /// An administrative change made over the control socket.
     Admin {
-        action: String,
+        action: AdminAction,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         user: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -262,7 +270,7 @@ pub enum AuditKind {
         reason: String,
     },
     /// Daemon lifecycle: started, stopped.
-    Daemon { action: String },
+    Daemon { action: DaemonAction },
     /// The duress PIN was used: the person may be under threat. Never shown on the wire.
     Duress { device: DeviceId, user: String },
     /// A door actuator acted (or failed to).
@@ -270,7 +278,7 @@ pub enum AuditKind {
         door: DeviceId,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         user: Option<String>,
-        action: String,
+        action: DoorAction,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
     },
@@ -278,7 +286,7 @@ pub enum AuditKind {
     Print {
         device: DeviceId,
         user: String,
-        action: String,
+        action: PrintAction,
         released: u32,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
@@ -288,7 +296,7 @@ pub enum AuditKind {
     Card {
         device: DeviceId,
         peer: String,
-        action: String,
+        action: CardAction,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         card: Option<String>,
     },
@@ -296,14 +304,14 @@ pub enum AuditKind {
     Keypad {
         device: DeviceId,
         port: String,
-        action: String,
+        action: KeypadAction,
         detail: String,
     },
     /// A directory sync run: applied, refused (mass-deletion guard) or failed. Counts only;
     /// never a PIN, a tag or which users share a PIN.
     Sync {
         source: String,
-        outcome: String,
+        outcome: SyncOutcome,
         #[serde(default)]
         added: usize,
         #[serde(default)]
@@ -345,6 +353,18 @@ mod tests {
     }
 
     #[test]
+    fn one_rule_for_user_ids() {
+        assert_eq!(check_user_id("alice.b-2@hr"), Ok(()));
+        assert_eq!(check_user_id(&"é".repeat(64)), Ok(()), "128 bytes");
+        assert_eq!(check_user_id(""), Err(BadUserId::Empty));
+        for bad in ["a b", "a\tb", "a\u{7}", "a\u{a0}b"] {
+            assert_eq!(check_user_id(bad), Err(BadUserId::Spaces), "{bad:?}");
+        }
+        assert_eq!(check_user_id(&"a".repeat(129)), Err(BadUserId::TooLong));
+        assert_eq!(BadUserId::TooLong.to_string(), "is longer than 128 bytes");
+    }
+
+    #[test]
     fn tags_compare_by_value() {
         assert_eq!(Tag([7; 32]), Tag([7; 32]));
         assert_ne!(Tag([7; 32]), Tag([8; 32]));
@@ -362,7 +382,7 @@ mod tests {
                 },
                 credential: "pin".into(),
                 user: None,
-                outcome: "deny".into(),
+                outcome: DecisionOutcome::Deny,
                 reason: Some(DenyReason::UnknownPin),
             },
         };

@@ -100,6 +100,40 @@ impl User {
     }
 }
 
+/// The most bytes a user id may have: ids land on the terminal wire (`OK <id> …`).
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+/// Why a text is not a user id; the message completes "the id …".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadUserId {
+    #[error("is empty")]
+    Empty,
+    #[error("contains whitespace or control characters")]
+    Spaces,
+    #[error("is longer than {MAX_USER_ID_BYTES} bytes")]
+    TooLong,
+}
+
+impl BadUserId {
+    /// The whole rule, for a person who typed an id.
+    pub const RULE: &'static str =
+        "a user id must be 1 to 128 bytes without spaces or control characters";
+}
+
+/// The one rule for user ids, wherever they come from (an admin, an import file, a
+/// directory): 1 to `MAX_USER_ID_BYTES` bytes, no whitespace or control characters.
+pub fn check_user_id(id: &str) -> Result<(), BadUserId> {
+    if id.is_empty() {
+        Err(BadUserId::Empty)
+    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err(BadUserId::Spaces)
+    } else if id.len() > MAX_USER_ID_BYTES {
+        Err(BadUserId::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
 /// A persisted failure counter for one lockout key (a device, a source address, a user).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockoutState {

@@ -1,6 +1,6 @@
 //! Parses user-import files (CSV/TSV) into validated rows; pure: no I/O, store or PIN policy, and no PIN in any message.
 
-use crate::domain::Pin;
+use crate::domain::{check_user_id, Pin};
 use csv::{ByteRecord, Position, ReaderBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -8,7 +8,6 @@ use std::fmt;
 
 /// Largest file `parse_users` accepts; the whole file is held in memory.
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
-const MAX_ID_BYTES: usize = 128;
 const MAX_ECHOED_HEADER_CHARS: usize = 40;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const ALLOWED: &str = "allowed columns are: id, name, email, groups, pin, card";
@@ -216,12 +215,8 @@ impl Checker {
     }
 
     fn check_id(&mut self, id: &str, line: usize) {
-        if id.is_empty() {
-            self.problem(line, "`id` is empty");
-        } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.problem(line, "`id` contains whitespace or control characters");
-        } else if id.len() > MAX_ID_BYTES {
-            self.problem(line, format!("`id` is longer than {MAX_ID_BYTES} bytes"));
+        if let Err(why) = check_user_id(id) {
+            self.problem(line, format!("`id` {why}"));
         } else if let Some(&first) = self.seen_ids.get(id) {
             self.problem(
                 line,

@@ -1,20 +1,30 @@
-//! The user administration service behind the control socket: add, change PIN, enable,
-//! disable, remove, show, list and import. Every PIN that is set passes the policy and the
-//! uniqueness check; every change is audited (without the PIN).
+//! The user administration service behind the control socket: add, change PIN, set and
+//! clear the duress PIN, enable, disable and remove (here), show and list
+//! (`users_view.rs`), import (`users_import.rs`). Every PIN that is set passes the policy and
+//! the uniqueness check; every change is audited (without the PIN). Writes users through the
+//! `Store` trait only, and never an upstream user's directory data.
 
 use super::generate::generate_pin;
-use super::import::{ImportProblem, ImportRow};
+use super::import::ImportProblem;
 use super::policy::{PinPolicy, PolicyViolation};
 use crate::core::lockout;
 use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
-    AuditKind, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Pin, PinRecord, PinSource, Tag,
+    Timestamp, User, UserOrigin,
 };
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
+
+#[path = "users_import.rs"]
+mod users_import;
+#[path = "users_view.rs"]
+mod users_view;
+
+pub use users_import::ImportReport;
+pub use users_view::{PinView, UserView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -105,44 +115,6 @@ pub fn normalise_cards(raw: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// A user as shown to an administrator: everything but the tag.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UserView {
-    pub id: String,
-    pub name: String,
-    pub email: Option<String>,
-    pub groups: Vec<String>,
-    #[serde(default)]
-    pub cards: Vec<String>,
-    pub enabled: bool,
-    pub origin: UserOrigin,
-    pub valid_from: Option<Timestamp>,
-    pub valid_until: Option<Timestamp>,
-    pub pin: Option<PinView>,
-    /// Locked after too many failed ID+PIN attempts (cleared by `user enable` or a new PIN).
-    pub locked: bool,
-    pub failed_attempts: u32,
-    #[serde(default)]
-    pub has_duress_pin: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PinView {
-    pub set_at: Timestamp,
-    pub expires_at: Option<Timestamp>,
-    pub source: PinSource,
-    pub temporary: bool,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ImportReport {
-    pub rows: usize,
-    pub added: usize,
-    pub updated: usize,
-    pub pins_set: usize,
-    pub dry_run: bool,
-}
-
 pub struct UserAdmin {
     store: Arc<dyn Store>,
     pool: Arc<HashPool>,
@@ -152,15 +124,8 @@ pub struct UserAdmin {
     lockout: LockoutPolicy,
 }
 
-pub fn validate_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("a user id must be 1 to 128 bytes without spaces or control characters".into());
-    }
-    Ok(())
-}
-
 fn validate_new(new: &NewUser) -> Result<(), AdminError> {
-    validate_id(&new.id).map_err(AdminError::Invalid)?;
+    check_user_id(&new.id).map_err(|_| AdminError::Invalid(BadUserId::RULE.into()))?;
     if let Some(email) = &new.email {
         let parts: Vec<&str> = email.split('@').collect();
         if parts.len() != 2
@@ -201,9 +166,9 @@ impl UserAdmin {
         }
     }
 
-    fn audit(&self, action: &str, user: &str, detail: Option<String>) {
+    fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {
         let kind = AuditKind::Admin {
-            action: action.into(),
+            action,
             user: Some(user.into()),
             detail,
         };
@@ -319,7 +284,7 @@ impl UserAdmin {
         }
         self.store.insert_user(&user)?;
         self.audit(
-            "user_add",
+            AdminAction::UserAdd,
             &user.id,
             Some(format!("pin: {}", user.pin.is_some())),
         );
@@ -343,7 +308,7 @@ impl UserAdmin {
         self.store.update_user(&user)?;
         self.store
             .update_lockout(&lockout::user_key(id), &|_| None)?;
-        self.audit("pin_set", id, None);
+        self.audit(AdminAction::PinSet, id, None);
         Ok(shown)
     }
 
@@ -375,7 +340,7 @@ impl UserAdmin {
             ..record
         });
         self.store.update_user(&user)?;
-        self.audit("duress_set", id, None);
+        self.audit(AdminAction::DuressSet, id, None);
         Ok(())
     }
 
@@ -386,7 +351,7 @@ impl UserAdmin {
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         user.duress = None;
         self.store.update_user(&user)?;
-        self.audit("duress_clear", id, None);
+        self.audit(AdminAction::DuressClear, id, None);
         Ok(())
     }
 
@@ -394,7 +359,7 @@ impl UserAdmin {
         self.store
             .remove_user(id)?
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        self.audit("user_remove", id, None);
+        self.audit(AdminAction::UserRemove, id, None);
         Ok(())
     }
 
@@ -412,218 +377,14 @@ impl UserAdmin {
         }
         self.audit(
             if enabled {
-                "user_enable"
+                AdminAction::UserEnable
             } else {
-                "user_disable"
+                AdminAction::UserDisable
             },
             id,
             None,
         );
         Ok(())
-    }
-
-    pub fn show(&self, id: &str) -> Result<UserView, AdminError> {
-        let user = self
-            .store
-            .user(id)?
-            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        self.view(user)
-    }
-
-    pub fn list(&self) -> Result<Vec<UserView>, AdminError> {
-        self.store
-            .users()?
-            .into_iter()
-            .map(|u| self.view(u))
-            .collect()
-    }
-
-    fn view(&self, u: User) -> Result<UserView, AdminError> {
-        let state = self.store.lockout(&lockout::user_key(&u.id))?;
-        Ok(UserView {
-            locked: lockout::user_locked(state, &self.lockout),
-            has_duress_pin: u.duress.is_some(),
-            failed_attempts: state.map_or(0, |s| s.failures),
-            pin: u.pin.map(|p| PinView {
-                set_at: p.set_at,
-                expires_at: p.expires_at,
-                source: p.source,
-                temporary: p.temporary,
-            }),
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            groups: u.groups,
-            cards: u.cards,
-            enabled: u.enabled,
-            origin: u.origin,
-            valid_from: u.valid_from,
-            valid_until: u.valid_until,
-        })
-    }
-
-    /// Validates every row (policy, uniqueness within the file and against the store) and
-    /// applies all of them in one transaction, or none. `progress(done, total)` is called
-    /// while PINs are hashed.
-    pub async fn import(
-        &self,
-        rows: Vec<ImportRow>,
-        dry_run: bool,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<ImportReport, AdminError> {
-        let mut problems = Vec::new();
-        let mut users = Vec::with_capacity(rows.len());
-        let mut pins = Vec::new();
-        let mut seen_ids: HashMap<String, usize> = HashMap::new();
-        let mut seen_cards: HashMap<String, usize> = HashMap::new();
-        for row in rows {
-            let line = row.line;
-            // The daemon re-checks what the CLI's parser checked: a control-socket client
-            // may be anything, and an id lands on the terminal wire (`OK <id> …`).
-            let shape = NewUser {
-                id: row.id.clone(),
-                name: row.name.clone(),
-                email: row.email.clone(),
-                groups: row.groups.clone(),
-                ..Default::default()
-            };
-            if let Err(e) = validate_new(&shape) {
-                problems.push(ImportProblem {
-                    line,
-                    message: e.to_string(),
-                });
-                continue;
-            }
-            if let Some(first) = seen_ids.insert(row.id.clone(), line) {
-                let message = format!(
-                    "id `{}` appears on both line {first} and line {line}",
-                    row.id
-                );
-                problems.push(ImportProblem { line, message });
-                continue;
-            }
-            let mut user = match self.store.user(&row.id)? {
-                Some(existing) => existing,
-                None => User::new_local(row.id.clone()),
-            };
-            user.name = row.name;
-            user.email = row.email;
-            user.groups = row.groups;
-            user.cards = match normalise_cards(&row.cards) {
-                Ok(cards) => cards,
-                Err(e) => {
-                    problems.push(ImportProblem { line, message: e });
-                    continue;
-                }
-            };
-            for card in &user.cards {
-                let elsewhere = match seen_cards.insert(card.clone(), line) {
-                    Some(other) => Some(format!("card {card} is also on line {other}")),
-                    None => match self.store.card_owner(card)? {
-                        Some(owner) if owner != user.id => {
-                            Some(format!("card {card} is already assigned to another user"))
-                        }
-                        _ => None,
-                    },
-                };
-                if let Some(message) = elsewhere {
-                    problems.push(ImportProblem { line, message });
-                }
-            }
-            if let Some(pin) = row.pin {
-                match self.policy.check(&pin, &user.id, &user.cards) {
-                    Ok(()) => pins.push((users.len(), line, pin)),
-                    Err(e) => problems.push(ImportProblem {
-                        line,
-                        message: e.to_string(),
-                    }),
-                }
-            }
-            users.push((line, user));
-        }
-        let tags = self.hash_all(pins, progress).await?;
-        let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
-        let now = Timestamp::now();
-        for (index, line, tag) in tags {
-            let user = &mut users[index].1;
-            let taken_here = seen.insert(tag.0, line);
-            if taken_here.is_some() || self.ensure_unique(&tag, &user.id).is_err() {
-                let message = match taken_here {
-                    Some(other) => {
-                        format!("this PIN is also used on line {other}; PINs must be unique")
-                    }
-                    None => PolicyViolation::NotUnique.to_string(),
-                };
-                problems.push(ImportProblem { line, message });
-                continue;
-            }
-            let expiry = self.default_expiry;
-            user.pin = Some(PinRecord {
-                tag,
-                set_at: now,
-                expires_at: expiry.expires_at(now),
-                source: PinSource::Import,
-                temporary: expiry != Expiry::Never || user.origin == UserOrigin::Upstream,
-            });
-        }
-        if !problems.is_empty() {
-            problems.sort_by_key(|p| p.line);
-            return Err(AdminError::Import(problems));
-        }
-        let pins_set = seen.len();
-        let users: Vec<User> = users.into_iter().map(|(_, u)| u).collect();
-        let mut report = ImportReport {
-            rows: users.len(),
-            pins_set,
-            dry_run,
-            ..Default::default()
-        };
-        if dry_run {
-            for u in &users {
-                if self.store.user(&u.id)?.is_some() {
-                    report.updated += 1
-                } else {
-                    report.added += 1
-                }
-            }
-            return Ok(report);
-        }
-        let outcome = self.store.upsert_users(&users)?;
-        report.added = outcome.added;
-        report.updated = outcome.updated;
-        self.audit(
-            "import",
-            "*",
-            Some(format!(
-                "added {}, updated {}, pins {}",
-                report.added, report.updated, pins_set
-            )),
-        );
-        Ok(report)
-    }
-
-    /// Hashes PINs on the pool, all workers busy, reporting progress.
-    async fn hash_all(
-        &self,
-        pins: Vec<(usize, usize, Pin)>,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<Vec<(usize, usize, Tag)>, AdminError> {
-        let total = pins.len();
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, line, pin) in pins {
-            let pool = Arc::clone(&self.pool);
-            tasks.spawn(async move { (index, line, pool.tag_waiting(pin).await) });
-        }
-        let mut out = Vec::with_capacity(total);
-        while let Some(done) = tasks.join_next().await {
-            let (index, line, tag) = done.expect("hashing tasks do not panic");
-            out.push((index, line, tag?));
-            if out.len() % 64 == 0 || out.len() == total {
-                progress(out.len(), total);
-            }
-        }
-        out.sort_by_key(|(_, line, _)| *line);
-        Ok(out)
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::crypto::{HashParams, Hasher, Pepper};
+use crate::lifecycle::import::ImportRow;
 use crate::store::SledStore;
 
 struct Fixture {
@@ -188,4 +189,39 @@ async fn import_is_all_or_nothing_with_line_numbers() {
         alice.pin.is_some(),
         "an empty pin cell keeps the existing PIN"
     );
+}
+
+#[tokio::test]
+async fn import_refuses_rows_of_upstream_users_and_changes_nothing() {
+    let f = fixture();
+    let mut alice = User::new_local("alice");
+    alice.name = "Alice".into();
+    alice.groups = vec!["staff".into()];
+    alice.origin = UserOrigin::Upstream;
+    alice.upstream = Some(crate::domain::UpstreamRef {
+        source: "hr".into(),
+        key: "alice".into(),
+        version: None,
+    });
+    f.store.insert_user(&alice).unwrap();
+    let file = "id,name,groups,card,pin\nbob,Bob,staff,,730194\nalice,Mallory,admins,4711,482913\n";
+    for dry_run in [true, false] {
+        let e = f
+            .admin
+            .import(rows(file), dry_run, &|_, _| {})
+            .await
+            .unwrap_err();
+        let AdminError::Import(problems) = e else {
+            panic!("expected import problems, got {e}")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 3);
+        assert_eq!(
+            problems[0].message,
+            "`alice` comes from directory `hr`: change it there"
+        );
+    }
+    assert_eq!(f.store.user("alice").unwrap().unwrap(), alice, "unchanged");
+    assert!(f.store.user("bob").unwrap().is_none(), "nothing applied");
+    assert_eq!(f.store.card_owner("4711").unwrap(), None);
 }

@@ -40,7 +40,7 @@ fn a_recording_store_logs_its_calls_in_order() {
     s.update_lockout("device:x", &|_| None).unwrap();
     s.flush().unwrap();
     s.record(AuditKind::Daemon {
-        action: "started".into(),
+        action: crate::domain::DaemonAction::Started,
     });
     let want = [
         "lockout device:x",

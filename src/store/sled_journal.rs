@@ -138,7 +138,7 @@ fn record_completed(store: &SledStore, source: &str, done: &SyncApplied) {
         removed = done.removed, "completed an interrupted directory sync batch");
     store.record(AuditKind::Sync {
         source: source.into(),
-        outcome: "completed".into(),
+        outcome: crate::domain::SyncOutcome::Completed,
         added: done.added,
         changed: done.changed,
         removed: done.removed,

@@ -101,8 +101,10 @@ fn lockouts_and_audit_persist_across_reopen() {
         s.update_lockout("device:p", &bump).unwrap();
         s.update_lockout("device:p", &bump).unwrap();
         for i in 0..5 {
-            let kind = AuditKind::Daemon {
-                action: format!("e{i}"),
+            let kind = AuditKind::Lockout {
+                key: format!("e{i}"),
+                failures: 0,
+                until: None,
             };
             s.append_audit(&AuditEvent {
                 at: Timestamp::from_millis(1000 * i),
@@ -129,8 +131,10 @@ fn lockouts_and_audit_persist_across_reopen() {
 #[test]
 fn the_outbox_and_its_drop_count_are_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = |n: usize| AuditKind::Daemon {
-        action: format!("e{n}"),
+    let daemon = |n: usize| AuditKind::Lockout {
+        key: format!("e{n}"),
+        failures: 0,
+        until: None,
     };
     {
         let s = open(dir.path());

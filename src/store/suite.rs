@@ -87,9 +87,12 @@ fn owner(s: &dyn Store, t: u8) -> Option<String> {
     s.tag_owner(&Tag([t; 32])).unwrap()
 }
 
+/// A distinguishable audit event: the `n`th.
 fn daemon(n: usize) -> AuditKind {
-    AuditKind::Daemon {
-        action: format!("e{n}"),
+    AuditKind::Lockout {
+        key: format!("e{n}"),
+        failures: 0,
+        until: None,
     }
 }
 

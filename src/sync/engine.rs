@@ -7,7 +7,7 @@
 use super::plan::{self, Plan, PlanError};
 use super::source::{Batch, Deletions, Source, SourceError};
 use crate::crypto::HashPool;
-use crate::domain::{AuditKind, Timestamp};
+use crate::domain::{AuditKind, SyncOutcome, Timestamp};
 use crate::store::{Store, StoreError, SyncWrite};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -15,9 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
-
-/// PINs hashed at once by one run; the pool serves logins first anyway.
-const HASH_IN_FLIGHT: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -65,7 +62,7 @@ pub struct RunOptions {
 pub struct Summary {
     pub source: String,
     /// `applied`, or `unchanged` when the source had nothing new.
-    pub outcome: String,
+    pub outcome: SyncOutcome,
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
@@ -183,7 +180,7 @@ impl Engine {
             self.store.put_sync_state(&self.name, &state)?;
             return Ok(Summary {
                 source: self.name.clone(),
-                outcome: "unchanged".into(),
+                outcome: SyncOutcome::Unchanged,
                 users: state.users,
                 millis: started.elapsed().as_millis() as u64,
                 ..Summary::default()
@@ -222,7 +219,7 @@ impl Engine {
         .map_err(|_| SyncError::Panicked)??;
         Ok(Summary {
             source: self.name.clone(),
-            outcome: "applied".into(),
+            outcome: SyncOutcome::Applied,
             added: applied.added,
             changed: applied.changed,
             removed: applied.removed,
@@ -294,44 +291,23 @@ impl Engine {
         shutdown: &CancellationToken,
     ) -> Result<usize, SyncError> {
         let pins = std::mem::take(&mut plan.pins);
-        let total = pins.len();
         let now = Timestamp::now();
-        let mut queue = pins.into_iter();
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut done = 0;
-        loop {
-            while tasks.len() < HASH_IN_FLIGHT {
-                let Some((index, pin)) = queue.next() else {
-                    break;
-                };
-                let pool = Arc::clone(&self.pool);
-                tasks.spawn(async move { (index, pool.tag_waiting(pin).await) });
-            }
-            let joined = tokio::select! {
-                joined = tasks.join_next() => joined,
-                _ = shutdown.cancelled() => return Err(SyncError::Cancelled),
-            };
-            let Some(joined) = joined else { break };
-            let (index, tag) = joined.map_err(|_| SyncError::Hashing)?;
-            plan::set_upstream_pin(
-                &mut plan.users[index],
-                tag.map_err(|_| SyncError::Hashing)?,
-                now,
-            );
-            done += 1;
+        let report = |done, total| {
             if let Some(p) = &progress {
-                if done % 64 == 0 || done == total {
-                    let _ = p.send((done, total));
-                }
+                let _ = p.send((done, total));
             }
+        };
+        let set = |index, tag| plan::set_upstream_pin(&mut plan.users[index], tag, now);
+        tokio::select! {
+            hashed = self.pool.tag_all(pins, &report, set) => hashed.map_err(|_| SyncError::Hashing),
+            _ = shutdown.cancelled() => Err(SyncError::Cancelled),
         }
-        Ok(total)
     }
 
     fn record(&self, result: &Result<Summary, SyncError>, manual: bool) {
         match result {
             Ok(summary) => {
-                let did_something = summary.outcome != "unchanged"
+                let did_something = summary.outcome != SyncOutcome::Unchanged
                     && (summary.added + summary.changed + summary.removed > 0
                         || !summary.collisions.is_empty()
                         || !summary.skipped.is_empty());
@@ -359,12 +335,12 @@ impl Engine {
                 if !repeated || manual {
                     let failed = Summary {
                         source: self.name.clone(),
-                        outcome: if e.kind() == "refused" {
-                            "refused"
-                        } else {
-                            "failed"
-                        }
-                        .into(),
+                        outcome: match e {
+                            SyncError::Plan(PlanError::TooManyDeletions { .. }) => {
+                                SyncOutcome::Refused
+                            }
+                            _ => SyncOutcome::Failed,
+                        },
                         ..Summary::default()
                     };
                     self.store.record(audit(&failed, Some(message.clone())));
@@ -425,7 +401,7 @@ fn is_empty(batch: &Batch) -> bool {
 fn audit(s: &Summary, error: Option<String>) -> AuditKind {
     AuditKind::Sync {
         source: s.source.clone(),
-        outcome: s.outcome.clone(),
+        outcome: s.outcome,
         added: s.added,
         changed: s.changed,
         removed: s.removed,

@@ -7,8 +7,6 @@ use crate::domain::{normalise_card, Pin, PinSource, Timestamp, UpstreamRef, User
 use crate::store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 
-const MAX_ID_BYTES: usize = 128;
-
 /// What planning reads from the store.
 pub trait Existing {
     fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
@@ -157,8 +155,8 @@ fn dedupe(changed: Vec<UpstreamUser>, skipped: &mut Vec<String>) -> Vec<Upstream
         if last.get(&u.key) != Some(&i) {
             continue;
         }
-        if let Err(why) = check_id(&u.id) {
-            skipped.push(format!("entry `{}`: {why}", printable(&u.key)));
+        if let Err(why) = crate::domain::check_user_id(&u.id) {
+            skipped.push(format!("entry `{}`: the id {why}", printable(&u.key)));
         } else if !ids.insert(u.id.clone()) {
             skipped.push(format!(
                 "id `{}` is held by two entries of the source",
@@ -169,18 +167,6 @@ fn dedupe(changed: Vec<UpstreamUser>, skipped: &mut Vec<String>) -> Vec<Upstream
         }
     }
     out
-}
-
-fn check_id(id: &str) -> Result<(), &'static str> {
-    if id.is_empty() {
-        Err("the id is empty")
-    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err("the id contains whitespace or control characters")
-    } else if id.len() > MAX_ID_BYTES {
-        Err("the id is longer than 128 bytes")
-    } else {
-        Ok(())
-    }
 }
 
 fn printable(text: &str) -> String {

@@ -21,10 +21,10 @@ pub async fn serve(config: Arc<KeypadConfig>, core: Arc<Core>, shutdown: Cancell
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut absent_reported = false;
     let port_name = config.port.display().to_string();
-    let event = |action: &str, detail: String| AuditKind::Keypad {
+    let event = |action, detail: String| AuditKind::Keypad {
         device: config.device.clone(),
         port: port_name.clone(),
-        action: action.into(),
+        action,
         detail,
     };
     while !shutdown.is_cancelled() {
@@ -32,14 +32,14 @@ pub async fn serve(config: Arc<KeypadConfig>, core: Arc<Core>, shutdown: Cancell
             Ok(port) => {
                 absent_reported = false;
                 tracing::info!(port = %port_name, device = %config.device, "keypad connected");
-                core.record(event("connected", String::new()));
+                core.record(event(crate::domain::KeypadAction::Connected, String::new()));
                 let started = tokio::time::Instant::now();
                 let reason = session(port, &config, &core, &shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
                 }
                 tracing::warn!(port = %port_name, reason, "keypad disconnected; reopening");
-                core.record(event("disconnected", reason));
+                core.record(event(crate::domain::KeypadAction::Disconnected, reason));
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff.reset();
                 }
@@ -47,7 +47,10 @@ pub async fn serve(config: Arc<KeypadConfig>, core: Arc<Core>, shutdown: Cancell
             Err(e) if !absent_reported => {
                 absent_reported = true;
                 tracing::warn!(port = %port_name, error = %e, "keypad port unavailable; retrying with back-off");
-                core.record(event("unavailable", e.to_string()));
+                core.record(event(
+                    crate::domain::KeypadAction::Unavailable,
+                    e.to_string(),
+                ));
             }
             Err(_) => {}
         }
@@ -160,7 +163,7 @@ async fn answer(
             core.record(AuditKind::Keypad {
                 device: config.device.clone(),
                 port: config.port.display().to_string(),
-                action: "card_read".into(),
+                action: crate::domain::KeypadAction::CardRead,
                 detail: card.clone().unwrap_or_else(|| "unreadable".into()),
             });
             return write_feedback(

@@ -72,7 +72,7 @@ pub async fn card_read(
         core.record(AuditKind::Card {
             device: device.clone(),
             peer: peer.to_string(),
-            action: "waiting_for_pin".into(),
+            action: crate::domain::CardAction::WaitingForPin,
             card: Some(card.clone()),
         });
         windows.hold(device, card, window);
@@ -150,10 +150,10 @@ async fn dial_one(
     };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut down_reported = false;
-    let audit = |action: &str| AuditKind::Card {
+    let audit = |action| AuditKind::Card {
         device: device.clone(),
         peer: addr.to_string(),
-        action: action.into(),
+        action,
         card: None,
     };
     while !shutdown.is_cancelled() {
@@ -167,7 +167,7 @@ async fn dial_one(
             Ok(Ok(mut stream)) => {
                 down_reported = false;
                 tracing::info!(%addr, %device, "card reader connected");
-                core.record(audit("reader_connected"));
+                core.record(audit(crate::domain::CardAction::ReaderConnected));
                 let started = Instant::now();
                 let mut splitter = LineSplitter::new();
                 let mut buf = [0u8; 256];
@@ -185,7 +185,7 @@ async fn dial_one(
                     }
                 }
                 tracing::warn!(%addr, %device, "card reader disconnected; reconnecting");
-                core.record(audit("reader_disconnected"));
+                core.record(audit(crate::domain::CardAction::ReaderDisconnected));
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff.reset();
                 }
@@ -193,7 +193,7 @@ async fn dial_one(
             Ok(Err(_)) | Err(_) if !down_reported => {
                 down_reported = true;
                 tracing::warn!(%addr, %device, "card reader unreachable; retrying with back-off");
-                core.record(audit("reader_unreachable"));
+                core.record(audit(crate::domain::CardAction::ReaderUnreachable));
             }
             _ => {}
         }

@@ -1,0 +1,204 @@
+//! `pinwarden user …`: one control request per command, the answer printed for a person (or
+//! as JSON). PINs come from stdin or a no-echo prompt, never argv; a generated PIN is shown
+//! once on stdout.
+
+use super::admin::call;
+use super::{PinArgs, UserCommand};
+use crate::config::Config;
+use crate::domain::Pin;
+use crate::frontend::control::proto::{Request, WirePin};
+use crate::lifecycle::users::{NewUser, UserView};
+use anyhow::{bail, Context};
+use std::io::{BufRead, IsTerminal};
+
+pub async fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let (request, done, id) = match cmd {
+        UserCommand::Add {
+            id,
+            name,
+            email,
+            groups,
+            cards,
+            valid_from,
+            valid_until,
+            pin,
+        } => {
+            let user = NewUser {
+                id,
+                name,
+                email,
+                groups,
+                cards,
+                valid_from,
+                valid_until,
+            };
+            return add(config, user, pin).await;
+        }
+        UserCommand::SetPin { id, pin } => return set_pin(config, id, pin).await,
+        UserCommand::Show { id, json } => return show(config, id, json).await,
+        UserCommand::List { json } => return list(config, json).await,
+        UserCommand::SetDuress { id, .. } => {
+            let pin = WirePin(read_pin()?);
+            let request = Request::UserSetDuress {
+                id: id.clone(),
+                pin,
+            };
+            (request, "duress PIN set for", id)
+        }
+        UserCommand::ClearDuress { id } => {
+            let request = Request::UserClearDuress { id: id.clone() };
+            (request, "duress PIN removed for", id)
+        }
+        UserCommand::Remove { id } => (Request::UserRemove { id: id.clone() }, "removed", id),
+        UserCommand::Disable { id } => (Request::UserDisable { id: id.clone() }, "disabled", id),
+        UserCommand::Enable { id } => (Request::UserEnable { id: id.clone() }, "enabled", id),
+    };
+    call(config, &request).await?;
+    eprintln!("{done} {id}");
+    Ok(())
+}
+
+async fn add(config: &Config, user: NewUser, pin: PinArgs) -> anyhow::Result<()> {
+    let id = user.id.clone();
+    let request = Request::UserAdd {
+        user,
+        pin: pin_fields(&pin)?,
+        generate: pin.generate,
+        expires: pin.expires,
+    };
+    let data = call(config, &request).await?;
+    eprintln!("added user {id}");
+    show_generated(&data, &id);
+    Ok(())
+}
+
+async fn set_pin(config: &Config, id: String, pin: PinArgs) -> anyhow::Result<()> {
+    if !pin.pin_stdin && !pin.generate {
+        bail!("choose --pin-stdin or --generate");
+    }
+    let request = Request::UserSetPin {
+        id: id.clone(),
+        pin: pin_fields(&pin)?,
+        generate: pin.generate,
+        expires: pin.expires,
+    };
+    let data = call(config, &request).await?;
+    eprintln!("PIN set for {id}");
+    show_generated(&data, &id);
+    Ok(())
+}
+
+async fn show(config: &Config, id: String, json: bool) -> anyhow::Result<()> {
+    let data = call(config, &Request::UserShow { id }).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    } else {
+        print_user(&serde_json::from_value(data)?);
+    }
+    Ok(())
+}
+
+async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
+    let data = call(config, &Request::UserList).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
+    let users: Vec<UserView> = serde_json::from_value(data)?;
+    for u in &users {
+        println!("{}", user_line(u));
+    }
+    eprintln!("{} user(s)", users.len());
+    Ok(())
+}
+
+/// Reads a PIN: a no-echo prompt (asked twice) on a terminal, else one line of stdin.
+fn read_pin() -> anyhow::Result<Pin> {
+    if std::io::stdin().is_terminal() {
+        let first = Pin::new(rpassword::prompt_password("New PIN: ")?);
+        let again = Pin::new(rpassword::prompt_password("Repeat PIN: ")?);
+        if first != again {
+            bail!("the two PINs differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the PIN from stdin")?;
+    let pin = Pin::new(line.trim_end_matches(['\r', '\n']));
+    zeroize::Zeroize::zeroize(&mut line);
+    if pin.is_empty() {
+        bail!("no PIN on stdin: pipe it in, for example `printf '%s' \"$PIN\" | pinwarden user set-pin ID --pin-stdin`");
+    }
+    Ok(pin)
+}
+
+fn pin_fields(args: &PinArgs) -> anyhow::Result<Option<WirePin>> {
+    Ok(if args.pin_stdin {
+        Some(WirePin(read_pin()?))
+    } else {
+        None
+    })
+}
+
+fn show_generated(data: &serde_json::Value, id: &str) {
+    if let Some(pin) = data.get("generated_pin").and_then(|p| p.as_str()) {
+        eprintln!("New PIN for {id} (shown once):");
+        println!("{pin}");
+    }
+}
+
+fn user_line(u: &UserView) -> String {
+    let mut flags = Vec::new();
+    if !u.enabled {
+        flags.push("disabled");
+    }
+    if u.locked {
+        flags.push("locked");
+    }
+    if u.pin.is_none() {
+        flags.push("no-pin");
+    }
+    format!(
+        "{}\t{}\t{}\t{}",
+        u.id,
+        u.name,
+        u.groups.join(","),
+        flags.join(",")
+    )
+}
+
+fn print_user(u: &UserView) {
+    println!("id:        {}", u.id);
+    println!("name:      {}", u.name);
+    println!("email:     {}", u.email.as_deref().unwrap_or("-"));
+    println!("groups:    {}", u.groups.join(", "));
+    println!("enabled:   {}", u.enabled);
+    let show = |t: Option<crate::domain::Timestamp>| t.map_or("-".to_string(), |t| t.to_string());
+    println!(
+        "valid:     from {} until {}",
+        show(u.valid_from),
+        show(u.valid_until)
+    );
+    println!("origin:    {:?}", u.origin);
+    match &u.pin {
+        Some(p) => {
+            let expires = p.expires_at.map_or("never".to_string(), |t| t.to_string());
+            println!(
+                "pin:       set {} ({:?}), expires {expires}",
+                p.set_at, p.source
+            );
+        }
+        None => println!("pin:       none"),
+    }
+    println!(
+        "locked:    {} ({} failed attempt(s))",
+        u.locked, u.failed_attempts
+    );
+    println!(
+        "duress:    {}",
+        if u.has_duress_pin { "set" } else { "none" }
+    );
+}
