@@ -14,3 +14,4 @@ pub mod lifecycle;
 pub mod serial;
 pub mod store;
 pub mod sync;
+pub mod worker;
