@@ -8,6 +8,7 @@ use crate::backoff::Backoff;
 use crate::domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -166,10 +167,10 @@ impl Reporter {
         }
     }
 
-    fn backing_off(&self, delay: Duration) {
+    /// Backing off until `delay` from now.
+    pub fn backing_off(&self, delay: Duration) {
         self.set_state(State::BackingOff);
-        let at = Timestamp::now().millis() + delay.as_millis() as i64;
-        self.lock().retry_at = Some(Timestamp::from_millis(at));
+        self.lock().retry_at = Some(Timestamp::now().plus(delay));
     }
 }
 
@@ -178,6 +179,7 @@ pub struct Context {
     shutdown: CancellationToken,
     reporter: Reporter,
     healthy_at: Mutex<Option<Instant>>,
+    failed_in_unit: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -193,12 +195,14 @@ impl Context {
 
     /// A failure inside a unit that goes on (a relock to retry): shown and logged once.
     pub fn failure(&self, error: &str) {
+        self.failed_in_unit.store(true, Relaxed);
         self.reporter.failure(error);
     }
 
     /// A unit starts: a healthy mark from an earlier unit no longer counts.
     fn begin_unit(&self) {
         *self.healthy_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.failed_in_unit.store(false, Relaxed);
     }
 
     fn healthy_for(&self) -> Option<Duration> {
@@ -231,6 +235,11 @@ impl Supervisor {
         &self.shutdown
     }
 
+    /// The tracker the workers run on, for servers that drain their own connections.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     /// A status cell listed with the workers, for something that is not a loop.
     pub fn register(&self, name: impl Into<String>) -> Reporter {
         let reporter = Reporter::new(name.into());
@@ -247,6 +256,7 @@ impl Supervisor {
             shutdown: self.shutdown.clone(),
             reporter,
             healthy_at: Mutex::new(None),
+            failed_in_unit: false.into(),
         };
         self.tracker.spawn(supervise(worker, settings, cx));
     }
@@ -279,7 +289,9 @@ async fn supervise<W: Worker>(mut worker: W, settings: Settings, cx: Context) {
         match worker.work(&cx).await {
             Ok(next) => {
                 backoff.reset();
-                cx.reporter.healthy();
+                if !cx.failed_in_unit.load(Relaxed) {
+                    cx.reporter.healthy();
+                }
                 match next {
                     Next::Again => continue,
                     Next::Done => break,

@@ -7,11 +7,13 @@ pub mod card;
 pub mod proto;
 pub mod reader;
 
-pub use reader::{dial, CardWindows};
+pub use reader::{DialReader, DIAL_RETRY};
 
 use crate::config::{TcpConfig, TcpMode};
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use crate::frontend::card_hold::CardHold;
+use crate::frontend::throttle::Throttle;
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ pub async fn serve(
     listener: TcpListener,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
-    windows: Arc<CardWindows>,
+    holds: Arc<CardHold>,
     shutdown: CancellationToken,
 ) {
     // Validated with the config; `None` only when the listener has no [tcp.card].
@@ -45,7 +47,7 @@ pub async fn serve(
     );
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let connections = TaskTracker::new();
-    let mut refusals = Refusals::default();
+    let mut refusals = Refusals(Throttle::new(4096));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -86,7 +88,7 @@ pub async fn serve(
             peer,
             config: Arc::clone(&config),
             core: Arc::clone(&core),
-            windows: Arc::clone(&windows),
+            holds: Arc::clone(&holds),
             reader: Arc::clone(&reader),
         };
         let shutdown = shutdown.clone();
@@ -99,13 +101,8 @@ pub async fn serve(
     connections.wait().await;
 }
 
-/// Refusals are audited at most once a minute per address, so a flood of connections from
-/// outside cannot push real decisions out of the bounded audit log.
-#[derive(Default)]
-struct Refusals {
-    last: std::collections::HashMap<std::net::IpAddr, Instant>,
-    suppressed: u64,
-}
+/// Refusals are audited at most once a minute per address (the shared `Throttle`).
+struct Refusals(Throttle<std::net::IpAddr>);
 
 impl Refusals {
     fn refuse(
@@ -119,26 +116,10 @@ impl Refusals {
         if let Some(bytes) = reply {
             let _ = stream.try_write(bytes);
         }
-        let now = Instant::now();
-        if self.last.len() > 4096 {
-            self.last
-                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
-        }
-        let recent = self
-            .last
-            .get(&peer.ip())
-            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(60));
-        if recent {
-            self.suppressed += 1;
+        let Some(reason) = self.0.admit(peer.ip(), reason) else {
             return;
-        }
-        self.last.insert(peer.ip(), now);
-        let suppressed = std::mem::take(&mut self.suppressed);
-        tracing::info!(%peer, reason, suppressed, "refused a terminal connection");
-        let reason = match suppressed {
-            0 => reason.to_string(),
-            n => format!("{reason} ({n} more refusals not audited in the last minute)"),
         };
+        tracing::info!(%peer, reason, "refused a terminal connection");
         core.record(AuditKind::Refused {
             frontend: "tcp".into(),
             peer: peer.to_string(),
@@ -152,7 +133,7 @@ struct Session {
     peer: SocketAddr,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
-    windows: Arc<CardWindows>,
+    holds: Arc<CardHold>,
     reader: Arc<Option<card::CardReader>>,
 }
 
@@ -205,17 +186,9 @@ impl Session {
         if self.config.mode != TcpMode::Terminal {
             // A reader: bare card numbers, no replies; anything else is ignored.
             if let (Event::Line(line), Some(reader)) = (&event, self.reader.as_ref()) {
-                let (core, windows) = (&self.core, &self.windows);
-                reader::reader_line(
-                    core,
-                    windows,
-                    &self.config,
-                    reader,
-                    &self.device,
-                    peer,
-                    line,
-                )
-                .await;
+                let (core, holds) = (&self.core, &self.holds);
+                reader::reader_line(core, holds, &self.config, reader, &self.device, peer, line)
+                    .await;
             }
             return true;
         }
@@ -240,7 +213,7 @@ impl Session {
                 };
                 let answer = reader::card_read(
                     &self.core,
-                    &self.windows,
+                    &self.holds,
                     &self.config,
                     &self.device,
                     peer,
@@ -253,7 +226,7 @@ impl Session {
                 };
                 return send(writer, &reply).await;
             }
-            Ok(Request::Pin(pin)) => self.windows.with_pin(&self.device, pin),
+            Ok(Request::Pin(pin)) => self.holds.with_pin(&self.device, pin, false),
             Ok(Request::IdPin { id, pin }) => Credential::IdPin { id, pin },
         };
         let request = AuthRequest {
