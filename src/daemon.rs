@@ -266,16 +266,9 @@ fn spawn_frontends(
     supervisor: &Supervisor,
 ) {
     let holds = Arc::new(CardHold::new());
-    let tasks = supervisor.tracker();
     for (listener, cfg) in listeners {
-        let (core, holds) = (Arc::clone(core), Arc::clone(&holds));
-        tasks.spawn(tcp::serve(
-            listener,
-            cfg,
-            core,
-            holds,
-            supervisor.shutdown().clone(),
-        ));
+        let listener = tcp::Listener::new(listener, cfg, Arc::clone(core), Arc::clone(&holds));
+        supervisor.spawn(listener.name(), tcp::ACCEPT_RETRY, listener);
     }
     for cfg in config.tcp.iter().filter(|t| t.listen.is_none()) {
         for reader in tcp::DialReader::all(&Arc::new(cfg.clone()), core, &holds) {

@@ -14,6 +14,7 @@ use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
 use crate::frontend::card_hold::CardHold;
 use crate::frontend::throttle::Throttle;
+use crate::worker::{Context, Next, Settings, Worker};
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,76 +30,103 @@ use zeroize::Zeroize;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts terminals until `shutdown`, then waits for open connections to finish their
-/// current request.
-pub async fn serve(
+/// How a listener retries a failed accept (out of file descriptors and the like).
+pub const ACCEPT_RETRY: Settings =
+    Settings::new(Duration::from_millis(100), Duration::from_secs(5));
+
+/// One `[[tcp]] listen` as a supervised worker: waiting for a connection is its idle wait
+/// (ended by shutdown), admitting one its unit of work; at shutdown it waits for open
+/// connections to finish their current request.
+pub struct Listener {
     listener: TcpListener,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
     holds: Arc<CardHold>,
-    shutdown: CancellationToken,
-) {
-    // Validated with the config; `None` only when the listener has no [tcp.card].
-    let reader = Arc::new(
-        config
+    reader: Arc<Option<card::CardReader>>,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+    refusals: Refusals,
+    accepted: Option<std::io::Result<(TcpStream, SocketAddr)>>,
+}
+
+impl Listener {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<TcpConfig>,
+        core: Arc<Core>,
+        holds: Arc<CardHold>,
+    ) -> Self {
+        // Validated with the config; `None` only when the listener has no [tcp.card].
+        let reader = config
             .card
             .as_ref()
-            .and_then(|c| card::CardReader::new(&c.format).ok()),
-    );
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let connections = TaskTracker::new();
-    let mut refusals = Refusals(Throttle::new(4096));
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+            .and_then(|c| card::CardReader::new(&c.format).ok());
+        Listener {
+            listener,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            reader: Arc::new(reader),
+            config,
+            core,
+            holds,
+            connections: TaskTracker::new(),
+            refusals: Refusals(Throttle::new(4096)),
+            accepted: None,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self.listener.local_addr() {
+            Ok(addr) => format!("tcp listener {addr}"),
+            Err(_) => "tcp listener".into(),
+        }
+    }
+
+    /// Admits one connection: allow-list → device, connection limit, then its session.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, shutdown: &CancellationToken) {
+        let (core, refusals) = (&self.core, &mut self.refusals);
         let ip = peer.ip().to_canonical();
-        let Some(device) = config.terminals.get(&ip).cloned() else {
-            refusals.refuse(
-                &core,
-                &stream,
-                peer,
-                "source address not in the allow-list",
-                None,
-            );
-            continue;
+        let Some(device) = self.config.terminals.get(&ip).cloned() else {
+            let reason = "source address not in the allow-list";
+            return refusals.refuse(core, &stream, peer, reason, None);
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refusals.refuse(
-                &core,
-                &stream,
-                peer,
-                "connection limit reached",
-                Some(b"BUSY\r\n"),
-            );
-            continue;
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let reason = "connection limit reached";
+            return refusals.refuse(core, &stream, peer, reason, Some(b"BUSY\r\n"));
         };
         let session = Session {
             device,
             peer,
-            config: Arc::clone(&config),
-            core: Arc::clone(&core),
-            holds: Arc::clone(&holds),
-            reader: Arc::clone(&reader),
+            config: Arc::clone(&self.config),
+            core: Arc::clone(core),
+            holds: Arc::clone(&self.holds),
+            reader: Arc::clone(&self.reader),
         };
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
+        self.connections.spawn(async move {
             session.run(stream, shutdown).await;
             drop(slot);
         });
     }
-    connections.close();
-    connections.wait().await;
+}
+
+impl Worker for Listener {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        match self.accepted.take() {
+            Some(Ok((stream, peer))) => self.admit(stream, peer, cx.shutdown()),
+            Some(Err(e)) => return Err(format!("accept failed: {e}")),
+            None => {}
+        }
+        Ok(Next::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        self.accepted = Some(self.listener.accept().await);
+    }
+
+    async fn stop(&mut self) {
+        self.connections.close();
+        self.connections.wait().await;
+    }
 }
 
 /// Refusals are audited at most once a minute per address (the shared `Throttle`).
