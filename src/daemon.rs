@@ -1,7 +1,7 @@
 //! The composition root: the only module that knows every other. Opens the pepper and the
 //! store, builds the core and the admin service, binds every listener (failing fast), runs
-//! the tasks under one cancellation token, reports readiness to systemd and shuts down
-//! within a deadline.
+//! every worker under one supervisor and cancellation token, reports readiness to systemd
+//! and shuts down within a deadline.
 
 mod actions;
 mod admin;
