@@ -158,6 +158,8 @@ impl Worker for SourceWorker {
         if self.closed {
             return Ok(Next::Done);
         }
+        // A run may take a while (a directory that does not answer): staleness first.
+        self.publish_staleness();
         let trigger = self.trigger.take();
         let (opts, progress) = trigger
             .as_ref()
