@@ -1,109 +1,251 @@
 //! The composition root: the only module that knows every other. Opens the pepper and the
 //! store, builds the core and the admin service, binds every listener (failing fast), runs
-//! the tasks under one cancellation token, reports readiness to systemd and shuts down
-//! within a deadline.
+//! every worker under one supervisor and cancellation token, reports readiness to systemd
+//! and shuts down within a deadline.
 
 mod actions;
 mod admin;
 mod sync;
+mod workers;
 
-use crate::action::door::Door;
+use crate::action::door::{CommandSink, Door};
 use crate::action::print::PrintRelease;
 use crate::config::Config;
 use crate::core::decide::{AccessRules, DeviceRules};
 use crate::core::Core;
 use crate::crypto::{HashPool, Hasher, Pepper};
 use crate::domain::{AuditKind, Timestamp};
+use crate::frontend::card_hold::CardHold;
 use crate::frontend::{control, keypad, mqtt, tcp};
 use crate::lifecycle::users::UserAdmin;
 use crate::store::{OpenParams, SledStore, Store};
+use crate::worker::Supervisor;
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
-const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Runs the daemon until `shutdown` is cancelled (by a signal in production, by the test
-/// in tests). Startup errors are returned with context saying how to fix them.
+/// in tests) and its tasks have drained. Startup errors are returned with context saying
+/// how to fix them.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown).await?.drained().await;
+    Ok(())
+}
+
+/// A started daemon: listeners bound, workers running, readiness reported.
+pub struct Running {
+    /// The TCP listeners' addresses (port 0 resolved).
+    pub tcp: Vec<SocketAddr>,
+    store: Arc<dyn Store>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    control_socket: PathBuf,
+}
+
+/// Starts the daemon under `shutdown` and returns once it is ready; `Running::drained`
+/// then waits for shutdown and the drain. Nothing keeps running after a startup error.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let started = Timestamp::now();
+    prepare_state_dir(&config)?;
+    let (store, hasher) = open_store(&config)?;
+    let tasks = TaskTracker::new();
+    // Our own token, so a failed start can stop what it already spawned.
+    let token = shutdown.child_token();
+    let supervisor = Supervisor::new(token.clone(), tasks.clone());
+    let wired = wire(&config, &store, &hasher, &supervisor, started).await;
+    let bound = match wired {
+        Ok(wired) => wired,
+        Err(e) => {
+            token.cancel();
+            tasks.close();
+            tasks.wait().await;
+            return Err(e);
+        }
+    };
+    store.record(AuditKind::Daemon {
+        action: crate::domain::DaemonAction::Started,
+    });
+    tracing::info!(tcp = ?bound, control = %config.control_socket.display(), "pinwarden ready");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    Ok(Running {
+        tcp: bound,
+        store,
+        tasks,
+        shutdown: token,
+        control_socket: config.control_socket.clone(),
+    })
+}
+
+impl Running {
+    /// Waits for shutdown, lets requests in flight finish (within a deadline), audits the
+    /// stop and flushes the store.
+    pub async fn drained(self) {
+        self.shutdown.cancelled().await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down: finishing requests in flight");
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them"
+            );
+        }
+        self.store.record(AuditKind::Daemon {
+            action: crate::domain::DaemonAction::Stopped,
+        });
+        let _ = std::fs::remove_file(&self.control_socket);
+        let store = self.store;
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::error!("final store flush failed");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create state_dir {}: create it or fix its permissions",
             config.state_dir.display()
         )
-    })?;
-    let (store, hasher) = open_store(&config)?;
+    })
+}
+
+/// Builds the services, binds every listener (failing fast) and starts every worker and
+/// server; returns the TCP addresses.
+async fn wire(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    hasher: &Arc<Hasher>,
+    supervisor: &Supervisor,
+    started: Timestamp,
+) -> anyhow::Result<Vec<SocketAddr>> {
     let pool = Arc::new(HashPool::new(
-        Arc::clone(&hasher),
+        Arc::clone(hasher),
         config.security.hash_workers,
         config.security.hash_queue,
     ));
-    let tasks = TaskTracker::new();
-    let mqtt = match &config.mqtt {
-        Some(m) => {
-            let password = mqtt::read_password(m).map_err(anyhow::Error::msg)?;
-            // From now on every audit event is also queued for the events topic.
-            store.set_outbox_limit(m.outbox_max);
-            Some((Arc::new(m.clone()), password, mqtt::Link::default()))
-        }
-        None => None,
+    let mqtt = mqtt_parts(config, store)?;
+    let stale = Arc::new(crate::core::Staleness::default());
+    let core = build_core(config, store, &pool, supervisor, mqtt.as_ref(), &stale)?;
+    let engines = sync::engines(config, store, &pool, hasher)?;
+    let (listeners, bound) = bind_tcp(config).await?;
+    let control_listener = control::bind(&config.control_socket).await?;
+    let directories = sync::start(engines, stale, supervisor);
+    let admin = Arc::new(admin::Admin {
+        users: UserAdmin::new(
+            Arc::clone(store),
+            Arc::clone(&pool),
+            config.policy.pin_policy(),
+            config.policy.generated_length,
+            config.policy.default_expiry,
+            config.lockout,
+        ),
+        core: Arc::clone(&core),
+        pool,
+        store: Arc::clone(store),
+        started,
+        tcp: bound.clone(),
+        control_socket: config.control_socket.clone(),
+        user_max_failures: config.lockout.user_max_failures,
+        mqtt: mqtt.as_ref().map(|m| m.link.clone()),
+        sync: directories,
+        workers: supervisor.clone(),
+    });
+    spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
+    let tasks = supervisor.tracker();
+    tasks.spawn(control::serve(
+        control_listener,
+        admin,
+        supervisor.shutdown().clone(),
+    ));
+    workers::spawn(config, store, supervisor);
+    Ok(bound)
+}
+
+/// The MQTT connection settings, password and shared link, when `[mqtt]` is configured.
+struct MqttParts {
+    cfg: Arc<crate::frontend::mqtt::settings::MqttConfig>,
+    password: Option<String>,
+    link: mqtt::Link,
+}
+
+fn mqtt_parts(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Option<MqttParts>> {
+    let Some(m) = &config.mqtt else {
+        return Ok(None);
     };
-    let sink = mqtt
-        .as_ref()
-        .map(|(_, _, link)| Arc::new(link.clone()) as Arc<dyn crate::action::door::CommandSink>);
+    let password = mqtt::read_password(m).map_err(anyhow::Error::msg)?;
+    // From now on every audit event is also queued for the events topic.
+    store.set_outbox_limit(m.outbox_max);
+    Ok(Some(MqttParts {
+        cfg: Arc::new(m.clone()),
+        password,
+        link: mqtt::Link::default(),
+    }))
+}
+
+/// The door workers, print release and the core with the daemon's `Actions`.
+fn build_core(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    pool: &Arc<HashPool>,
+    supervisor: &Supervisor,
+    mqtt: Option<&MqttParts>,
+    stale: &Arc<crate::core::Staleness>,
+) -> anyhow::Result<Arc<Core>> {
+    let sink = mqtt.map(|m| Arc::new(m.link.clone()) as Arc<dyn CommandSink>);
     let doors = config
         .doors
         .iter()
         .map(|d| {
-            let audit = actions::door_audit(Arc::clone(&store), d.device.clone());
-            (
-                d.device.clone(),
-                Door::spawn(d.clone(), sink.clone(), audit, shutdown.clone(), &tasks),
-            )
+            let audit = actions::door_audit(Arc::clone(store), d.device.clone());
+            let door = Door::spawn(d.clone(), sink.clone(), audit, supervisor);
+            (d.device.clone(), door)
         })
         .collect();
     let print = match &config.cups {
         Some(cups) => Some(
             PrintRelease::new(cups, &config.print_queues)
-                .context("cannot set up print release ([cups])")?,
+                .context("cannot set up print release ([cups])")?
+                .with_status(supervisor.register("print release (CUPS)")),
         ),
         None => None,
     };
     let actions = Arc::new(actions::DaemonActions {
         doors,
         print,
-        store: Arc::clone(&store),
+        store: Arc::clone(store),
     });
-    let (devices, access) = access_rules(&config);
-    let engines = sync::engines(&config, &store, &pool, &hasher)?;
-    let stale = Arc::new(crate::core::Staleness::default());
-    let core = Arc::new(
-        Core::new(
-            Arc::clone(&store),
-            Arc::clone(&pool),
-            devices,
-            access,
-            config.lockout,
-            actions,
-        )
-        .with_staleness(Arc::clone(&stale)),
-    );
-    let users = UserAdmin::new(
-        Arc::clone(&store),
-        Arc::clone(&pool),
-        config.policy.pin_policy(),
-        config.policy.generated_length,
-        config.policy.default_expiry,
+    let (devices, access) = access_rules(config);
+    let core = Core::new(
+        Arc::clone(store),
+        Arc::clone(pool),
+        devices,
+        access,
         config.lockout,
-    );
+        actions,
+    )
+    .with_staleness(Arc::clone(stale));
+    Ok(Arc::new(core))
+}
 
+type Listeners = Vec<(
+    tokio::net::TcpListener,
+    Arc<crate::frontend::tcp::settings::TcpConfig>,
+)>;
+
+async fn bind_tcp(config: &Config) -> anyhow::Result<(Listeners, Vec<SocketAddr>)> {
     let mut listeners = Vec::new();
-    let mut bound = Vec::<SocketAddr>::new();
+    let mut bound = Vec::new();
     for t in &config.tcp {
         let Some(listen) = t.listen else { continue };
         let listener = tokio::net::TcpListener::bind(listen)
@@ -114,99 +256,44 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         bound.push(listener.local_addr()?);
         listeners.push((listener, Arc::new(t.clone())));
     }
-    let control_listener = control::bind(&config.control_socket).await?;
-    let directories = sync::start(engines, stale, &tasks, &shutdown);
+    Ok((listeners, bound))
+}
 
-    let admin = Arc::new(admin::Admin {
-        users,
-        core: Arc::clone(&core),
-        pool: Arc::clone(&pool),
-        store: Arc::clone(&store),
-        started,
-        tcp: bound.clone(),
-        control_socket: config.control_socket.clone(),
-        user_max_failures: config.lockout.user_max_failures,
-        mqtt: mqtt.as_ref().map(|(_, _, link)| link.clone()),
-        sync: directories,
-    });
-    let windows = Arc::new(tcp::CardWindows::new());
+/// TCP listeners, dial readers, keypads and the MQTT connections.
+fn spawn_frontends(
+    config: &Config,
+    core: &Arc<Core>,
+    listeners: Listeners,
+    mqtt: Option<MqttParts>,
+    store: &Arc<dyn Store>,
+    supervisor: &Supervisor,
+) {
+    let holds = Arc::new(CardHold::new());
     for (listener, cfg) in listeners {
-        tasks.spawn(tcp::serve(
-            listener,
-            cfg,
-            Arc::clone(&core),
-            Arc::clone(&windows),
-            shutdown.clone(),
-        ));
+        let listener = tcp::Listener::new(listener, cfg, Arc::clone(core), Arc::clone(&holds));
+        supervisor.spawn(listener.name(), tcp::ACCEPT_RETRY, listener);
     }
     for cfg in config.tcp.iter().filter(|t| t.listen.is_none()) {
-        tasks.spawn(tcp::dial(
-            Arc::new(cfg.clone()),
-            Arc::clone(&core),
-            Arc::clone(&windows),
-            shutdown.clone(),
-        ));
+        for reader in tcp::DialReader::all(&Arc::new(cfg.clone()), core, &holds) {
+            supervisor.spawn(reader.name(), tcp::DIAL_RETRY, reader);
+        }
     }
     for k in &config.keypads {
-        tasks.spawn(keypad::serve(
-            Arc::new(k.clone()),
-            Arc::clone(&core),
-            shutdown.clone(),
-        ));
+        let keypad = keypad::Keypad::new(Arc::new(k.clone()), Arc::clone(core));
+        supervisor.spawn(keypad.name(), keypad::RETRY, keypad);
     }
-    if let Some((cfg, password, link)) = mqtt {
-        let outbox = Arc::new(actions::StoreOutbox(Arc::clone(&store)));
-        tasks.spawn(mqtt::serve_events(
-            Arc::clone(&cfg),
-            password.clone(),
-            outbox,
-            link.clone(),
-            shutdown.clone(),
-        ));
-        tasks.spawn(mqtt::serve(
-            cfg,
-            password,
-            Arc::clone(&core),
-            link,
-            shutdown.clone(),
-        ));
-    }
-    tasks.spawn(control::serve(control_listener, admin, shutdown.clone()));
-    tasks.spawn(prune_audit(
-        Arc::clone(&store),
-        config.store.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(watchdog(shutdown.clone()));
-
-    store.record(AuditKind::Daemon {
-        action: crate::domain::DaemonAction::Started,
-    });
-    tracing::info!(tcp = ?bound, control = %config.control_socket.display(), "pinwarden ready");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-
-    shutdown.cancelled().await;
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    tracing::info!("shutting down: finishing requests in flight");
-    tasks.close();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, tasks.wait())
-        .await
-        .is_err()
+    if let Some(MqttParts {
+        cfg,
+        password,
+        link,
+    }) = mqtt
     {
-        tracing::warn!(
-            "some connections did not finish within {SHUTDOWN_DEADLINE:?}; closing them"
-        );
+        let outbox = Arc::new(actions::StoreOutbox(Arc::clone(store)));
+        let events = mqtt::Events::new(Arc::clone(&cfg), password.clone(), outbox, link.clone());
+        supervisor.spawn(events.name(), mqtt::RETRY, events);
+        let requests = mqtt::Requests::new(cfg, password, Arc::clone(core), link);
+        supervisor.spawn(requests.name(), mqtt::RETRY, requests);
     }
-    store.record(AuditKind::Daemon {
-        action: crate::domain::DaemonAction::Stopped,
-    });
-    let _ = std::fs::remove_file(&config.control_socket);
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-    if !matches!(flushed, Ok(Ok(()))) {
-        tracing::error!("final store flush failed");
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> {
@@ -281,45 +368,4 @@ fn access_rules(
             tz: config.access.tz.clone(),
         },
     )
-}
-
-/// Keeps the audit log within its retention; an idle wait is interrupted by shutdown,
-/// a prune in progress is not.
-async fn prune_audit(
-    store: Arc<dyn Store>,
-    cfg: crate::config::StoreConfig,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let retention = Duration::from_secs(u64::from(cfg.audit_retention_days) * 86_400);
-        let cutoff =
-            Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
-        let store2 = Arc::clone(&store);
-        let max = cfg.audit_max_entries;
-        match tokio::task::spawn_blocking(move || store2.prune_audit(cutoff, max)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "pruned old audit events"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "audit pruning failed"),
-            _ => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(AUDIT_PRUNE_EVERY) => {}
-        }
-    }
-}
-
-/// Pings systemd's watchdog at half its interval when `WatchdogSec=` is set.
-async fn watchdog(shutdown: CancellationToken) {
-    let mut usec = 0;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
-    }
-    let every = Duration::from_micros(usec / 2);
-    loop {
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
 }

@@ -16,3 +16,4 @@ pub mod notify;
 pub mod serial;
 pub mod store;
 pub mod sync;
+pub mod worker;

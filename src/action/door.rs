@@ -1,15 +1,15 @@
-//! Door actuators. Each door has one task that owns its actuator, so only one unlock runs at
-//! a time; a grant during a pulse extends it. Relay-side timed pulses are preferred (a crash
+//! Door actuators. Each door has one supervised worker that owns its actuator, so only one
+//! unlock runs at a time; a grant during a pulse extends it. Relay-side timed pulses are preferred (a crash
 //! can never leave the door open); when pinwarden times the pulse itself, the off command is
 //! sent at the end, on shutdown, and after any failure.
 
 use crate::domain::{DeviceId, DoorAction};
+use crate::worker::{Context, Next, Settings, Supervisor, Worker};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -74,23 +74,26 @@ pub type DoorAudit = std::sync::Arc<dyn Fn(DoorAction, Option<String>) + Send + 
 /// How long shutdown keeps retrying a relock that fails.
 const RELOCK_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 
+/// How a door's worker is supervised (it retries its relock itself and never fails).
+const RETRY: Settings = Settings::new(Duration::from_millis(500), Duration::from_secs(10));
+
 impl Door {
-    /// Starts the door's task: it relocks first (a crash may have left the relay on), runs
-    /// until `shutdown`, then relocks again.
+    /// Starts the door's worker: it relocks first (a crash may have left the relay on), runs
+    /// until shutdown, then relocks again.
     pub fn spawn(
         config: DoorConfig,
         sink: Option<std::sync::Arc<dyn CommandSink>>,
         audit: DoorAudit,
-        shutdown: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
+        supervisor: &Supervisor,
     ) -> Door {
         let (tx, rx) = mpsc::channel(16);
+        let name = format!("door {}", config.device);
         let relay = Relay {
             config,
             port: None,
             sink,
         };
-        tracker.spawn(run(relay, audit, rx, shutdown));
+        supervisor.spawn(name, RETRY, DoorWorker::new(relay, audit, rx));
         Door { tx }
     }
 
@@ -184,72 +187,120 @@ impl Relay {
     }
 }
 
-/// The door task. `relock_due` is set whenever the relay must be switched off (pulse end,
-/// start-up, a failed "on"); a failed "off" is retried with back-off until it succeeds, and
-/// every failure is audited: a door must never stay open because one write failed.
-async fn run(
-    mut relay: Relay,
+/// The door's worker. `relock_due` is set whenever the relay must be switched off (pulse
+/// end, start-up, a failed "on"); a failed "off" is retried with back-off until it
+/// succeeds, and every failure is audited: a door must never stay open because one write
+/// failed. Requests are served while a relock is being retried.
+struct DoorWorker {
+    relay: Relay,
     audit: DoorAudit,
-    mut rx: mpsc::Receiver<Request>,
-    shutdown: CancellationToken,
-) {
-    let pulse = relay.config.pulse;
-    let mut open_until: Option<Instant> = None;
-    let mut relock_due: Option<Instant> = relay.times_pulse().then(Instant::now);
-    let mut backoff =
-        crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    loop {
-        let wake = match (open_until, relock_due) {
+    rx: mpsc::Receiver<Request>,
+    open_until: Option<Instant>,
+    relock_due: Option<Instant>,
+    backoff: crate::backoff::Backoff,
+    request: Option<Request>,
+    closed: bool,
+}
+
+impl DoorWorker {
+    fn new(relay: Relay, audit: DoorAudit, rx: mpsc::Receiver<Request>) -> Self {
+        DoorWorker {
+            relock_due: relay.times_pulse().then(Instant::now),
+            relay,
+            audit,
+            rx,
+            open_until: None,
+            backoff: crate::backoff::Backoff::new(
+                Duration::from_millis(500),
+                Duration::from_secs(10),
+            ),
+            request: None,
+            closed: false,
+        }
+    }
+
+    fn wake(&self) -> Option<Instant> {
+        match (self.open_until, self.relock_due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await }, if wake.is_some() => {
-                if open_until.is_some_and(|t| t <= Instant::now()) {
-                    open_until = None;
-                    relock_due = Some(Instant::now());
+        }
+    }
+
+    async fn unlock(&mut self, user: &str, cx: &Context) -> UnlockResult {
+        if self.open_until.is_some() {
+            self.open_until = Some(Instant::now() + self.relay.config.pulse);
+            return UnlockResult::Extended;
+        }
+        match self.relay.on(user).await {
+            Ok(()) => {
+                if self.relay.times_pulse() {
+                    self.open_until = Some(Instant::now() + self.relay.config.pulse);
+                    self.relock_due = None;
                 }
-                if relock_due.is_some_and(|t| t <= Instant::now()) {
-                    relock_due = match relay.off().await {
-                        Ok(()) => { backoff.reset(); None }
-                        Err(e) => {
-                            tracing::error!(door = %relay.config.device, error = %e, "relock failed; retrying");
-                            audit(DoorAction::RelockFailed, Some(e));
-                            Some(Instant::now() + backoff.next_delay())
-                        }
-                    };
-                }
+                UnlockResult::Unlocked
             }
-            request = rx.recv() => {
-                let Some(request) = request else { break };
-                let result = if open_until.is_some() {
-                    open_until = Some(Instant::now() + pulse);
-                    UnlockResult::Extended
-                } else {
-                    match relay.on(&request.user).await {
-                        Ok(()) => {
-                            if relay.times_pulse() {
-                                open_until = Some(Instant::now() + pulse);
-                                relock_due = None;
-                            }
-                            UnlockResult::Unlocked
-                        }
-                        Err(e) => {
-                            // The "on" may have half-worked: make sure the door relocks.
-                            if relay.times_pulse() {
-                                relock_due = Some(Instant::now());
-                            }
-                            UnlockResult::Failed(e)
-                        }
-                    }
-                };
-                let _ = request.reply.send(result);
+            Err(e) => {
+                cx.failure(&format!("unlock failed: {e}"));
+                // The "on" may have half-worked: make sure the door relocks.
+                if self.relay.times_pulse() {
+                    self.relock_due = Some(Instant::now());
+                }
+                UnlockResult::Failed(e)
             }
         }
     }
-    if open_until.is_some() || relock_due.is_some() {
-        relock_at_shutdown(&mut relay, &audit).await;
+
+    /// Ends a pulse that is over and runs a relock that is due.
+    async fn timers(&mut self, cx: &Context) {
+        if self.open_until.is_some_and(|t| t <= Instant::now()) {
+            self.open_until = None;
+            self.relock_due = Some(Instant::now());
+        }
+        if self.relock_due.is_none_or(|t| t > Instant::now()) {
+            return;
+        }
+        self.relock_due = match self.relay.off().await {
+            Ok(()) => {
+                self.backoff.reset();
+                None
+            }
+            Err(e) => {
+                cx.failure(&format!("relock failed: {e}"));
+                (self.audit)(DoorAction::RelockFailed, Some(e));
+                Some(Instant::now() + self.backoff.next_delay())
+            }
+        };
+    }
+}
+
+impl Worker for DoorWorker {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        if self.closed {
+            return Ok(Next::Done);
+        }
+        if let Some(request) = self.request.take() {
+            let result = self.unlock(&request.user, cx).await;
+            let _ = request.reply.send(result);
+        }
+        self.timers(cx).await;
+        Ok(Next::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        let wake = self.wake();
+        tokio::select! {
+            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await }, if wake.is_some() => {}
+            request = self.rx.recv() => match request {
+                Some(request) => self.request = Some(request),
+                None => self.closed = true,
+            },
+        }
+    }
+
+    async fn stop(&mut self) {
+        if self.open_until.is_some() || self.relock_due.is_some() {
+            relock_at_shutdown(&mut self.relay, &self.audit).await;
+        }
     }
 }
 

@@ -204,12 +204,35 @@ fn print_status(data: &serde_json::Value) {
                 .unwrap_or_default()
         );
     }
+    for w in data["workers"].as_array().into_iter().flatten() {
+        if let Ok(w) = serde_json::from_value(w.clone()) {
+            println!("{}", worker_line(&w));
+        }
+    }
     if let Some(groups) = data["pin_collisions"].as_array().filter(|g| !g.is_empty()) {
         println!(
             "pin collisions (PIN-only login off): {}",
             serde_json::Value::from(groups.clone())
         );
     }
+}
+
+/// `worker NAME: STATE[ until T][, N failures in a row][, last error AT: ERROR]`.
+fn worker_line(w: &crate::worker::WorkerStatus) -> String {
+    let retry = match w.retry_at {
+        Some(at) => format!(" until {at}"),
+        None => String::new(),
+    };
+    let failing = match w.failures {
+        0 => String::new(),
+        n => format!(", {n} failures in a row"),
+    };
+    let error = match (&w.last_error, w.last_error_at) {
+        (Some(e), Some(at)) => format!(", last error {at}: {e}"),
+        (Some(e), None) => format!(", last error: {e}"),
+        _ => String::new(),
+    };
+    format!("worker {}: {}{retry}{failing}{error}", w.name, w.state)
 }
 
 fn audit_line(e: &AuditEvent) -> String {

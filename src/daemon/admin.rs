@@ -26,6 +26,7 @@ pub struct Admin {
     pub user_max_failures: u32,
     pub mqtt: Option<crate::frontend::mqtt::Link>,
     pub sync: Arc<crate::sync::SyncService>,
+    pub workers: crate::worker::Supervisor,
 }
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
@@ -90,6 +91,7 @@ impl Admin {
             "locked": locked,
             "mqtt": self.mqtt.as_ref().map(|m| m.status()),
             "directories": self.sync.status(),
+            "workers": self.workers.status(),
             "pin_collisions": self.store.pin_collisions()?,
         }))
     }

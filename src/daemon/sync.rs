@@ -1,5 +1,5 @@
-//! Wires directory sync: one source and engine per `[[directory]]`, the sync service, and
-//! the ticker that tells the core which sources are stale.
+//! Wires directory sync: one source and engine per `[[directory]]`, and the sync service,
+//! whose workers tell the core directly which sources are stale.
 
 use crate::config::{Config, DirectorySource};
 use crate::core::Staleness;
@@ -11,12 +11,9 @@ use crate::sync::ldap::LdapSource;
 use crate::sync::scim::ScimSource;
 use crate::sync::source::Source;
 use crate::sync::SyncService;
+use crate::worker::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-const STALENESS_CHECK: Duration = Duration::from_secs(1);
 
 pub fn engines(
     config: &Config,
@@ -63,34 +60,12 @@ pub fn engines(
     Ok(out)
 }
 
-/// Keeps `stale` in step with the sources' last successful runs.
-pub async fn watch_staleness(
-    sync: Arc<SyncService>,
-    stale: Arc<Staleness>,
-    shutdown: CancellationToken,
-) {
-    let mut reported = Vec::new();
-    loop {
-        let now_stale = sync.stale_sources();
-        if now_stale != reported {
-            tracing::warn!(sources = ?now_stale, "directories past max_staleness changed");
-            reported = now_stale.clone();
-        }
-        stale.set(now_stale);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(STALENESS_CHECK) => {}
-        }
-    }
-}
-
+/// Starts one worker per source; each publishes its staleness to the core as it changes.
 pub fn start(
     engines: Vec<Engine>,
     stale: Arc<Staleness>,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
+    supervisor: &Supervisor,
 ) -> Arc<SyncService> {
-    let sync = Arc::new(SyncService::spawn(engines, tasks, shutdown));
-    tasks.spawn(watch_staleness(Arc::clone(&sync), stale, shutdown.clone()));
-    sync
+    let publish = Arc::new(move |names: Vec<String>| stale.set(names));
+    Arc::new(SyncService::spawn(engines, supervisor, publish))
 }

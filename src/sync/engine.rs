@@ -355,17 +355,21 @@ impl Engine {
         }
     }
 
-    /// Whether the cache of this source is older than `max_staleness` (measured from the
-    /// daemon's start when it never synced).
-    pub fn stale(&self, now: Timestamp) -> bool {
-        let since = self
-            .store
+    /// When the cache of this source passes `max_staleness` (measured from the daemon's
+    /// start when it never synced).
+    pub fn stale_at(&self) -> Timestamp {
+        self.store
             .sync_state(&self.name)
             .ok()
             .flatten()
             .and_then(|s| s.last_success)
-            .unwrap_or(self.started);
-        since.until(now) > self.settings.max_staleness
+            .unwrap_or(self.started)
+            .plus(self.settings.max_staleness)
+    }
+
+    /// Whether the cache of this source is older than `max_staleness`.
+    pub fn stale(&self, now: Timestamp) -> bool {
+        now > self.stale_at()
     }
 
     pub fn status(&self, now: Timestamp) -> serde_json::Value {

@@ -1,6 +1,7 @@
 //! Directory sync: the only writer of upstream users. Sources fetch; the engine applies each
-//! batch atomically (`Store::apply_sync`). `SyncService` runs one task per source (interval, back-off
-//! with jitter, operator triggers) and answers status; it never blocks a decision.
+//! batch atomically (`Store::apply_sync`). `SyncService` runs one supervised worker per
+//! source (interval, operator triggers; back-off with jitter from the supervisor), publishes
+//! staleness as it changes and answers status; it never blocks a decision.
 
 pub mod csv;
 pub mod engine;
@@ -9,14 +10,14 @@ pub mod plan;
 pub mod scim;
 pub mod source;
 
-use crate::backoff::Backoff;
 use crate::domain::Timestamp;
+use crate::worker::{Context, Next, Settings, Supervisor, Worker};
 use engine::{Engine, Progress, RunOptions, Summary};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// An operator's `pinwarden sync`: run now with these options and answer.
 struct Trigger {
@@ -29,15 +30,55 @@ pub struct SyncService {
     engines: Vec<(Arc<Engine>, mpsc::Sender<Trigger>)>,
 }
 
+/// Where the engines publish which sources are past `max_staleness` (the daemon hands the
+/// set to the core): called with the whole set each time it changes.
+pub type PublishStale = Arc<dyn Fn(Vec<String>) + Send + Sync>;
+
+/// The stale sources, kept by the engines' workers: each publishes its own change at once.
+struct StaleSet {
+    names: Mutex<BTreeSet<String>>,
+    publish: PublishStale,
+}
+
+impl StaleSet {
+    fn update(&self, source: &str, stale: bool) {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = if stale {
+            names.insert(source.to_string())
+        } else {
+            names.remove(source)
+        };
+        if changed {
+            let now_stale: Vec<String> = names.iter().cloned().collect();
+            tracing::warn!(sources = ?now_stale, "directories past max_staleness changed");
+            (self.publish)(now_stale);
+        }
+    }
+}
+
 impl SyncService {
-    /// Starts one task per engine; each runs at once, then every interval.
-    pub fn spawn(engines: Vec<Engine>, tasks: &TaskTracker, shutdown: &CancellationToken) -> Self {
+    /// Starts one supervised worker per engine; each runs at once, then every interval.
+    pub fn spawn(engines: Vec<Engine>, supervisor: &Supervisor, publish: PublishStale) -> Self {
+        let stale = Arc::new(StaleSet {
+            names: Mutex::default(),
+            publish,
+        });
         let engines = engines
             .into_iter()
             .map(|engine| {
                 let engine = Arc::new(engine);
                 let (tx, rx) = mpsc::channel(16);
-                tasks.spawn(run_source(Arc::clone(&engine), rx, shutdown.clone()));
+                let s = &engine.settings;
+                let retry = Settings::new(s.backoff_initial, s.backoff_max);
+                let worker = SourceWorker {
+                    engine: Arc::clone(&engine),
+                    triggers: rx,
+                    trigger: None,
+                    next: Some(Instant::now()),
+                    stale: Arc::clone(&stale),
+                    closed: false,
+                };
+                supervisor.spawn(format!("directory {}", engine.name), retry, worker);
                 (engine, tx)
             })
             .collect();
@@ -89,54 +130,78 @@ impl SyncService {
         let now = Timestamp::now();
         self.engines.iter().map(|(e, _)| e.status(now)).collect()
     }
+}
 
-    /// Names of the sources whose cache is past `max_staleness`.
-    pub fn stale_sources(&self) -> Vec<String> {
-        let now = Timestamp::now();
-        self.engines
-            .iter()
-            .filter(|(e, _)| e.stale(now))
-            .map(|(e, _)| e.name.clone())
-            .collect()
+/// One source's worker: a unit of work is one run (an operator's trigger or the interval);
+/// idle waits end at the interval, at a trigger or at shutdown, and publish the source's
+/// staleness the moment it passes `max_staleness`. After a failure the supervisor's
+/// back-off decides the retry, cut short by a trigger.
+struct SourceWorker {
+    engine: Arc<Engine>,
+    triggers: mpsc::Receiver<Trigger>,
+    trigger: Option<Trigger>,
+    /// The next scheduled run; `None` after a failure.
+    next: Option<Instant>,
+    stale: Arc<StaleSet>,
+    closed: bool,
+}
+
+impl SourceWorker {
+    fn publish_staleness(&self) {
+        let stale = self.engine.stale(Timestamp::now());
+        self.stale.update(&self.engine.name, stale);
     }
 }
 
-/// One source's worker: idle waits end at the interval (or back-off), at an operator
-/// trigger or at shutdown; a run in progress is not interrupted by either of the first two.
-async fn run_source(
-    engine: Arc<Engine>,
-    mut triggers: mpsc::Receiver<Trigger>,
-    shutdown: CancellationToken,
-) {
-    let s = &engine.settings;
-    let mut backoff = Backoff::new(s.backoff_initial, s.backoff_max);
-    let mut next = Instant::now();
-    loop {
-        let trigger = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            t = triggers.recv() => match t {
-                Some(t) => Some(t),
-                None => return,
-            },
-            _ = tokio::time::sleep_until(next) => None,
-        };
+impl Worker for SourceWorker {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        if self.closed {
+            return Ok(Next::Done);
+        }
+        // A run may take a while (a directory that does not answer): staleness first.
+        self.publish_staleness();
+        let trigger = self.trigger.take();
         let (opts, progress) = trigger
             .as_ref()
             .map(|t| (t.opts, t.progress.clone()))
             .unwrap_or_default();
+        let engine = &self.engine;
         let result = engine
-            .run(opts, progress, trigger.is_some(), &shutdown)
+            .run(opts, progress, trigger.is_some(), cx.shutdown())
             .await;
-        next = Instant::now()
-            + match &result {
-                Ok(_) => {
-                    backoff.reset();
-                    s.interval
-                }
-                Err(_) => backoff.next_delay(),
-            };
+        self.publish_staleness();
+        self.next = result
+            .is_ok()
+            .then(|| Instant::now() + engine.settings.interval);
+        let next = result
+            .as_ref()
+            .map(|_| Next::Idle)
+            .map_err(ToString::to_string);
         if let Some(t) = trigger {
             let _ = t.reply.send(result.map_err(|e| e.to_string()));
+        }
+        next
+    }
+
+    async fn wait_for_work(&mut self) {
+        loop {
+            let now = Timestamp::now();
+            let stale_at = self.engine.stale_at();
+            let stale_in =
+                (stale_at >= now).then(|| now.until(stale_at) + Duration::from_millis(1));
+            tokio::select! {
+                t = self.triggers.recv() => {
+                    match t {
+                        Some(t) => self.trigger = Some(t),
+                        None => self.closed = true,
+                    }
+                    return;
+                }
+                _ = async { tokio::time::sleep_until(self.next.unwrap_or_else(Instant::now)).await }, if self.next.is_some() => return,
+                _ = async { tokio::time::sleep(stale_in.unwrap_or_default()).await }, if stale_in.is_some() => {
+                    self.publish_staleness();
+                }
+            }
         }
     }
 }

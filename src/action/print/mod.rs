@@ -8,6 +8,7 @@ mod cups;
 
 use crate::backoff::Backoff;
 use crate::domain::DeviceId;
+use crate::worker::{Reporter, State};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -223,8 +224,11 @@ impl Breaker {
             _ => Ok(()),
         }
     }
-    fn failed(&mut self, now: Instant, why: &PrintError) {
-        self.open_until = Some((now + self.backoff.next_delay(), why.to_string()));
+    /// Opens the breaker; returns for how long.
+    fn failed(&mut self, now: Instant, why: &PrintError) -> Duration {
+        let delay = self.backoff.next_delay();
+        self.open_until = Some((now + delay, why.to_string()));
+        delay
     }
     fn succeeded(&mut self) {
         self.backoff.reset();
@@ -237,6 +241,8 @@ pub struct PrintRelease {
     queues: BTreeMap<DeviceId, PrintQueue>,
     release_timeout: Duration,
     breaker: Mutex<Breaker>,
+    /// The breaker's state in `status`, with the workers.
+    status: Option<Reporter>,
 }
 
 /// The name of the account this process runs as (what CUPS sees through SO_PEERCRED).
@@ -302,7 +308,20 @@ impl PrintRelease {
                 backoff: Backoff::new(Duration::from_secs(1), config.max_backoff),
                 open_until: None,
             }),
+            status: None,
         })
+    }
+
+    /// Shows the breaker in `status`: working during a release, backing off while open.
+    pub fn with_status(mut self, status: Reporter) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    fn show(&self, f: impl FnOnce(&Reporter)) {
+        if let Some(status) = &self.status {
+            f(status);
+        }
     }
 
     /// Releases `user`'s held jobs at `device`; `None` when the device has no print queue.
@@ -315,6 +334,7 @@ impl PrintRelease {
                 ..Released::default()
             });
         }
+        self.show(|s| s.set_state(State::Working));
         let mut done = Released::default();
         let run = self.run(queue, user, &mut done);
         let result = match tokio::time::timeout(self.release_timeout, run).await {
@@ -324,10 +344,18 @@ impl PrintRelease {
         match result {
             Ok(trouble) => {
                 self.lock_breaker().succeeded();
+                self.show(|s| {
+                    s.healthy();
+                    s.set_state(State::Idle);
+                });
                 done.trouble = trouble.map(Trouble::Printer);
             }
             Err(e) => {
-                self.lock_breaker().failed(Instant::now(), &e);
+                let delay = self.lock_breaker().failed(Instant::now(), &e);
+                self.show(|s| {
+                    s.failure(&e.to_string());
+                    s.backing_off(delay);
+                });
                 done.trouble = Some(Trouble::Server(e));
             }
         }

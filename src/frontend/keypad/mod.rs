@@ -1,14 +1,16 @@
-//! Serial keypads: one task per `[[keypad]]` that opens the port, feeds bytes to the
-//! sans-IO `framing` decoder, asks the core and writes the feedback bytes. A port that
-//! vanishes (a read of 0 bytes or an error) is a disconnect: logged once, reopened with
+//! Serial keypads: one supervised worker per `[[keypad]]` that opens the port, feeds bytes
+//! to the sans-IO `framing` decoder, asks the core and writes the feedback bytes; a card
+//! read waits for its PIN in the shared `CardHold`. A port that vanishes (a read of 0 bytes
+//! or an error) is a disconnect: a failure the supervisor logs once and retries with
 //! back-off, never spun on. A keypad absent at start does not stop the daemon.
 
 pub mod framing;
 pub mod settings;
 
-use crate::backoff::Backoff;
 use crate::core::{Core, Outcome};
-use crate::domain::{AuditKind, AuthRequest, Credential, Origin, Timestamp};
+use crate::domain::{AuditKind, AuthRequest, Credential, KeypadAction, Origin, Timestamp};
+use crate::frontend::card_hold::CardHold;
+use crate::worker::{Context, Next, Settings, Worker};
 use framing::{FramingConfig, KeypadDecoder, KeypadEvent};
 use settings::KeypadConfig;
 use std::sync::Arc;
@@ -17,47 +19,70 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroize;
 
-pub async fn serve(config: Arc<KeypadConfig>, core: Arc<Core>, shutdown: CancellationToken) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut absent_reported = false;
-    let port_name = config.port.display().to_string();
-    let event = |action, detail: String| AuditKind::Keypad {
-        device: config.device.clone(),
-        port: port_name.clone(),
-        action,
-        detail,
-    };
-    while !shutdown.is_cancelled() {
-        match crate::serial::open(&config.port, config.baud) {
-            Ok(port) => {
-                absent_reported = false;
-                tracing::info!(port = %port_name, device = %config.device, "keypad connected");
-                core.record(event(crate::domain::KeypadAction::Connected, String::new()));
-                let started = tokio::time::Instant::now();
-                let reason = session(port, &config, &core, &shutdown).await;
-                if shutdown.is_cancelled() {
-                    return;
-                }
-                tracing::warn!(port = %port_name, reason, "keypad disconnected; reopening");
-                core.record(event(crate::domain::KeypadAction::Disconnected, reason));
-                if started.elapsed() > Duration::from_secs(10) {
-                    backoff.reset();
-                }
-            }
-            Err(e) if !absent_reported => {
-                absent_reported = true;
-                tracing::warn!(port = %port_name, error = %e, "keypad port unavailable; retrying with back-off");
-                core.record(event(
-                    crate::domain::KeypadAction::Unavailable,
-                    e.to_string(),
-                ));
-            }
-            Err(_) => {}
+/// How a keypad retries: a port that held 10 s starts the back-off afresh.
+pub const RETRY: Settings = Settings::new(Duration::from_millis(500), Duration::from_secs(30))
+    .healthy_after(Duration::from_secs(10));
+
+/// One `[[keypad]]` as a supervised worker: a unit of work is one open port, served until
+/// it disconnects (a failure: the supervisor backs off and reopens) or shutdown.
+pub struct Keypad {
+    config: Arc<KeypadConfig>,
+    core: Arc<Core>,
+    holds: CardHold,
+    absent_reported: bool,
+}
+
+impl Keypad {
+    pub fn new(config: Arc<KeypadConfig>, core: Arc<Core>) -> Self {
+        Keypad {
+            config,
+            core,
+            holds: CardHold::new(),
+            absent_reported: false,
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
+    }
+
+    pub fn name(&self) -> String {
+        format!(
+            "keypad {} ({})",
+            self.config.device,
+            self.config.port.display()
+        )
+    }
+
+    fn audit(&self, action: KeypadAction, detail: String) {
+        self.core.record(AuditKind::Keypad {
+            device: self.config.device.clone(),
+            port: self.config.port.display().to_string(),
+            action,
+            detail,
+        });
+    }
+}
+
+impl Worker for Keypad {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        let port_name = self.config.port.display().to_string();
+        let port = match crate::serial::open(&self.config.port, self.config.baud) {
+            Ok(port) => port,
+            Err(e) => {
+                // Audited once per outage; the supervisor logs it once too.
+                if !std::mem::replace(&mut self.absent_reported, true) {
+                    self.audit(KeypadAction::Unavailable, e.to_string());
+                }
+                return Err(format!("keypad port {port_name} unavailable: {e}"));
+            }
+        };
+        self.absent_reported = false;
+        cx.healthy();
+        tracing::info!(port = %port_name, device = %self.config.device, "keypad connected");
+        self.audit(KeypadAction::Connected, String::new());
+        let reason = session(port, &self.config, &self.core, &self.holds, cx.shutdown()).await;
+        if cx.shutdown().is_cancelled() {
+            return Ok(Next::Done);
         }
+        self.audit(KeypadAction::Disconnected, reason.clone());
+        Err(format!("keypad {port_name} disconnected: {reason}"))
     }
 }
 
@@ -66,6 +91,7 @@ async fn session(
     mut port: crate::serial::Port,
     config: &KeypadConfig,
     core: &Core,
+    holds: &CardHold,
     shutdown: &CancellationToken,
 ) -> String {
     let mut decoder = KeypadDecoder::new(FramingConfig {
@@ -74,7 +100,6 @@ async fn session(
         inter_key_timeout: config.inter_key_timeout,
     });
     let mut buf = [0u8; 64];
-    let mut pending = PendingCard::default();
     loop {
         let deadline = decoder.deadline().map(tokio::time::Instant::from_std);
         let read = tokio::select! {
@@ -95,24 +120,10 @@ async fn session(
         let events = decoder.push(&buf[..n], tokio::time::Instant::now().into_std());
         buf[..n].zeroize();
         for event in events {
-            if let Err(e) = answer(event, &mut port, config, core, &mut pending).await {
+            if let Err(e) = answer(event, &mut port, config, core, holds).await {
                 return format!("feedback write failed: {e}");
             }
         }
-    }
-}
-
-/// A card read waiting for its PIN.
-#[derive(Default)]
-struct PendingCard(Option<(String, std::time::Instant)>);
-
-impl PendingCard {
-    /// The card, if one was read within the window; consumed either way.
-    fn take(&mut self, now: std::time::Instant) -> Option<String> {
-        self.0
-            .take()
-            .filter(|(_, until)| now < *until)
-            .map(|(card, _)| card)
     }
 }
 
@@ -121,27 +132,20 @@ impl PendingCard {
 fn credential(
     pin: crate::domain::Pin,
     config: &KeypadConfig,
-    pending: &mut PendingCard,
+    holds: &CardHold,
 ) -> Result<Credential, Option<String>> {
-    let now = tokio::time::Instant::now().into_std();
     let Some(card_cfg) = &config.card else {
         return Ok(Credential::Pin(pin));
     };
     if let Some(raw) = pin.expose().strip_prefix(card_cfg.prefix.as_str()) {
         let card = crate::domain::normalise_card(raw);
-        pending.0 = card.clone().map(|c| (c, now + card_cfg.window));
+        match &card {
+            Some(c) => holds.hold(&config.device, c.clone(), card_cfg.window),
+            None => holds.clear(&config.device),
+        }
         return Err(card);
     }
-    match pending.take(now) {
-        Some(card) => Ok(Credential::CardPin { card, pin }),
-        // A PIN without a card where one is required: checked against no card, so it is
-        // denied like any other wrong credential, at the same cost.
-        None if card_cfg.required => Ok(Credential::CardPin {
-            card: String::new(),
-            pin,
-        }),
-        None => Ok(Credential::Pin(pin)),
-    }
+    Ok(holds.with_pin(&config.device, pin, card_cfg.required))
 }
 
 async fn answer(
@@ -149,21 +153,21 @@ async fn answer(
     port: &mut crate::serial::Port,
     config: &KeypadConfig,
     core: &Core,
-    pending: &mut PendingCard,
+    holds: &CardHold,
 ) -> std::io::Result<()> {
     let KeypadEvent::Submit(pin) = event else {
         tracing::debug!(?event, device = %config.device, "keypad entry discarded");
         return Ok(());
     };
     let feedback = &config.feedback;
-    let credential = match credential(pin, config, pending) {
+    let credential = match credential(pin, config, holds) {
         Ok(credential) => credential,
         Err(card) => {
             tracing::debug!(device = %config.device, read = card.is_some(), "card read; waiting for the PIN");
             core.record(AuditKind::Keypad {
                 device: config.device.clone(),
                 port: config.port.display().to_string(),
-                action: crate::domain::KeypadAction::CardRead,
+                action: KeypadAction::CardRead,
                 detail: card.clone().unwrap_or_else(|| "unreadable".into()),
             });
             return write_feedback(

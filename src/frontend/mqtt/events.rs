@@ -1,15 +1,16 @@
 //! The event stream: publishes the durable outbox on `<prefix>/events`, in order, over its
 //! own connection, so every PUBACK on it acknowledges an event. A batch leaves the outbox
 //! only when the broker has acknowledged all of it; after a broken connection it is sent
-//! again (at least once; consumers deduplicate by `seq`).
+//! again (at least once; consumers deduplicate by `seq`). One connection is one unit of a
+//! supervised worker.
 
 use super::settings::MqttConfig;
 use super::{describe, options, spawn_poller, Link};
 use crate::domain::AuditEvent;
+use crate::worker::{Context, Next, Worker};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const BATCH: usize = 64;
@@ -38,50 +39,65 @@ struct InFlight {
     awaiting: usize,
 }
 
-pub async fn serve_events(
+/// The event stream as a supervised worker: a unit of work is one connection.
+pub struct Events {
     cfg: Arc<MqttConfig>,
     password: Option<String>,
     outbox: Arc<dyn EventOutbox>,
     link: Link,
-    shutdown: CancellationToken,
-) {
-    let tracker = TaskTracker::new();
-    let topic = format!("{}/events", cfg.prefix);
-    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    'connect: loop {
-        let Ok(opts) = options(
-            &cfg,
-            format!("{}-events", cfg.client_id),
-            password.as_deref(),
-        ) else {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(backoff.next_delay()) => continue,
-            }
-        };
+    topic: String,
+    tracker: TaskTracker,
+}
+
+impl Events {
+    pub fn new(
+        cfg: Arc<MqttConfig>,
+        password: Option<String>,
+        outbox: Arc<dyn EventOutbox>,
+        link: Link,
+    ) -> Self {
+        Events {
+            topic: format!("{}/events", cfg.prefix),
+            cfg,
+            password,
+            outbox,
+            link,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("mqtt events ({}:{})", self.cfg.host, self.cfg.port)
+    }
+
+    /// Publishes until the connection fails (`Err`) or shutdown (`Ok`).
+    async fn connection(&self, cx: &Context) -> Result<Next, String> {
+        let (outbox, link, topic) = (self.outbox.as_ref(), &self.link, self.topic.as_str());
+        let client_id = format!("{}-events", self.cfg.client_id);
+        let opts = options(&self.cfg, client_id, self.password.as_deref())?;
         let (client, eventloop) = AsyncClient::new(opts, BATCH * 2);
-        let mut events = spawn_poller(eventloop, &tracker);
+        let mut events = spawn_poller(eventloop, &self.tracker);
         let mut connected = false;
         let mut in_flight: Option<InFlight> = None;
         loop {
             let ready = connected && in_flight.is_none();
             let event = tokio::select! {
-                _ = shutdown.cancelled() => {
+                _ = cx.shutdown().cancelled() => {
                     let _ = client.try_disconnect();
-                    break 'connect;
+                    return Ok(Next::Done);
                 }
                 event = events.recv() => event,
                 _ = tokio::time::sleep(IDLE_POLL), if ready => {
-                    in_flight = publish_batch(&client, &topic, outbox.as_ref(), &link);
+                    in_flight = publish_batch(&client, topic, outbox, link);
                     continue;
                 }
             };
             match event {
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
-                    backoff.reset();
+                    cx.healthy();
                     link.update(|s| s.events_connected = true);
-                    in_flight = publish_batch(&client, &topic, outbox.as_ref(), &link);
+                    in_flight = publish_batch(&client, topic, outbox, link);
                 }
                 Some(Ok(Event::Incoming(Packet::PubAck(_)))) => {
                     let done = in_flight.as_mut().is_some_and(|f| {
@@ -93,25 +109,28 @@ pub async fn serve_events(
                         if let Err(e) = outbox.ack(f.last_seq, f.dropped) {
                             tracing::error!(error = %e, "cannot acknowledge published events");
                         }
-                        in_flight = publish_batch(&client, &topic, outbox.as_ref(), &link);
+                        in_flight = publish_batch(&client, topic, outbox, link);
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::debug!(error = %describe(&cfg, &e), "MQTT event connection lost");
-                    break;
-                }
-                None => break,
+                Some(Err(e)) => return Err(describe(&self.cfg, &e)),
+                None => return Err("the MQTT event loop ended".into()),
             }
         }
-        link.update(|s| s.events_connected = false);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
     }
-    tracker.close();
-    tracker.wait().await;
+}
+
+impl Worker for Events {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        let result = self.connection(cx).await;
+        self.link.update(|s| s.events_connected = false);
+        result
+    }
+
+    async fn stop(&mut self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Publishes the next batch (preceded by a notice of dropped events, if any).

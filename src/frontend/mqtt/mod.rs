@@ -1,8 +1,9 @@
 //! The MQTT frontend (the only module naming rumqttc): access-controller requests and
 //! replies, Zigbee2MQTT keypads, door-relay commands (`Link` is the actuators' sink), the
 //! retained `online`/`offline` status and, on a second connection, the event stream from the
-//! durable outbox. Reconnects with back-off and jitter; every event loop is polled all the
-//! time by its own task, so publishing never blocks. Calls the core, never the store.
+//! durable outbox. Both connections are supervised workers (reconnect with back-off and
+//! jitter); every event loop is polled all the time by its own task, so publishing never
+//! blocks. Calls the core, never the store.
 
 mod events;
 pub mod proto;
@@ -13,6 +14,8 @@ pub use events::{EventOutbox, Pending};
 use crate::action::door::CommandSink;
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use crate::frontend::throttle::Throttle;
+use crate::worker::{Context, Next, Settings, Worker};
 use proto::{ReplayGuard, Reply, Topic};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
@@ -23,7 +26,6 @@ use settings::MqttConfig;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Requests decided at once; beyond it a request is answered `busy`.
@@ -183,90 +185,112 @@ struct Frontend {
     link: Link,
     replay: Mutex<ReplayGuard>,
     slots: Arc<Semaphore>,
-    refusals: Mutex<Refusals>,
+    refusals: Mutex<Throttle<(String, String)>>,
 }
 
-/// Runs the request/reply connection until `shutdown`; then publishes `offline`.
-pub async fn serve(
-    cfg: Arc<MqttConfig>,
+/// How both connections retry; the back-off restarts at every ConnAck.
+pub const RETRY: Settings = Settings::new(Duration::from_secs(1), Duration::from_secs(60));
+
+/// The request/reply connection as a supervised worker: a unit of work is one connection,
+/// from connect to failure (the supervisor backs off and rebuilds it) or to shutdown (then
+/// it publishes `offline`).
+pub struct Requests {
+    front: Arc<Frontend>,
     password: Option<String>,
-    core: Arc<Core>,
-    link: Link,
-    shutdown: CancellationToken,
-) {
-    let tracker = TaskTracker::new();
-    let front = Arc::new(Frontend {
-        replay: Mutex::new(ReplayGuard::new(cfg.replay_window, REPLAY_CAPACITY)),
-        slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-        refusals: Mutex::new(Refusals::default()),
-        cfg: Arc::clone(&cfg),
-        core,
-        link: link.clone(),
-    });
-    link.update(|s| s.broker = format!("{}:{}", cfg.host, cfg.port));
-    let status_topic = format!("{}/status", cfg.prefix);
-    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    'connect: loop {
+    status_topic: String,
+    tracker: TaskTracker,
+}
+
+impl Requests {
+    pub fn new(
+        cfg: Arc<MqttConfig>,
+        password: Option<String>,
+        core: Arc<Core>,
+        link: Link,
+    ) -> Self {
+        link.update(|s| s.broker = format!("{}:{}", cfg.host, cfg.port));
+        Requests {
+            status_topic: format!("{}/status", cfg.prefix),
+            front: Arc::new(Frontend {
+                replay: Mutex::new(ReplayGuard::new(cfg.replay_window, REPLAY_CAPACITY)),
+                slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                refusals: Mutex::new(Throttle::new(1024)),
+                cfg,
+                core,
+                link,
+            }),
+            password,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!(
+            "mqtt requests ({}:{})",
+            self.front.cfg.host, self.front.cfg.port
+        )
+    }
+
+    fn lost(&self, message: String) -> String {
+        let link = &self.front.link;
+        *lock(&link.client) = None;
+        link.update(|s| {
+            s.connected = false;
+            s.connected_since = None;
+            s.last_error = Some(message.clone());
+        });
+        message
+    }
+}
+
+impl Worker for Requests {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        let (front, link) = (&self.front, &self.front.link);
         // Checked at startup; a CA file removed since then is reported and retried.
-        let mut opts = match options(&cfg, cfg.client_id.clone(), password.as_deref()) {
-            Ok(o) => o,
-            Err(e) => {
-                link.update(|s| s.last_error = Some(e));
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
-                }
-            }
-        };
+        let mut opts = options(
+            &front.cfg,
+            front.cfg.client_id.clone(),
+            self.password.as_deref(),
+        )
+        .map_err(|e| self.lost(e))?;
         opts.set_last_will(LastWill::new(
-            &status_topic,
+            &self.status_topic,
             "offline",
             QoS::AtLeastOnce,
             true,
         ));
         let (client, eventloop) = AsyncClient::new(opts, 256);
-        let mut events = spawn_poller(eventloop, &tracker);
+        let mut events = spawn_poller(eventloop, &self.tracker);
         loop {
             let event = tokio::select! {
-                _ = shutdown.cancelled() => {
+                _ = cx.shutdown().cancelled() => {
                     if link.client().is_some() {
-                        say_offline(&client, &status_topic, &mut events).await;
+                        say_offline(&client, &self.status_topic, &mut events).await;
                     }
                     *lock(&link.client) = None;
-                    break 'connect;
+                    return Ok(Next::Done);
                 }
                 event = events.recv() => event,
             };
             match event {
                 Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                    backoff.reset();
-                    on_connected(&front, &client, &status_topic);
+                    cx.healthy();
+                    on_connected(front, &client, &self.status_topic);
                 }
                 Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                    Arc::clone(&front).dispatch(p, &client, &tracker)
+                    Arc::clone(front).dispatch(p, &client, &self.tracker)
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let message = describe(&cfg, &e);
-                    tracing::warn!(error = %message, "MQTT connection failed; retrying");
-                    *lock(&link.client) = None;
-                    link.update(|s| {
-                        s.connected = false;
-                        s.connected_since = None;
-                        s.last_error = Some(message);
-                    });
-                    break;
-                }
-                None => break,
+                Some(Err(e)) => return Err(self.lost(describe(&front.cfg, &e))),
+                None => return Err(self.lost("the MQTT event loop ended".into())),
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
     }
-    tracker.close();
-    tracker.wait().await;
+
+    async fn stop(&mut self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// On every ConnAck (clean sessions forget subscriptions): subscribe, say `online`.
@@ -415,7 +439,9 @@ impl Frontend {
     fn refuse(&self, topic: &str, reason: &str) {
         self.link.update(|s| s.refused += 1);
         tracing::info!(topic, reason, "refused an MQTT message");
-        if let Some(reason) = lock(&self.refusals).admit(topic, reason) {
+        if let Some(reason) =
+            lock(&self.refusals).admit((topic.to_string(), reason.to_string()), reason)
+        {
             self.core.record(AuditKind::Refused {
                 frontend: "mqtt".into(),
                 peer: topic.into(),
@@ -425,35 +451,4 @@ impl Frontend {
     }
 }
 
-/// Keeps a flood of junk from pushing real decisions out of the bounded audit log.
-#[derive(Default)]
-struct Refusals {
-    last: std::collections::HashMap<(String, String), Instant>,
-    suppressed: u64,
-}
-
-impl Refusals {
-    fn admit(&mut self, topic: &str, reason: &str) -> Option<String> {
-        let now = Instant::now();
-        let minute = Duration::from_secs(60);
-        if self.last.len() > 1024 {
-            self.last.retain(|_, at| now.duration_since(*at) < minute);
-        }
-        let key = (topic.to_string(), reason.to_string());
-        if self
-            .last
-            .get(&key)
-            .is_some_and(|at| now.duration_since(*at) < minute)
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last.insert(key, now);
-        Some(match std::mem::take(&mut self.suppressed) {
-            0 => reason.to_string(),
-            n => format!("{reason} ({n} more refusals not audited in the last minute)"),
-        })
-    }
-}
-
-pub use events::serve_events;
+pub use events::Events;

@@ -8,10 +8,13 @@ pub mod proto;
 pub mod reader;
 pub mod settings;
 
-pub use reader::{dial, CardWindows};
+pub use reader::{DialReader, DIAL_RETRY};
 
 use crate::core::{Core, Outcome};
 use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use crate::frontend::card_hold::CardHold;
+use crate::frontend::throttle::Throttle;
+use crate::worker::{Context, Next, Settings, Worker};
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
 use settings::{TcpConfig, TcpMode};
 use std::net::SocketAddr;
@@ -28,85 +31,107 @@ use zeroize::Zeroize;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts terminals until `shutdown`, then waits for open connections to finish their
-/// current request.
-pub async fn serve(
+/// How a listener retries a failed accept (out of file descriptors and the like).
+pub const ACCEPT_RETRY: Settings =
+    Settings::new(Duration::from_millis(100), Duration::from_secs(5));
+
+/// One `[[tcp]] listen` as a supervised worker: waiting for a connection is its idle wait
+/// (ended by shutdown), admitting one its unit of work; at shutdown it waits for open
+/// connections to finish their current request.
+pub struct Listener {
     listener: TcpListener,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
-    windows: Arc<CardWindows>,
-    shutdown: CancellationToken,
-) {
-    // Validated with the config; `None` only when the listener has no [tcp.card].
-    let reader = Arc::new(
-        config
+    holds: Arc<CardHold>,
+    reader: Arc<Option<card::CardReader>>,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+    refusals: Refusals,
+    accepted: Option<std::io::Result<(TcpStream, SocketAddr)>>,
+}
+
+impl Listener {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<TcpConfig>,
+        core: Arc<Core>,
+        holds: Arc<CardHold>,
+    ) -> Self {
+        // Validated with the config; `None` only when the listener has no [tcp.card].
+        let reader = config
             .card
             .as_ref()
-            .and_then(|c| card::CardReader::new(&c.format).ok()),
-    );
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let connections = TaskTracker::new();
-    let mut refusals = Refusals::default();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+            .and_then(|c| card::CardReader::new(&c.format).ok());
+        Listener {
+            listener,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            reader: Arc::new(reader),
+            config,
+            core,
+            holds,
+            connections: TaskTracker::new(),
+            refusals: Refusals(Throttle::new(4096)),
+            accepted: None,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self.listener.local_addr() {
+            Ok(addr) => format!("tcp listener {addr}"),
+            Err(_) => "tcp listener".into(),
+        }
+    }
+
+    /// Admits one connection: allow-list → device, connection limit, then its session.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, shutdown: &CancellationToken) {
+        let (core, refusals) = (&self.core, &mut self.refusals);
         let ip = peer.ip().to_canonical();
-        let Some(device) = config.terminals.get(&ip).cloned() else {
-            refusals.refuse(
-                &core,
-                &stream,
-                peer,
-                "source address not in the allow-list",
-                None,
-            );
-            continue;
+        let Some(device) = self.config.terminals.get(&ip).cloned() else {
+            let reason = "source address not in the allow-list";
+            return refusals.refuse(core, &stream, peer, reason, None);
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refusals.refuse(
-                &core,
-                &stream,
-                peer,
-                "connection limit reached",
-                Some(b"BUSY\r\n"),
-            );
-            continue;
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let reason = "connection limit reached";
+            return refusals.refuse(core, &stream, peer, reason, Some(b"BUSY\r\n"));
         };
         let session = Session {
             device,
             peer,
-            config: Arc::clone(&config),
-            core: Arc::clone(&core),
-            windows: Arc::clone(&windows),
-            reader: Arc::clone(&reader),
+            config: Arc::clone(&self.config),
+            core: Arc::clone(core),
+            holds: Arc::clone(&self.holds),
+            reader: Arc::clone(&self.reader),
         };
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
+        self.connections.spawn(async move {
             session.run(stream, shutdown).await;
             drop(slot);
         });
     }
-    connections.close();
-    connections.wait().await;
 }
 
-/// Refusals are audited at most once a minute per address, so a flood of connections from
-/// outside cannot push real decisions out of the bounded audit log.
-#[derive(Default)]
-struct Refusals {
-    last: std::collections::HashMap<std::net::IpAddr, Instant>,
-    suppressed: u64,
+impl Worker for Listener {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        match self.accepted.take() {
+            Some(Ok((stream, peer))) => self.admit(stream, peer, cx.shutdown()),
+            Some(Err(e)) => return Err(format!("accept failed: {e}")),
+            None => {}
+        }
+        Ok(Next::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        self.accepted = Some(self.listener.accept().await);
+    }
+
+    async fn stop(&mut self) {
+        self.connections.close();
+        self.connections.wait().await;
+    }
 }
+
+/// Refusals are audited at most once a minute per address (the shared `Throttle`).
+struct Refusals(Throttle<std::net::IpAddr>);
 
 impl Refusals {
     fn refuse(
@@ -120,26 +145,10 @@ impl Refusals {
         if let Some(bytes) = reply {
             let _ = stream.try_write(bytes);
         }
-        let now = Instant::now();
-        if self.last.len() > 4096 {
-            self.last
-                .retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
-        }
-        let recent = self
-            .last
-            .get(&peer.ip())
-            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(60));
-        if recent {
-            self.suppressed += 1;
+        let Some(reason) = self.0.admit(peer.ip(), reason) else {
             return;
-        }
-        self.last.insert(peer.ip(), now);
-        let suppressed = std::mem::take(&mut self.suppressed);
-        tracing::info!(%peer, reason, suppressed, "refused a terminal connection");
-        let reason = match suppressed {
-            0 => reason.to_string(),
-            n => format!("{reason} ({n} more refusals not audited in the last minute)"),
         };
+        tracing::info!(%peer, reason, "refused a terminal connection");
         core.record(AuditKind::Refused {
             frontend: "tcp".into(),
             peer: peer.to_string(),
@@ -153,7 +162,7 @@ struct Session {
     peer: SocketAddr,
     config: Arc<TcpConfig>,
     core: Arc<Core>,
-    windows: Arc<CardWindows>,
+    holds: Arc<CardHold>,
     reader: Arc<Option<card::CardReader>>,
 }
 
@@ -206,17 +215,9 @@ impl Session {
         if self.config.mode != TcpMode::Terminal {
             // A reader: bare card numbers, no replies; anything else is ignored.
             if let (Event::Line(line), Some(reader)) = (&event, self.reader.as_ref()) {
-                let (core, windows) = (&self.core, &self.windows);
-                reader::reader_line(
-                    core,
-                    windows,
-                    &self.config,
-                    reader,
-                    &self.device,
-                    peer,
-                    line,
-                )
-                .await;
+                let (core, holds) = (&self.core, &self.holds);
+                reader::reader_line(core, holds, &self.config, reader, &self.device, peer, line)
+                    .await;
             }
             return true;
         }
@@ -241,7 +242,7 @@ impl Session {
                 };
                 let answer = reader::card_read(
                     &self.core,
-                    &self.windows,
+                    &self.holds,
                     &self.config,
                     &self.device,
                     peer,
@@ -254,7 +255,7 @@ impl Session {
                 };
                 return send(writer, &reply).await;
             }
-            Ok(Request::Pin(pin)) => self.windows.with_pin(&self.device, pin),
+            Ok(Request::Pin(pin)) => self.holds.with_pin(&self.device, pin, false),
             Ok(Request::IdPin { id, pin }) => Credential::IdPin { id, pin },
         };
         let request = AuthRequest {

@@ -1,55 +1,21 @@
-//! Card reads on TCP: the card-then-PIN windows shared by every listener (a card read at a
-//! device waits there for its holder's PIN), the handling of one card read, and `dial`
-//! mode, which connects out to readers that are TCP servers and reconnects with back-off.
+//! Card reads on TCP: the handling of one card read (a card login, or held in the shared
+//! `CardHold` for the PIN that follows), and `dial` mode, one supervised worker per reader
+//! that is a TCP server.
 //! Unreadable lines (probes, banners) are ignored, never fatal.
 
 use super::card::CardReader;
 use super::proto::{Event, LineSplitter};
 use super::settings::TcpConfig;
-use crate::backoff::Backoff;
 use crate::core::{Core, Outcome};
-use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Pin, Timestamp};
-use std::collections::HashMap;
+use crate::domain::{AuditKind, AuthRequest, CardAction, Credential, DeviceId, Origin, Timestamp};
+use crate::frontend::card_hold::CardHold;
+use crate::worker::{Context, Next, Settings, Worker};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::time::Instant;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-
-/// Card reads waiting for a PIN, per device. One per device: a newer read replaces it.
-#[derive(Default)]
-pub struct CardWindows {
-    pending: Mutex<HashMap<DeviceId, (String, Instant)>>,
-}
-
-impl CardWindows {
-    pub fn new() -> Self {
-        CardWindows::default()
-    }
-
-    fn hold(&self, device: &DeviceId, card: String, window: Duration) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.insert(device.clone(), (card, Instant::now() + window));
-    }
-
-    /// The card read at `device` within its window, if any; consumed either way.
-    fn take(&self, device: &DeviceId) -> Option<String> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
-            .remove(device)
-            .filter(|(_, until)| Instant::now() < *until)
-            .map(|(card, _)| card)
-    }
-
-    /// The credential for a PIN typed at `device`: card+PIN after a card read there.
-    pub fn with_pin(&self, device: &DeviceId, pin: Pin) -> Credential {
-        match self.take(device) {
-            Some(card) => Credential::CardPin { card, pin },
-            None => Credential::Pin(pin),
-        }
-    }
-}
 
 /// What a card read led to.
 pub enum CardAnswer {
@@ -62,7 +28,7 @@ pub enum CardAnswer {
 /// card-then-PIN window, otherwise a card login.
 pub async fn card_read(
     core: &Core,
-    windows: &CardWindows,
+    holds: &CardHold,
     config: &TcpConfig,
     device: &DeviceId,
     peer: IpAddr,
@@ -72,10 +38,10 @@ pub async fn card_read(
         core.record(AuditKind::Card {
             device: device.clone(),
             peer: peer.to_string(),
-            action: crate::domain::CardAction::WaitingForPin,
+            action: CardAction::WaitingForPin,
             card: Some(card.clone()),
         });
-        windows.hold(device, card, window);
+        holds.hold(device, card, window);
         return CardAnswer::NeedPin;
     }
     let request = AuthRequest {
@@ -90,7 +56,7 @@ pub async fn card_read(
 /// A bare line from a reader: a card read, or ignored.
 pub async fn reader_line(
     core: &Core,
-    windows: &CardWindows,
+    holds: &CardHold,
     config: &TcpConfig,
     reader: &CardReader,
     device: &DeviceId,
@@ -100,7 +66,7 @@ pub async fn reader_line(
     match reader.read(line) {
         Some(card) => {
             if let CardAnswer::Decided(outcome) =
-                card_read(core, windows, config, device, peer, card).await
+                card_read(core, holds, config, device, peer, card).await
             {
                 tracing::debug!(%device, ?outcome, "card read decided");
             }
@@ -109,97 +75,118 @@ pub async fn reader_line(
     }
 }
 
-/// Dial mode: one task per reader, connecting out and reconnecting with back-off until
-/// `shutdown`.
-pub async fn dial(
-    config: Arc<TcpConfig>,
-    core: Arc<Core>,
-    windows: Arc<CardWindows>,
-    shutdown: CancellationToken,
-) {
-    let tasks = tokio_util::task::TaskTracker::new();
-    for (addr, device) in config.dial.clone() {
-        let (config, core, windows, shutdown) = (
-            Arc::clone(&config),
-            Arc::clone(&core),
-            Arc::clone(&windows),
-            shutdown.clone(),
-        );
-        tasks.spawn(
-            async move { dial_one(addr, device, &config, &core, &windows, &shutdown).await },
-        );
-    }
-    tasks.close();
-    tasks.wait().await;
-}
-
-async fn dial_one(
+/// Dial mode: one worker per reader that is a TCP server, connecting out; a connection is
+/// one unit of work, ended by the reader (a failure: the supervisor backs off and
+/// reconnects) or between reads by shutdown.
+pub struct DialReader {
     addr: SocketAddr,
     device: DeviceId,
-    config: &TcpConfig,
-    core: &Core,
-    windows: &CardWindows,
-    shutdown: &CancellationToken,
-) {
-    let Some(reader) = config
-        .card
-        .as_ref()
-        .and_then(|c| CardReader::new(&c.format).ok())
-    else {
-        return;
-    };
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut down_reported = false;
-    let audit = |action| AuditKind::Card {
-        device: device.clone(),
-        peer: addr.to_string(),
-        action,
-        card: None,
-    };
-    while !shutdown.is_cancelled() {
-        let connect =
-            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr));
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
+    config: Arc<TcpConfig>,
+    core: Arc<Core>,
+    holds: Arc<CardHold>,
+    reader: CardReader,
+    down_reported: bool,
+}
+
+/// How a dial reader retries: a connection that held 10 s starts the back-off afresh.
+pub const DIAL_RETRY: Settings = Settings::new(Duration::from_millis(500), Duration::from_secs(30))
+    .healthy_after(Duration::from_secs(10));
+
+impl DialReader {
+    /// One worker per `dial` address of a `[[tcp]]` without `listen`.
+    pub fn all(config: &Arc<TcpConfig>, core: &Arc<Core>, holds: &Arc<CardHold>) -> Vec<Self> {
+        // Validated with the config; `None` only when the listener has no [tcp.card].
+        let Some(reader) = config
+            .card
+            .as_ref()
+            .and_then(|c| CardReader::new(&c.format).ok())
+        else {
+            return Vec::new();
+        };
+        config
+            .dial
+            .iter()
+            .map(|(addr, device)| DialReader {
+                addr: *addr,
+                device: device.clone(),
+                config: Arc::clone(config),
+                core: Arc::clone(core),
+                holds: Arc::clone(holds),
+                reader: reader.clone(),
+                down_reported: false,
+            })
+            .collect()
+    }
+
+    pub fn name(&self) -> String {
+        format!("card reader {} ({})", self.device, self.addr)
+    }
+
+    fn audit(&self, action: CardAction) {
+        self.core.record(AuditKind::Card {
+            device: self.device.clone(),
+            peer: self.addr.to_string(),
+            action,
+            card: None,
+        });
+    }
+
+    /// Reads lines until the reader goes away (`Err`) or shutdown (`Ok`).
+    async fn session(
+        &self,
+        mut stream: TcpStream,
+        shutdown: &CancellationToken,
+    ) -> Result<Next, String> {
+        let (addr, device) = (self.addr, &self.device);
+        let mut splitter = LineSplitter::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(Next::Done),
+                n = stream.read(&mut buf) => n,
+            };
+            let Ok(n @ 1..) = n else { break };
+            for event in splitter.push(&buf[..n]) {
+                if let Event::Line(line) = event {
+                    let (core, holds, config) = (&self.core, &self.holds, &self.config);
+                    reader_line(core, holds, config, &self.reader, device, addr.ip(), &line).await;
+                }
+            }
+        }
+        self.audit(CardAction::ReaderDisconnected);
+        Err(format!("card reader {addr} disconnected; reconnecting"))
+    }
+}
+
+impl Worker for DialReader {
+    async fn work(&mut self, cx: &Context) -> Result<Next, String> {
+        let connect = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(self.addr),
+        );
+        let connected = tokio::select! {
+            _ = cx.shutdown().cancelled() => return Ok(Next::Done),
             c = connect => c,
         };
-        match stream {
-            Ok(Ok(mut stream)) => {
-                down_reported = false;
-                tracing::info!(%addr, %device, "card reader connected");
-                core.record(audit(crate::domain::CardAction::ReaderConnected));
-                let started = Instant::now();
-                let mut splitter = LineSplitter::new();
-                let mut buf = [0u8; 256];
-                loop {
-                    let n = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        n = stream.read(&mut buf) => n,
-                    };
-                    let Ok(n @ 1..) = n else { break };
-                    for event in splitter.push(&buf[..n]) {
-                        if let Event::Line(line) = event {
-                            reader_line(core, windows, config, &reader, &device, addr.ip(), &line)
-                                .await;
-                        }
-                    }
-                }
-                tracing::warn!(%addr, %device, "card reader disconnected; reconnecting");
-                core.record(audit(crate::domain::CardAction::ReaderDisconnected));
-                if started.elapsed() > Duration::from_secs(10) {
-                    backoff.reset();
-                }
-            }
-            Ok(Err(_)) | Err(_) if !down_reported => {
-                down_reported = true;
-                tracing::warn!(%addr, %device, "card reader unreachable; retrying with back-off");
-                core.record(audit(crate::domain::CardAction::ReaderUnreachable));
-            }
-            _ => {}
+        let stream = match connected {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(self.unreachable(e.to_string())),
+            Err(_) => return Err(self.unreachable("no answer within 5 s".into())),
+        };
+        self.down_reported = false;
+        cx.healthy();
+        tracing::info!(addr = %self.addr, device = %self.device, "card reader connected");
+        self.audit(CardAction::ReaderConnected);
+        self.session(stream, cx.shutdown()).await
+    }
+}
+
+impl DialReader {
+    /// Audited once per outage; the supervisor logs it once too.
+    fn unreachable(&mut self, why: String) -> String {
+        if !std::mem::replace(&mut self.down_reported, true) {
+            self.audit(CardAction::ReaderUnreachable);
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
+        format!("card reader {} unreachable: {why}", self.addr)
     }
 }
