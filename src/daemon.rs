@@ -162,12 +162,8 @@ async fn wire(
         workers: supervisor.clone(),
     });
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
-    let tasks = supervisor.tracker();
-    tasks.spawn(control::serve(
-        control_listener,
-        admin,
-        supervisor.shutdown().clone(),
-    ));
+    let server = control::Server::new(control_listener, admin);
+    supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     workers::spawn(config, store, supervisor);
     Ok(bound)
 }

@@ -66,7 +66,12 @@ fn a_missing_keypad_shows_its_last_error_in_status_and_recovers_when_plugged_in(
         .iter()
         .map(|w| w["name"].as_str().unwrap().to_string())
         .collect();
-    for expected in ["door front-door", "directory hr", "audit pruning"] {
+    for expected in [
+        "door front-door",
+        "directory hr",
+        "audit pruning",
+        "control socket",
+    ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} in {names:?}"

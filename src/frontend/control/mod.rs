@@ -5,6 +5,7 @@
 pub mod client;
 pub mod proto;
 
+use crate::worker::{Context, Next, Settings, Worker};
 use proto::{Frame, Request, Response};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Largest request accepted: an import of the largest file the CLI reads, as JSON.
@@ -63,32 +63,64 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
-pub async fn serve(listener: UnixListener, handler: Arc<dyn Handler>, shutdown: CancellationToken) {
-    let tasks = TaskTracker::new();
-    let places = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "control accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let handler = Arc::clone(&handler);
-        let places = Arc::clone(&places);
-        tasks.spawn(async move {
-            let Ok(_place) = places.acquire_owned().await else {
-                return;
-            };
-            session(stream, handler).await
-        });
+/// After a failed accept the control socket is tried again after this back-off.
+pub const ACCEPT_RETRY: Settings =
+    Settings::new(Duration::from_millis(100), Duration::from_secs(5));
+
+/// The control socket as a supervised worker: waiting for a connection is its idle wait
+/// (ended by shutdown), starting a session its unit of work; at most `MAX_SESSIONS` are
+/// served at once, and at shutdown open sessions finish their request.
+pub struct Server {
+    listener: UnixListener,
+    handler: Arc<dyn Handler>,
+    sessions: TaskTracker,
+    places: Arc<tokio::sync::Semaphore>,
+    accepted: Option<std::io::Result<UnixStream>>,
+}
+
+impl Server {
+    pub fn new(listener: UnixListener, handler: Arc<dyn Handler>) -> Self {
+        Server {
+            listener,
+            handler,
+            sessions: TaskTracker::new(),
+            places: Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS)),
+            accepted: None,
+        }
     }
-    tasks.close();
-    tasks.wait().await;
+
+    pub fn name(&self) -> String {
+        "control socket".into()
+    }
+}
+
+impl Worker for Server {
+    async fn work(&mut self, _cx: &Context) -> Result<Next, String> {
+        match self.accepted.take() {
+            Some(Ok(stream)) => {
+                let handler = Arc::clone(&self.handler);
+                let places = Arc::clone(&self.places);
+                self.sessions.spawn(async move {
+                    let Ok(_place) = places.acquire_owned().await else {
+                        return;
+                    };
+                    session(stream, handler).await
+                });
+            }
+            Some(Err(e)) => return Err(format!("accept failed: {e}")),
+            None => {}
+        }
+        Ok(Next::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        self.accepted = Some(self.listener.accept().await.map(|(stream, _)| stream));
+    }
+
+    async fn stop(&mut self) {
+        self.sessions.close();
+        self.sessions.wait().await;
+    }
 }
 
 async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
