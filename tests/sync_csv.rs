@@ -6,7 +6,7 @@ mod common;
 
 use common::Daemon;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HEADER: &str = "id,name,email,groups,pin\n";
 
@@ -38,15 +38,10 @@ fn directory(path: &Path, extra: &str) -> String {
 }
 
 fn wait_until(d: &Daemon, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            d.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_for(common::PATIENCE, || match check() {
+        true => Ok(()),
+        false => Err(format!("waiting for {what}")),
+    });
 }
 
 fn exists(d: &Daemon, id: &str) -> bool {
