@@ -116,7 +116,9 @@ fn the_cache_follows_the_file_and_never_touches_local_users() {
     assert!(out.contains("hr: 0 added"), "{out}");
 
     // A half-written export: a broken row and a missing user. Nothing is applied.
-    std::fs::write(&path, format!("{HEADER}ann,Ann,,staff\n")).unwrap();
+    // Written atomically like the others: the daemon polls the file every 200 ms and must
+    // read this broken file, not a truncated one in the middle of the write.
+    write(&path, &["ann,Ann,,staff"]);
     let out = d.cli(&["sync"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
