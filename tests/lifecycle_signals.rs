@@ -62,7 +62,11 @@ fn a_request_in_flight_at_sigterm_is_answered() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream.write_all(b"PIN 482913\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(60));
+    // Signal only once the request is in flight (its PIN is being hashed): before that the
+    // daemon may not even have read the line, and a request never read is not in flight.
+    d.wait_status("the request's hash in flight", |s| {
+        s["hash_pool"]["in_flight"].as_u64() >= Some(1)
+    });
     d.stop();
     let mut reply = String::new();
     BufReader::new(stream).read_line(&mut reply).unwrap();
