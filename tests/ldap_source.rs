@@ -228,11 +228,11 @@ async fn a_wrong_bind_password_is_rejected_without_echoing_it() {
 
 #[tokio::test]
 async fn nothing_listening_is_unavailable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound but never listening: connections are refused, and no other test can bind the
+    // port meanwhile (a released port could be anybody's by the time we connect).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let mut s = LdapSettings::openldap(&format!("ldap://127.0.0.1:{port}"), PEOPLE);
     s.timeout = Duration::from_secs(2);
     let err = fetch(&s, None).await.unwrap_err();
