@@ -213,7 +213,9 @@ async fn a_frozen_server_is_unavailable_within_the_timeout() {
     let err = fetch(&s, None).await.unwrap_err();
     server.thaw();
     assert!(matches!(err, SourceError::Unavailable(_)), "{err:?}");
-    fetch_ok(&s, None).await;
+    // Working again, within the usual timeout: 500 ms is too short a promise on a loaded
+    // machine for a slapd that was just thawed.
+    fetch_ok(&settings(&server), None).await;
 }
 
 #[tokio::test]
