@@ -9,16 +9,19 @@ fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     }
 }
 
-/// Opens, retrying briefly: sled's flusher thread releases the file lock shortly after
-/// the previous handle is dropped (a new process never sees this).
+/// Opens, retrying while the file is in use: sled's flusher thread releases the file lock
+/// shortly after the previous handle is dropped (a new process never sees this), and on a
+/// loaded machine "shortly" can be seconds, so the retries run against a generous deadline.
 fn reopen(dir: &Path, fp: &str, hp: &str) -> std::result::Result<Opened<SledStore>, OpenError> {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
         match SledStore::open(dir, params(fp, hp)) {
-            Err(OpenError::InUse(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
             other => return other,
         }
     }
-    SledStore::open(dir, params(fp, hp))
 }
 
 fn open(dir: &Path) -> SledStore {
