@@ -244,8 +244,18 @@ impl Daemon {
     }
 
     pub fn stop_with(&mut self, sig: i32) {
+        self.signal(sig);
+        self.wait_exit();
+    }
+
+    /// Sends `sig` and returns at once.
+    pub fn signal(&self, sig: i32) {
+        signal(self.child.as_ref().expect("running"), sig);
+    }
+
+    /// Waits for the exit a signal asked for and asserts it was clean, within 10 s.
+    pub fn wait_exit(&mut self) {
         let mut child = self.child.take().expect("running");
-        signal(&child, sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
