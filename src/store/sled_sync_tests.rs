@@ -1,14 +1,12 @@
 use super::super::SledStore;
 use crate::domain::{PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User, UserOrigin};
-use crate::store::{OpenParams, Store, StoreError, SyncState, SyncWrite};
+use crate::store::{Store, StoreError, SyncState, SyncWrite};
 
+/// Opens, or reopens once the dropped handle's flusher thread has released the file.
 fn open(dir: &std::path::Path) -> SledStore {
-    let params = OpenParams {
-        pepper_fingerprint: "fp",
-        hash_params: "m=64,t=1,p=1",
-        cache_capacity_mib: 8,
-    };
-    SledStore::open(dir, params).unwrap().store
+    super::super::tests::reopen(dir, "fp", "m=64,t=1,p=1")
+        .unwrap()
+        .store
 }
 
 fn upstream(source: &str, id: &str, tag: Option<u8>) -> User {
