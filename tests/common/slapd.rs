@@ -218,11 +218,22 @@ impl Slapd {
         }
     }
 
-    /// Freezes slapd: connections are accepted by the kernel but nothing answers.
+    /// Freezes slapd: connections are accepted by the kernel but nothing answers. Returns
+    /// once every thread of slapd is stopped: kill(2) only starts the stop, and on a loaded
+    /// machine a slapd thread can still answer a request sent right after it returns.
     pub fn freeze(&mut self) {
         let child = self.child.as_ref().expect("running");
         self.signal_child(child, libc::SIGSTOP);
         self.stopped = true;
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "slapd (pid {pid}) did not stop within 20 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn thaw(&mut self) {
@@ -257,6 +268,26 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in /proc/PID/task/*/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the command name, which is in parentheses.
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .next()
+                    .map(String::from)
+            })
+            .is_some_and(|state| state == "T")
+    })
 }
 
 fn run_with_stdin(program: PathBuf, args: &[&str], stdin: &str) {
