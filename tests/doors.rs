@@ -13,6 +13,9 @@ const DENIED: u8 = b'D';
 const ON: [u8; 4] = [0xA0, 0x01, 0x01, 0xA2];
 const OFF: [u8; 4] = [0xA0, 0x01, 0x00, 0xA1];
 const KEY_PAUSE: Duration = Duration::from_millis(20);
+/// How long a read waits for bytes that must come (it returns as soon as they do). Reads
+/// that must stay empty use short windows of their own.
+const WITHIN: Duration = Duration::from_secs(10);
 
 /// Door timings a test may change.
 #[derive(Clone, Copy)]
@@ -90,11 +93,7 @@ impl Site {
         };
         site.wait_audit("\"action\":\"connected\"");
         // The door relocks at start (a crash may have left the relay on).
-        assert_eq!(
-            site.relay.read(4, Duration::from_secs(3)),
-            OFF,
-            "relock at start"
-        );
+        assert_eq!(site.relay.read(4, WITHIN), OFF, "relock at start");
         site
     }
 
@@ -105,7 +104,7 @@ impl Site {
     /// Types a PIN and `#`, returns the feedback byte.
     fn enter(&mut self, keys: &str) -> u8 {
         self.keypad.type_slowly(keys.as_bytes(), KEY_PAUSE);
-        let got = self.keypad.read(1, Duration::from_secs(5));
+        let got = self.keypad.read(1, WITHIN);
         assert_eq!(got.len(), 1, "one feedback byte for {keys:?}, got {got:?}");
         got[0]
     }
@@ -116,16 +115,8 @@ fn typed_keys_open_the_door_with_exactly_one_pulse() {
     let mut s = Site::start("keys", "", "");
     s.daemon.add_user("alice", "staff", "482913");
     assert_eq!(s.enter("482913#"), GRANTED);
-    assert_eq!(
-        s.relay.read(4, Duration::from_secs(2)),
-        ON,
-        "relay on at once"
-    );
-    assert_eq!(
-        s.relay.read(4, Duration::from_secs(2)),
-        OFF,
-        "relay off after the pulse"
-    );
+    assert_eq!(s.relay.read(4, WITHIN), ON, "relay on at once");
+    assert_eq!(s.relay.read(4, WITHIN), OFF, "relay off after the pulse");
     assert_eq!(s.enter("000111#"), DENIED);
     assert!(
         s.relay.read(1, Duration::from_millis(700)).is_empty(),
@@ -136,7 +127,7 @@ fn typed_keys_open_the_door_with_exactly_one_pulse() {
         GRANTED,
         "* clears what was typed before"
     );
-    assert_eq!(s.relay.read(8, Duration::from_secs(2)), [ON, OFF].concat());
+    assert_eq!(s.relay.read(8, WITHIN), [ON, OFF].concat());
     s.wait_audit("\"action\":\"unlock\"");
 }
 
@@ -155,12 +146,12 @@ fn a_second_grant_during_a_pulse_extends_it() {
     let mut s = Site::start_tuned("keys", tuning);
     s.daemon.add_user("alice", "staff", "482913");
     s.keypad.type_bytes(b"482913#");
-    assert_eq!(s.relay.read(4, Duration::from_secs(5)), ON);
+    assert_eq!(s.relay.read(4, WITHIN), ON);
     let on = Instant::now();
     std::thread::sleep(GAP);
     s.keypad.type_bytes(b"482913#");
     let second = Instant::now();
-    assert_eq!(s.keypad.read(2, PULSE), [GRANTED, GRANTED]);
+    assert_eq!(s.keypad.read(2, WITHIN), [GRANTED, GRANTED]);
     let decided = on.elapsed();
     let rest = s.relay.read(4, PULSE + Duration::from_secs(5));
     assert_eq!(
@@ -196,7 +187,7 @@ fn a_pause_between_keys_discards_the_entry_and_garbage_is_survived() {
     // short timeout this test needs.
     s.keypad.type_bytes(b"482913#");
     assert_eq!(
-        s.keypad.read(1, Duration::from_secs(5)),
+        s.keypad.read(1, WITHIN),
         [GRANTED],
         "garbage bytes do not break the keypad"
     );
@@ -210,11 +201,11 @@ fn wiegand8_bursts_are_decoded() {
     let mut bytes: Vec<u8> = [4, 8, 2, 9, 1, 3].into_iter().map(burst).collect();
     bytes.push(burst(11));
     s.keypad.type_slowly(&bytes, KEY_PAUSE);
-    assert_eq!(s.keypad.read(1, Duration::from_secs(5)), [GRANTED]);
+    assert_eq!(s.keypad.read(1, WITHIN), [GRANTED]);
     s.keypad
         .type_slowly(&[burst(4), 0x44, burst(8), burst(11)], KEY_PAUSE);
     assert_eq!(
-        s.keypad.read(1, Duration::from_secs(5)),
+        s.keypad.read(1, WITHIN),
         [DENIED],
         "a bad burst resets the entry"
     );
@@ -225,7 +216,7 @@ fn the_duress_pin_opens_and_raises_a_silent_event() {
     let mut s = Site::start("keys", "", "");
     s.daemon.add_user("alice", "staff", "482913");
     assert_eq!(s.enter("482913#"), GRANTED);
-    assert_eq!(s.relay.read(8, Duration::from_secs(2)), [ON, OFF].concat());
+    assert_eq!(s.relay.read(8, WITHIN), [ON, OFF].concat());
     s.daemon.cli_ok(
         &["user", "set-duress", "alice", "--pin-stdin"],
         Some("730194"),
@@ -243,7 +234,7 @@ fn the_duress_pin_opens_and_raises_a_silent_event() {
         "a PIN equal to the duress PIN is refused"
     );
     assert_eq!(s.enter("730194#"), GRANTED, "opens like the normal PIN");
-    assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    assert_eq!(s.relay.read(4, WITHIN), ON);
     let audit = s.wait_audit("\"event\":\"duress\"");
     assert!(audit.contains("\"user\":\"alice\""), "{audit}");
     assert!(!audit.contains("730194"));
@@ -272,11 +263,7 @@ fn outside_the_door_schedule_nobody_enters() {
     std::fs::write(&s.daemon.config, config).unwrap();
     s.daemon.restart();
     s.wait_audit("\"action\":\"connected\"");
-    assert_eq!(
-        s.relay.read(4, Duration::from_secs(3)),
-        OFF,
-        "relock at start"
-    );
+    assert_eq!(s.relay.read(4, WITHIN), OFF, "relock at start");
     s.daemon.add_user("alice", "staff", "482913");
     assert_eq!(s.enter("482913#"), DENIED);
     assert!(s.relay.read(1, Duration::from_millis(600)).is_empty());
@@ -355,7 +342,7 @@ fn an_absent_keypad_and_a_missing_relay_do_not_stop_the_daemon() {
     d.wait_audit("\"action\":\"connected\"", Duration::from_secs(35));
     keypad.type_bytes(b"482913#");
     assert_eq!(
-        keypad.read(1, Duration::from_secs(5)),
+        keypad.read(1, WITHIN),
         [b'B'],
         "granted, but the door did not open: the keypad says try again, not granted"
     );
@@ -393,7 +380,7 @@ command_timeout = "2s"
     d.add_user("alice", "staff", "482913");
     d.wait_audit("\"action\":\"connected\"", Duration::from_secs(10));
     keypad.type_bytes(b"482913#");
-    assert_eq!(keypad.read(1, Duration::from_secs(5)), [GRANTED]);
+    assert_eq!(keypad.read(1, WITHIN), [GRANTED]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "front-door alice\n");
 }
 
@@ -422,7 +409,7 @@ feedback = {{ granted = [71], denied = [68], card = [75] }}
     d.wait_audit("\"action\":\"connected\"", Duration::from_secs(10));
     let mut line = |text: &str| {
         keypad.type_bytes(format!("{text}\r").as_bytes());
-        keypad.read(1, Duration::from_secs(5))
+        keypad.read(1, WITHIN)
     };
     assert_eq!(line("C000482115"), b"K", "card read: waiting for the PIN");
     assert_eq!(line("482913"), b"G", "alice's card then alice's PIN");
@@ -456,11 +443,7 @@ fn the_door_is_relocked_at_shutdown_in_the_middle_of_a_pulse() {
     let mut s = Site::start("keys", "", "");
     s.daemon.add_user("alice", "staff", "482913");
     assert_eq!(s.enter("482913#"), GRANTED);
-    assert_eq!(s.relay.read(4, Duration::from_secs(2)), ON);
+    assert_eq!(s.relay.read(4, WITHIN), ON);
     s.daemon.stop();
-    assert_eq!(
-        s.relay.read(4, Duration::from_secs(2)),
-        OFF,
-        "relocked before exit"
-    );
+    assert_eq!(s.relay.read(4, WITHIN), OFF, "relocked before exit");
 }
