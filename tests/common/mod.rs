@@ -20,7 +20,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Polls `poll` every 50 ms until it gives `Ok`, and returns that value. `Err` describes
 /// what has been seen so far; the last one is the panic message if `within` passes first.
-/// Every test that waits for the daemon goes through here (never sleep-then-assert).
+/// Wait for a condition through here rather than sleep-then-assert. (The fixtures that
+/// benches also include, mosquitto.rs and slapd.rs, keep loops of their own.)
 pub fn wait_until<T>(within: Duration, poll: impl FnMut() -> Result<T, String>) -> T {
     poll_until(within, POLL, poll)
         .unwrap_or_else(|last| panic!("timed out after {within:?}: {last}"))
