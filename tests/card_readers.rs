@@ -49,19 +49,10 @@ fn card_grants(d: &Daemon) -> Vec<String> {
 }
 
 fn wait_grants(d: &Daemon, n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let grants = card_grants(d);
-        if grants.len() >= n {
-            return grants;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {grants:?}\n{}",
-            d.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_for(common::PATIENCE, || match card_grants(d) {
+        grants if grants.len() >= n => Ok(grants),
+        grants => Err(format!("only {grants:?}")),
+    })
 }
 
 #[test]
@@ -107,14 +98,10 @@ fn card_then_pin_at_the_same_device() {
     };
     let before = waits();
     r.write_all(b"075B43\r\n").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while waits() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "second card read not seen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_for(common::PATIENCE, || match waits() {
+        n if n > before => Ok(()),
+        _ => Err("second card read not seen".into()),
+    });
     assert_eq!(t.ask("PIN 482913"), "OK alice 0");
     d.wait_audit(r#""credential":"card+pin""#, Duration::from_secs(5));
     // A terminal with its own reader: CARD, then the PIN.

@@ -6,7 +6,7 @@ mod common;
 
 use common::mosquitto::{Broker, Probe};
 use common::{Daemon, DEFAULT_TCP};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PREFIX: &str = "pinwarden/test";
 
@@ -38,19 +38,9 @@ fn start(broker: &Broker, mqtt_extra: &str, extra: &str) -> Daemon {
 }
 
 fn wait_connected(d: &Daemon) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = d.status();
-        if s["mqtt"]["connected"] == true && s["mqtt"]["events_connected"] == true {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never connected: {s}\n{}",
-            d.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_status("connected to the broker", |s| {
+        s["mqtt"]["connected"] == true && s["mqtt"]["events_connected"] == true
+    })
 }
 
 fn request(probe: &Probe, device: &str, body: &str) -> serde_json::Value {
@@ -332,15 +322,7 @@ fn a_wrong_password_is_a_status_error_not_a_crash() {
     );
     let d = start(&broker, &extra, "");
     d.add_user("alice", "staff", "482913");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let s = d.status();
-        if s["mqtt"]["last_error"].is_string() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no MQTT error in status: {s}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = d.wait_status("an MQTT error", |s| s["mqtt"]["last_error"].is_string());
     let error = status["mqtt"]["last_error"].as_str().unwrap();
     assert!(error.contains("refused the login"), "{error}");
     assert!(!error.contains("wrong-password"), "{error}");
@@ -365,15 +347,8 @@ fn tls_with_the_sites_ca() {
     // A broker whose certificate is not from the configured CA is refused, with the reason.
     let other = Broker::start_tls();
     let d2 = start(&other, &extra, "");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = d2.status();
-        if let Some(e) = s["mqtt"]["last_error"].as_str() {
-            assert!(e.contains("TLS"), "{e}");
-            assert_eq!(s["mqtt"]["connected"], false);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no TLS error in status: {s}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let s = d2.wait_status("a TLS error", |s| s["mqtt"]["last_error"].is_string());
+    let e = s["mqtt"]["last_error"].as_str().unwrap();
+    assert!(e.contains("TLS"), "{e}");
+    assert_eq!(s["mqtt"]["connected"], false);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::Daemon;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HEADER: &str = "id,name,email,groups,pin\n";
 
@@ -38,15 +38,10 @@ fn directory(path: &Path, extra: &str) -> String {
 }
 
 fn wait_until(d: &Daemon, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            d.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_for(common::PATIENCE, || match check() {
+        true => Ok(()),
+        false => Err(format!("waiting for {what}")),
+    });
 }
 
 fn exists(d: &Daemon, id: &str) -> bool {
@@ -157,7 +152,9 @@ fn the_cache_follows_the_file_and_never_touches_local_users() {
     assert!(out.contains("hr: 0 added"), "{out}");
 
     // A half-written export: a broken row and a missing user. Nothing is applied.
-    std::fs::write(&path, format!("{HEADER}ann,Ann,,staff\n")).unwrap();
+    // Written atomically like the others: the daemon polls the file every 200 ms and must
+    // read this broken file, not a truncated one in the middle of the write.
+    write(&path, &["ann,Ann,,staff"]);
     let out = d.cli(&["sync"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -10,7 +10,7 @@ mod slapd;
 
 use common::{Daemon, DEFAULT_TCP};
 use slapd::{Slapd, BIND_DN, BIND_PW};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn start(server: &Slapd) -> Daemon {
     let secret = server.dir.path().join("bind.pass");
@@ -41,19 +41,18 @@ enabled_attribute = "pinwardenEnabled"
 }
 
 /// Asks the terminal until the answer starts with `want` (sync runs every 500 ms).
+/// Every miss is a failed attempt: poll slowly enough to stay inside the free failures.
 fn eventually(d: &Daemon, line: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = d.terminal().ask(line);
-        if got.starts_with(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
+    let every = Duration::from_millis(250);
+    let got = common::poll_until(common::PATIENCE, every, || match d.terminal().ask(line) {
+        got if got.starts_with(want) => Ok(()),
+        got => Err(got),
+    });
+    if let Err(got) = got {
+        panic!(
             "`{want}` never came (last: {got})\n{}",
             d.cli_ok(&["audit", "--last", "30"], None)
         );
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -94,15 +93,9 @@ fn the_cache_follows_slapd_and_outlives_it() {
 
     // A black-holed directory: decisions go on from the cache; status names the failure.
     server.freeze();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = d.status();
-        if s["directories"][0]["last_error"].is_string() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no sync error in status: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_status("a sync error", |s| {
+        s["directories"][0]["last_error"].is_string()
+    });
     assert!(d.terminal().ask("PIN 561739").starts_with("OK alice"));
     assert!(d.terminal().ask("PIN 918273").starts_with("OK guest1"));
     server.thaw();

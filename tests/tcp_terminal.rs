@@ -228,9 +228,19 @@ device = "lobby-printer"
     assert_eq!(c.read_line(), "BUSY");
     assert!(c.closed());
     drop(a);
-    std::thread::sleep(Duration::from_millis(200));
-    let mut again = d.terminal();
-    assert_eq!(again.ask("PING"), "PONG", "a freed slot is reused");
+    // The daemon frees the slot once it has seen the close, which takes a moment: until
+    // then a new terminal is still told BUSY.
+    let mut again = d.wait_for(common::PATIENCE, || {
+        let mut t = d.terminal();
+        // A refused terminal may see the BUSY line or a reset: either way, not yet.
+        t.send_raw(b"PING\r\n");
+        match t.try_read_line() {
+            Ok(pong) if pong == "PONG" => Ok(t),
+            other => Err(format!("a freed slot is reused: got {other:?}")),
+        }
+    });
+    assert_eq!(again.ask("PING"), "PONG");
+    assert_eq!(b.ask("PING"), "PONG", "the other terminal kept its slot");
     let audit = d.cli_ok(&["audit", "--json"], None);
     assert!(
         audit.contains("127.0.0.2") && audit.contains("not in the allow-list"),

@@ -11,15 +11,19 @@ fn params<'a>(fp: &'a str, hp: &'a str) -> OpenParams<'a> {
     }
 }
 
-/// Opens, retrying for up to 10 s while the store is in use: sled's flusher thread releases
-/// the file lock shortly after the previous handle is dropped (a new process never sees
-/// this), later on a loaded machine.
-fn reopen(dir: &Path, fp: &str, hp: &str) -> std::result::Result<Opened<SledStore>, OpenError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+/// Opens, retrying while the file is in use: sled's flusher thread releases the file lock
+/// shortly after the previous handle is dropped (a new process never sees this), and on a
+/// loaded machine "shortly" can be seconds, so the retries run against a generous deadline.
+pub(super) fn reopen(
+    dir: &Path,
+    fp: &str,
+    hp: &str,
+) -> std::result::Result<Opened<SledStore>, OpenError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match SledStore::open(dir, params(fp, hp)) {
             Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
+                std::thread::sleep(std::time::Duration::from_millis(50))
             }
             other => return other,
         }
@@ -50,14 +54,11 @@ fn meta_is_checked_on_reopen() {
     assert!(!again.created);
     assert_eq!(again.salt, salt, "the site salt is kept");
     drop(again);
-    let e = SledStore::open(dir.path(), params("fp2", "m=64,t=1,p=1"))
-        .err()
-        .unwrap();
+    // Each refused open held the file too: reopen waits for its lock like any other.
+    let e = reopen(dir.path(), "fp2", "m=64,t=1,p=1").err().unwrap();
     assert!(matches!(e, OpenError::PepperMismatch { .. }), "{e}");
     assert!(e.to_string().contains("different pepper"));
-    let e = SledStore::open(dir.path(), params("fp1", "m=19456,t=2,p=1"))
-        .err()
-        .unwrap();
+    let e = reopen(dir.path(), "fp1", "m=19456,t=2,p=1").err().unwrap();
     assert!(e.to_string().contains("m=64,t=1,p=1"), "{e}");
 }
 

@@ -15,6 +15,39 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pinwarden");
 
+/// How long a test waits for something the daemon does in the background. Generous: on a
+/// loaded two-core machine a step that takes milliseconds can take seconds.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `poll` every 50 ms until it gives `Ok`, and returns that value. `Err` describes
+/// what has been seen so far; the last one is the panic message if `within` passes first.
+/// Wait for a condition through here rather than sleep-then-assert. (The fixtures that
+/// benches also include, mosquitto.rs and slapd.rs, keep loops of their own.)
+pub fn wait_until<T>(within: Duration, poll: impl FnMut() -> Result<T, String>) -> T {
+    poll_until(within, POLL, poll)
+        .unwrap_or_else(|last| panic!("timed out after {within:?}: {last}"))
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// `wait_until` without the panic, polling `every` (more than 50 ms where a poll costs
+/// something, such as a failed attempt): `Err` with the last description once `within`
+/// passed.
+pub fn poll_until<T>(
+    within: Duration,
+    every: Duration,
+    mut poll: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        match poll() {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -114,8 +147,7 @@ impl Daemon {
 
     /// Polls `status --json` until the daemon answers; returns its first TCP address.
     fn wait_ready(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let ready = poll_until(PATIENCE, POLL, || {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "pinwarden exited during startup ({status}):\n{}",
@@ -123,18 +155,20 @@ impl Daemon {
                 );
             }
             let out = self.cli(&["status", "--json"], None);
-            if out.status.success() {
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let addr = v["tcp"][0].as_str().unwrap_or("0.0.0.0:0");
-                return addr.parse().unwrap();
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
             }
-            assert!(
-                Instant::now() < deadline,
-                "pinwarden not ready:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let addr = v["tcp"][0].as_str().unwrap_or("0.0.0.0:0");
+            Ok(addr.parse().unwrap())
+        });
+        ready.unwrap_or_else(|e| panic!("pinwarden not ready: {e}\n{}", self.logs()))
+    }
+
+    /// `wait_until`, with the daemon's log in the panic message.
+    pub fn wait_for<T>(&self, within: Duration, poll: impl FnMut() -> Result<T, String>) -> T {
+        poll_until(within, POLL, poll)
+            .unwrap_or_else(|last| panic!("timed out after {within:?}: {last}\n{}", self.logs()))
     }
 
     pub fn logs(&self) -> String {
@@ -212,8 +246,18 @@ impl Daemon {
     }
 
     pub fn stop_with(&mut self, sig: i32) {
+        self.signal(sig);
+        self.wait_exit();
+    }
+
+    /// Sends `sig` and returns at once.
+    pub fn signal(&self, sig: i32) {
+        signal(self.child.as_ref().expect("running"), sig);
+    }
+
+    /// Waits for the exit a signal asked for and asserts it was clean, within 10 s.
+    pub fn wait_exit(&mut self) {
         let mut child = self.child.take().expect("running");
-        signal(&child, sig);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -258,19 +302,28 @@ impl Daemon {
 
     /// Polls the audit log until it contains `needle`; returns it. Fails after `within`.
     pub fn wait_audit(&self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
+        self.wait_for(within, || {
             let audit = self.cli_ok(&["audit", "--json", "--last", "200"], None);
-            if audit.contains(needle) {
-                return audit;
+            match audit.contains(needle) {
+                true => Ok(audit),
+                false => Err(format!("no `{needle}` in the audit log:\n{audit}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no `{needle}` in the audit log:\n{audit}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
+    }
+
+    /// Polls `status --json` until `check` accepts it; returns it.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        mut check: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        self.wait_for(PATIENCE, || {
+            let status = self.status();
+            match check(&status) {
+                true => Ok(status),
+                false => Err(format!("{what}: not in status {status}")),
+            }
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -318,9 +371,13 @@ impl Terminal {
     }
 
     pub fn read_line(&mut self) -> String {
+        self.try_read_line().expect("reply")
+    }
+
+    pub fn try_read_line(&mut self) -> std::io::Result<String> {
         let mut line = String::new();
-        self.reader.read_line(&mut line).expect("reply");
-        line.trim_end().to_string()
+        self.reader.read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
     }
 
     pub fn ask(&mut self, line: &str) -> String {

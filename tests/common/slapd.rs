@@ -4,7 +4,6 @@
 //! modify it with ldap-utils, restart it, and freeze it with SIGSTOP.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,21 +106,38 @@ impl Slapd {
             String::from_utf8_lossy(&out.stderr)
         );
         let _ = slapd;
-        let port = free_port();
         let mut s = Slapd {
             dir,
-            port,
-            url: format!("ldap://127.0.0.1:{port}"),
+            port: 0,
+            url: String::new(),
             conf,
             child: None,
             stopped: false,
             runs: 0,
         };
-        s.launch();
-        s
+        // The free port is only free until somebody else binds it: if slapd loses that
+        // race (it exits at once, silently with -d 0), try another one.
+        for _ in 0..5 {
+            s.port = free_port();
+            s.url = format!("ldap://127.0.0.1:{}", s.port);
+            if s.try_launch() {
+                return s;
+            }
+        }
+        panic!("slapd did not start on any of 5 ports:\n{}", s.logs());
     }
 
     fn launch(&mut self) {
+        assert!(
+            self.try_launch(),
+            "slapd exited during startup on port {}:\n{}",
+            self.port,
+            self.logs()
+        );
+    }
+
+    /// Starts slapd on `self.port`; false if it exited during startup.
+    fn try_launch(&mut self) -> bool {
         self.runs += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("slapd-{}.log", self.runs)))
             .unwrap();
@@ -137,23 +153,27 @@ impl Slapd {
             .spawn()
             .expect("start slapd");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    /// Polls the root DSE until slapd answers.
-    fn wait_ready(&mut self) {
+    /// Polls the root DSE until slapd answers; false if slapd exited first.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("slapd exited during startup ({status}):\n{}", self.logs());
-            }
             let out = Command::new(require("ldapsearch", "ldap-utils"))
                 .args(["-x", "-LLL", "-H", &self.url, "-b", "", "-s", "base"])
                 .arg("namingContexts")
                 .output()
                 .expect("run ldapsearch");
+            // Checked after the search: an answer while our slapd has died came from
+            // whoever else holds the port.
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                eprintln!("slapd exited during startup ({status})");
+                self.child = None;
+                return false;
+            }
             if out.status.success() {
-                return;
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
@@ -198,11 +218,22 @@ impl Slapd {
         }
     }
 
-    /// Freezes slapd: connections are accepted by the kernel but nothing answers.
+    /// Freezes slapd: connections are accepted by the kernel but nothing answers. Returns
+    /// once every thread of slapd is stopped: kill(2) only starts the stop, and on a loaded
+    /// machine a slapd thread can still answer a request sent right after it returns.
     pub fn freeze(&mut self) {
         let child = self.child.as_ref().expect("running");
         self.signal_child(child, libc::SIGSTOP);
         self.stopped = true;
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "slapd (pid {pid}) did not stop within 20 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn thaw(&mut self) {
@@ -239,6 +270,26 @@ impl Drop for Slapd {
     }
 }
 
+/// Whether every thread of `pid` is in the stopped state (`T` in /proc/PID/task/*/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the command name, which is in parentheses.
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .next()
+                    .map(String::from)
+            })
+            .is_some_and(|state| state == "T")
+    })
+}
+
 fn run_with_stdin(program: PathBuf, args: &[&str], stdin: &str) {
     use std::io::Write;
     let mut child = Command::new(&program)
@@ -263,10 +314,11 @@ fn run_with_stdin(program: PathBuf, args: &[&str], stdin: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().unwrap().port()
-}
+// Also loaded by mosquitto.rs: each of these files must stand alone (benches include them).
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn config(dir: &Path, opts: &Options) -> String {
     let schema = fixture("pinwarden.schema");
