@@ -8,7 +8,7 @@ use common::pty::Pty;
 use common::Daemon;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn config(dir: &Path) -> String {
     std::fs::write(dir.join("users.csv"), "id,name,email,groups,pin\n").unwrap();
@@ -35,23 +35,17 @@ path = "{csv}"
 
 /// The worker whose name starts with `prefix`, once `check` holds for it (within 10 s).
 fn worker_when(d: &Daemon, prefix: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    d.wait_for(Duration::from_secs(10), || {
         let status = d.status();
-        let found = status["workers"]
+        status["workers"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|w| w["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-            .cloned();
-        match found {
-            Some(w) if check(&w) => return w,
-            _ if Instant::now() > deadline => {
-                panic!("worker {prefix} not as expected: {status:#}\n{}", d.logs())
-            }
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+            .filter(|w| check(w))
+            .cloned()
+            .ok_or_else(|| format!("worker {prefix} not as expected: {status:#}"))
+    })
 }
 
 #[test]

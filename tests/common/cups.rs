@@ -344,19 +344,16 @@ impl Cups {
 
     /// Waits until printer `printer` received a document whose name contains each title.
     pub fn wait_printed(&self, printer: usize, titles: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        super::wait_until(Duration::from_secs(30), || {
             let printed = self.printed(printer);
-            if titles.iter().all(|t| printed.iter().any(|p| p.contains(t))) {
-                return;
+            match titles.iter().all(|t| printed.iter().any(|p| p.contains(t))) {
+                true => Ok(()),
+                false => Err(format!(
+                    "printer did not receive {titles:?}; it has {printed:?}\n{}",
+                    self.logs()
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "printer did not receive {titles:?}; it has {printed:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// The ids of jobs on `queue` that are still held.

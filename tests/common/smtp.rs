@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -121,21 +121,18 @@ impl SmtpServer {
 
     /// Waits until at least `n` messages were delivered; returns them.
     pub fn wait_messages(&self, n: usize, within: Duration) -> Vec<String> {
-        let deadline = Instant::now() + within;
-        loop {
+        super::wait_until(within, || {
             let messages = self.messages();
-            if messages.len() >= n {
-                return messages;
+            match messages.len() >= n {
+                true => Ok(messages),
+                false => Err(format!(
+                    "{} of {n} messages delivered; events {:?}\n{}",
+                    messages.len(),
+                    self.events(),
+                    self.log()
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} messages delivered; events {:?}\n{}",
-                messages.len(),
-                self.events(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 
     pub fn stop(&mut self) {
