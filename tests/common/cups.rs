@@ -428,15 +428,18 @@ impl Cups {
     }
 }
 
-/// uid and gid of a local account; panics naming it when it does not exist.
+/// uid and gid of a local account (asked of `id`, which is safe to run from parallel tests,
+/// unlike getpwnam); panics naming it when it does not exist.
 pub fn account_ids(name: &str) -> (u32, u32) {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: getpwnam returns static storage or null; both ids are copied out at once.
-    let ids = unsafe {
-        let pw = libc::getpwnam(c.as_ptr());
-        (!pw.is_null()).then(|| ((*pw).pw_uid, (*pw).pw_gid))
+    let id = |flag: &str| {
+        let out = Command::new("id").arg(flag).arg(name).output().unwrap();
+        assert!(
+            out.status.success(),
+            "the test needs the local account `{name}` (Debian base-passwd)"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
-    ids.unwrap_or_else(|| panic!("the test needs the local account `{name}` (Debian base-passwd)"))
+    (id("-u"), id("-g"))
 }
 
 impl Drop for Cups {

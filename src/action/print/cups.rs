@@ -74,17 +74,20 @@ impl Client {
             CupsAuth::None { .. } => None,
             CupsAuth::Basic { username, password } => {
                 let pair = Zeroizing::new(format!("{username}:{}", password.as_str()));
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
-                Some(Zeroizing::new(format!("Basic {encoded}")))
+                let encoded = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
+                );
+                Some(Zeroizing::new(format!("Basic {}", encoded.as_str())))
             }
             CupsAuth::LocalCertificate { cert_file } => {
                 // CUPS writes a fresh certificate when it starts: read it for every request.
-                let cert = tokio::fs::read_to_string(cert_file).await.map_err(|e| {
-                    PrintError::Auth(format!(
-                        "cannot read the CUPS local certificate {}: {e}",
-                        cert_file.display()
-                    ))
-                })?;
+                let cert =
+                    Zeroizing::new(tokio::fs::read_to_string(cert_file).await.map_err(|e| {
+                        PrintError::Auth(format!(
+                            "cannot read the CUPS local certificate {}: {e}",
+                            cert_file.display()
+                        ))
+                    })?);
                 Some(Zeroizing::new(format!("Local {}", cert.trim())))
             }
             // cupsd checks the name against the socket peer's uid.
@@ -119,7 +122,19 @@ impl Client {
         let exchange = async {
             match &self.server {
                 CupsServer::Socket(path) => {
-                    post_unix(path, &format!("/printers/{queue}"), authorization, req).await
+                    let resource = format!("/printers/{queue}");
+                    let body = req.to_bytes();
+                    match post_unix(path, &resource, authorization, body.clone()).await {
+                        // cupsd replaces its local certificate every few minutes
+                        // (RootCertDuration): a request that raced the swap is refused once,
+                        // so read the new certificate and ask again.
+                        Err(PrintError::Auth(_))
+                            if matches!(self.auth, CupsAuth::LocalCertificate { .. }) =>
+                        {
+                            post_unix(path, &resource, self.authorization().await?, body).await
+                        }
+                        other => other,
+                    }
                 }
                 CupsServer::Tcp(_) => self.post_tcp(queue, authorization, req).await,
             }
@@ -321,7 +336,7 @@ async fn post_unix(
     socket: &Path,
     resource: &str,
     authorization: Option<Zeroizing<String>>,
-    req: IppRequestResponse,
+    body: Bytes,
 ) -> Result<IppRequestResponse, PrintError> {
     let unreachable = |e: &dyn std::fmt::Display| {
         PrintError::Unreachable(format!("CUPS at {}: {e}", socket.display()))
@@ -346,7 +361,7 @@ async fn post_unix(
         request = request.header(hyper::header::AUTHORIZATION, value);
     }
     let request = request
-        .body(Full::new(req.to_bytes()))
+        .body(Full::new(body))
         .map_err(|e| PrintError::Protocol(e.to_string()))?;
     let response = sender
         .send_request(request)
