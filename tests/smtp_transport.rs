@@ -1,7 +1,8 @@
 //! The SMTP transport against a real aiosmtpd on loopback: STARTTLS required and verified
-//! against a test CA, password and XOAUTH2 logins, one connection reused, refusals sorted
-//! into what the outbox does next, nothing sent in clear when STARTTLS is missing, the
-//! `check-config --smtp` probe stopping at RCPT TO.
+//! against a test CA, password and XOAUTH2 logins, connections reused (lettre's pool may
+//! alternate two), refusals sorted into what the outbox does next, nothing sent in clear
+//! when STARTTLS is missing, a hung relay costing one deadline, the `check-config --smtp`
+//! probe stopping at RCPT TO.
 
 mod common;
 
@@ -51,7 +52,7 @@ fn secure() -> SmtpOptions {
 }
 
 #[tokio::test]
-async fn starttls_and_login_deliver_over_one_reused_connection() {
+async fn starttls_and_login_deliver_over_reused_connections() {
     let server = SmtpServer::start(secure());
     let mailer = Mailer::new(&settings(
         &server,
@@ -157,50 +158,61 @@ async fn without_starttls_offered_nothing_is_sent_in_clear() {
     assert!(server.wait_messages(1, Duration::from_secs(10))[0].contains("X-TLS: no"));
 }
 
-#[tokio::test]
-async fn refusals_are_sorted_into_drop_or_retry() {
-    let refused = SmtpServer::start(SmtpOptions {
-        refuse_rcpt: Some(550),
+/// What one RCPT TO reply makes of a message.
+async fn outcome_of(reply: &'static str) -> SendError {
+    let server = SmtpServer::start(SmtpOptions {
+        refuse_rcpt: Some(reply),
         ..secure()
     });
     let mailer = Mailer::new(&settings(
-        &refused,
+        &server,
         SmtpTls::Starttls,
-        password(&refused, "s3cret"),
-    ))
-    .unwrap();
-    let err = mailer
-        .send(&mail("nobody@example.org", "PIN"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, SendError::Refused(_)),
-        "5xx: drop, audit: {err:?}"
-    );
-
-    let quota = SmtpServer::start(SmtpOptions {
-        refuse_rcpt: Some(452),
-        ..secure()
-    });
-    let mailer = Mailer::new(&settings(
-        &quota,
-        SmtpTls::Starttls,
-        password(&quota, "s3cret"),
+        password(&server, "s3cret"),
     ))
     .unwrap();
     let err = mailer
         .send(&mail("alice@example.org", "PIN"))
         .await
         .unwrap_err();
+    assert!(server.messages().is_empty());
+    err
+}
+
+#[tokio::test]
+async fn refusals_are_sorted_into_drop_retry_or_pause() {
+    let unknown = outcome_of("550 5.1.1 no such user").await;
     assert!(
-        matches!(err, SendError::Deferred { quota: true, .. }),
-        "4xx quota: pause the lane: {err:?}"
+        matches!(unknown, SendError::Refused(_)),
+        "5xx for this recipient: drop, audit: {unknown:?}"
+    );
+    let full = outcome_of("452 4.2.2 mailbox full").await;
+    assert!(
+        matches!(full, SendError::Deferred { quota: false, .. }),
+        "a full mailbox defers this message only: {full:?}"
+    );
+    let rate = outcome_of("451 4.7.1 rate limit exceeded, try later").await;
+    assert!(
+        matches!(rate, SendError::Deferred { quota: true, .. }),
+        "the sender's rate limit pauses the lane: {rate:?}"
+    );
+    let daily =
+        outcome_of("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException")
+            .await;
+    assert!(
+        matches!(daily, SendError::Deferred { quota: true, .. }),
+        "Exchange's daily quota comes as a 5xx and still only pauses: {daily:?}"
+    );
+    let relay = outcome_of("550 5.7.1 relaying denied").await;
+    assert!(
+        matches!(relay, SendError::Unavailable(_)),
+        "a relay that refuses pinwarden keeps every message: {relay:?}"
     );
 
+    let server = SmtpServer::start(secure());
     let wrong = Mailer::new(&settings(
-        &quota,
+        &server,
         SmtpTls::Starttls,
-        password(&quota, "wrong"),
+        password(&server, "wrong"),
     ))
     .unwrap();
     let err = wrong
@@ -212,6 +224,12 @@ async fn refusals_are_sorted_into_drop_or_retry() {
         "a refused login keeps the message: {err:?}"
     );
 
+    let mailer = Mailer::new(&settings(
+        &server,
+        SmtpTls::Starttls,
+        password(&server, "s3cret"),
+    ))
+    .unwrap();
     for bad in [
         mail("not an address", "PIN"),
         mail("alice@example.org", "PIN\r\nBcc: eve@example.org"),
@@ -219,8 +237,57 @@ async fn refusals_are_sorted_into_drop_or_retry() {
         let err = mailer.send(&bad).await.unwrap_err();
         assert!(matches!(err, SendError::Invalid(_)), "{err:?}");
     }
+    assert!(server.messages().is_empty());
     assert!(pinwarden::notify::transport::valid_address("alice@example.org").is_ok());
     assert!(pinwarden::notify::transport::valid_address("alice@example.org\r\nBcc: x@y").is_err());
+}
+
+#[tokio::test]
+async fn clear_text_only_to_this_host_and_never_with_a_login() {
+    let server = SmtpServer::start(SmtpOptions::default());
+    let mut remote = settings(&server, SmtpTls::None, SmtpAuth::None);
+    remote.host = "mail.example.org".into();
+    let err = Mailer::new(&remote).err().unwrap();
+    assert!(
+        err.contains("only allowed for a relay on this host"),
+        "{err}"
+    );
+    let with_login = settings(&server, SmtpTls::None, password(&server, "s3cret"));
+    let err = Mailer::new(&with_login).err().unwrap();
+    assert!(err.contains("password in clear"), "{err}");
+}
+
+#[tokio::test]
+async fn a_relay_that_hangs_mid_dialogue_costs_one_deadline_and_its_connection() {
+    let server = SmtpServer::start(SmtpOptions {
+        stall_first_data: true,
+        ..secure()
+    });
+    let mut s = settings(&server, SmtpTls::Starttls, password(&server, "s3cret"));
+    s.timeout = Duration::from_secs(2);
+    let mailer = Mailer::new(&s).unwrap();
+    let err = mailer
+        .send(&mail("alice@example.org", "one"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SendError::Unavailable(ref m) if m.contains("no answer")),
+        "{err:?}"
+    );
+    // The next message goes over a fresh connection, not the one still waiting for the
+    // stalled DATA's reply (which would pair this message with the late answers).
+    mailer
+        .send(&mail("alice@example.org", "two"))
+        .await
+        .unwrap();
+    let messages = server.wait_messages(1, Duration::from_secs(10));
+    assert!(messages[0].contains("Subject: two"), "{}", messages[0]);
+    let ehlos = server
+        .events()
+        .iter()
+        .filter(|e| e.starts_with("EHLO"))
+        .count();
+    assert_eq!(ehlos, 4, "a second connection: {:?}", server.events());
 }
 
 #[tokio::test]

@@ -53,24 +53,81 @@ pub struct ProbeError {
 
 /// SASL logins refused (530, 534, 535, 538) are the relay's settings, not the message's.
 const LOGIN_CODES: [&str; 4] = ["530", "534", "535", "538"];
+/// The relay as a whole says "not now" (service closing, TLS or auth temporarily off).
+const RELAY_CODES: [&str; 3] = ["421", "432", "454"];
+
+/// The RFC 3463 enhanced status code in a reply (`5.1.1`), as (class, subject, detail).
+fn enhanced(text: &str) -> Option<(u16, u16, u16)> {
+    text.split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .find_map(|word| {
+            let mut parts = word.split('.');
+            let class = parts
+                .next()?
+                .parse()
+                .ok()
+                .filter(|c| matches!(c, 2 | 4 | 5))?;
+            let subject = parts.next()?.parse().ok()?;
+            let detail = parts.next()?.parse().ok()?;
+            parts.next().is_none().then_some((class, subject, detail))
+        })
+}
+
+/// The sender's own sending rate or quota was hit: every message waits, not this one only.
+fn sender_quota(lower: &str, code: Option<(u16, u16, u16)>) -> bool {
+    matches!(code, Some((_, 4, 5)))
+        || [
+            "rate limit",
+            "sending limit",
+            "sending quota",
+            "submissionquota",
+            "too many messages",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
+/// Problems of this message or recipient (address, mailbox full, too big, too many
+/// recipients, a loop, content): other messages are unaffected.
+fn per_message(code: Option<(u16, u16, u16)>) -> bool {
+    matches!(
+        code,
+        Some((_, 1, _) | (_, 2, _) | (_, 3, 4) | (_, 4, 6) | (_, 5, 3) | (_, 6, _))
+    )
+}
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     let text = e.to_string();
-    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    let basic = e.status().map(|c| c.to_string()).unwrap_or_default();
     let lower = text.to_ascii_lowercase();
-    let quota = ["quota", "rate limit", "too many", "exceeded"]
-        .iter()
-        .any(|w| lower.contains(w));
-    if LOGIN_CODES.contains(&code.as_str()) {
-        SendError::Unavailable(format!("login refused ({code}): {text}"))
-    } else if e.is_transient() || (e.is_permanent() && quota) {
+    let code = enhanced(&text);
+    if LOGIN_CODES.contains(&basic.as_str()) {
+        SendError::Unavailable(format!("login refused ({basic}): {text}"))
+    } else if (e.is_transient() || e.is_permanent()) && sender_quota(&lower, code) {
         // Exchange Online reports its daily submission quota with a 5xx.
         SendError::Deferred {
             reason: text,
-            quota,
+            quota: true,
         }
+    } else if per_message(code) && e.is_permanent() {
+        SendError::Refused(text)
+    } else if per_message(code) && e.is_transient() {
+        SendError::Deferred {
+            reason: text,
+            quota: false,
+        }
+    } else if RELAY_CODES.contains(&basic.as_str()) || matches!(code, Some((_, 7, _))) {
+        // Relay access denied, sender not allowed, TLS or auth required: the relay's
+        // settings, so no message is dropped for it.
+        SendError::Unavailable(format!(
+            "the mail server refuses pinwarden ({basic}): {text}"
+        ))
     } else if e.is_permanent() {
         SendError::Refused(text)
+    } else if e.is_transient() {
+        SendError::Deferred {
+            reason: text,
+            quota: false,
+        }
     } else {
         SendError::Unavailable(text)
     }
@@ -113,8 +170,12 @@ fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, String> {
         .map_err(|e| format!("TLS settings for {}: {e}", settings.host))
 }
 
-/// The login: credentials and the mechanisms to offer, or none.
-fn login(settings: &SmtpSettings) -> Result<Option<(Credentials, Vec<Mechanism>)>, String> {
+/// The login: credentials and the mechanisms to offer, or none. `token` is the XOAUTH2
+/// token as the caller read it (so the transport and its cache agree).
+fn login(
+    settings: &SmtpSettings,
+    token: Option<&Zeroizing<String>>,
+) -> Result<Option<(Credentials, Vec<Mechanism>)>, String> {
     Ok(match &settings.auth {
         SmtpAuth::None => None,
         SmtpAuth::Password {
@@ -131,7 +192,10 @@ fn login(settings: &SmtpSettings) -> Result<Option<(Credentials, Vec<Mechanism>)
             username,
             token_file,
         } => {
-            let token = read_secret("smtp.token_file", token_file)?;
+            let token = match token {
+                Some(t) => t.clone(),
+                None => read_secret("smtp.token_file", token_file)?,
+            };
             Some((
                 Credentials::new(username.clone(), token.to_string()),
                 vec![Mechanism::Xoauth2],
@@ -140,7 +204,37 @@ fn login(settings: &SmtpSettings) -> Result<Option<(Credentials, Vec<Mechanism>)
     })
 }
 
-fn build_transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+/// Clear text only to a relay on this host, and never with a login.
+fn check_clear_text(settings: &SmtpSettings) -> Result<(), String> {
+    if settings.tls != SmtpTls::None {
+        return Ok(());
+    }
+    let loopback = settings.host == "localhost"
+        || settings
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(format!(
+            "smtp.tls = \"none\" sends PINs in clear: only allowed for a relay on this host \
+             (127.0.0.1, ::1, localhost), not {}",
+            settings.host
+        ));
+    }
+    if settings.auth != SmtpAuth::None {
+        return Err(
+            "smtp.tls = \"none\" with a login would send the password in clear: use \
+                    tls = \"starttls\" or \"implicit\""
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn build_transport(
+    settings: &SmtpSettings,
+    token: Option<&Zeroizing<String>>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let tls = match settings.tls {
         SmtpTls::Starttls => Tls::Required(tls_parameters(settings)?),
         SmtpTls::Implicit => Tls::Wrapper(tls_parameters(settings)?),
@@ -152,7 +246,7 @@ fn build_transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1E
         .timeout(Some(settings.timeout))
         // One connection, reused across messages while it stays open.
         .pool_config(PoolConfig::new().max_size(1));
-    if let Some((credentials, mechanisms)) = login(settings)? {
+    if let Some((credentials, mechanisms)) = login(settings, token)? {
         builder = builder.credentials(credentials).authentication(mechanisms);
     }
     Ok(builder.build())
@@ -178,30 +272,44 @@ impl Mailer {
             .as_deref()
             .map(|r| mailbox("smtp.reply_to", r))
             .transpose()?;
-        let transport = build_transport(settings)?;
+        check_clear_text(settings)?;
+        let token = Self::token(settings)?;
+        let transport = build_transport(settings, token.as_ref())?;
         Ok(Mailer {
             settings: settings.clone(),
             from,
             reply_to,
-            transport: Mutex::new((transport, Self::token(settings))),
+            transport: Mutex::new((transport, token)),
         })
     }
 
-    fn token(settings: &SmtpSettings) -> Option<Zeroizing<String>> {
+    fn token(settings: &SmtpSettings) -> Result<Option<Zeroizing<String>>, String> {
         match &settings.auth {
-            SmtpAuth::Xoauth2 { token_file, .. } => read_secret("smtp.token_file", token_file).ok(),
-            _ => None,
+            SmtpAuth::Xoauth2 { token_file, .. } => {
+                read_secret("smtp.token_file", token_file).map(Some)
+            }
+            _ => Ok(None),
         }
     }
 
     fn current_transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
         let mut slot = self.transport.lock().unwrap_or_else(|e| e.into_inner());
-        let token = Self::token(&self.settings);
-        if token.is_some() && token != slot.1 {
-            slot.0 = build_transport(&self.settings).map_err(SendError::Unavailable)?;
+        let token = Self::token(&self.settings).map_err(SendError::Unavailable)?;
+        if token != slot.1 {
+            slot.0 =
+                build_transport(&self.settings, token.as_ref()).map_err(SendError::Unavailable)?;
             slot.1 = token;
         }
         Ok(slot.0.clone())
+    }
+
+    /// Drops the pooled connection: after a deadline it may be mid-dialogue, and reusing it
+    /// would pair the next message with this one's late replies.
+    fn discard_connection(&self) {
+        let mut slot = self.transport.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(fresh) = build_transport(&self.settings, slot.1.as_ref()) {
+            slot.0 = fresh;
+        }
     }
 
     /// The MIME message for `mail`.
@@ -241,10 +349,13 @@ impl Mailer {
         let transport = self.current_transport()?;
         match tokio::time::timeout(self.settings.timeout, transport.send(message)).await {
             Ok(sent) => sent.map(|_| ()).map_err(|e| classify(&e)),
-            Err(_) => Err(SendError::Unavailable(format!(
-                "no answer from {} within {:?}",
-                self.settings.host, self.settings.timeout
-            ))),
+            Err(_) => {
+                self.discard_connection();
+                Err(SendError::Unavailable(format!(
+                    "no answer from {} within {:?}",
+                    self.settings.host, self.settings.timeout
+                )))
+            }
         }
     }
 
@@ -295,7 +406,11 @@ impl Mailer {
                 .await
                 .map_err(step("STARTTLS"))?;
         }
-        let credentials = login(s).map_err(|message| ProbeError {
+        let token = Self::token(s).map_err(|message| ProbeError {
+            step: "AUTH",
+            message,
+        })?;
+        let credentials = login(s, token.as_ref()).map_err(|message| ProbeError {
             step: "AUTH",
             message,
         })?;

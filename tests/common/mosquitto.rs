@@ -18,7 +18,7 @@ pub struct Broker {
 
 #[path = "ports.rs"]
 mod ports;
-use ports::free_port;
+pub use ports::free_port;
 
 fn mosquitto_bin() -> PathBuf {
     for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {

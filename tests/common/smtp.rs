@@ -26,8 +26,10 @@ pub struct SmtpOptions {
     pub auth: Option<String>,
     /// `user:token` for AUTH XOAUTH2.
     pub xoauth2: Option<String>,
-    /// Answer every RCPT TO with this code.
-    pub refuse_rcpt: Option<u16>,
+    /// Answer every RCPT TO with this reply (`"550 5.1.1 no such user"`).
+    pub refuse_rcpt: Option<&'static str>,
+    /// Never answer the first DATA.
+    pub stall_first_data: bool,
 }
 
 impl SmtpServer {
@@ -41,10 +43,7 @@ impl SmtpServer {
         );
         let dir = tempfile::tempdir().unwrap();
         let ca = super::mosquitto::make_certificates(dir.path());
-        let port = super::cups::free_port();
         let mut args = vec![
-            "--port".to_string(),
-            port.to_string(),
             "--maildir".to_string(),
             dir.path().join("mail").display().to_string(),
         ];
@@ -59,25 +58,36 @@ impl SmtpServer {
                 args.extend([flag.to_string(), v.clone()]);
             }
         }
-        if let Some(code) = options.refuse_rcpt {
-            args.extend(["--refuse-rcpt".to_string(), code.to_string()]);
+        if let Some(reply) = options.refuse_rcpt {
+            args.extend(["--refuse-rcpt".to_string(), reply.to_string()]);
+        }
+        if options.stall_first_data {
+            args.push("--stall-first-data".into());
         }
         let mut server = SmtpServer {
             dir,
-            port,
+            port: 0,
             ca,
             args,
             child: None,
         };
-        server.launch();
-        server
+        // A port below the ephemeral range; another one if a rare race lost it.
+        for _ in 0..5 {
+            server.port = super::mosquitto::free_port();
+            if server.launch() {
+                return server;
+            }
+        }
+        panic!("the SMTP test server did not start: {}", server.log());
     }
 
-    fn launch(&mut self) {
+    /// Starts the server on `self.port`; false if it exited before saying it is ready.
+    fn launch(&mut self) -> bool {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_sink.py");
         let log = std::fs::File::create(self.dir.path().join("smtp.log")).unwrap();
         let mut child = Command::new(PYTHON)
             .arg(script)
+            .args(["--port", &self.port.to_string()])
             .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -88,8 +98,13 @@ impl SmtpServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "ready", "SMTP test server: {}", self.log());
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
         self.child = Some(child);
+        true
     }
 
     pub fn log(&self) -> String {
@@ -145,7 +160,7 @@ impl SmtpServer {
     /// Starts again on the same port and mail directory.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        assert!(self.launch(), "SMTP test server restart: {}", self.log());
     }
 }
 
