@@ -331,8 +331,9 @@ impl Engine {
                     .flatten()
                     .unwrap_or_default();
                 let repeated = state.last_error.as_deref() == Some(message.as_str());
-                tracing::warn!(source = %self.name, error = %message, "sync failed; decisions go on from the cache");
+                // Logged once per run of the same error (the supervisor does the same).
                 if !repeated || manual {
+                    tracing::warn!(source = %self.name, error = %message, "sync failed; decisions go on from the cache");
                     let failed = Summary {
                         source: self.name.clone(),
                         outcome: match e {
