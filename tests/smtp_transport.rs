@@ -34,6 +34,16 @@ fn password(server: &SmtpServer, secret: &str) -> SmtpAuth {
     }
 }
 
+/// A mailer that logs in over STARTTLS with `secret` as its password.
+fn login_mailer(server: &SmtpServer, secret: &str) -> Mailer {
+    Mailer::new(&settings(
+        server,
+        SmtpTls::Starttls,
+        password(server, secret),
+    ))
+    .unwrap()
+}
+
 fn mail(to: &str, subject: &str) -> Mail {
     Mail {
         to: to.into(),
@@ -54,12 +64,7 @@ fn secure() -> SmtpOptions {
 #[tokio::test]
 async fn starttls_and_login_deliver_over_reused_connections() {
     let server = SmtpServer::start(secure());
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     for i in 0..5 {
         mailer
             .send(&mail("alice@example.org", &format!("Your PIN {i}")))
@@ -130,12 +135,7 @@ async fn xoauth2_logs_in_with_the_token_from_its_file() {
 #[tokio::test]
 async fn without_starttls_offered_nothing_is_sent_in_clear() {
     let server = SmtpServer::start(SmtpOptions::default());
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     let err = mailer
         .send(&mail("alice@example.org", "PIN"))
         .await
@@ -164,12 +164,7 @@ async fn outcome_of(reply: &'static str) -> SendError {
         refuse_rcpt: Some(reply),
         ..secure()
     });
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     let err = mailer
         .send(&mail("alice@example.org", "PIN"))
         .await
@@ -209,12 +204,7 @@ async fn refusals_are_sorted_into_drop_retry_or_pause() {
     );
 
     let server = SmtpServer::start(secure());
-    let wrong = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "wrong"),
-    ))
-    .unwrap();
+    let wrong = login_mailer(&server, "wrong");
     let err = wrong
         .send(&mail("alice@example.org", "PIN"))
         .await
@@ -224,12 +214,7 @@ async fn refusals_are_sorted_into_drop_retry_or_pause() {
         "a refused login keeps the message: {err:?}"
     );
 
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     for bad in [
         mail("not an address", "PIN"),
         mail("alice@example.org", "PIN\r\nBcc: eve@example.org"),
@@ -293,12 +278,7 @@ async fn a_relay_that_hangs_mid_dialogue_costs_one_deadline_and_its_connection()
 #[tokio::test]
 async fn a_relay_that_was_down_is_used_again_when_it_returns() {
     let mut server = SmtpServer::start(secure());
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     mailer
         .send(&mail("alice@example.org", "one"))
         .await
@@ -321,12 +301,7 @@ async fn a_relay_that_was_down_is_used_again_when_it_returns() {
 #[tokio::test]
 async fn the_probe_stops_at_rcpt_to_and_names_the_failing_step() {
     let server = SmtpServer::start(secure());
-    let mailer = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "s3cret"),
-    ))
-    .unwrap();
+    let mailer = login_mailer(&server, "s3cret");
     mailer.probe().await.unwrap();
     let events = server.events();
     assert!(
@@ -336,12 +311,7 @@ async fn the_probe_stops_at_rcpt_to_and_names_the_failing_step() {
     assert!(events.contains(&"RSET".to_string()), "{events:?}");
     assert!(server.messages().is_empty(), "the probe sends nothing");
 
-    let wrong = Mailer::new(&settings(
-        &server,
-        SmtpTls::Starttls,
-        password(&server, "nope"),
-    ))
-    .unwrap();
+    let wrong = login_mailer(&server, "nope");
     let ProbeError { step, .. } = wrong.probe().await.unwrap_err();
     assert_eq!(step, "AUTH");
 }
