@@ -25,9 +25,16 @@ fn settings(server: &SmtpServer, tls: SmtpTls, auth: SmtpAuth) -> SmtpSettings {
     }
 }
 
+/// Writes `text` to a file only its owner may read, as a secret must be.
+fn secret_file(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn password(server: &SmtpServer, secret: &str) -> SmtpAuth {
     let file = server.dir.path().join("smtp-password");
-    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    secret_file(&file, &format!("{secret}\n"));
     SmtpAuth::Password {
         username: "pinwarden".into(),
         password_file: file,
@@ -106,7 +113,7 @@ async fn xoauth2_logs_in_with_the_token_from_its_file() {
         ..SmtpOptions::default()
     });
     let token_file = server.dir.path().join("token");
-    std::fs::write(&token_file, "ya29.token\n").unwrap();
+    secret_file(&token_file, "ya29.token\n");
     let auth = SmtpAuth::Xoauth2 {
         username: "print@example.org".into(),
         token_file: token_file.clone(),
@@ -120,7 +127,7 @@ async fn xoauth2_logs_in_with_the_token_from_its_file() {
     assert!(server.events().contains(&"AUTH XOAUTH2 ok".to_string()));
 
     // A refresher replaces the token; a stale one is refused and nothing is delivered.
-    std::fs::write(&token_file, "stale-token\n").unwrap();
+    secret_file(&token_file, "stale-token\n");
     let err = mailer
         .send(&mail("bob@example.org", "Reset"))
         .await
@@ -225,6 +232,81 @@ async fn refusals_are_sorted_into_drop_retry_or_pause() {
     assert!(server.messages().is_empty());
     assert!(pinwarden::notify::transport::valid_address("alice@example.org").is_ok());
     assert!(pinwarden::notify::transport::valid_address("alice@example.org\r\nBcc: x@y").is_err());
+}
+
+#[tokio::test]
+async fn a_secret_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = SmtpServer::start(secure());
+    let auth = password(&server, "s3cret");
+    let SmtpAuth::Password { password_file, .. } = &auth else {
+        unreachable!()
+    };
+    std::fs::set_permissions(password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Mailer::new(&settings(&server, SmtpTls::Starttls, auth.clone()))
+        .err()
+        .unwrap();
+    assert!(err.contains("open to other users (mode 644)"), "{err}");
+    std::fs::remove_file(password_file).unwrap();
+    let err = Mailer::new(&settings(&server, SmtpTls::Starttls, auth))
+        .err()
+        .unwrap();
+    assert!(err.contains("cannot read smtp.password_file"), "{err}");
+}
+
+/// `pinwarden check-config --smtp` with `smtp` as the `[smtp]` block: exit status, stderr.
+fn check_config_smtp(dir: &std::path::Path, smtp: &str) -> (bool, String) {
+    let config = dir.join("pinwarden.toml");
+    std::fs::write(&config, common::config_text(dir, "", smtp)).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["check-config", "--smtp", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_smtp_reaches_rcpt_to_or_names_the_failing_step() {
+    let server = SmtpServer::start(secure());
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("smtp-password");
+    let block = |pass: &str| {
+        secret_file(&secret, pass);
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nusername = \"pinwarden\"\n\
+             password_file = \"{}\"\nfrom = \"Print room <print@example.org>\"\n",
+            server.port,
+            server.ca.display(),
+            secret.display()
+        )
+    };
+    let (ok, stderr) = check_config_smtp(dir.path(), &block("s3cret"));
+    assert!(ok && stderr.contains("reached RCPT TO"), "{stderr}");
+    assert!(server.messages().is_empty(), "nothing is sent");
+    assert!(server.events().contains(&"RSET".to_string()));
+
+    let (ok, stderr) = check_config_smtp(dir.path(), &block("wrong"));
+    assert!(!ok && stderr.contains("AUTH"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "no secret in the message: {stderr}"
+    );
+
+    let clear =
+        "[smtp]\nhost = \"mail.example.org\"\ntls = \"none\"\nfrom = \"print@example.org\"\n";
+    let (ok, stderr) = check_config_smtp(dir.path(), clear);
+    assert!(!ok && stderr.contains("smtp.tls = \"none\""), "{stderr}");
+    let (ok, stderr) = check_config_smtp(
+        dir.path(),
+        "[smtp]\nhost = \"h\"\nfrom = \"not an address\"\n",
+    );
+    assert!(!ok && stderr.contains("smtp.from"), "{stderr}");
+    let (ok, stderr) = check_config_smtp(dir.path(), "");
+    assert!(!ok && stderr.contains("no [smtp] block"), "{stderr}");
 }
 
 #[tokio::test]

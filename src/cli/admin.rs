@@ -41,7 +41,7 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
             force,
             json,
         } => return sync(config, source, full, force, json).await,
-        Command::Run | Command::CheckConfig => unreachable!("handled by cli::run"),
+        Command::Run | Command::CheckConfig { .. } => unreachable!("handled by cli::run"),
     }
     Ok(ExitCode::SUCCESS)
 }

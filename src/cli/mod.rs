@@ -30,7 +30,12 @@ pub enum Command {
     /// Run the daemon (systemd: Type=notify).
     Run,
     /// Validate the configuration and print it with secrets redacted.
-    CheckConfig,
+    CheckConfig {
+        /// Also talk to the [smtp] relay: connect, TLS, login, MAIL FROM and RCPT TO the
+        /// sender's own address, then RSET (nothing is sent); says where it failed.
+        #[arg(long)]
+        smtp: bool,
+    },
     /// Show the running daemon's state.
     Status {
         #[arg(long)]
@@ -161,9 +166,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::CheckConfig => {
+        Command::CheckConfig { smtp } => {
             print!("{}", config.render());
             eprintln!("{}: configuration is valid", cli.config.display());
+            if smtp {
+                runtime.block_on(check_smtp(&config))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
@@ -177,6 +185,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         other => runtime.block_on(admin::run(&config, other)),
     }
+}
+
+/// `check-config --smtp`: the SMTP dialogue up to RCPT TO, then RSET.
+async fn check_smtp(config: &Config) -> anyhow::Result<()> {
+    let Some(smtp) = &config.smtp else {
+        anyhow::bail!("--smtp: the configuration has no [smtp] block");
+    };
+    let mailer = crate::notify::Mailer::new(smtp).map_err(anyhow::Error::msg)?;
+    mailer
+        .probe()
+        .await
+        .map_err(|e| anyhow::anyhow!("smtp {}:{}: {e}", smtp.host, smtp.port))?;
+    eprintln!(
+        "smtp {}:{}: reached RCPT TO for {} (nothing sent)",
+        smtp.host, smtp.port, smtp.from
+    );
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -16,6 +16,7 @@ mod policy;
 mod print;
 mod raw;
 mod security;
+mod smtp;
 mod tcp;
 
 pub use access::{Access, NamedSchedule};
@@ -33,6 +34,7 @@ use crate::duration::parse_duration;
 use crate::frontend::keypad::settings::KeypadConfig;
 use crate::frontend::mqtt::settings::MqttConfig;
 use crate::frontend::tcp::settings::TcpConfig;
+use crate::notify::SmtpSettings;
 use raw::RawConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -73,6 +75,8 @@ pub struct Config {
     /// The CUPS scheduler print release talks to (`None` when no device has a queue).
     pub cups: Option<CupsConfig>,
     pub print_queues: Vec<PrintQueue>,
+    /// The mail relay (`None` without an `[smtp]` block).
+    pub smtp: Option<SmtpSettings>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -152,9 +156,11 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     } else {
         Some(print::validate_cups(raw.cups.as_ref())?)
     };
+    let smtp = raw.smtp.as_ref().map(smtp::validate_smtp).transpose()?;
     Ok(Config {
         cups,
         print_queues,
+        smtp,
         store_dir: state_dir.join("store"),
         state_dir,
         control_socket,

@@ -38,6 +38,23 @@ pub struct RawConfig {
     #[serde(default)]
     pub directory: Vec<RawDirectory>,
     pub cups: Option<RawCups>,
+    pub smtp: Option<RawSmtp>,
+}
+
+/// `[smtp]`: the relay new and reset PINs are mailed through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

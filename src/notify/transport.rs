@@ -138,6 +138,15 @@ fn mailbox(key: &str, text: &str) -> Result<Mailbox, String> {
         .map_err(|e| format!("{key} = {text:?} is not an email address: {e}"))
 }
 
+/// Checks that `text` is one mailbox, with or without a display name
+/// (`Print room <print@example.org>`), for `smtp.from` and `smtp.reply_to`.
+pub fn valid_mailbox(text: &str) -> Result<(), String> {
+    if text.contains(['\r', '\n']) {
+        return Err("an address cannot contain a line break".into());
+    }
+    mailbox("address", text).map(|_| ())
+}
+
 /// Checks that `text` is one email address (for `user add --email` and the like).
 pub fn valid_address(text: &str) -> Result<(), String> {
     if text.contains(['\r', '\n']) {
@@ -148,7 +157,20 @@ pub fn valid_address(text: &str) -> Result<(), String> {
         .map_err(|e| format!("{text:?} is not an email address: {e}"))
 }
 
+/// A secret from its file, refused when others may read it.
 fn read_secret(key: &str, path: &std::path::Path) -> Result<Zeroizing<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{key} {} is open to other users (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
     Ok(Zeroizing::new(
@@ -205,7 +227,7 @@ fn login(
 }
 
 /// Clear text only to a relay on this host, and never with a login.
-fn check_clear_text(settings: &SmtpSettings) -> Result<(), String> {
+pub fn check_clear_text(settings: &SmtpSettings) -> Result<(), String> {
     if settings.tls != SmtpTls::None {
         return Ok(());
     }
@@ -217,7 +239,7 @@ fn check_clear_text(settings: &SmtpSettings) -> Result<(), String> {
     if !loopback {
         return Err(format!(
             "smtp.tls = \"none\" sends PINs in clear: only allowed for a relay on this host \
-             (127.0.0.1, ::1, localhost), not {}",
+             (127.0.0.1, ::1, localhost), not \"{}\"; use tls = \"starttls\"",
             settings.host
         ));
     }
