@@ -11,7 +11,7 @@
 //! passwd entry crashes that cupsd. A person at their desk is a real account (`daemon`),
 //! so cupsd can check who they are.
 
-use std::net::TcpListener;
+use super::mosquitto::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -42,14 +42,6 @@ pub fn binary(name: &str) -> PathBuf {
             "`{name}` not found: install the Debian package {package} (apt-get install {package})"
         )
     })
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts a private bus listening on `socket`; ippeveprinter is pointed at it as its system
