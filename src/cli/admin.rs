@@ -275,6 +275,17 @@ fn audit_line(e: &AuditEvent) -> String {
             "card device={device} peer={peer} action={action} card={}",
             card.as_deref().unwrap_or("-")
         ),
+        AuditKind::Mail { action, kind, user, lane, detail } => format!(
+            "mail action={action} kind={} user={} lane={} {}",
+            kind.template(),
+            user.as_deref().unwrap_or("-"),
+            lane.map_or("-", |l| l.name()),
+            detail.as_deref().unwrap_or("")
+        ),
+        AuditKind::Pin { action, user, detail } => format!(
+            "pin action={action} user={user} {}",
+            detail.as_deref().unwrap_or("")
+        ),
     };
     format!("{} {}", e.at, detail.trim_end())
 }

@@ -1,13 +1,15 @@
 //! Plain domain types shared by every module: PINs, tags, users, requests, decisions and
 //! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
 
+mod mail;
 mod outcome;
 mod time;
 mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
+pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
-    AdminAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, PrintAction,
+    AdminAction, CardAction, MailAction, PinAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, PrintAction,
     SyncOutcome,
 };
 pub use user::{
@@ -326,6 +328,25 @@ pub enum AuditKind {
         skipped: usize,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         error: Option<String>,
+    },
+    /// A queued email's fate: queued, sent, refused, expired or superseded. Never its body.
+    Mail {
+        action: MailAction,
+        kind: MailKind,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        user: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        lane: Option<Lane>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// The PIN lifecycle acting on its own: a PIN swept at expiry, generated, or a weak
+    /// directory PIN. Never the PIN.
+    Pin {
+        action: PinAction,
+        user: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
     },
 }
 

@@ -79,6 +79,36 @@ vocabulary! {
         DuressSet = "duress_set",
         DuressClear = "duress_clear",
         Import = "import",
+        /// A PIN's validity moved without changing the PIN.
+        ValiditySet = "validity_set",
+    }
+}
+
+vocabulary! {
+    /// What happened to a queued email (never its body).
+    MailAction {
+        Queued = "queued",
+        Sent = "sent",
+        /// The relay refused it for good (5xx): not retried.
+        Refused = "refused",
+        /// Older than `[mail] max_age`: dropped unsent.
+        Expired = "expired",
+        /// The PIN it carried was replaced, expired or removed before it could be sent.
+        Superseded = "superseded",
+        /// The relay's quota was reached: the lane waits for its window.
+        LanePaused = "lane_paused",
+    }
+}
+
+vocabulary! {
+    /// What the PIN lifecycle did on its own (sweeper, generation, directory PIN checks).
+    PinAction {
+        /// An expired PIN was deleted by the sweeper.
+        Expired = "expired",
+        /// A PIN was generated for a user who had none (generation = "auto").
+        Generated = "generated",
+        /// A directory PIN broke the policy (pin_policy = "warn": kept; "refuse": left out).
+        WeakUpstream = "weak_upstream",
     }
 }
 

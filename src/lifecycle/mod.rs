@@ -4,4 +4,5 @@
 pub mod generate;
 pub mod import;
 pub mod policy;
+pub mod settings;
 pub mod users;

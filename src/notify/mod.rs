@@ -4,8 +4,10 @@
 
 pub mod seal;
 pub mod settings;
+pub mod templates;
 pub mod transport;
 
 pub use seal::{SealError, Sealer};
-pub use settings::{SmtpAuth, SmtpSettings, SmtpTls};
+pub use settings::{MailSettings, SmtpAuth, SmtpSettings, SmtpTls};
+pub use templates::{MailVars, Rendered, TemplateError, Templates};
 pub use transport::{Mail, Mailer, SendError};

@@ -66,3 +66,52 @@ pub struct SmtpSettings {
 fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{}s", d.as_secs()))
 }
+
+/// `[mail]`: what the outbox and the templates need besides the relay.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MailSettings {
+    /// A directory holding `<template>.txt` (and optionally `<template>.html`) files; None:
+    /// the bundled defaults (`config/templates/`, compiled in).
+    pub templates: Option<PathBuf>,
+    /// `{{customer-name}}`: the site or company name.
+    pub customer_name: String,
+    /// The site's IANA time zone for `{{pinExpiration}}` (the top-level `time_zone`).
+    pub time_zone: String,
+    /// strftime format of `{{pinExpiration}}`, e.g. `%Y-%m-%d %H:%M %Z`.
+    pub date_format: String,
+    /// Sending pace; None: unpaced.
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    /// A message not sent within this is dropped (audited).
+    #[serde(serialize_with = "serialize_secs")]
+    pub max_age: Duration,
+}
+
+impl MailSettings {
+    /// Presets for `[mail] preset`: (per minute, per day) the provider allows.
+    pub fn preset(name: &str) -> Option<(Option<u32>, Option<u32>)> {
+        match name {
+            // Exchange Online: 30 messages a minute, 10 000 recipients a day.
+            "microsoft365" => Some((Some(30), Some(10_000))),
+            // Google Workspace SMTP relay: 10 000 recipients a day (per user 2 000); we
+            // stay under 2 000 a day and a conservative 60 a minute.
+            "google" => Some((Some(60), Some(2_000))),
+            "none" => Some((None, None)),
+            _ => None,
+        }
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            templates: None,
+            customer_name: String::new(),
+            time_zone: "UTC".into(),
+            date_format: "%Y-%m-%d %H:%M %Z".into(),
+            per_minute: None,
+            per_day: None,
+            max_age: Duration::from_secs(3 * 86_400),
+        }
+    }
+}

@@ -9,7 +9,9 @@ use super::{
     SyncWrite,
 };
 use crate::core::lockout::user_key;
-use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
+use crate::domain::{
+    AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -143,13 +145,13 @@ impl Store for MemoryStore {
         Ok(self.user_read("card_owner")?.cards.get(card).cloned())
     }
 
-    fn insert_user(&self, user: &User) -> Result<()> {
+    fn insert_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
         self.write("insert_user", |t| {
             index::put_user(t, user, true).map(|_| ())
         })
     }
 
-    fn update_user(&self, user: &User) -> Result<()> {
+    fn update_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
         self.write("update_user", |t| {
             if !t.users.contains_key(&user.id) {
                 return Err(StoreError::NoSuchUser(user.id.clone()));
@@ -166,7 +168,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
+    fn upsert_users_mailing(&self, users: &[User], _mail: &[QueuedMail]) -> Result<ImportOutcome> {
         self.write("upsert_users", |t| {
             let mut outcome = ImportOutcome::default();
             for user in users {
@@ -326,6 +328,41 @@ impl Store for MemoryStore {
 
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
         Ok(lock(&self.tables).shared.values().cloned().collect())
+    }
+
+    fn mail_peek(&self, _lane: Lane, _limit: usize) -> Result<Vec<QueuedMail>> {
+        unimplemented!("store helper")
+    }
+    fn mail_all(&self) -> Result<Vec<QueuedMail>> {
+        unimplemented!("store helper")
+    }
+    fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>> {
+        unimplemented!("store helper")
+    }
+    fn mail_update(&self, _mail: &QueuedMail) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn mail_remove(&self, _lane: Lane, _seq: u64) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn queue_reminder(
+        &self,
+        _user: &str,
+        _pin_set_at: Timestamp,
+        _threshold_secs: u64,
+        _now: Timestamp,
+        _mail: &QueuedMail,
+    ) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn sweep_expired(&self, _now: Timestamp) -> Result<Vec<User>> {
+        unimplemented!("store helper")
+    }
+    fn tag_retired_at(&self, _tag: &Tag) -> Result<Option<Timestamp>> {
+        unimplemented!("store helper")
+    }
+    fn prune_lifecycle(&self, _before: Timestamp) -> Result<u64> {
+        unimplemented!("store helper")
     }
 }
 

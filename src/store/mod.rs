@@ -14,7 +14,9 @@ mod sled;
 pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
 
-use crate::domain::{AuditEvent, AuditKind, LockoutState, Tag, Timestamp, User};
+use crate::domain::{
+    AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
+};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -149,12 +151,24 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the user holding the (normalised) card, if any.
     fn card_owner(&self, card: &str) -> Result<Option<String>>;
     /// Inserts a new user; fails with `UserExists`, `TagTaken` or `CardTaken`.
-    fn insert_user(&self, user: &User) -> Result<()>;
+    fn insert_user(&self, user: &User) -> Result<()> {
+        self.insert_user_mailing(user, &[])
+    }
     /// Replaces an existing user, keeping the tag index in step; `NoSuchUser`, `TagTaken`.
-    fn update_user(&self, user: &User) -> Result<()>;
-    fn remove_user(&self, id: &str) -> Result<Option<User>>;
+    fn update_user(&self, user: &User) -> Result<()> {
+        self.update_user_mailing(user, &[])
+    }
     /// Inserts or replaces all users in one transaction: all or nothing.
-    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome>;
+    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
+        self.upsert_users_mailing(users, &[])
+    }
+    /// `insert_user`, queueing `mail` in the same transaction (each gets a new `seq`).
+    fn insert_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()>;
+    /// `update_user`, queueing `mail` in the same transaction.
+    fn update_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()>;
+    /// `upsert_users`, queueing `mail` in the same transaction.
+    fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome>;
+    fn remove_user(&self, id: &str) -> Result<Option<User>>;
     fn users(&self) -> Result<Vec<User>>;
     fn user_count(&self) -> Result<u64>;
 
@@ -203,4 +217,44 @@ pub trait Store: Send + Sync + 'static {
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
     /// Groups of user ids that share one PIN (PIN-only login disabled for them).
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>>;
+
+    // --- Mail outbox (PIN lifecycle) ---
+
+    /// Up to `limit` messages of `lane`, oldest (lowest seq) first.
+    fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>>;
+    /// Every queued message, by lane then seq (for `mail list`).
+    fn mail_all(&self) -> Result<Vec<QueuedMail>>;
+    /// Depth and oldest `created_at` per lane, in `Lane::ALL` order.
+    fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>>;
+    /// Rewrites a queued message's retry state (attempts, not_before, last_error) found by
+    /// (lane, seq); false when it is no longer queued.
+    fn mail_update(&self, mail: &QueuedMail) -> Result<bool>;
+    /// Removes a message (sent, refused, expired, superseded); false when it was not queued.
+    fn mail_remove(&self, lane: Lane, seq: u64) -> Result<bool>;
+    /// Queues an expiry reminder exactly once per (user, PIN version, threshold): in one
+    /// transaction, checks that `user`'s PIN is still the one set at `pin_set_at` and not
+    /// expired at `now`, that this reminder was not recorded before, then records it and
+    /// queues `mail`. Ok(false) when nothing was queued.
+    fn queue_reminder(
+        &self,
+        user: &str,
+        pin_set_at: Timestamp,
+        threshold_secs: u64,
+        now: Timestamp,
+        mail: &QueuedMail,
+    ) -> Result<bool>;
+
+    // --- PIN lifecycle ---
+
+    /// Deletes every PIN (and the duress PIN with it) whose `expires_at` is at or before
+    /// `now`, in one transaction per user, removing the tags from the index (they become
+    /// retired); returns the users as they were before, for the audit.
+    fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>>;
+    /// When `tag` left the index (a PIN replaced, swept or removed with its user): the
+    /// generator does not re-issue it within the cooling-off period. Every store write that
+    /// drops a tag from the index (update, remove, sweep, import, sync) records it.
+    fn tag_retired_at(&self, tag: &Tag) -> Result<Option<Timestamp>>;
+    /// Forgets retired tags older than `before`, and reminder records of PIN versions that
+    /// are no longer a user's current PIN; returns how many entries went.
+    fn prune_lifecycle(&self, before: Timestamp) -> Result<u64>;
 }

@@ -7,7 +7,9 @@ use super::{
     ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
     SyncWrite,
 };
-use crate::domain::{AuditEvent, LockoutState, Tag, Timestamp, User};
+use crate::domain::{
+    AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
+};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,7 +191,7 @@ impl Store for SledStore {
         owner(&self.cards, card.as_bytes())
     }
 
-    fn insert_user(&self, user: &User) -> Result<()> {
+    fn insert_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
         self.trees()
             .transaction(|(users, tags, cards, meta, shared)| {
                 put_user_tx(
@@ -208,7 +210,7 @@ impl Store for SledStore {
             .map_err(tx_error)
     }
 
-    fn update_user(&self, user: &User) -> Result<()> {
+    fn update_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
         self.trees()
             .transaction(|(users, tags, cards, meta, shared)| {
                 if users.get(user.id.as_bytes())?.is_none() {
@@ -269,7 +271,7 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    fn upsert_users(&self, users: &[User]) -> Result<ImportOutcome> {
+    fn upsert_users_mailing(&self, users: &[User], _mail: &[QueuedMail]) -> Result<ImportOutcome> {
         self.trees()
             .transaction(|(users_tx, tags, cards, meta, shared)| {
                 let trees = TxTrees {
@@ -406,6 +408,41 @@ impl Store for SledStore {
                     .and_then(|(_, v)| decode("shared tag", &v))
             })
             .collect()
+    }
+
+    fn mail_peek(&self, _lane: Lane, _limit: usize) -> Result<Vec<QueuedMail>> {
+        unimplemented!("store helper")
+    }
+    fn mail_all(&self) -> Result<Vec<QueuedMail>> {
+        unimplemented!("store helper")
+    }
+    fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>> {
+        unimplemented!("store helper")
+    }
+    fn mail_update(&self, _mail: &QueuedMail) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn mail_remove(&self, _lane: Lane, _seq: u64) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn queue_reminder(
+        &self,
+        _user: &str,
+        _pin_set_at: Timestamp,
+        _threshold_secs: u64,
+        _now: Timestamp,
+        _mail: &QueuedMail,
+    ) -> Result<bool> {
+        unimplemented!("store helper")
+    }
+    fn sweep_expired(&self, _now: Timestamp) -> Result<Vec<User>> {
+        unimplemented!("store helper")
+    }
+    fn tag_retired_at(&self, _tag: &Tag) -> Result<Option<Timestamp>> {
+        unimplemented!("store helper")
+    }
+    fn prune_lifecycle(&self, _before: Timestamp) -> Result<u64> {
+        unimplemented!("store helper")
     }
 }
 
