@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # a private one); mosquitto and openssl: MQTT (and its TLS test CA); slapd and ldap-utils:
 # LDAP sync; python3: the SCIM test server; python3-aiosmtpd: the SMTP test server; gcc, libc6-dev, pkg-config: building the crate.
 PACKAGES=(ca-certificates gcc libc6-dev pkg-config mosquitto openssl slapd ldap-utils
-    cups-daemon cups-client cups-ipp-utils dbus python3 python3-aiosmtpd)
+    cups-daemon cups-client cups-ipp-utils dbus python3 python3-aiosmtpd faketime)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -59,6 +59,10 @@ pub struct User {
     /// The directory source that owns an `Upstream` user, and the user's key there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamRef>,
+    /// The user has been given a PIN before. `generation = "auto"` gives PINs to users who
+    /// never had one; a PIN that expired or was removed is not replaced unasked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin_issued: bool,
 }
 
 /// Which `[[directory]]` owns an upstream user, and the entry's stable key at that source
@@ -87,6 +91,7 @@ impl User {
             cards: Vec::new(),
             duress: None,
             upstream: None,
+            pin_issued: false,
         }
     }
 

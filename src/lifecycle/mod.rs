@@ -3,6 +3,8 @@
 
 pub mod generate;
 pub mod import;
+pub mod mail;
 pub mod policy;
 pub mod settings;
+pub mod sweeper;
 pub mod users;

@@ -6,13 +6,15 @@
 
 use super::generate::generate_pin;
 use super::import::ImportProblem;
+use super::mail::Composer;
 use super::policy::{PinPolicy, PolicyViolation};
+use super::settings::{Generation, LifecycleSettings};
 use crate::core::lockout;
 use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
-    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Pin, PinRecord, PinSource, Tag,
-    Timestamp, User, UserOrigin,
+    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin,
+    PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
 };
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,8 @@ use std::sync::Arc;
 
 #[path = "users_import.rs"]
 mod users_import;
+#[path = "users_lifecycle.rs"]
+mod users_lifecycle;
 #[path = "users_view.rs"]
 mod users_view;
 
@@ -122,6 +126,8 @@ pub struct UserAdmin {
     generated_length: usize,
     default_expiry: Expiry,
     lockout: LockoutPolicy,
+    lifecycle: LifecycleSettings,
+    composer: Option<Arc<Composer>>,
 }
 
 fn validate_new(new: &NewUser) -> Result<(), AdminError> {
@@ -136,6 +142,11 @@ fn validate_new(new: &NewUser) -> Result<(), AdminError> {
                 "`{email}` is not an email address"
             )));
         }
+    }
+    if new.name.chars().any(char::is_control) || new.name.len() > 256 {
+        return Err(AdminError::Invalid(
+            "a name must be at most 256 bytes without line breaks or control characters".into(),
+        ));
     }
     if new
         .groups
@@ -163,8 +174,11 @@ impl UserAdmin {
             generated_length,
             default_expiry,
             lockout,
+            lifecycle: LifecycleSettings::default(),
+            composer: None,
         }
     }
+
 
     fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {
         let kind = AuditKind::Admin {
@@ -193,7 +207,7 @@ impl UserAdmin {
             }
             PinChoice::Generate => self.generate_unique(user).await?,
         };
-        let expiry = expiry.unwrap_or(self.default_expiry);
+        let expiry = self.effective_expiry(expiry, &user.groups);
         let now = Timestamp::now();
         let record = PinRecord {
             tag,
@@ -241,7 +255,7 @@ impl UserAdmin {
             )
             .map_err(AdminError::Invalid)?;
             let tag = self.pool.tag_waiting(pin.clone()).await?;
-            if self.ensure_unique(&tag, &user.id).is_ok() {
+            if self.ensure_unique(&tag, &user.id).is_ok() && !self.recently_retired(&tag)? {
                 return Ok((tag, Some(pin)));
             }
         }
@@ -274,20 +288,33 @@ impl UserAdmin {
                 ));
             }
         }
+        let asked = pin.is_some();
+        let pin = match pin {
+            None if self.lifecycle.generation == Generation::Auto => Some(PinChoice::Generate),
+            other => other,
+        };
         let mut shown = None;
+        let mut mail = Vec::new();
         if let Some(choice) = pin {
             let (record, generated) = self
                 .new_pin(&user, choice, expiry, PinSource::Admin)
                 .await?;
             user.pin = Some(record);
-            shown = generated;
+            user.pin_issued = true;
+            if let Some(generated) = &generated {
+                mail.extend(self.pin_mail(&user, MailKind::NewPin, Lane::NewPin, generated)?);
+            }
+            // A PIN generated unasked is the mail's to deliver; shown only when nobody
+            // else can tell the person (no address, no mail configured).
+            shown = generated.filter(|_| asked || mail.is_empty());
         }
-        self.store.insert_user(&user)?;
+        self.store.insert_user_mailing(&user, &mail)?;
         self.audit(
             AdminAction::UserAdd,
             &user.id,
             Some(format!("pin: {}", user.pin.is_some())),
         );
+        self.audit_queued(&mail);
         Ok(shown)
     }
 
@@ -304,11 +331,21 @@ impl UserAdmin {
         let (record, shown) = self
             .new_pin(&user, choice, expiry, PinSource::Admin)
             .await?;
+        let (kind, lane) = match user.pin_issued || user.pin.is_some() {
+            true => (MailKind::ResetPin, Lane::Reset),
+            false => (MailKind::NewPin, Lane::NewPin),
+        };
         user.pin = Some(record);
-        self.store.update_user(&user)?;
+        user.pin_issued = true;
+        let mail = match &shown {
+            Some(pin) => self.pin_mail(&user, kind, lane, pin)?.into_iter().collect(),
+            None => Vec::new(),
+        };
+        self.store.update_user_mailing(&user, &mail)?;
         self.store
             .update_lockout(&lockout::user_key(id), &|_| None)?;
         self.audit(AdminAction::PinSet, id, None);
+        self.audit_queued(&mail);
         Ok(shown)
     }
 

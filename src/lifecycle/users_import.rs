@@ -4,8 +4,11 @@
 
 use super::{normalise_cards, validate_new, AdminError, NewUser, UserAdmin};
 use crate::domain::{
-    AdminAction, Expiry, Pin, PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+    AdminAction, Expiry, Lane, MailKind, Pin, PinRecord, PinSource, Tag, Timestamp, User,
+    UserOrigin,
 };
+use crate::lifecycle::generate::generate_pin;
+use crate::lifecycle::settings::Generation;
 use crate::lifecycle::import::{ImportProblem, ImportRow};
 use crate::lifecycle::policy::PolicyViolation;
 use serde::{Deserialize, Serialize};
@@ -17,6 +20,13 @@ pub struct ImportReport {
     pub added: usize,
     pub updated: usize,
     pub pins_set: usize,
+    /// PINs generated for rows without one (`generation = "auto"`); in a dry run, how many
+    /// would be.
+    #[serde(default)]
+    pub pins_generated: usize,
+    /// New-PIN messages queued with the import.
+    #[serde(default)]
+    pub mails_queued: usize,
     pub dry_run: bool,
 }
 
@@ -27,6 +37,10 @@ struct Checked {
     users: Vec<(usize, User)>,
     /// (index into `users`, line, PIN)
     pins: Vec<(usize, usize, Pin)>,
+    /// (index into `users`, line) of rows that get a generated PIN
+    generate: Vec<(usize, usize)>,
+    /// tag → first line, over given and generated PINs
+    seen: HashMap<[u8; 32], usize>,
     problems: Vec<ImportProblem>,
     /// id → first line
     ids: HashMap<String, usize>,
@@ -72,14 +86,31 @@ impl UserAdmin {
             self.check_row(row, &mut checked)?;
         }
         let pins_set = self.set_pins(&mut checked, progress).await?;
+        let mut generated = Vec::new();
+        if !dry_run && checked.problems.is_empty() {
+            generated = self.generate_pins(&mut checked, progress).await?;
+        }
         if !checked.problems.is_empty() {
             checked.problems.sort_by_key(|p| p.line);
             return Err(AdminError::Import(checked.problems));
         }
+        let pins_generated = if dry_run {
+            checked.generate.len()
+        } else {
+            generated.len()
+        };
+        let mut mail = Vec::new();
+        for (index, pin) in &generated {
+            let user = &checked.users[*index].1;
+            mail.extend(self.pin_mail(user, MailKind::NewPin, Lane::Bulk, pin)?);
+        }
+        drop(generated);
         let users: Vec<User> = checked.users.into_iter().map(|(_, u)| u).collect();
         let mut report = ImportReport {
             rows: users.len(),
             pins_set,
+            pins_generated,
+            mails_queued: mail.len(),
             dry_run,
             ..Default::default()
         };
@@ -93,14 +124,15 @@ impl UserAdmin {
             }
             return Ok(report);
         }
-        let outcome = self.store.upsert_users(&users)?;
+        let outcome = self.store.upsert_users_mailing(&users, &mail)?;
         report.added = outcome.added;
         report.updated = outcome.updated;
         let detail = format!(
-            "added {}, updated {}, pins {pins_set}",
+            "added {}, updated {}, pins {pins_set}, generated {pins_generated}",
             report.added, report.updated
         );
         self.audit(AdminAction::Import, "*", Some(detail));
+        self.audit_queued(&mail);
         Ok(report)
     }
 
@@ -155,6 +187,11 @@ impl UserAdmin {
                 Ok(()) => checked.pins.push((checked.users.len(), line, pin)),
                 Err(e) => checked.problem(line, e.to_string()),
             }
+        } else if self.lifecycle.generation == Generation::Auto
+            && user.pin.is_none()
+            && !user.pin_issued
+        {
+            checked.generate.push((checked.users.len(), line));
         }
         checked.users.push((line, user));
         Ok(())
@@ -201,12 +238,11 @@ impl UserAdmin {
             })
             .await?;
         tags.sort_by_key(|(_, line, _)| *line);
-        let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let now = Timestamp::now();
-        let expiry = self.default_expiry;
+        let mut set = 0;
         for (index, line, tag) in tags {
             let user = &mut checked.users[index].1;
-            let taken_here = seen.insert(tag.0, line);
+            let taken_here = checked.seen.insert(tag.0, line);
             if taken_here.is_some() || self.ensure_unique(&tag, &user.id).is_err() {
                 let message = match taken_here {
                     Some(other) => {
@@ -217,6 +253,7 @@ impl UserAdmin {
                 checked.problem(line, message);
                 continue;
             }
+            let expiry = self.effective_expiry(None, &user.groups);
             user.pin = Some(PinRecord {
                 tag,
                 set_at: now,
@@ -224,7 +261,73 @@ impl UserAdmin {
                 source: PinSource::Import,
                 temporary: expiry != Expiry::Never,
             });
+            user.pin_issued = true;
+            set += 1;
         }
-        Ok(seen.len())
+        Ok(set)
+    }
+
+    /// Generates a unique PIN for every row that needs one (`generation = "auto"`), hashing
+    /// them in batches on the pool; a PIN that collides (in the file, the store, or a
+    /// recently retired one) is drawn again. Returns (index into `users`, PIN) for the mail.
+    async fn generate_pins(
+        &self,
+        checked: &mut Checked,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Vec<(usize, Pin)>, AdminError> {
+        let mut pending = std::mem::take(&mut checked.generate);
+        let mut done = Vec::with_capacity(pending.len());
+        let now = Timestamp::now();
+        for _ in 0..8 {
+            if pending.is_empty() {
+                break;
+            }
+            let mut batch = Vec::with_capacity(pending.len());
+            for (index, line) in pending.drain(..) {
+                let user = &checked.users[index].1;
+                let pin = generate_pin(
+                    &self.policy,
+                    self.generated_length,
+                    &user.id,
+                    &user.cards,
+                    &mut rand::rngs::OsRng,
+                )
+                .map_err(AdminError::Invalid)?;
+                batch.push(((index, line, pin.clone()), pin));
+            }
+            let mut tags = Vec::with_capacity(batch.len());
+            self.pool
+                .tag_all(batch, progress, |key, tag| tags.push((key, tag)))
+                .await?;
+            for ((index, line, pin), tag) in tags {
+                let user = &checked.users[index].1;
+                let free = !checked.seen.contains_key(&tag.0)
+                    && self.ensure_unique(&tag, &user.id).is_ok()
+                    && !self.recently_retired(&tag)?;
+                if !free {
+                    pending.push((index, line));
+                    continue;
+                }
+                checked.seen.insert(tag.0, line);
+                let user = &mut checked.users[index].1;
+                let expiry = self.effective_expiry(None, &user.groups);
+                user.pin = Some(PinRecord {
+                    tag,
+                    set_at: now,
+                    expires_at: expiry.expires_at(now),
+                    source: PinSource::Generated,
+                    temporary: expiry != Expiry::Never,
+                });
+                user.pin_issued = true;
+                done.push((index, pin));
+            }
+        }
+        for (_, line) in pending {
+            checked.problem(
+                line,
+                "could not generate a unique PIN: raise policy.generated_length",
+            );
+        }
+        Ok(done)
     }
 }

@@ -54,7 +54,13 @@ pub struct Daemon {
     child: Option<Child>,
     pub tcp: SocketAddr,
     runs: usize,
+    /// With a fake clock: libfaketime's timestamp file (an offset such as `+25h`), re-read
+    /// by the daemon at every clock read.
+    clock: Option<PathBuf>,
 }
+
+/// libfaketime (Debian `faketime`), the multi-threaded variant tokio needs.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// A config for tests: port 0, the given extra TOML appended (sections only).
 pub fn config_text(dir: &Path, extra_top: &str, extra: &str) -> String {
@@ -121,9 +127,48 @@ impl Daemon {
             child: None,
             tcp: "0.0.0.0:0".parse().unwrap(),
             runs: 0,
+            clock: None,
         };
         d.launch();
         d
+    }
+
+    /// Starts on the test config with the `(extra_top, extra)` that `prepare` returns after
+    /// writing what they refer to (secret files, templates) into the daemon's directory.
+    /// With `faked`, under a fake wall clock (libfaketime) that starts at the real time
+    /// and `set_clock` moves; monotonic time is left alone, as after a real clock change.
+    pub fn start_prepared(faked: bool, prepare: impl FnOnce(&Path) -> (String, String)) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (extra_top, extra) = prepare(dir.path());
+        let config = dir.path().join("pinwarden.toml");
+        std::fs::write(&config, config_text(dir.path(), &extra_top, &extra)).unwrap();
+        let clock = faked.then(|| {
+            assert!(
+                Path::new(LIBFAKETIME).exists(),
+                "{LIBFAKETIME} is missing: install the Debian package faketime"
+            );
+            let clock = dir.path().join("faketime");
+            std::fs::write(&clock, "+0\n").unwrap();
+            clock
+        });
+        let mut d = Daemon {
+            dir,
+            config,
+            child: None,
+            tcp: "0.0.0.0:0".parse().unwrap(),
+            runs: 0,
+            clock,
+        };
+        d.launch();
+        d
+    }
+
+    /// Moves the fake clock to `offset` from the real time (`+25h`, `+8d`, `-1d`).
+    pub fn set_clock(&self, offset: &str) {
+        let clock = self.clock.as_ref().expect("started with a fake clock");
+        let tmp = clock.with_extension("new");
+        std::fs::write(&tmp, format!("{offset}\n")).unwrap();
+        std::fs::rename(&tmp, clock).unwrap();
     }
 
     pub fn log_path(&self, run: usize) -> PathBuf {
@@ -133,14 +178,21 @@ impl Daemon {
     fn launch(&mut self) {
         self.runs += 1;
         let log = std::fs::File::create(self.log_path(self.runs)).unwrap();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["run", "-c"])
             .arg(&self.config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start pinwarden");
+            .stderr(log);
+        if let Some(clock) = &self.clock {
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", clock)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = command.spawn().expect("start pinwarden");
         self.child = Some(child);
         self.tcp = self.wait_ready();
     }
@@ -289,6 +341,12 @@ impl Daemon {
 
     pub fn restart(&mut self) {
         self.stop();
+        self.launch();
+    }
+
+    /// Starts a stopped daemon again on the same config and state.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
         self.launch();
     }
 
