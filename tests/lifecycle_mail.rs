@@ -69,7 +69,11 @@ fn start_clocked(faked: bool, server: &SmtpServer, policy: &str, mail_extra: &st
     Daemon::start_prepared(faked, |dir| {
         (
             format!("\n[policy]\nmin_length = 6\n{policy}\n"),
-            format!("{}{}", common::DEFAULT_TCP, mail_blocks(dir, server, mail_extra)),
+            format!(
+                "{}{}",
+                common::DEFAULT_TCP,
+                mail_blocks(dir, server, mail_extra)
+            ),
         )
     })
 }
@@ -95,7 +99,17 @@ fn to_of(message: &str) -> String {
 
 fn add(d: &Daemon, id: &str, email: &str) -> String {
     d.cli_ok(
-        &["user", "add", id, "--group", "staff", "--name", "Alice Doe", "--email", email],
+        &[
+            "user",
+            "add",
+            id,
+            "--group",
+            "staff",
+            "--name",
+            "Alice Doe",
+            "--email",
+            email,
+        ],
         None,
     )
 }
@@ -105,7 +119,10 @@ fn auto_generation_mails_a_templated_pin_that_works_at_a_terminal() {
     let server = SmtpServer::start(secure());
     let d = start(&server, "generation = \"auto\"\npin_validity = \"30d\"", "");
     let out = add(&d, "alice", "alice@example.org");
-    assert!(!out.contains("PIN"), "an auto PIN is the mail's to deliver: {out}");
+    assert!(
+        !out.contains("PIN"),
+        "an auto PIN is the mail's to deliver: {out}"
+    );
     let mail = server.wait_messages(1, WITHIN);
     let m = &mail[0];
     assert_eq!(to_of(m), "alice@example.org");
@@ -113,7 +130,11 @@ fn auto_generation_mails_a_templated_pin_that_works_at_a_terminal() {
     assert!(m.contains("Subject: new for alice"), "{m}");
     assert_eq!(field(m, "name"), "Alice Doe");
     assert_eq!(field(m, "site"), "ACME");
-    assert_ne!(field(m, "until"), "never", "a site validity makes every PIN temporary");
+    assert_ne!(
+        field(m, "until"),
+        "never",
+        "a site validity makes every PIN temporary"
+    );
     let pin = field(m, "PIN");
     assert_eq!(pin.len(), 6);
     let reply = d.terminal().ask(&format!("PIN {pin}"));
@@ -132,10 +153,15 @@ fn an_outage_loses_nothing_and_a_refusal_is_not_retried() {
     let d = start(&server, "generation = \"auto\"", "");
     add(&d, "alice", "alice@example.org");
     d.wait_status("the mail error in status", |s| {
-        s["mail"]["last_error"].as_str().is_some_and(|e| !e.is_empty())
+        s["mail"]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
     });
     let list = d.cli_ok(&["mail", "list", "--json"], None);
-    assert!(list.contains("alice@example.org") && list.contains("new_pin"), "{list}");
+    assert!(
+        list.contains("alice@example.org") && list.contains("new_pin"),
+        "{list}"
+    );
     server.restart();
     let mail = server.wait_messages(1, Duration::from_secs(90));
     assert_eq!(to_of(&mail[0]), "alice@example.org");
@@ -185,7 +211,10 @@ fn no_starttls_means_nothing_in_clear_and_an_error_in_status() {
     });
     assert!(server.messages().is_empty(), "{status}");
     assert!(
-        !server.events().iter().any(|e| e.starts_with("AUTH") || e.starts_with("DATA")),
+        !server
+            .events()
+            .iter()
+            .any(|e| e.starts_with("AUTH") || e.starts_with("DATA")),
         "{:?}",
         server.events()
     );
@@ -195,7 +224,11 @@ fn no_starttls_means_nothing_in_clear_and_an_error_in_status() {
 fn kill_9_with_mail_queued_sends_each_once_after_restart() {
     let mut server = SmtpServer::start(secure());
     server.stop();
-    let mut d = start(&server, "generation = \"auto\"\ncharset = \"alphanumeric\"\ngenerated_length = 12\nmax_length = 12", "");
+    let mut d = start(
+        &server,
+        "generation = \"auto\"\ncharset = \"alphanumeric\"\ngenerated_length = 12\nmax_length = 12",
+        "",
+    );
     for i in 0..5 {
         add(&d, &format!("user{i}"), &format!("user{i}@example.org"));
     }
@@ -253,19 +286,49 @@ fn messages_to(server: &SmtpServer, to: &str) -> Vec<String> {
 fn expiry_reminders_go_once_and_the_sweeper_deletes_the_expired_pin() {
     let server = SmtpServer::start(secure());
     let mut d = start_clocked(true, &server, "expiry_warning = [\"7d\", \"1d\"]", "");
-    d.cli_ok(&["user", "add", "erin", "--group", "staff", "--email", "erin@example.org"], None);
-    d.cli_ok(&["user", "add", "frank", "--group", "staff", "--email", "frank@example.org"], None);
-    let out = d.cli_ok(&["user", "set-pin", "erin", "--generate", "--expires", "10d"], None);
-    assert!(out.contains("valid until"), "--generate prints the validity: {out}");
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "erin",
+            "--group",
+            "staff",
+            "--email",
+            "erin@example.org",
+        ],
+        None,
+    );
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "frank",
+            "--group",
+            "staff",
+            "--email",
+            "frank@example.org",
+        ],
+        None,
+    );
+    let out = d.cli_ok(
+        &["user", "set-pin", "erin", "--generate", "--expires", "10d"],
+        None,
+    );
+    assert!(
+        out.contains("valid until"),
+        "--generate prints the validity: {out}"
+    );
     d.cli_ok(&["user", "set-pin", "frank", "--generate"], None);
     server.wait_messages(2, WITHIN);
     let pin = field(&messages_to(&server, "erin@example.org")[0], "PIN");
 
     // 6 days 23 hours before expiry: the 7-day reminder, without the PIN.
     d.set_clock("+3d1h");
-    let reminder = d.wait_for(WITHIN, || match messages_to(&server, "erin@example.org").len() {
-        2 => Ok(messages_to(&server, "erin@example.org")[1].clone()),
-        n => Err(format!("{n} messages to erin")),
+    let reminder = d.wait_for(WITHIN, || {
+        match messages_to(&server, "erin@example.org").len() {
+            2 => Ok(messages_to(&server, "erin@example.org")[1].clone()),
+            n => Err(format!("{n} messages to erin")),
+        }
     });
     assert!(reminder.contains("reminder for erin"), "{reminder}");
     assert!(!reminder.contains(&pin), "a reminder carries no PIN");
@@ -274,9 +337,11 @@ fn expiry_reminders_go_once_and_the_sweeper_deletes_the_expired_pin() {
     d.stop();
     d.set_clock("+9d2h");
     d.start_again();
-    d.wait_for(WITHIN, || match messages_to(&server, "erin@example.org").len() {
-        3 => Ok(()),
-        n => Err(format!("{n} messages to erin")),
+    d.wait_for(WITHIN, || {
+        match messages_to(&server, "erin@example.org").len() {
+            3 => Ok(()),
+            n => Err(format!("{n} messages to erin")),
+        }
     });
 
     // Expired: swept within a minute, audited, the PIN denied.
@@ -295,8 +360,23 @@ fn expiry_reminders_go_once_and_the_sweeper_deletes_the_expired_pin() {
 fn set_validity_moves_the_expiry_without_changing_the_pin() {
     let server = SmtpServer::start(secure());
     let d = start(&server, "", "");
-    d.cli_ok(&["user", "add", "gina", "--group", "staff", "--pin-stdin", "--expires", "24h"], Some("480213"));
-    d.cli_ok(&["user", "set-validity", "gina", "--expires", "never"], None);
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "gina",
+            "--group",
+            "staff",
+            "--pin-stdin",
+            "--expires",
+            "24h",
+        ],
+        Some("480213"),
+    );
+    d.cli_ok(
+        &["user", "set-validity", "gina", "--expires", "never"],
+        None,
+    );
     let show = d.cli_ok(&["user", "show", "gina", "--json"], None);
     assert!(!show.contains("expires_at"), "{show}");
     assert!(d.terminal().ask("PIN 480213").starts_with("OK gina"));
@@ -314,7 +394,18 @@ fn a_group_forces_its_validity_whoever_sets_the_pin() {
         )
     });
     d.cli_ok(
-        &["user", "add", "hank", "--group", "guests", "--email", "hank@example.org", "--generate", "--expires", "30d"],
+        &[
+            "user",
+            "add",
+            "hank",
+            "--group",
+            "guests",
+            "--email",
+            "hank@example.org",
+            "--generate",
+            "--expires",
+            "30d",
+        ],
         None,
     );
     let show = d.cli_ok(&["user", "show", "hank", "--json"], None);
@@ -322,8 +413,8 @@ fn a_group_forces_its_validity_whoever_sets_the_pin() {
     let set = show["pin"]["set_at"].as_str().unwrap().to_string();
     let until = show["pin"]["expires_at"].as_str().unwrap().to_string();
     let hours = |t: &str| {
-        let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .unwrap();
+        let t =
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
         t.unix_timestamp()
     };
     assert_eq!((hours(&until) - hours(&set)) / 3600, 24, "{show}");
@@ -338,7 +429,16 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let out = d.cli(&["user", "add", "ivan", "--email", "not-an-address"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an email address"));
-    let out = d.cli(&["user", "add", "ivan", "--name", "Ivan\r\nBcc: x@evil.example"], None);
+    let out = d.cli(
+        &[
+            "user",
+            "add",
+            "ivan",
+            "--name",
+            "Ivan\r\nBcc: x@evil.example",
+        ],
+        None,
+    );
     assert!(!out.status.success(), "CR/LF in a name is refused");
     let list = d.cli_ok(&["user", "list", "--json"], None);
     assert!(!list.contains("ivan"), "{list}");
@@ -373,7 +473,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("smtp-password"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("smtp-password"),
+        "{stderr}"
+    );
     std::fs::remove_file(&secret).unwrap();
     let out = std::process::Command::new(common::BIN)
         .args(["check-config", "-c"])
@@ -381,5 +484,8 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("smtp-password"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("smtp-password"),
+        "{stderr}"
+    );
 }

@@ -9,8 +9,8 @@ mod user;
 pub use self::time::{parse_expiry, Expiry, Timestamp};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
-    AdminAction, CardAction, MailAction, PinAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, PrintAction,
-    SyncOutcome,
+    AdminAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, MailAction,
+    PinAction, PrintAction, SyncOutcome,
 };
 pub use user::{
     check_user_id, BadUserId, LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin,

@@ -86,7 +86,10 @@ mod tests {
             ],
             ..LifecycleSettings::default()
         };
-        assert_eq!(s.forced_validity(&[]), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            s.forced_validity(&[]),
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(
             s.forced_validity(&["staff".into(), "guests".into()]),
             Some(Duration::from_secs(86_400))

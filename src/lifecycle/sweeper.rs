@@ -143,7 +143,9 @@ impl Sweeper {
                         });
                     }
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(user = %user.id, error = %e, "could not generate a PIN"),
+                    Err(e) => {
+                        tracing::warn!(user = %user.id, error = %e, "could not generate a PIN")
+                    }
                 }
             }
         }
@@ -158,9 +160,7 @@ impl Worker for Sweeper {
         if self.scan(now).await? > 0 {
             self.mail_queued.notify_one();
         }
-        let due = self
-            .last_prune
-            .is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        let due = self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
         if due {
             let before = Timestamp::from_millis(
                 now.millis()

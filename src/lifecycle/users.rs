@@ -13,8 +13,8 @@ use crate::core::lockout;
 use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
-    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin,
-    PinRecord, PinSource, Tag, Timestamp, User, UserOrigin,
+    check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin, PinRecord,
+    PinSource, Tag, Timestamp, User, UserOrigin,
 };
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -178,7 +178,6 @@ impl UserAdmin {
             composer: None,
         }
     }
-
 
     fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {
         let kind = AuditKind::Admin {

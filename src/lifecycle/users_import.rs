@@ -8,9 +8,9 @@ use crate::domain::{
     UserOrigin,
 };
 use crate::lifecycle::generate::generate_pin;
-use crate::lifecycle::settings::Generation;
 use crate::lifecycle::import::{ImportProblem, ImportRow};
 use crate::lifecycle::policy::PolicyViolation;
+use crate::lifecycle::settings::Generation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

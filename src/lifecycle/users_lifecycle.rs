@@ -74,7 +74,10 @@ impl UserAdmin {
                 .millis()
                 .saturating_sub(self.lifecycle.cooling_off.as_millis() as i64),
         );
-        Ok(self.store.tag_retired_at(tag)?.is_some_and(|at| at >= since))
+        Ok(self
+            .store
+            .tag_retired_at(tag)?
+            .is_some_and(|at| at >= since))
     }
 }
 
@@ -89,7 +92,12 @@ impl UserAdmin {
             return Ok(false);
         }
         let (record, shown) = self
-            .new_pin(&user, super::PinChoice::Generate, None, crate::domain::PinSource::Generated)
+            .new_pin(
+                &user,
+                super::PinChoice::Generate,
+                None,
+                crate::domain::PinSource::Generated,
+            )
             .await?;
         let Some(pin) = shown else {
             return Ok(false);

@@ -9,9 +9,7 @@ use super::{
     SyncWrite,
 };
 use crate::core::lockout::user_key;
-use crate::domain::{
-    AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
-};
+use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};

@@ -7,9 +7,7 @@ use super::{
     ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
     SyncWrite,
 };
-use crate::domain::{
-    AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
-};
+use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
