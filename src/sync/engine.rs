@@ -395,3 +395,7 @@ fn release_heap() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -6,7 +6,7 @@
 use crate::domain::{PinSource, Timestamp};
 use crate::store::{Store, StoreError};
 
-/// Whether `source` owns a user whose PIN was set here at or after the source's last complete
+/// Whether `source` owns a user whose PIN was set here after the source's last complete
 /// listing (`last_full`, `None` when it never had one). Once a complete run has applied after
 /// it, the PIN no longer forces one: a user the directory carries no PIN for keeps it, and
 /// does not make every later run a complete one.
@@ -20,7 +20,7 @@ pub fn set_since_full(
             continue;
         };
         let local_since = user.pin.as_ref().is_some_and(|pin| {
-            pin.source != PinSource::Upstream && last_full.is_none_or(|full| pin.set_at >= full)
+            pin.source != PinSource::Upstream && last_full.is_none_or(|full| pin.set_at > full)
         });
         if local_since {
             return Ok(true);
