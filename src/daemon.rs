@@ -137,7 +137,11 @@ async fn wire(
     let mqtt = mqtt_parts(config, store)?;
     let stale = Arc::new(crate::core::Staleness::default());
     let core = build_core(config, store, &pool, supervisor, mqtt.as_ref(), &stale)?;
-    let engines = sync::engines(config, store, &pool, hasher)?;
+    let pins = crate::sync::weak::PinCheck {
+        policy: config.policy.pin_policy(),
+        weak: crate::lifecycle::settings::WeakPins::default(),
+    };
+    let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);

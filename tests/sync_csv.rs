@@ -299,3 +299,94 @@ device = "front-door"
         door.ask("PIN 482913") == "OK ann 0"
     });
 }
+
+/// `pinwarden sync --json` for the one source: its summary.
+fn sync_summary(d: &Daemon, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["sync", "--json"];
+    all.extend_from_slice(args);
+    let out: serde_json::Value = serde_json::from_str(&d.cli_ok(&all, None)).unwrap();
+    assert_eq!(out[0]["ok"], true, "{out}");
+    out[0]["summary"].clone()
+}
+
+#[test]
+fn a_pin_set_here_on_a_directory_user_lasts_until_the_next_sync_even_with_the_file_unchanged() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(files.path(), &["ann,Ann,,staff,482913", "bob,Bob,,staff,"]);
+    let d = Daemon::start_with("", &directory(&path, "interval = \"1h\"\n"));
+    wait_until(&d, "the first sync", || {
+        exists(&d, "ann") && exists(&d, "bob")
+    });
+    d.cli_ok(&["user", "set-pin", "ann", "--pin-stdin"], Some("615243"));
+    d.cli_ok(&["user", "set-pin", "bob", "--pin-stdin"], Some("905172"));
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 615243"), "OK ann 0", "the temporary PIN works");
+    assert_eq!(t.ask("PIN 482913"), "DENY");
+
+    let s = sync_summary(&d, &[]);
+    assert_eq!(
+        s["complete"], true,
+        "a local PIN makes the run complete: {s}"
+    );
+    assert_eq!(
+        t.ask("PIN 615243"),
+        "DENY",
+        "the directory's PIN replaced it"
+    );
+    assert_eq!(t.ask("PIN 482913"), "OK ann 0");
+    assert_eq!(
+        t.ask("PIN 905172"),
+        "OK bob 0",
+        "the directory carries no PIN for bob: his stays"
+    );
+
+    let s = sync_summary(&d, &[]);
+    assert_eq!(
+        s["outcome"], "unchanged",
+        "bob's PIN no longer forces complete runs: {s}"
+    );
+    assert_eq!(t.ask("PIN 905172"), "OK bob 0");
+    assert!(!d.logs().contains("615243") && !d.logs().contains("482913"));
+}
+
+#[test]
+fn weak_directory_pins_are_kept_under_warn_and_listed_by_id() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(
+        files.path(),
+        &["ann,Ann,,staff,1234", "bob,Bob,,staff,482913"],
+    );
+    let d = Daemon::start_with("", &directory(&path, "interval = \"1h\"\n"));
+    wait_until(&d, "the first sync", || {
+        exists(&d, "ann") && exists(&d, "bob")
+    });
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 1234"), "OK ann 0", "warn keeps a weak PIN");
+    assert_eq!(t.ask("PIN 482913"), "OK bob 0");
+
+    let s = sync_summary(&d, &["--full"]);
+    assert_eq!(s["weak_pins"], 1, "{s}");
+    assert_eq!(s["weak_pin_users"], serde_json::json!(["ann"]), "{s}");
+    let status = d.status();
+    let dir = &status["directories"][0];
+    assert_eq!(dir["weak_pin_policy"], "warn", "{status}");
+    assert_eq!(dir["weak_pins"], 1, "{status}");
+    assert_eq!(
+        dir["weak_pin_users"],
+        serde_json::json!(["ann"]),
+        "{status}"
+    );
+    let audit = d.wait_audit("weak_upstream", Duration::from_secs(5));
+    assert!(audit.contains("too short"), "{audit}");
+
+    write(&path, &["ann,Ann,,staff,730194", "bob,Bob,,staff,482913"]);
+    let s = sync_summary(&d, &[]);
+    assert_eq!(s["weak_pins"], 0, "{s}");
+    assert_eq!(
+        d.status()["directories"][0]["weak_pins"],
+        0,
+        "a fixed PIN leaves the list"
+    );
+    assert_eq!(t.ask("PIN 730194"), "OK ann 0");
+    assert!(!d.logs().contains("482913"), "no PIN in the log");
+}

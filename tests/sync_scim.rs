@@ -172,3 +172,57 @@ attributes = {{ pin = "{EXT}:pin" }}
     );
     assert!(!d.logs().contains("482913"), "no PIN in the log");
 }
+
+#[test]
+fn an_incremental_scim_run_replaces_a_pin_set_here_with_the_unchanged_directory_pin() {
+    let files = tempfile::tempdir().unwrap();
+    let token = files.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let t1 = "2026-01-01T00:00:00Z";
+    let server = Server::start(
+        files.path(),
+        "s3cret-token",
+        &[user("1", "ann", "482913", t1)],
+    );
+    let extra = format!(
+        r#"{}
+[[directory]]
+name = "idp"
+kind = "scim"
+url = "http://127.0.0.1:{}/scim/v2"
+token_file = "{}"
+interval = "1h"
+full_every = "1h"
+attributes = {{ pin = "{EXT}:pin" }}
+"#,
+        common::DEFAULT_TCP,
+        server.port,
+        token.display()
+    );
+    let d = Daemon::start_with("", &extra);
+    d.cli_ok(&["sync"], None);
+    let out = d.cli_ok(&["sync"], None);
+    assert!(
+        summary(&out).contains("0 added, 0 changed"),
+        "incremental and empty: {out}"
+    );
+
+    d.cli_ok(&["user", "set-pin", "ann", "--pin-stdin"], Some("615243"));
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 615243"), "OK ann 0", "the temporary PIN works");
+    let out = d.cli_ok(&["sync"], None);
+    assert!(summary(&out).contains("1 re-hashed"), "{out}");
+    assert_eq!(
+        t.ask("PIN 615243"),
+        "DENY",
+        "the directory's PIN replaced it"
+    );
+    assert_eq!(t.ask("PIN 482913"), "OK ann 0");
+
+    let out = d.cli_ok(&["sync"], None);
+    assert!(
+        summary(&out).contains("0 added, 0 changed, 0 removed, 0 re-hashed"),
+        "back to incremental runs: {out}"
+    );
+    assert!(!d.logs().contains("615243"), "no PIN in the log");
+}

@@ -10,16 +10,19 @@ use crate::sync::engine::{Engine, EngineSettings};
 use crate::sync::ldap::LdapSource;
 use crate::sync::scim::ScimSource;
 use crate::sync::source::Source;
+use crate::sync::weak::PinCheck;
 use crate::sync::SyncService;
 use crate::worker::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `pins`: the site's PIN policy and what a sync does with a directory PIN that breaks it.
 pub fn engines(
     config: &Config,
     store: &Arc<dyn Store>,
     pool: &Arc<HashPool>,
     hasher: &Hasher,
+    pins: &PinCheck,
 ) -> anyhow::Result<Vec<Engine>> {
     let mut out = Vec::new();
     for d in &config.directories {
@@ -55,6 +58,7 @@ pub fn engines(
             Arc::clone(store),
             Arc::clone(pool),
             settings,
+            pins.clone(),
         ));
     }
     Ok(out)

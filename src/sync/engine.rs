@@ -4,76 +4,22 @@
 //! crash). A run in progress is never interrupted by a timer; shutdown stops it before the
 //! apply, and a stop during a large apply is completed by the store at the next start.
 
+pub use super::error::SyncError;
+use super::local_pins;
 use super::plan::{self, Plan, PlanError};
+use super::report::{audit, weak_audit};
+pub use super::report::{RunOptions, Summary};
 use super::source::{Batch, Deletions, Source, SourceError};
+use super::weak::{self, PinCheck, WeakList};
 use crate::crypto::HashPool;
-use crate::domain::{AuditKind, SyncOutcome, Timestamp};
-use crate::store::{Store, StoreError, SyncWrite};
-use serde::{Deserialize, Serialize};
+use crate::domain::{SyncOutcome, Timestamp};
+use crate::lifecycle::settings::WeakPins;
+use crate::store::{Store, StoreError, SyncApplied, SyncState, SyncWrite};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("{0}")]
-    Source(#[from] SourceError),
-    #[error("{0}")]
-    Plan(#[from] PlanError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("the directory source panicked (a bug, or data it could not handle); see the log")]
-    Panicked,
-    #[error("hashing a PIN failed; see the log")]
-    Hashing,
-    #[error("stopped by shutdown before anything was applied")]
-    Cancelled,
-}
-
-impl SyncError {
-    /// Short machine-readable kind for status and audit.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SyncError::Source(SourceError::Unavailable(_)) => "unavailable",
-            SyncError::Source(SourceError::Rejected(_)) => "rejected",
-            SyncError::Source(SourceError::CursorExpired(_)) => "cursor_expired",
-            SyncError::Source(SourceError::Malformed(_)) => "malformed",
-            SyncError::Plan(PlanError::TooManyDeletions { .. }) => "refused",
-            SyncError::Plan(PlanError::Store(_)) | SyncError::Store(_) => "store",
-            SyncError::Panicked => "panicked",
-            SyncError::Hashing => "hashing",
-            SyncError::Cancelled => "cancelled",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct RunOptions {
-    /// Ignore the cursor: a complete listing, every PIN re-hashed.
-    pub full: bool,
-    /// Bypass the mass-deletion guard for this run only.
-    pub force: bool,
-}
-
-/// What one run did; user ids but never a PIN.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Summary {
-    pub source: String,
-    /// `applied`, or `unchanged` when the source had nothing new.
-    pub outcome: SyncOutcome,
-    pub added: usize,
-    pub changed: usize,
-    pub removed: usize,
-    pub rehashed: usize,
-    /// Users whose PIN another user holds too: PIN-only login is off for them.
-    pub collisions: Vec<String>,
-    pub skipped: Vec<String>,
-    pub users: u64,
-    pub complete: bool,
-    pub millis: u64,
-}
 
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
@@ -90,6 +36,7 @@ struct Live {
     running: bool,
     last_run: Option<Summary>,
     last_error_kind: Option<&'static str>,
+    weak: WeakList,
 }
 
 pub struct Engine {
@@ -99,6 +46,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     pool: Arc<HashPool>,
     pub settings: EngineSettings,
+    pins: PinCheck,
     started: Timestamp,
     live: Mutex<Live>,
 }
@@ -113,6 +61,7 @@ impl Engine {
         store: Arc<dyn Store>,
         pool: Arc<HashPool>,
         settings: EngineSettings,
+        pins: PinCheck,
     ) -> Self {
         Engine {
             name,
@@ -121,6 +70,7 @@ impl Engine {
             store,
             pool,
             settings,
+            pins,
             started: Timestamp::now(),
             live: Mutex::new(Live::default()),
         }
@@ -156,11 +106,8 @@ impl Engine {
     ) -> Result<Summary, SyncError> {
         let started = Instant::now();
         let mut state = self.store.sync_state(&self.name)?.unwrap_or_default();
-        let cursor = if opts.full {
-            None
-        } else {
-            state.cursor.clone()
-        };
+        let full = opts.full || (state.cursor.is_some() && self.local_pin_set(&state).await?);
+        let cursor = if full { None } else { state.cursor.clone() };
         let batch = match self.fetch(cursor.clone(), shutdown).await {
             Err(SyncError::Source(SourceError::CursorExpired(why))) if cursor.is_some() => {
                 tracing::info!(source = %self.name, reason = %why, "cursor expired: fetching everything");
@@ -169,14 +116,14 @@ impl Engine {
             other => other?,
         };
         let now = Timestamp::now();
+        state.last_success = Some(now);
+        state.last_error = None;
+        state.last_error_at = None;
+        if let Some(c) = batch.cursor.clone() {
+            state.cursor = Some(c);
+            state.cursor_at = Some(now);
+        }
         if is_empty(&batch) {
-            state.last_success = Some(now);
-            state.last_error = None;
-            state.last_error_at = None;
-            if let Some(c) = batch.cursor {
-                state.cursor = Some(c);
-                state.cursor_at = Some(now);
-            }
             self.store.put_sync_state(&self.name, &state)?;
             return Ok(Summary {
                 source: self.name.clone(),
@@ -186,37 +133,15 @@ impl Engine {
                 ..Summary::default()
             });
         }
-        let new_cursor = batch.cursor.clone();
         let (users, mut plan) = self.plan(batch, opts.force).await?;
+        let (weak, checked) = weak::screen(&mut plan, &self.pins);
         let rehashed = self.hash(&mut plan, progress, shutdown).await?;
-        if let Some(c) = new_cursor {
-            state.cursor = Some(c);
-            state.cursor_at = Some(now);
-        }
-        state.last_success = Some(now);
         if plan.complete {
             state.last_full = Some(now);
         }
-        state.last_error = None;
-        state.last_error_at = None;
         state.users = users;
-        let store = Arc::clone(&self.store);
-        let source = self.name.clone();
-        let (applied, plan) = tokio::task::spawn_blocking(move || {
-            let write = SyncWrite {
-                source: &source,
-                upserts: &plan.users,
-                removals: &plan.removals,
-                state: &state,
-            };
-            // Durable before it is reported: sled writes otherwise reach the disk on a
-            // timer, and a crash right after "applied" would lose the batch.
-            let applied = store.apply_sync(&write)?;
-            store.flush()?;
-            Ok::<_, crate::store::StoreError>((applied, plan))
-        })
-        .await
-        .map_err(|_| SyncError::Panicked)??;
+        let (applied, plan) = self.apply(plan, state).await?;
+        self.weak_applied(&checked, &weak, &plan.removals);
         Ok(Summary {
             source: self.name.clone(),
             outcome: SyncOutcome::Applied,
@@ -228,8 +153,63 @@ impl Engine {
             skipped: plan.skipped,
             users,
             complete: plan.complete,
+            weak_pins: weak.len(),
+            weak_pin_users: weak::capped_ids(&weak),
             millis: started.elapsed().as_millis() as u64,
         })
+    }
+
+    /// Whether a PIN set here on one of this source's users since its last complete listing
+    /// makes this run a complete one (see `local_pins`).
+    async fn local_pin_set(&self, state: &SyncState) -> Result<bool, SyncError> {
+        let store = Arc::clone(&self.store);
+        let name = self.name.clone();
+        let last_full = state.last_full;
+        let set = tokio::task::spawn_blocking(move || {
+            local_pins::set_since_full(store.as_ref(), &name, last_full)
+        })
+        .await
+        .map_err(|_| SyncError::Panicked)??;
+        if set {
+            tracing::info!(source = %self.name, "a PIN was set here on a user of this directory: fetching everything so the directory's PIN replaces it");
+        }
+        Ok(set)
+    }
+
+    /// The plan's users, removals and `state` as one atomic store batch, durable on return.
+    async fn apply(&self, plan: Plan, state: SyncState) -> Result<(SyncApplied, Plan), SyncError> {
+        let store = Arc::clone(&self.store);
+        let source = self.name.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let write = SyncWrite {
+                source: &source,
+                upserts: &plan.users,
+                removals: &plan.removals,
+                state: &state,
+            };
+            // Durable before it is reported: sled writes otherwise reach the disk on a
+            // timer, and a crash right after "applied" would lose the batch.
+            let applied = store.apply_sync(&write)?;
+            store.flush()?;
+            Ok::<_, StoreError>((applied, plan))
+        })
+        .await
+        .map_err(|_| SyncError::Panicked)??;
+        Ok(applied)
+    }
+
+    /// Keeps the weak PINs of an applied run for `status`, audits them and logs the count.
+    fn weak_applied(&self, checked: &[String], found: &[weak::Weak], removed: &[String]) {
+        self.live().weak.update(checked, found, removed);
+        if found.is_empty() {
+            return;
+        }
+        let refused = self.pins.weak == WeakPins::Refuse;
+        tracing::warn!(source = %self.name, weak = found.len(), refused,
+            "directory PINs break the PIN policy; `pinwarden status` lists the users");
+        for event in weak_audit(&self.name, found, refused) {
+            self.store.record(event);
+        }
     }
 
     /// The source's fetch in its own task: a panic in it is an error, not a dead daemon.
@@ -395,26 +375,15 @@ impl Engine {
             "max_staleness": crate::duration::format_duration(self.settings.max_staleness),
             "running": live.running,
             "last_run": live.last_run,
+            "weak_pin_policy": self.pins.weak,
+            "weak_pins": live.weak.len(),
+            "weak_pin_users": live.weak.ids(),
         })
     }
 }
 
 fn is_empty(batch: &Batch) -> bool {
     batch.changed.is_empty() && matches!(&batch.deletions, Deletions::Keys(k) if k.is_empty())
-}
-
-fn audit(s: &Summary, error: Option<String>) -> AuditKind {
-    AuditKind::Sync {
-        source: s.source.clone(),
-        outcome: s.outcome,
-        added: s.added,
-        changed: s.changed,
-        removed: s.removed,
-        rehashed: s.rehashed,
-        collisions: s.collisions.len(),
-        skipped: s.skipped.len(),
-        error,
-    }
 }
 
 /// A large batch's transaction leaves hundreds of MiB freed but still held by the allocator
@@ -426,3 +395,7 @@ fn release_heap() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

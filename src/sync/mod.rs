@@ -5,10 +5,14 @@
 
 pub mod csv;
 pub mod engine;
+mod error;
 pub mod ldap;
+mod local_pins;
 pub mod plan;
+mod report;
 pub mod scim;
 pub mod source;
+pub mod weak;
 
 use crate::domain::Timestamp;
 use crate::worker::{Context, Next, Settings, Supervisor, Worker};
