@@ -296,6 +296,7 @@ pub fn set_upstream_pin(user: &mut User, tag: crate::domain::Tag, now: Timestamp
         source: crate::domain::PinSource::Upstream,
         temporary: false,
     });
+    user.pin_issued = true;
 }
 
 #[cfg(test)]
