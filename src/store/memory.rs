@@ -2,11 +2,13 @@
 //! It keeps the sled store's semantics (the shared suite in `suite.rs` runs against both):
 //! a write of several records runs on a copy of the tables that replaces them only when it
 //! succeeds, so it applies whole or not at all. Tests can make its reads fail and have it
-//! log the calls it receives, in order. Must not name sled or touch files.
+//! log the calls it receives, in order. The mail outbox, reminder records and retired tags
+//! are tables too, so they change with the user write that queues them or not at all.
+//! Must not name sled or touch files.
 
 use super::{
-    ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
-    SyncWrite,
+    pin_expired, ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied,
+    SyncState, SyncWrite,
 };
 use crate::core::lockout::user_key;
 use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
@@ -16,6 +18,8 @@ use std::sync::{Mutex, MutexGuard};
 
 #[path = "memory_index.rs"]
 mod index;
+#[path = "memory_mail.rs"]
+mod mail;
 
 /// Everything a transaction may change.
 #[derive(Clone, Default)]
@@ -30,6 +34,13 @@ struct Tables {
     upstream: BTreeMap<(String, String), String>,
     sync: BTreeMap<String, SyncState>,
     lockouts: BTreeMap<String, LockoutState>,
+    /// PIN tag → when it left the index.
+    retired: BTreeMap<[u8; 32], Timestamp>,
+    /// (user, PIN set_at, threshold) of the expiry reminders already queued.
+    reminders: BTreeSet<(String, Timestamp, u64)>,
+    /// (lane, seq) → queued email, with the last seq handed out.
+    mail: BTreeMap<(Lane, u64), QueuedMail>,
+    mail_seq: u64,
 }
 
 /// The audit log and the outbox. Both are keyed by one sequence, as in sled.
@@ -143,39 +154,45 @@ impl Store for MemoryStore {
         Ok(self.user_read("card_owner")?.cards.get(card).cloned())
     }
 
-    fn insert_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
+    fn insert_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
         self.write("insert_user", |t| {
-            index::put_user(t, user, true).map(|_| ())
+            index::put_user(t, user, true, Timestamp::now())?;
+            t.queue(mail);
+            Ok(())
         })
     }
 
-    fn update_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
+    fn update_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
         self.write("update_user", |t| {
             if !t.users.contains_key(&user.id) {
                 return Err(StoreError::NoSuchUser(user.id.clone()));
             }
-            index::put_user(t, user, false).map(|_| ())
+            index::put_user(t, user, false, Timestamp::now())?;
+            t.queue(mail);
+            Ok(())
         })
     }
 
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
         self.write("remove_user", |t| {
-            let removed = index::remove_user(t, id);
+            let removed = index::remove_user(t, id, Timestamp::now());
             t.lockouts.remove(&user_key(id));
             Ok(removed)
         })
     }
 
-    fn upsert_users_mailing(&self, users: &[User], _mail: &[QueuedMail]) -> Result<ImportOutcome> {
+    fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome> {
         self.write("upsert_users", |t| {
             let mut outcome = ImportOutcome::default();
+            let at = Timestamp::now();
             for user in users {
-                if index::put_user(t, user, false)? {
+                if index::put_user(t, user, false, at)? {
                     outcome.added += 1;
                 } else {
                     outcome.updated += 1;
                 }
             }
+            t.queue(mail);
             Ok(outcome)
         })
     }
@@ -308,7 +325,7 @@ impl Store for MemoryStore {
 
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         self.write("apply_sync", |t| {
-            let mut out = index::apply_batch(t, write)?;
+            let mut out = index::apply_batch(t, write, Timestamp::now())?;
             let shared: BTreeSet<&String> = t.shared.values().flatten().collect();
             out.collisions = write
                 .upserts
@@ -328,39 +345,60 @@ impl Store for MemoryStore {
         Ok(lock(&self.tables).shared.values().cloned().collect())
     }
 
-    fn mail_peek(&self, _lane: Lane, _limit: usize) -> Result<Vec<QueuedMail>> {
-        unimplemented!("store helper")
+    fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
+        Ok(lock(&self.tables).mail_peek(lane, limit))
     }
+
     fn mail_all(&self) -> Result<Vec<QueuedMail>> {
-        unimplemented!("store helper")
+        Ok(lock(&self.tables).mail.values().cloned().collect())
     }
+
     fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>> {
-        unimplemented!("store helper")
+        Ok(lock(&self.tables).mail_depth())
     }
-    fn mail_update(&self, _mail: &QueuedMail) -> Result<bool> {
-        unimplemented!("store helper")
+
+    fn mail_update(&self, mail: &QueuedMail) -> Result<bool> {
+        self.write("mail_update", |t| Ok(t.mail_update(mail)))
     }
-    fn mail_remove(&self, _lane: Lane, _seq: u64) -> Result<bool> {
-        unimplemented!("store helper")
+
+    fn mail_remove(&self, lane: Lane, seq: u64) -> Result<bool> {
+        self.write("mail_remove", |t| Ok(t.mail.remove(&(lane, seq)).is_some()))
     }
+
     fn queue_reminder(
         &self,
-        _user: &str,
-        _pin_set_at: Timestamp,
-        _threshold_secs: u64,
-        _now: Timestamp,
-        _mail: &QueuedMail,
+        user: &str,
+        pin_set_at: Timestamp,
+        threshold_secs: u64,
+        now: Timestamp,
+        mail: &QueuedMail,
     ) -> Result<bool> {
-        unimplemented!("store helper")
+        self.write("queue_reminder", |t| {
+            Ok(t.queue_reminder(user, (pin_set_at, threshold_secs), now, mail))
+        })
     }
-    fn sweep_expired(&self, _now: Timestamp) -> Result<Vec<User>> {
-        unimplemented!("store helper")
+
+    /// One write per expired user, as sled has one transaction per user.
+    fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>> {
+        let due: Vec<String> = lock(&self.tables)
+            .users
+            .values()
+            .filter(|u| pin_expired(u, now))
+            .map(|u| u.id.clone())
+            .collect();
+        let mut swept = Vec::new();
+        for id in due {
+            swept.extend(self.write("sweep_expired", |t| t.sweep_one(&id, now))?);
+        }
+        Ok(swept)
     }
-    fn tag_retired_at(&self, _tag: &Tag) -> Result<Option<Timestamp>> {
-        unimplemented!("store helper")
+
+    fn tag_retired_at(&self, tag: &Tag) -> Result<Option<Timestamp>> {
+        Ok(lock(&self.tables).retired.get(tag.as_bytes()).copied())
     }
-    fn prune_lifecycle(&self, _before: Timestamp) -> Result<u64> {
-        unimplemented!("store helper")
+
+    fn prune_lifecycle(&self, before: Timestamp) -> Result<u64> {
+        self.write("prune_lifecycle", |t| Ok(t.prune_lifecycle(before)))
     }
 }
 

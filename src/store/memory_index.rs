@@ -1,10 +1,12 @@
 //! The indexes of `MemoryStore` (a child of `memory.rs`): PIN tags with the shared-tag
 //! rule, cards, the per-source key index and a sync batch, on the caller's copy of the
-//! tables (which is thrown away on an error). Mirrors `sled.rs` and `sled_sync.rs`.
+//! tables (which is thrown away on an error). Mirrors `sled.rs` and `sled_sync.rs`:
+//! `untag` and `tag` alone move tags out of and into the index, so they alone keep the
+//! retired tags (a tag leaving is recorded at `at`, one entering is forgotten there).
 
 use super::Tables;
 use crate::core::lockout::user_key;
-use crate::domain::{User, UserOrigin};
+use crate::domain::{Timestamp, User, UserOrigin};
 use crate::store::{Result, StoreError, SyncApplied, SyncWrite};
 use std::collections::HashSet;
 
@@ -15,10 +17,11 @@ fn tag_keys(user: &User) -> Vec<TagKey> {
 }
 
 /// Drops `id` from tag `key`; when one holder of a shared tag is left, PIN-only login
-/// comes back for it.
-fn untag(t: &mut Tables, id: &str, key: &TagKey) {
+/// comes back for it. A tag nobody holds any more retires at `at`.
+fn untag(t: &mut Tables, id: &str, key: &TagKey, at: Timestamp) {
     if t.tags.get(key).is_some_and(|owner| owner == id) {
         t.tags.remove(key);
+        t.retired.insert(*key, at);
         return;
     }
     let Some(ids) = t.shared.get_mut(key) else {
@@ -28,6 +31,7 @@ fn untag(t: &mut Tables, id: &str, key: &TagKey) {
     match ids.as_slice() {
         [] => {
             t.shared.remove(key);
+            t.retired.insert(*key, at);
         }
         [last] => {
             let last = last.clone();
@@ -53,6 +57,7 @@ fn tag(t: &mut Tables, id: &str, key: &TagKey, share: bool) -> Result<()> {
     match t.tags.get(key) {
         None => {
             t.tags.insert(*key, id.to_owned());
+            t.retired.remove(key);
         }
         Some(owner) if owner == id => {}
         Some(_) if !share => return Err(StoreError::TagTaken),
@@ -64,12 +69,12 @@ fn tag(t: &mut Tables, id: &str, key: &TagKey, share: bool) -> Result<()> {
     Ok(())
 }
 
-fn retag(t: &mut Tables, id: &str, old: &[TagKey], new: &[TagKey], share: bool) -> Result<()> {
+fn retag(t: &mut Tables, id: &str, old: &[TagKey], new: &[TagKey], at: Timestamp) -> Result<()> {
     for key in old.iter().filter(|k| !new.contains(k)) {
-        untag(t, id, key);
+        untag(t, id, key, at);
     }
     for key in new {
-        tag(t, id, key, share)?;
+        tag(t, id, key, false)?;
     }
     Ok(())
 }
@@ -94,14 +99,19 @@ fn card(t: &mut Tables, user: &User) -> Result<()> {
 }
 
 /// Writes `user`, moving its index entries; `insert_only` refuses an existing id. Returns
-/// whether the user is new.
-pub(super) fn put_user(t: &mut Tables, user: &User, insert_only: bool) -> Result<bool> {
+/// whether the user is new. Tags it drops retire at `at`.
+pub(super) fn put_user(
+    t: &mut Tables,
+    user: &User,
+    insert_only: bool,
+    at: Timestamp,
+) -> Result<bool> {
     let old = t.users.get(&user.id).cloned();
     if insert_only && old.is_some() {
         return Err(StoreError::UserExists(user.id.clone()));
     }
     let old_tags = old.as_ref().map(tag_keys).unwrap_or_default();
-    retag(t, &user.id, &old_tags, &tag_keys(user), false)?;
+    retag(t, &user.id, &old_tags, &tag_keys(user), at)?;
     if let Some(old) = &old {
         let gone: Vec<String> = old
             .cards
@@ -117,16 +127,16 @@ pub(super) fn put_user(t: &mut Tables, user: &User, insert_only: bool) -> Result
 }
 
 /// Removes a user and its index entries (not its lockout counter).
-pub(super) fn remove_user(t: &mut Tables, id: &str) -> Option<User> {
+pub(super) fn remove_user(t: &mut Tables, id: &str, at: Timestamp) -> Option<User> {
     let user = t.users.remove(id)?;
-    unindex(t, &user);
+    unindex(t, &user, at);
     Some(user)
 }
 
 /// Drops every index entry of `user` (tags, cards, its source key).
-fn unindex(t: &mut Tables, user: &User) {
+fn unindex(t: &mut Tables, user: &User, at: Timestamp) {
     for key in tag_keys(user) {
-        untag(t, &user.id, &key);
+        untag(t, &user.id, &key, at);
     }
     uncard(t, &user.id, &user.cards);
     if let Some(up) = &user.upstream {
@@ -145,7 +155,7 @@ fn owned_by(user: &User, source: &str) -> bool {
 /// One sync batch (without its collisions and state, which the caller adds). Every old
 /// index entry of every user touched is dropped first, then the new ones are added, so PINs
 /// and cards may move between these users in any order; upstream PINs may be shared.
-pub(super) fn apply_batch(t: &mut Tables, w: &SyncWrite<'_>) -> Result<SyncApplied> {
+pub(super) fn apply_batch(t: &mut Tables, w: &SyncWrite<'_>, at: Timestamp) -> Result<SyncApplied> {
     let mut out = SyncApplied::default();
     let mut existed = HashSet::new();
     for id in w.removals.iter().chain(w.upserts.iter().map(|u| &u.id)) {
@@ -155,7 +165,7 @@ pub(super) fn apply_batch(t: &mut Tables, w: &SyncWrite<'_>) -> Result<SyncAppli
         if !owned_by(&old, w.source) {
             return Err(StoreError::NotOwned(id.clone()));
         }
-        unindex(t, &old);
+        unindex(t, &old, at);
         existed.insert(id.as_str());
     }
     for id in w.removals {

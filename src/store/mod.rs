@@ -258,3 +258,18 @@ pub trait Store: Send + Sync + 'static {
     /// are no longer a user's current PIN; returns how many entries went.
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64>;
 }
+
+/// Whether `user`'s PIN has expired at `now`: the sweeper's rule, one for both stores.
+fn pin_expired(user: &User, now: Timestamp) -> bool {
+    user.pin
+        .as_ref()
+        .and_then(|p| p.expires_at)
+        .is_some_and(|at| at <= now)
+}
+
+/// Whether `user`'s PIN is still the one set at `set_at` and not expired at `now`.
+fn pin_is_current(user: &User, set_at: Timestamp, now: Timestamp) -> bool {
+    user.pin
+        .as_ref()
+        .is_some_and(|p| p.set_at == set_at && p.expires_at.is_none_or(|at| at > now))
+}

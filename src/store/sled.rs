@@ -1,7 +1,8 @@
 //! The sled 0.34 implementation of `Store`. With its children — `sled_open.rs` (open guard,
-//! meta checks), `sled_log.rs` (audit log, outbox), `sled_sync.rs` (sync batches) and
-//! `sled_journal.rs` (large batches) — the only files that name sled. This file: the trees,
-//! users and their indexes written in transactions, lockout counters. Values are JSON.
+//! meta checks), `sled_log.rs` (audit log, outbox), `sled_sync.rs` (sync batches),
+//! `sled_journal.rs` (large batches) and `sled_mail.rs` (mail outbox, reminders, sweeper,
+//! retired tags) — the only files that name sled. This file: the trees, users and their
+//! indexes written in transactions, lockout counters. Values are JSON.
 
 use super::{
     ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
@@ -34,12 +35,20 @@ pub struct SledStore {
     outbox_len: AtomicU64,
     /// 0: the outbox is off.
     outbox_max: AtomicU64,
+    /// `lane seq` → `QueuedMail`: email waiting to be sent (see `sled_mail.rs`).
+    mail: Tree,
+    /// `user NUL set_at threshold` → empty: expiry reminders already queued.
+    reminders: Tree,
+    /// PIN tag → unix ms when it left the index.
+    retired: Tree,
 }
 
 #[path = "sled_journal.rs"]
 mod journal;
 #[path = "sled_log.rs"]
 mod log;
+#[path = "sled_mail.rs"]
+mod mail;
 #[path = "sled_open.rs"]
 mod open;
 #[path = "sled_sync.rs"]
@@ -125,12 +134,22 @@ fn card_keys(user: &User) -> Vec<Vec<u8>> {
     user.cards.iter().map(|c| c.as_bytes().to_vec()).collect()
 }
 
+/// The trees a write of users changes, and the time it retires the tags it drops at.
 struct TxTrees<'a> {
     users: &'a TransactionalTree,
     tags: &'a TransactionalTree,
     cards: &'a TransactionalTree,
     meta: &'a TransactionalTree,
     shared: &'a TransactionalTree,
+    retired: &'a TransactionalTree,
+    at: Timestamp,
+}
+
+/// A write of users with the other trees it may touch.
+struct UserTx<'a> {
+    t: TxTrees<'a>,
+    mail: &'a TransactionalTree,
+    upstream: &'a TransactionalTree,
 }
 
 /// Writes `user` into the transaction, moving its index entries; `insert_only` refuses an
@@ -162,14 +181,38 @@ fn put_user_tx(t: &TxTrees<'_>, user: &User, insert_only: bool) -> TxResult<bool
 }
 
 impl SledStore {
-    fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree) {
-        (
+    /// Runs `f` in one transaction over the user trees, the mail outbox and the per-source
+    /// key index; tags it drops retire at `at`.
+    fn user_tx<T>(&self, at: Timestamp, f: impl Fn(&UserTx<'_>) -> TxResult<T>) -> Result<T> {
+        let trees = (
             &self.users,
             &self.tags,
             &self.cards,
             &self.meta,
             &self.shared,
-        )
+            &self.retired,
+            &self.mail,
+            &self.upstream,
+        );
+        trees
+            .transaction(
+                |(users, tags, cards, meta, shared, retired, mail, upstream)| {
+                    f(&UserTx {
+                        t: TxTrees {
+                            users,
+                            tags,
+                            cards,
+                            meta,
+                            shared,
+                            retired,
+                            at,
+                        },
+                        mail,
+                        upstream,
+                    })
+                },
+            )
+            .map_err(tx_error)
     }
 }
 
@@ -189,107 +232,63 @@ impl Store for SledStore {
         owner(&self.cards, card.as_bytes())
     }
 
-    fn insert_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
-        self.trees()
-            .transaction(|(users, tags, cards, meta, shared)| {
-                put_user_tx(
-                    &TxTrees {
-                        users,
-                        tags,
-                        cards,
-                        meta,
-                        shared,
-                    },
-                    user,
-                    true,
-                )
-            })
-            .map(|_| ())
-            .map_err(tx_error)
+    fn insert_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
+        self.user_tx(Timestamp::now(), |tx| {
+            put_user_tx(&tx.t, user, true)?;
+            mail::queue_tx(tx.mail, mail)
+        })
     }
 
-    fn update_user_mailing(&self, user: &User, _mail: &[QueuedMail]) -> Result<()> {
-        self.trees()
-            .transaction(|(users, tags, cards, meta, shared)| {
-                if users.get(user.id.as_bytes())?.is_none() {
-                    return abort(StoreError::NoSuchUser(user.id.clone()));
-                }
-                put_user_tx(
-                    &TxTrees {
-                        users,
-                        tags,
-                        cards,
-                        meta,
-                        shared,
-                    },
-                    user,
-                    false,
-                )
-            })
-            .map(|_| ())
-            .map_err(tx_error)
+    fn update_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
+        self.user_tx(Timestamp::now(), |tx| {
+            if tx.t.users.get(user.id.as_bytes())?.is_none() {
+                return abort(StoreError::NoSuchUser(user.id.clone()));
+            }
+            put_user_tx(&tx.t, user, false)?;
+            mail::queue_tx(tx.mail, mail)
+        })
     }
 
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
-        let removed = (
-            &self.users,
-            &self.tags,
-            &self.cards,
-            &self.meta,
-            &self.shared,
-            &self.upstream,
-        )
-            .transaction(|(users, tags, cards, meta, shared, upstream)| {
-                let Some(bytes) = users.remove(id.as_bytes())? else {
-                    return Ok(None);
-                };
-                let user: User = match decode("user", &bytes) {
-                    Ok(user) => user,
-                    Err(e) => return abort(e),
-                };
-                let t = TxTrees {
-                    users,
-                    tags,
-                    cards,
-                    meta,
-                    shared,
-                };
-                sync::retag(&t, id, &tag_keys(&user), &[], false)?;
-                reindex(cards, id, &card_keys(&user), &[], |_| StoreError::TagTaken)?;
-                if let Some(up) = &user.upstream {
-                    upstream.remove(sync::upstream_key(&up.source, &up.key))?;
-                }
-                bump_count(meta, -1)?;
-                Ok(Some(user))
-            })
-            .map_err(tx_error)?;
+        let removed = self.user_tx(Timestamp::now(), |tx| {
+            let t = &tx.t;
+            let Some(bytes) = t.users.remove(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let user: User = match decode("user", &bytes) {
+                Ok(user) => user,
+                Err(e) => return abort(e),
+            };
+            sync::retag(t, id, &tag_keys(&user), &[], false)?;
+            reindex(t.cards, id, &card_keys(&user), &[], |_| {
+                StoreError::TagTaken
+            })?;
+            if let Some(up) = &user.upstream {
+                tx.upstream
+                    .remove(sync::upstream_key(&up.source, &up.key))?;
+            }
+            bump_count(t.meta, -1)?;
+            Ok(Some(user))
+        })?;
         self.lockouts
             .remove(crate::core::lockout::user_key(id))
             .map_err(unavailable)?;
         Ok(removed)
     }
 
-    fn upsert_users_mailing(&self, users: &[User], _mail: &[QueuedMail]) -> Result<ImportOutcome> {
-        self.trees()
-            .transaction(|(users_tx, tags, cards, meta, shared)| {
-                let trees = TxTrees {
-                    users: users_tx,
-                    tags,
-                    cards,
-                    meta,
-                    shared,
-                };
-                let mut outcome = ImportOutcome::default();
-                for user in users {
-                    if put_user_tx(&trees, user, false)? {
-                        outcome.added += 1;
-                    } else {
-                        outcome.updated += 1;
-                    }
+    fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome> {
+        self.user_tx(Timestamp::now(), |tx| {
+            let mut outcome = ImportOutcome::default();
+            for user in users {
+                if put_user_tx(&tx.t, user, false)? {
+                    outcome.added += 1;
+                } else {
+                    outcome.updated += 1;
                 }
-                Ok(outcome)
-            })
-            .map_err(tx_error)
+            }
+            mail::queue_tx(tx.mail, mail)?;
+            Ok(outcome)
+        })
     }
 
     fn users(&self) -> Result<Vec<User>> {
@@ -408,39 +407,50 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn mail_peek(&self, _lane: Lane, _limit: usize) -> Result<Vec<QueuedMail>> {
-        unimplemented!("store helper")
+    fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
+        mail::peek(self, lane, limit)
     }
+
     fn mail_all(&self) -> Result<Vec<QueuedMail>> {
-        unimplemented!("store helper")
+        mail::all(self)
     }
+
     fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>> {
-        unimplemented!("store helper")
+        mail::depth(self)
     }
-    fn mail_update(&self, _mail: &QueuedMail) -> Result<bool> {
-        unimplemented!("store helper")
+
+    fn mail_update(&self, queued: &QueuedMail) -> Result<bool> {
+        mail::update(self, queued)
     }
-    fn mail_remove(&self, _lane: Lane, _seq: u64) -> Result<bool> {
-        unimplemented!("store helper")
+
+    fn mail_remove(&self, lane: Lane, seq: u64) -> Result<bool> {
+        self.mail
+            .remove(mail::key(lane, seq))
+            .map(|old| old.is_some())
+            .map_err(unavailable)
     }
+
     fn queue_reminder(
         &self,
-        _user: &str,
-        _pin_set_at: Timestamp,
-        _threshold_secs: u64,
-        _now: Timestamp,
-        _mail: &QueuedMail,
+        user: &str,
+        pin_set_at: Timestamp,
+        threshold_secs: u64,
+        now: Timestamp,
+        queued: &QueuedMail,
     ) -> Result<bool> {
-        unimplemented!("store helper")
+        mail::queue_reminder(self, user, (pin_set_at, threshold_secs), now, queued)
     }
-    fn sweep_expired(&self, _now: Timestamp) -> Result<Vec<User>> {
-        unimplemented!("store helper")
+
+    fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>> {
+        mail::sweep_expired(self, now)
     }
-    fn tag_retired_at(&self, _tag: &Tag) -> Result<Option<Timestamp>> {
-        unimplemented!("store helper")
+
+    fn tag_retired_at(&self, tag: &Tag) -> Result<Option<Timestamp>> {
+        mail::retired_at(self, tag)
     }
-    fn prune_lifecycle(&self, _before: Timestamp) -> Result<u64> {
-        unimplemented!("store helper")
+
+    fn prune_lifecycle(&self, before: Timestamp) -> Result<u64> {
+        mail::prune(self, before)
     }
 }
 

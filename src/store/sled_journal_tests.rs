@@ -70,6 +70,8 @@ fn assert_moved(store: &SledStore) {
     assert_eq!(store.pin_collisions().unwrap(), vec![shared.to_vec()]);
     for i in N - 100..N {
         assert_eq!(store.tag_owner(&tag(i)).unwrap(), None, "leaver's PIN {i}");
+        let retired = store.tag_retired_at(&tag(i)).unwrap();
+        assert!(retired.is_some(), "leaver's PIN {i} is retired");
         assert_eq!(store.card_owner(&format!("{}", 100_000 + i)).unwrap(), None);
     }
     for id in &leaving {
@@ -115,6 +117,8 @@ fn assert_holds(store: &SledStore, users: &[User], total: usize) {
         assert_eq!(store.user(&u.id).unwrap().as_ref(), Some(u), "{}", u.id);
         let pin = u.pin.as_ref().unwrap();
         assert_eq!(store.tag_owner(&pin.tag).unwrap().as_deref(), Some(&*u.id));
+        let retired = store.tag_retired_at(&pin.tag).unwrap();
+        assert_eq!(retired, None, "a PIN in use is not retired ({})", u.id);
         for card in &u.cards {
             assert_eq!(store.card_owner(card).unwrap().as_deref(), Some(&*u.id));
         }

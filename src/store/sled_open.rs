@@ -59,6 +59,9 @@ impl SledStore {
             outbox: tree("outbox")?,
             outbox_len: AtomicU64::new(0),
             outbox_max: AtomicU64::new(0),
+            mail: tree("mail")?,
+            reminders: tree("reminders")?,
+            retired: tree("retired_tags")?,
             db: db.clone(),
         };
         store

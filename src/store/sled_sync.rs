@@ -1,13 +1,16 @@
 //! The sled side of directory sync (a child of `sled.rs`; only the sled files name sled):
 //! the share-aware PIN tag index, the per-source key index and the one-transaction batch
 //! apply. A tag two users hold is in neither's PIN-only index entry but in `shared`.
+//! `untag` and `tag` are the only places a tag leaves or enters the index, so they keep
+//! `retired_tags` too: a tag that leaves is recorded at the write's time, one that enters
+//! again (the same user keeping it through a batch, or anyone taking it) is forgotten there.
 
 use super::{
     abort, bump_count, card_keys, decode, encode, reindex, tag_keys, tx_error, unavailable,
     SledStore, TxResult, TxTrees,
 };
 use crate::core::lockout::user_key;
-use crate::domain::{User, UserOrigin};
+use crate::domain::{Timestamp, User, UserOrigin};
 use crate::store::{Result, StoreError, SyncApplied, SyncWrite};
 use sled::transaction::TransactionalTree;
 use sled::{Transactional, Tree};
@@ -51,7 +54,7 @@ fn sharers(shared: &TransactionalTree, key: &[u8]) -> TxResult<Option<Vec<String
 fn untag(t: &TxTrees<'_>, id: &str, key: &[u8]) -> TxResult<()> {
     if t.tags.get(key)?.as_deref() == Some(id.as_bytes()) {
         t.tags.remove(key)?;
-        return Ok(());
+        return retire(t, key);
     }
     let Some(mut ids) = sharers(t.shared, key)? else {
         return Ok(());
@@ -60,6 +63,7 @@ fn untag(t: &TxTrees<'_>, id: &str, key: &[u8]) -> TxResult<()> {
     match ids.as_slice() {
         [] => {
             t.shared.remove(key)?;
+            retire(t, key)?;
         }
         [last] => {
             t.shared.remove(key)?;
@@ -69,6 +73,12 @@ fn untag(t: &TxTrees<'_>, id: &str, key: &[u8]) -> TxResult<()> {
             t.shared.insert(key, encode(&ids))?;
         }
     }
+    Ok(())
+}
+
+/// Records that `key` left the index at the write's time.
+fn retire(t: &TxTrees<'_>, key: &[u8]) -> TxResult<()> {
+    t.retired.insert(key, &t.at.millis().to_be_bytes())?;
     Ok(())
 }
 
@@ -88,6 +98,7 @@ fn tag(t: &TxTrees<'_>, id: &str, key: &[u8], share: bool) -> TxResult<bool> {
     match t.tags.get(key)? {
         None => {
             t.tags.insert(key, id.as_bytes())?;
+            t.retired.remove(key)?;
             Ok(false)
         }
         Some(owner) if owner.as_ref() == id.as_bytes() => Ok(false),
@@ -269,25 +280,27 @@ fn upstream_key_insert(
 }
 
 /// Runs `f` in one transaction over the trees a batch writes and `extra` (the sync state,
-/// or the journal).
+/// or the journal). Tags the batch drops retire now.
 pub(super) fn in_batch<T>(
     store: &SledStore,
     extra: &Tree,
     f: impl Fn(&BatchTrees<'_>, &TransactionalTree) -> TxResult<T>,
 ) -> Result<T> {
+    let at = Timestamp::now();
     let trees = (
         &store.users,
         &store.tags,
         &store.cards,
         &store.meta,
         &store.shared,
+        &store.retired,
         &store.upstream,
         &store.lockouts,
         extra,
     );
     trees
         .transaction(
-            |(users, tags, cards, meta, shared, upstream, lockouts, extra)| {
+            |(users, tags, cards, meta, shared, retired, upstream, lockouts, extra)| {
                 let b = BatchTrees {
                     t: TxTrees {
                         users,
@@ -295,6 +308,8 @@ pub(super) fn in_batch<T>(
                         cards,
                         meta,
                         shared,
+                        retired,
+                        at,
                     },
                     upstream,
                     lockouts,

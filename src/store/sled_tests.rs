@@ -153,3 +153,62 @@ fn the_outbox_and_its_drop_count_are_durable() {
     assert_eq!(batch.events[0].1.kind, daemon(61));
     assert_eq!(batch.events.len(), 90);
 }
+
+#[test]
+fn mail_reminders_and_retired_tags_are_durable() {
+    use crate::domain::{Lane, MailKind, PinRecord, PinSource, QueuedMail};
+    let dir = tempfile::tempdir().unwrap();
+    let at = Timestamp::from_millis;
+    let mail = QueuedMail {
+        seq: 0,
+        lane: Lane::Bulk,
+        kind: MailKind::ExpiryReminder,
+        user: "alice".into(),
+        to: "alice@example.org".into(),
+        pin_set_at: Some(at(1000)),
+        created_at: at(5),
+        not_before: at(5),
+        attempts: 0,
+        last_error: None,
+        sealed: vec![9; 40],
+    };
+    let pin = |t: u8| PinRecord {
+        tag: Tag([t; 32]),
+        set_at: at(1000),
+        expires_at: Some(at(100_000)),
+        source: PinSource::Generated,
+        temporary: false,
+    };
+    let (queued, retired) = {
+        let s = open(dir.path());
+        let mut alice = User::new_local("alice");
+        alice.pin = Some(pin(1));
+        s.insert_user(&alice).unwrap();
+        alice.pin = Some(pin(2));
+        s.update_user_mailing(&alice, std::slice::from_ref(&mail))
+            .unwrap();
+        assert!(s
+            .queue_reminder("alice", at(1000), 60, at(0), &mail)
+            .unwrap());
+        s.flush().unwrap();
+        (
+            s.mail_all().unwrap(),
+            s.tag_retired_at(&Tag([1; 32])).unwrap(),
+        )
+    };
+    let s = open(dir.path());
+    assert_eq!(s.mail_all().unwrap(), queued);
+    assert!(retired.is_some());
+    assert_eq!(s.tag_retired_at(&Tag([1; 32])).unwrap(), retired);
+    let again = s.queue_reminder("alice", at(1000), 60, at(0), &mail);
+    assert!(!again.unwrap(), "exactly once across a restart");
+    assert!(s
+        .queue_reminder("alice", at(1000), 30, at(0), &mail)
+        .unwrap());
+    let seqs: Vec<u64> = s.mail_all().unwrap().iter().map(|m| m.seq).collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(
+        seqs[2] > seqs[1],
+        "seq keeps increasing after a reopen: {seqs:?}"
+    );
+}

@@ -1,7 +1,9 @@
 //! The behaviour every `Store` must have, as test functions over `&dyn Store`.
 //! `store_suite!(run)` turns each into a `#[test]` for one store, where `run` hands a fresh,
 //! empty store to a test; `sled_tests.rs` and `memory_tests.rs` use it. Tests of what only
-//! one store has (sled's reopen, journal, open guard) stay next to that store.
+//! one store has (sled's reopen, journal, open guard) stay next to that store. The PIN
+//! lifecycle's tests (mail outbox, reminders, sweeper, retired tags) are in
+//! `suite_lifecycle.rs`.
 
 use super::{ImportOutcome, Store, StoreError, SyncApplied, SyncState, SyncWrite};
 use crate::core::lockout::user_key;
@@ -9,6 +11,10 @@ use crate::domain::{
     AuditEvent, AuditKind, LockoutState, PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User,
     UserOrigin,
 };
+
+#[path = "suite_lifecycle.rs"]
+mod lifecycle;
+pub(super) use self::lifecycle::*;
 
 macro_rules! store_suite {
     ($run:path) => {
@@ -24,6 +30,11 @@ macro_rules! store_suite {
             a_batch_touching_a_user_it_does_not_own_applies_nothing,
             removing_a_user_by_hand_drops_its_source_key_and_shared_pin,
             a_synced_removal_drops_the_lockout_and_the_state_is_per_source,
+            mail_is_queued_with_the_user_change_and_not_without,
+            mail_lanes_are_separate_oldest_first_with_their_depth,
+            a_reminder_is_queued_once_per_pin_version_and_threshold,
+            the_sweeper_clears_expired_pins_with_duress_and_their_tags,
+            tags_leaving_the_index_are_retired_then_pruned,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

@@ -1,0 +1,107 @@
+//! The PIN lifecycle of `MemoryStore` (a child of `memory.rs`): the mail outbox, reminder
+//! records, the sweep of one user and the pruning of retired tags and stale reminders, on
+//! the caller's copy of the tables. Mirrors `sled_mail.rs`; must not decide policy.
+
+use super::{index, Tables};
+use crate::domain::{Lane, LaneDepth, QueuedMail, Timestamp, User};
+use crate::store::{pin_expired, pin_is_current, Result};
+
+impl Tables {
+    /// Queues `mail`, each message with the next seq (never 0).
+    pub(super) fn queue(&mut self, mail: &[QueuedMail]) {
+        for queued in mail {
+            self.mail_seq += 1;
+            let seq = self.mail_seq;
+            let row = QueuedMail {
+                seq,
+                ..queued.clone()
+            };
+            self.mail.insert((queued.lane, seq), row);
+        }
+    }
+
+    fn lane(&self, lane: Lane) -> impl Iterator<Item = &QueuedMail> + Clone {
+        self.mail
+            .range((lane, 0)..=(lane, u64::MAX))
+            .map(|(_, m)| m)
+    }
+
+    pub(super) fn mail_peek(&self, lane: Lane, limit: usize) -> Vec<QueuedMail> {
+        self.lane(lane).take(limit).cloned().collect()
+    }
+
+    pub(super) fn mail_depth(&self) -> Vec<(Lane, LaneDepth)> {
+        Lane::ALL
+            .into_iter()
+            .map(|lane| {
+                let rows = self.lane(lane);
+                let depth = LaneDepth {
+                    depth: rows.clone().count() as u64,
+                    oldest: rows.map(|m| m.created_at).min(),
+                };
+                (lane, depth)
+            })
+            .collect()
+    }
+
+    pub(super) fn mail_update(&mut self, mail: &QueuedMail) -> bool {
+        match self.mail.get_mut(&(mail.lane, mail.seq)) {
+            Some(row) => {
+                *row = mail.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records the reminder and queues its mail unless the PIN is not `set_at`'s any more,
+    /// has expired, or the reminder was recorded before.
+    pub(super) fn queue_reminder(
+        &mut self,
+        user: &str,
+        (set_at, threshold_secs): (Timestamp, u64),
+        now: Timestamp,
+        mail: &QueuedMail,
+    ) -> bool {
+        let current = self
+            .users
+            .get(user)
+            .is_some_and(|u| pin_is_current(u, set_at, now));
+        if !current
+            || !self
+                .reminders
+                .insert((user.to_owned(), set_at, threshold_secs))
+        {
+            return false;
+        }
+        self.queue(std::slice::from_ref(mail));
+        true
+    }
+
+    /// Clears `id`'s PIN and duress PIN if the PIN has expired at `now`; returns the user
+    /// as it was.
+    pub(super) fn sweep_one(&mut self, id: &str, now: Timestamp) -> Result<Option<User>> {
+        let Some(old) = self.users.get(id).filter(|u| pin_expired(u, now)).cloned() else {
+            return Ok(None);
+        };
+        let cleared = User {
+            pin: None,
+            duress: None,
+            ..old.clone()
+        };
+        index::put_user(self, &cleared, false, now)?;
+        Ok(Some(old))
+    }
+
+    /// Drops tags retired before `before` and reminders of PINs that are not current.
+    pub(super) fn prune_lifecycle(&mut self, before: Timestamp) -> u64 {
+        let (retired, reminders) = (self.retired.len(), self.reminders.len());
+        self.retired.retain(|_, at| *at >= before);
+        let users = &self.users;
+        self.reminders.retain(|(id, set_at, _)| {
+            let pin = users.get(id).and_then(|u| u.pin.as_ref());
+            pin.is_some_and(|p| p.set_at == *set_at)
+        });
+        (retired - self.retired.len() + reminders - self.reminders.len()) as u64
+    }
+}
