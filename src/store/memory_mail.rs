@@ -87,6 +87,7 @@ impl Tables {
         let cleared = User {
             pin: None,
             duress: None,
+            pin_issued: true,
             ..old.clone()
         };
         index::put_user(self, &cleared, false, now)?;

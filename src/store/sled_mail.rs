@@ -164,6 +164,7 @@ pub(super) fn sweep_expired(store: &SledStore, now: Timestamp) -> Result<Vec<Use
             let cleared = User {
                 pin: None,
                 duress: None,
+                pin_issued: true,
                 ..old.clone()
             };
             put_user_tx(&tx.t, &cleared, false)?;
