@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 #[path = "users_import.rs"]
 mod users_import;
+#[path = "users_validity.rs"]
+mod users_validity;
 #[path = "users_view.rs"]
 mod users_view;
 
