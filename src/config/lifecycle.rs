@@ -108,3 +108,27 @@ fn warnings(raw: &[String]) -> Result<Vec<Duration>, String> {
     thresholds.sort_unstable_by(|a, b| b.cmp(a));
     Ok(thresholds)
 }
+
+/// `check-config` shows the lifecycle settings as they are written: durations as `30d`,
+/// group validities as a `group = "24h"` table.
+pub fn serialize<S: serde::Serializer>(lc: &LifecycleSettings, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let human = |d: &Duration| format_duration(*d);
+    let groups: std::collections::BTreeMap<&str, String> = lc
+        .group_validity
+        .iter()
+        .map(|(g, d)| (g.as_str(), human(d)))
+        .collect();
+    let mut st = s.serialize_struct("LifecycleSettings", 7)?;
+    st.serialize_field("generation", &lc.generation)?;
+    st.serialize_field("pin_validity", &lc.site_validity.as_ref().map(human))?;
+    st.serialize_field(
+        "expiry_warning",
+        &lc.expiry_warning.iter().map(human).collect::<Vec<_>>(),
+    )?;
+    st.serialize_field("pin_policy", &lc.weak_upstream)?;
+    st.serialize_field("cooling_off", &human(&lc.cooling_off))?;
+    st.serialize_field("sweep_every", &human(&lc.sweep_every))?;
+    st.serialize_field("group_pin_validity", &groups)?;
+    st.end()
+}

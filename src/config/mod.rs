@@ -83,6 +83,7 @@ pub struct Config {
     /// The mail relay (`None` without an `[smtp]` block).
     pub smtp: Option<SmtpSettings>,
     /// Generation, forced validities, reminders, weak directory PINs (`[policy]`, `[[group]]`).
+    #[serde(serialize_with = "lifecycle::serialize")]
     pub lifecycle: LifecycleSettings,
     /// Templates, pacing and the outbox's age limit (defaults without a `[mail]` block).
     pub mail: MailSettings,
