@@ -52,6 +52,9 @@ pub struct Running {
 /// then waits for shutdown and the drain. Nothing keeps running after a startup error.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let started = Timestamp::now();
+    for warning in crate::config::warnings(&config) {
+        tracing::warn!("config: {warning}");
+    }
     prepare_state_dir(&config)?;
     let (store, hasher) = open_store(&config)?;
     let tasks = TaskTracker::new();
@@ -164,6 +167,8 @@ async fn wire(
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
+        templates: None,
+        mail: config.mail.clone(),
     });
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin);

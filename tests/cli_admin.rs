@@ -259,3 +259,162 @@ fn status_lists_users_locked_by_failed_attempts() {
     let locked = d.status()["locked"].to_string();
     assert!(locked.contains("user:alice"), "{locked}");
 }
+
+fn json_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn generated_pins_come_with_their_validity_and_set_validity_moves_it() {
+    let d = Daemon::start();
+    let out = d.cli(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--group",
+            "staff",
+            "--generate",
+            "--expires",
+            "24h",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("generated PIN for bob (valid until 20"),
+        "{stderr}"
+    );
+    let pin = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(pin.len(), 6, "stdout holds the PIN alone: {pin:?}");
+    assert!(!stderr.contains(&pin), "the PIN is printed once: {stderr}");
+
+    let added = json_of(&d.cli_ok(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--group",
+            "staff",
+            "--generate",
+            "--json",
+        ],
+        None,
+    ));
+    assert!(added["generated_pin"].as_str().is_some(), "{added}");
+    assert!(
+        added["expires_at"].is_null() && added["upstream"] == false,
+        "{added}"
+    );
+
+    let show = json_of(&d.cli_ok(&["user", "show", "bob", "--json"], None));
+    let set_at = show["pin"]["set_at"].clone();
+    assert!(show["pin"]["expires_at"].is_i64(), "{show}");
+    let list = d.cli_ok(&["user", "list"], None);
+    assert!(
+        list.contains("temporary") && list.contains("until 20"),
+        "{list}"
+    );
+
+    let moved = json_of(&d.cli_ok(
+        &["user", "set-validity", "bob", "--expires", "7d", "--json"],
+        None,
+    ));
+    let week = moved["expires_at"].as_i64().unwrap() - show["pin"]["expires_at"].as_i64().unwrap();
+    assert!((6 * 86_400_000..7 * 86_400_000).contains(&week), "{moved}");
+    let out = d.cli(&["user", "set-validity", "bob", "--expires", "never"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PIN of bob is now no expiry"));
+    let show = json_of(&d.cli_ok(&["user", "show", "bob", "--json"], None));
+    assert!(show["pin"]["expires_at"].is_null(), "{show}");
+    assert_eq!(show["pin"]["temporary"], false, "{show}");
+    assert_eq!(show["pin"]["set_at"], set_at, "the PIN itself is unchanged");
+    let mut t = d.terminal();
+    assert_eq!(t.ask(&format!("PIN {pin}")), "OK bob 0");
+
+    d.cli_ok(&["user", "add", "dan", "--group", "staff"], None);
+    #[rustfmt::skip]
+    let refused = [
+        (&["user", "set-validity", "bob", "--expires", "2020-01-01"][..], "is in the past"),
+        (&["user", "set-validity", "bob", "--expires", "soon"][..], "use never, 1h to 48h"),
+        (&["user", "set-validity", "dan", "--expires", "7d"][..], "user `dan` has no PIN"),
+        (&["user", "set-validity", "zed", "--expires", "7d"][..], "no user `zed`"),
+    ];
+    for (args, expected) in refused {
+        let out = d.cli(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    let audit = d.cli_ok(&["audit", "--json", "--last", "50"], None);
+    assert!(
+        audit.contains("validity_set") && audit.contains("until never"),
+        "{audit}"
+    );
+    assert!(!audit.contains(&pin), "no PIN in the audit log");
+}
+
+#[test]
+fn json_output_is_the_daemons_answer_and_nothing_else() {
+    let d = Daemon::start();
+    d.add_user("alice", "staff", "482913");
+    for args in [
+        &["status", "--json"][..],
+        &["user", "list", "--json"][..],
+        &["user", "show", "alice", "--json"][..],
+    ] {
+        json_of(&d.cli_ok(args, None));
+    }
+    let csv = d.dir.path().join("users.csv");
+    std::fs::write(&csv, "id,name,email,groups,pin\nbob,Bob,,staff,730194\n").unwrap();
+    let report = json_of(&d.cli_ok(&["import", csv.to_str().unwrap(), "--json"], None));
+    assert_eq!(report["added"], 1, "{report}");
+    let set = json_of(&d.cli_ok(
+        &["user", "set-pin", "alice", "--pin-stdin", "--json"],
+        Some("591736"),
+    ));
+    assert!(
+        set.get("generated_pin").is_none() && set["id"] == "alice",
+        "{set}"
+    );
+}
+
+#[test]
+fn check_config_warns_and_strict_makes_warnings_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let text = common::config_text(dir.path(), "", "")
+        .replace("[log]", "[policy]\ngeneration = \"auto\"\n\n[log]");
+    std::fs::write(&path, text).unwrap();
+    let check = |strict: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["check-config", "-c"]).arg(&path);
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let out = check(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: policy.generation = \"auto\" generates PINs but there is no [smtp]"
+        ),
+        "{stderr}"
+    );
+    let out = check(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 warning(s), refused under --strict"),
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--strict", "-c", "config/pinwarden.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the demo config has no warnings");
+}

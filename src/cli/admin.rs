@@ -23,7 +23,12 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
             }
         }
         Command::User(cmd) => super::user::run(config, cmd).await?,
-        Command::Import { file, dry_run } => super::import::run(config, &file, dry_run).await?,
+        Command::Import {
+            file,
+            dry_run,
+            json,
+        } => super::import::run(config, &file, dry_run, json).await?,
+        Command::Mail(cmd) => super::mail::run(config, cmd).await?,
         Command::Audit { last, json } => {
             let data = call(config, &Request::Audit { last }).await?;
             let events: Vec<AuditEvent> = serde_json::from_value(data)?;
@@ -215,6 +220,55 @@ fn print_status(data: &serde_json::Value) {
             serde_json::Value::from(groups.clone())
         );
     }
+    print_mail(&data["mail"]);
+    for w in data["warnings"].as_array().into_iter().flatten() {
+        println!("warning:   {}", w.as_str().unwrap_or("?"));
+    }
+}
+
+/// The `mail` object of `status`: depth and oldest message per lane, pause, last error.
+/// Prints what is present.
+fn print_mail(mail: &serde_json::Value) {
+    if !mail.is_object() {
+        return;
+    }
+    let mut lanes = Vec::new();
+    for (name, lane) in mail["lanes"].as_object().into_iter().flatten() {
+        let oldest = lane["oldest"]
+            .as_i64()
+            .map(|ms| {
+                let age = Timestamp::from_millis(ms).until(Timestamp::now());
+                format!(
+                    " (oldest {})",
+                    crate::duration::format_duration(std::time::Duration::from_secs(age.as_secs()),)
+                )
+            })
+            .unwrap_or_default();
+        lanes.push(format!("{name} {}{oldest}", lane["depth"]));
+    }
+    let mut line = format!(
+        "mail:      {}",
+        if lanes.is_empty() {
+            "-".into()
+        } else {
+            lanes.join(", ")
+        }
+    );
+    match &mail["paused"] {
+        serde_json::Value::Bool(true) => line.push_str("; PAUSED"),
+        serde_json::Value::String(p) => line.push_str(&format!("; paused: {p}")),
+        serde_json::Value::Array(p) if !p.is_empty() => {
+            line.push_str(&format!("; paused: {}", serde_json::Value::from(p.clone())))
+        }
+        serde_json::Value::Object(p) if !p.is_empty() => {
+            line.push_str(&format!("; paused: {}", serde_json::Value::from(p.clone())))
+        }
+        _ => {}
+    }
+    if let Some(e) = mail["last_error"].as_str() {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    println!("{line}");
 }
 
 /// `worker NAME: STATE[ until T][, N failures in a row][, last error AT: ERROR]`.

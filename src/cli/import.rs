@@ -9,11 +9,15 @@ use crate::lifecycle::import::{parse_users, MAX_IMPORT_BYTES};
 use anyhow::{bail, Context};
 use std::path::Path;
 
-pub async fn run(config: &Config, file: &Path, dry_run: bool) -> anyhow::Result<()> {
+pub async fn run(config: &Config, file: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let rows = read_rows(file)?;
     let response = call_hashing(config, &Request::Import { rows, dry_run }).await;
     let data = into_data(response?)
         .with_context(|| format!("{}: nothing was imported", file.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
     let verb = if dry_run { "would import" } else { "imported" };
     eprintln!(
         "{verb} {} row(s): {} added, {} updated, {} PIN(s) set",

@@ -2,7 +2,9 @@
 //! daemon over the control socket. PINs are read from stdin or a no-echo prompt, never argv.
 
 mod admin;
+mod check;
 mod import;
+mod mail;
 mod user;
 
 use crate::config::{Config, DEFAULT_PATH};
@@ -35,6 +37,9 @@ pub enum Command {
         /// sender's own address, then RSET (nothing is sent); says where it failed.
         #[arg(long)]
         smtp: bool,
+        /// Treat warnings (settings that do not work together) as errors: exit non-zero.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show the running daemon's state.
     Status {
@@ -50,6 +55,8 @@ pub enum Command {
         /// Check every row and report, change nothing.
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Sync the directories now and print what changed (added, changed, removed,
     /// re-hashed, collisions, time).
@@ -73,6 +80,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The mail outbox and templates.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MailCommand {
+    /// Every queued message's state (lane, kind, recipient, attempts, last error); never
+    /// its body.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a template for a user with a placeholder PIN (never a real one).
+    Preview {
+        /// new_pin, reset_pin, expiry_reminder, guest_invitation or forgotten_pin.
+        template: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -86,6 +115,9 @@ pub struct PinArgs {
     /// PIN validity: never, 1h..48h or 1d..180d (default: policy.default_expiry).
     #[arg(long)]
     pub expires: Option<String>,
+    /// Print the daemon's answer as JSON (with a generated PIN in it) and nothing else.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +149,15 @@ pub enum UserCommand {
         id: String,
         #[command(flatten)]
         pin: PinArgs,
+    },
+    /// Move when a user's PIN stops working, without changing the PIN.
+    SetValidity {
+        id: String,
+        /// never, a duration from now (1h..48h, 1d..180d) or a date / RFC 3339 time.
+        #[arg(long)]
+        expires: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Set a duress PIN (from stdin): it opens normally and raises a silent duress event.
     SetDuress {
@@ -166,13 +207,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::CheckConfig { smtp } => {
-            print!("{}", config.render());
-            eprintln!("{}: configuration is valid", cli.config.display());
-            if smtp {
-                runtime.block_on(check_smtp(&config))?;
-            }
-            Ok(ExitCode::SUCCESS)
+        Command::CheckConfig { smtp, strict } => {
+            runtime.block_on(check::run(&config, &cli.config, smtp, strict))
         }
         Command::Run => {
             init_logging(&config);
@@ -185,23 +221,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         other => runtime.block_on(admin::run(&config, other)),
     }
-}
-
-/// `check-config --smtp`: the SMTP dialogue up to RCPT TO, then RSET.
-async fn check_smtp(config: &Config) -> anyhow::Result<()> {
-    let Some(smtp) = &config.smtp else {
-        anyhow::bail!("--smtp: the configuration has no [smtp] block");
-    };
-    let mailer = crate::notify::Mailer::new(smtp).map_err(anyhow::Error::msg)?;
-    mailer
-        .probe()
-        .await
-        .map_err(|e| anyhow::anyhow!("smtp {}:{}: {e}", smtp.host, smtp.port))?;
-    eprintln!(
-        "smtp {}:{}: reached RCPT TO for {} (nothing sent)",
-        smtp.host, smtp.port, smtp.from
-    );
-    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -5,9 +5,9 @@
 use super::admin::call;
 use super::{PinArgs, UserCommand};
 use crate::config::Config;
-use crate::domain::Pin;
+use crate::domain::{Pin, Timestamp};
 use crate::frontend::control::proto::{Request, WirePin};
-use crate::lifecycle::users::{NewUser, UserView};
+use crate::lifecycle::users::{NewUser, PinView, UserView};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal};
 
@@ -37,6 +37,9 @@ pub async fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::SetPin { id, pin } => return set_pin(config, id, pin).await,
         UserCommand::Show { id, json } => return show(config, id, json).await,
         UserCommand::List { json } => return list(config, json).await,
+        UserCommand::SetValidity { id, expires, json } => {
+            return set_validity(config, id, expires, json).await
+        }
         UserCommand::SetDuress { id, .. } => {
             let pin = WirePin(read_pin()?);
             let request = Request::UserSetDuress {
@@ -67,8 +70,12 @@ async fn add(config: &Config, user: NewUser, pin: PinArgs) -> anyhow::Result<()>
         expires: pin.expires,
     };
     let data = call(config, &request).await?;
+    if pin.json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
     eprintln!("added user {id}");
-    show_generated(&data, &id);
+    show_pin(&data, &id);
     Ok(())
 }
 
@@ -83,8 +90,33 @@ async fn set_pin(config: &Config, id: String, pin: PinArgs) -> anyhow::Result<()
         expires: pin.expires,
     };
     let data = call(config, &request).await?;
-    eprintln!("PIN set for {id}");
-    show_generated(&data, &id);
+    if pin.json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
+    if data.get("generated_pin").is_none() {
+        eprintln!("PIN set for {id} ({})", validity(&data));
+    }
+    show_pin(&data, &id);
+    Ok(())
+}
+
+async fn set_validity(
+    config: &Config,
+    id: String,
+    expires: String,
+    json: bool,
+) -> anyhow::Result<()> {
+    let request = Request::UserSetValidity {
+        id: id.clone(),
+        expires,
+    };
+    let data = call(config, &request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    } else {
+        eprintln!("PIN of {id} is now {}", validity(&data));
+    }
     Ok(())
 }
 
@@ -143,23 +175,64 @@ fn pin_fields(args: &PinArgs) -> anyhow::Result<Option<WirePin>> {
     })
 }
 
-fn show_generated(data: &serde_json::Value, id: &str) {
+/// `valid until T`, `no expiry`, or for an upstream user that the directory's PIN replaces
+/// it, from a PIN answer's `expires_at` (unix ms) and `upstream`.
+fn validity(data: &serde_json::Value) -> String {
+    if data["upstream"].as_bool() == Some(true) {
+        let until = data["expires_at"].as_i64().map_or(String::new(), |ms| {
+            format!(", valid until {} at the latest", Timestamp::from_millis(ms))
+        });
+        return format!("temporary: the directory's PIN replaces it at the next sync{until}");
+    }
+    data["expires_at"]
+        .as_i64()
+        .map_or("no expiry".into(), |ms| {
+            format!("valid until {}", Timestamp::from_millis(ms))
+        })
+}
+
+/// A generated PIN: its validity on stderr, then the PIN alone on stdout (shown once), so
+/// `PIN=$(pinwarden user set-pin bob --generate)` keeps working.
+fn show_pin(data: &serde_json::Value, id: &str) {
     if let Some(pin) = data.get("generated_pin").and_then(|p| p.as_str()) {
-        eprintln!("New PIN for {id} (shown once):");
+        eprintln!("generated PIN for {id} ({}), shown once:", validity(data));
         println!("{pin}");
     }
 }
 
+/// The PIN's state as `user list` and `user show` say it: expired (until swept),
+/// temporary, until when.
+fn pin_state(p: &PinView, now: Timestamp) -> String {
+    match p.expires_at {
+        Some(at) if at <= now => format!("expired {at}"),
+        Some(at) if p.temporary => format!("temporary until {at}"),
+        Some(at) => format!("until {at}"),
+        None if p.temporary => "temporary".into(),
+        None => "no expiry".into(),
+    }
+}
+
 fn user_line(u: &UserView) -> String {
-    let mut flags = Vec::new();
+    let mut flags: Vec<String> = Vec::new();
     if !u.enabled {
-        flags.push("disabled");
+        flags.push("disabled".into());
     }
     if u.locked {
-        flags.push("locked");
+        flags.push("locked".into());
     }
-    if u.pin.is_none() {
-        flags.push("no-pin");
+    match &u.pin {
+        None => flags.push("no-pin".into()),
+        Some(p) => {
+            let now = Timestamp::now();
+            if p.expires_at.is_some_and(|at| at <= now) {
+                flags.push("expired".into());
+            } else if p.temporary {
+                flags.push("temporary".into());
+            }
+            if let Some(at) = p.expires_at {
+                flags.push(format!("until {at}"));
+            }
+        }
     }
     format!(
         "{}\t{}\t{}\t{}",
@@ -185,9 +258,15 @@ fn print_user(u: &UserView) {
     println!("origin:    {:?}", u.origin);
     match &u.pin {
         Some(p) => {
-            let expires = p.expires_at.map_or("never".to_string(), |t| t.to_string());
+            let state = pin_state(p, crate::domain::Timestamp::now());
+            let local = p.source != crate::domain::PinSource::Upstream;
+            let upstream = if local && u.origin == crate::domain::UserOrigin::Upstream {
+                " (set here: the directory's PIN replaces it at the next sync)"
+            } else {
+                ""
+            };
             println!(
-                "pin:       set {} ({:?}), expires {expires}",
+                "pin:       set {} ({:?}), {state}{upstream}",
                 p.set_at, p.source
             );
         }

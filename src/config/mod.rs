@@ -11,6 +11,8 @@ mod access;
 mod devices;
 mod directory;
 mod ldap;
+mod lifecycle;
+mod mail;
 mod mqtt;
 mod policy;
 mod print;
@@ -18,6 +20,7 @@ mod raw;
 mod security;
 mod smtp;
 mod tcp;
+mod warnings;
 
 pub use access::{Access, NamedSchedule};
 pub use devices::{Device, DeviceKind};
@@ -25,6 +28,7 @@ pub use directory::{DirectoryConfig, DirectorySource, StaleAction, SyncConfig};
 pub use ldap::{with_password as ldap_settings, LdapDirectory};
 pub use policy::PolicyConfig;
 pub use security::{PepperSource, SecurityConfig};
+pub use warnings::warnings;
 
 use crate::action::door::{Actuator, DoorConfig};
 use crate::action::print::{CupsConfig, PrintQueue};
@@ -34,7 +38,8 @@ use crate::duration::parse_duration;
 use crate::frontend::keypad::settings::KeypadConfig;
 use crate::frontend::mqtt::settings::MqttConfig;
 use crate::frontend::tcp::settings::TcpConfig;
-use crate::notify::SmtpSettings;
+use crate::lifecycle::settings::LifecycleSettings;
+use crate::notify::{MailSettings, SmtpSettings};
 use raw::RawConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -77,6 +82,14 @@ pub struct Config {
     pub print_queues: Vec<PrintQueue>,
     /// The mail relay (`None` without an `[smtp]` block).
     pub smtp: Option<SmtpSettings>,
+    /// Generation, forced validities, reminders, weak directory PINs (`[policy]`, `[[group]]`).
+    #[serde(serialize_with = "lifecycle::serialize")]
+    pub lifecycle: LifecycleSettings,
+    /// Templates, pacing and the outbox's age limit (defaults without a `[mail]` block).
+    pub mail: MailSettings,
+    /// Whether the file has a `[mail]` block (it is pointless without `[smtp]`).
+    #[serde(skip)]
+    pub mail_declared: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -157,7 +170,12 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         Some(print::validate_cups(raw.cups.as_ref())?)
     };
     let smtp = raw.smtp.as_ref().map(smtp::validate_smtp).transpose()?;
+    let lifecycle = lifecycle::validate_lifecycle(&raw.policy, &raw.group)?;
+    let mail = mail::validate_mail(raw.mail.as_ref(), raw.time_zone.as_deref())?;
     Ok(Config {
+        lifecycle,
+        mail,
+        mail_declared: raw.mail.is_some(),
         cups,
         print_queues,
         smtp,

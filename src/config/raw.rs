@@ -39,6 +39,20 @@ pub struct RawConfig {
     pub directory: Vec<RawDirectory>,
     pub cups: Option<RawCups>,
     pub smtp: Option<RawSmtp>,
+    pub mail: Option<RawMail>,
+}
+
+/// `[mail]`: templates, the site's name and date format, pacing and the outbox's age limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub templates: Option<String>,
+    pub customer_name: Option<String>,
+    pub date_format: Option<String>,
+    pub preset: Option<String>,
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    pub max_age: Option<String>,
 }
 
 /// `[smtp]`: the relay new and reset PINs are mailed through.
@@ -95,6 +109,11 @@ pub struct RawPolicy {
     pub blocklist: Option<Vec<String>>,
     pub generated_length: Option<usize>,
     pub default_expiry: Option<String>,
+    pub generation: Option<String>,
+    pub pin_validity: Option<String>,
+    pub expiry_warning: Option<Vec<String>>,
+    pub pin_policy: Option<String>,
+    pub cooling_off: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +194,7 @@ pub struct RawSchedule {
 pub struct RawGroup {
     pub name: String,
     pub schedule: Option<String>,
+    pub pin_validity: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -237,3 +237,151 @@ fn print_and_card_reader_keys() {
         );
     }
 }
+
+const SMTP: &str = "[smtp]\nhost = \"smtp.example.org\"\nfrom = \"print@example.org\"";
+
+#[test]
+fn lifecycle_keys_parse_into_the_lifecycle_settings() {
+    use crate::lifecycle::settings::{Generation, WeakPins};
+    let day = Duration::from_secs(86_400);
+    let c = Config::parse(&minimal("")).unwrap();
+    assert_eq!(c.lifecycle.generation, Generation::Admin);
+    assert_eq!(c.lifecycle.site_validity, None);
+    assert!(c.lifecycle.expiry_warning.is_empty());
+    assert_eq!(c.lifecycle.weak_upstream, WeakPins::Warn);
+    assert_eq!(c.lifecycle.cooling_off, 365 * day);
+    let c = Config::parse(&minimal(
+        "[policy]\ngeneration = \"auto\"\npin_validity = \"30d\"\nexpiry_warning = [\"1d\", \"7d\", \"12h\"]\npin_policy = \"refuse\"\ncooling_off = \"90d\"\n[[group]]\nname = \"guests\"\npin_validity = \"24h\"",
+    ))
+    .unwrap();
+    let lc = &c.lifecycle;
+    assert_eq!(lc.generation, Generation::Auto);
+    assert_eq!(lc.site_validity, Some(30 * day));
+    assert_eq!(lc.group_validity, [("guests".to_string(), day)]);
+    assert_eq!(lc.expiry_warning, [7 * day, day, day / 2], "longest first");
+    assert_eq!(lc.weak_upstream, WeakPins::Refuse);
+    assert_eq!(lc.cooling_off, 90 * day);
+    let shown = c.render();
+    assert!(shown.contains("generation = \"auto\""), "{shown}");
+}
+
+#[test]
+fn mail_keys_parse_into_the_mail_settings() {
+    let c = Config::parse(&minimal("")).unwrap();
+    assert!(!c.mail_declared);
+    assert_eq!(c.mail.time_zone, "UTC");
+    assert_eq!((c.mail.per_minute, c.mail.per_day), (None, None));
+    let c = Config::parse(&minimal(
+        "time_zone = \"Europe/Berlin\"\n[mail]\ntemplates = \"/etc/pinwarden/templates\"\ncustomer_name = \"Acme\"\ndate_format = \"%d.%m.%Y %H:%M\"\npreset = \"microsoft365\"\nper_day = 5000\nmax_age = \"1d\"",
+    ))
+    .unwrap();
+    assert!(c.mail_declared);
+    let m = &c.mail;
+    assert_eq!(m.templates, Some(PathBuf::from("/etc/pinwarden/templates")));
+    assert_eq!(m.customer_name, "Acme");
+    assert_eq!(m.time_zone, "Europe/Berlin");
+    assert_eq!(m.date_format, "%d.%m.%Y %H:%M");
+    assert_eq!(m.per_minute, Some(30), "from the preset");
+    assert_eq!(
+        m.per_day,
+        Some(5000),
+        "an explicit value overrides the preset"
+    );
+    assert_eq!(m.max_age, Duration::from_secs(86_400));
+    let c = Config::parse(&minimal("[mail]\npreset = \"google\"")).unwrap();
+    assert_eq!((c.mail.per_minute, c.mail.per_day), (Some(60), Some(2000)));
+}
+
+#[test]
+fn lifecycle_and_mail_errors_name_the_key_and_the_fix() {
+    #[rustfmt::skip]
+    let table = [
+        ("[policy]\ngeneration = \"magic\"", "policy.generation = \"magic\": use \"admin\""),
+        ("[policy]\npin_policy = \"ignore\"", "policy.pin_policy = \"ignore\": use \"warn\""),
+        ("[policy]\npin_validity = \"72h\"", "policy.pin_validity: `72h` is out of range"),
+        ("[policy]\npin_validity = \"181d\"", "policy.pin_validity: `181d` is out of range"),
+        ("[policy]\npin_validity = \"never\"", "cannot be never"),
+        ("[policy]\nexpiry_warning = [\"soon\"]", "policy.expiry_warning \"soon\""),
+        ("[policy]\nexpiry_warning = [\"0d\"]", "policy.expiry_warning \"0d\" is out of range"),
+        ("[policy]\nexpiry_warning = [\"1d\", \"24h\"]", "lists \"24h\" twice (also as \"1d\")"),
+        ("[policy]\ncooling_off = \"forever\"", "policy.cooling_off = \"forever\""),
+        ("[policy]\ncooling_off = \"4000d\"", "policy.cooling_off = \"4000d\" is too long"),
+        ("[[group]]\nname = \"g\"\npin_validity = \"2w\"", "group[0].pin_validity"),
+        ("[policy]\nlifetime = \"1d\"", "unknown field `lifetime`"),
+        ("[mail]\npreset = \"yahoo\"", "mail.preset = \"yahoo\": use \"microsoft365\""),
+        ("[mail]\nper_minute = 0", "mail.per_minute = 0 would never send"),
+        ("[mail]\nmax_age = \"90d\"", "mail.max_age is out of range"),
+        ("[mail]\nmax_age = \"later\"", "mail.max_age = \"later\""),
+        ("[mail]\ndate_format = \"\"", "mail.date_format"),
+        ("[mail]\ncustomer_name = \"A\\nB\"", "mail.customer_name must be one line"),
+        ("[mail]\ntemplates = \" \"", "mail.templates is empty"),
+        ("[mail]\ncolour = \"red\"", "unknown field `colour`"),
+    ];
+    for (extra, expected) in table {
+        let message = err(&minimal(extra));
+        assert!(
+            message.contains(expected),
+            "expected `{expected}` in: {message}"
+        );
+    }
+}
+
+fn warnings_of(extra: &str) -> Vec<String> {
+    super::warnings(&Config::parse(&minimal(extra)).unwrap())
+}
+
+#[test]
+fn warnings_name_settings_that_do_not_work_together() {
+    assert!(warnings_of("").is_empty());
+    assert!(warnings_of(SMTP).is_empty());
+    let w = warnings_of("[policy]\ngeneration = \"auto\"");
+    assert!(
+        w.len() == 1 && w[0].contains("generation = \"auto\"") && w[0].contains("[smtp]"),
+        "{w:?}"
+    );
+    let w = warnings_of("[[group]]\nname = \"guests\"\npin_validity = \"24h\"");
+    assert!(
+        w.len() == 1 && w[0].contains("\"guests\" pin_validity = \"1d\""),
+        "{w:?}"
+    );
+    let w = warnings_of("[policy]\npin_validity = \"30d\"");
+    assert!(
+        w.len() == 1 && w[0].contains("policy.pin_validity = \"30d\""),
+        "{w:?}"
+    );
+    let w = warnings_of("[policy]\nexpiry_warning = [\"7d\"]");
+    assert!(
+        w.len() == 1 && w[0].contains("policy.expiry_warning"),
+        "{w:?}"
+    );
+    let w = warnings_of("[mail]\ncustomer_name = \"Acme\"");
+    assert!(
+        w.len() == 1 && w[0].contains("[mail] is set but there is no [smtp]"),
+        "{w:?}"
+    );
+    assert!(warnings_of(&format!(
+        "[policy]\ngeneration = \"auto\"\npin_validity = \"30d\"\n{SMTP}\n[mail]"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn a_reminder_no_forced_validity_outlives_is_named_with_the_validity() {
+    let w = warnings_of(&format!(
+        "[policy]\npin_validity = \"30d\"\nexpiry_warning = [\"7d\", \"1d\"]\n[[group]]\nname = \"guests\"\npin_validity = \"24h\"\n{SMTP}"
+    ));
+    assert_eq!(w.len(), 2, "7d and 1d never fire for guests: {w:?}");
+    assert!(
+        w[1].contains("policy.expiry_warning \"1d\"")
+            && w[1].contains("[[group]] \"guests\" pin_validity = \"1d\""),
+        "{w:?}"
+    );
+    let w = warnings_of(&format!(
+        "[policy]\npin_validity = \"5d\"\nexpiry_warning = [\"7d\", \"5d\", \"1d\"]\n{SMTP}"
+    ));
+    assert_eq!(w.len(), 2, "7d and 5d never fire: {w:?}");
+    assert!(
+        w.iter().all(|w| w.contains("policy.pin_validity = \"5d\"")),
+        "{w:?}"
+    );
+}

@@ -4,7 +4,7 @@
 use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
-use crate::domain::{parse_expiry, Expiry, Pin, Timestamp};
+use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
 use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
 use crate::frontend::control::{Handler, Progress, Reply};
 use crate::lifecycle::import::ImportRow;
@@ -27,7 +27,13 @@ pub struct Admin {
     pub mqtt: Option<crate::frontend::mqtt::Link>,
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
+    /// Loaded mail templates (`mail preview`); None when mail is not configured.
+    pub templates: Option<Arc<crate::notify::Templates>>,
+    pub mail: crate::notify::MailSettings,
 }
+
+/// The PIN `mail preview` renders with: an obvious example, never a real PIN.
+const PREVIEW_PIN: &str = "123456";
 
 fn choice(pin: Option<WirePin>, generate: bool) -> Result<Option<PinChoice>, AdminError> {
     match (pin, generate) {
@@ -46,11 +52,38 @@ fn expiry(text: Option<String>) -> Result<Option<Expiry>, AdminError> {
         .map_err(AdminError::Invalid)
 }
 
-fn generated(pin: Option<Pin>) -> serde_json::Value {
-    match pin {
-        Some(pin) => json!({ "generated_pin": pin.expose() }),
-        None => json!({}),
+/// `--expires` of `user set-validity`: `never`, a duration from now (the ranges of PIN
+/// expiry) or a date / RFC 3339 time in the future.
+fn validity_until(text: &str, now: Timestamp) -> Result<Option<Timestamp>, AdminError> {
+    if let Ok(expiry) = parse_expiry(text) {
+        return Ok(expiry.expires_at(now));
     }
+    let at = Timestamp::parse(text.trim()).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "--expires `{text}`: use never, 1h to 48h, 1d to 180d, a date (2026-12-31) or a \
+             time (2026-12-31T18:00:00Z)"
+        ))
+    })?;
+    if at <= now {
+        return Err(AdminError::Invalid(format!(
+            "--expires `{text}` is in the past: give a later date"
+        )));
+    }
+    Ok(Some(at))
+}
+
+fn mail_row(m: &QueuedMail) -> serde_json::Value {
+    json!({
+        "seq": m.seq,
+        "lane": m.lane,
+        "kind": m.kind,
+        "user": m.user,
+        "to": m.to,
+        "created_at": m.created_at,
+        "attempts": m.attempts,
+        "not_before": m.not_before,
+        "last_error": m.last_error,
+    })
 }
 
 fn respond(result: Result<serde_json::Value, AdminError>) -> Response {
@@ -65,6 +98,58 @@ fn respond(result: Result<serde_json::Value, AdminError>) -> Response {
 }
 
 impl Admin {
+    /// The answer to a PIN change: the PIN when generated (shown once), its expiry read
+    /// back from the store, and whether the directory's PIN will replace it.
+    fn pin_answer(&self, id: &str, pin: Option<Pin>) -> Result<serde_json::Value, AdminError> {
+        let user = self.store.user(id)?;
+        let expires_at = user
+            .as_ref()
+            .and_then(|u| u.pin.as_ref())
+            .and_then(|p| p.expires_at);
+        let upstream = user.is_some_and(|u| u.origin == UserOrigin::Upstream);
+        let mut out = json!({ "id": id, "expires_at": expires_at, "upstream": upstream });
+        if let Some(pin) = pin {
+            out["generated_pin"] = json!(pin.expose());
+        }
+        Ok(out)
+    }
+
+    fn mail_preview(&self, template: &str, id: &str) -> Result<serde_json::Value, AdminError> {
+        let Some(kind) = MailKind::from_template(template) else {
+            let names: Vec<&str> = MailKind::ALL.iter().map(|k| k.template()).collect();
+            return Err(AdminError::Invalid(format!(
+                "no template `{template}`: use one of {}",
+                names.join(", ")
+            )));
+        };
+        let Some(templates) = &self.templates else {
+            return Err(AdminError::Invalid(
+                "mail is not configured: add [smtp] (and optionally [mail]) and restart".into(),
+            ));
+        };
+        let user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let vars = crate::notify::MailVars {
+            pin: Some(zeroize::Zeroizing::new(PREVIEW_PIN.to_string())),
+            pin_expiration: user.pin.as_ref().and_then(|p| p.expires_at),
+            username: user.id,
+            name: user.name,
+            sponsor: None,
+        };
+        let rendered = templates
+            .render(kind, &vars)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        Ok(json!({
+            "template": template,
+            "subject": rendered.subject,
+            "text": rendered.text.as_str(),
+            "html": rendered.html.as_ref().map(|h| h.as_str()),
+            "time_zone": self.mail.time_zone,
+        }))
+    }
+
     fn status(&self) -> Result<serde_json::Value, AdminError> {
         let now = Timestamp::now();
         let max = self.user_max_failures;
@@ -114,9 +199,7 @@ impl Admin {
                     .users
                     .add(user, choice(pin, generate)?, expiry(expires)?)
                     .await?;
-                let mut out = generated(shown);
-                out["id"] = json!(id);
-                Ok(out)
+                self.pin_answer(&id, shown)
             }
             Request::UserSetPin {
                 id,
@@ -129,9 +212,8 @@ impl Admin {
                         "give a PIN on stdin or --generate".into(),
                     ));
                 };
-                Ok(generated(
-                    self.users.set_pin(&id, choice, expiry(expires)?).await?,
-                ))
+                let shown = self.users.set_pin(&id, choice, expiry(expires)?).await?;
+                self.pin_answer(&id, shown)
             }
             Request::UserSetDuress { id, pin } => {
                 self.users.set_duress(&id, pin.0).await.map(|_| json!({}))
@@ -142,6 +224,16 @@ impl Admin {
             Request::UserEnable { id } => self.users.set_enabled(&id, true).map(|_| json!({})),
             Request::UserShow { id } => Ok(json!(self.users.show(&id)?)),
             Request::UserList => Ok(json!(self.users.list()?)),
+            Request::UserSetValidity { id, expires } => {
+                let until = validity_until(&expires, Timestamp::now())?;
+                self.users.set_validity(&id, until)?;
+                Ok(json!({ "id": id, "expires_at": until }))
+            }
+            Request::MailList => {
+                let rows: Vec<_> = self.store.mail_all()?.iter().map(mail_row).collect();
+                Ok(json!(rows))
+            }
+            Request::MailPreview { template, user } => self.mail_preview(&template, &user),
             Request::Import { rows, dry_run } => {
                 let rows = rows.into_iter().map(row).collect();
                 let report = self

@@ -24,6 +24,8 @@ use std::sync::Arc;
 mod users_import;
 #[path = "users_lifecycle.rs"]
 mod users_lifecycle;
+#[path = "users_validity.rs"]
+mod users_validity;
 #[path = "users_view.rs"]
 mod users_view;
 

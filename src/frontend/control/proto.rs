@@ -72,6 +72,19 @@ pub enum Request {
         id: String,
     },
     UserList,
+    /// Move the expiry of a user's PIN without changing it: `never`, a duration from now
+    /// (`7d`) or a date / RFC 3339 time in the future.
+    UserSetValidity {
+        id: String,
+        expires: String,
+    },
+    /// Every queued message's state, never its body.
+    MailList,
+    /// Render a template for a user with a placeholder PIN.
+    MailPreview {
+        template: String,
+        user: String,
+    },
     Import {
         rows: Vec<WireRow>,
         #[serde(default)]
