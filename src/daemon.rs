@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod mail;
 mod sync;
 mod workers;
 
@@ -17,7 +18,6 @@ use crate::crypto::{HashPool, Hasher, Pepper};
 use crate::domain::{AuditKind, Timestamp};
 use crate::frontend::card_hold::CardHold;
 use crate::frontend::{control, keypad, mqtt, tcp};
-use crate::lifecycle::users::UserAdmin;
 use crate::store::{OpenParams, SledStore, Store};
 use crate::worker::Supervisor;
 use anyhow::Context;
@@ -142,21 +142,15 @@ async fn wire(
     let core = build_core(config, store, &pool, supervisor, mqtt.as_ref(), &stale)?;
     let pins = crate::sync::weak::PinCheck {
         policy: config.policy.pin_policy(),
-        weak: crate::lifecycle::settings::WeakPins::default(),
+        weak: config.lifecycle.weak_upstream,
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
+    let life = mail::build(config, store, &pool, hasher)?;
     let admin = Arc::new(admin::Admin {
-        users: UserAdmin::new(
-            Arc::clone(store),
-            Arc::clone(&pool),
-            config.policy.pin_policy(),
-            config.policy.generated_length,
-            config.policy.default_expiry,
-            config.lockout,
-        ),
+        users: Arc::clone(&life.users),
         core: Arc::clone(&core),
         pool,
         store: Arc::clone(store),
@@ -167,9 +161,10 @@ async fn wire(
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
-        templates: None,
+        templates: Some(Arc::clone(&life.templates)),
         mail: config.mail.clone(),
     });
+    mail::spawn_sweeper(config, store, &life, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub struct Admin {
-    pub users: UserAdmin,
+    pub users: Arc<UserAdmin>,
     pub core: Arc<Core>,
     pub pool: Arc<HashPool>,
     pub store: Arc<dyn Store>,

@@ -130,6 +130,8 @@ pub struct UserAdmin {
     lockout: LockoutPolicy,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
+    /// Woken after mail is queued (the outbox worker's wake-up).
+    mail_queued: Arc<tokio::sync::Notify>,
 }
 
 fn validate_new(new: &NewUser) -> Result<(), AdminError> {
@@ -178,6 +180,7 @@ impl UserAdmin {
             lockout,
             lifecycle: LifecycleSettings::default(),
             composer: None,
+            mail_queued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -17,9 +17,11 @@ impl UserAdmin {
         mut self,
         lifecycle: LifecycleSettings,
         composer: Option<Arc<Composer>>,
+        mail_queued: Arc<tokio::sync::Notify>,
     ) -> Self {
         self.lifecycle = lifecycle;
         self.composer = composer;
+        self.mail_queued = mail_queued;
         self
     }
 
@@ -56,6 +58,9 @@ impl UserAdmin {
     }
 
     pub(super) fn audit_queued(&self, mail: &[QueuedMail]) {
+        if !mail.is_empty() {
+            self.mail_queued.notify_one();
+        }
         for m in mail {
             self.store.record(AuditKind::Mail {
                 action: MailAction::Queued,
