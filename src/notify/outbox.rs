@@ -48,6 +48,8 @@ pub struct OutboxSettings {
     pub scan: usize,
     pub per_minute: Option<u32>,
     pub per_day: Option<u32>,
+    /// Without caps, the first pause of a lane after a quota refusal (doubling to an hour).
+    pub quota_pause: Duration,
 }
 
 impl OutboxSettings {
@@ -59,6 +61,7 @@ impl OutboxSettings {
             scan: 16,
             per_minute,
             per_day,
+            quota_pause: super::pace::PAUSE_FIRST,
         }
     }
 }
@@ -154,7 +157,8 @@ impl<Q: MailQueue> MailWorker<Q> {
             queue,
             mailer,
             sealer,
-            pacer: Pacer::new(settings.per_minute, settings.per_day),
+            pacer: Pacer::new(settings.per_minute, settings.per_day)
+                .with_quota_pause(settings.quota_pause),
             settings,
             handle: OutboxHandle::default(),
             wake_at: None,

@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
-/// Without configured caps, a quota refusal pauses its lane this long, doubling up to
-/// `PAUSE_MAX` while refusals go on.
-const PAUSE_FIRST: Duration = Duration::from_secs(60);
+/// Without configured caps, a quota refusal pauses its lane this long by default, doubling
+/// up to `PAUSE_MAX` while refusals go on.
+pub const PAUSE_FIRST: Duration = Duration::from_secs(60);
 const PAUSE_MAX: Duration = Duration::from_secs(3_600);
 
 /// A fixed window: opens at the first message after the previous one closed.
@@ -63,7 +63,8 @@ pub struct Pacer {
     day: Window,
     /// Per lane (by `Lane::index`): paused until.
     paused: [Option<Instant>; 3],
-    /// The next cap-less quota pause.
+    /// The first cap-less quota pause, and the next one.
+    pause_first: Duration,
     pause_step: Duration,
 }
 
@@ -74,8 +75,16 @@ impl Pacer {
             minute: Window::new(MINUTE, per_minute),
             day: Window::new(DAY, per_day),
             paused: [None; 3],
+            pause_first: PAUSE_FIRST,
             pause_step: PAUSE_FIRST,
         }
+    }
+
+    /// The first cap-less quota pause (`PAUSE_FIRST` unless set; at most `PAUSE_MAX`).
+    pub fn with_quota_pause(mut self, first: Duration) -> Self {
+        self.pause_first = first.min(PAUSE_MAX);
+        self.pause_step = self.pause_first;
+        self
     }
 
     /// Counts one message against the caps, or says when the next one is allowed.
@@ -95,7 +104,7 @@ impl Pacer {
 
     /// A message was accepted: the next cap-less quota pause starts short again.
     pub fn sent(&mut self) {
-        self.pause_step = PAUSE_FIRST;
+        self.pause_step = self.pause_first;
     }
 
     /// Pauses `lane` until `until`.
