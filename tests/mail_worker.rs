@@ -27,6 +27,8 @@ struct Queue {
     rows: Mutex<Vec<QueuedMail>>,
     audit: Mutex<Vec<AuditKind>>,
     superseded: Mutex<Vec<String>>,
+    /// How many removals fail next (a store error).
+    failing_removes: Mutex<u32>,
     next_seq: Mutex<u64>,
 }
 
@@ -117,6 +119,11 @@ impl MailQueue for Queue {
     }
 
     fn remove(&self, lane: Lane, seq: u64) -> Result<(), String> {
+        let mut failing = self.failing_removes.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err("the store is read-only".into());
+        }
         self.rows
             .lock()
             .unwrap()
@@ -342,4 +349,21 @@ async fn superseded_and_expired_messages_are_dropped_unsent() {
     queue.wait_audited(MailAction::Expired, "stale");
     running.stop().await;
     assert_eq!(recipients(&server), ["fresh"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_message_is_not_sent_again_when_its_removal_fails() {
+    let server = SmtpServer::start(starttls());
+    let queue = Arc::new(Queue::default());
+    *queue.failing_removes.lock().unwrap() = 2;
+    queue.push(Lane::NewPin, "alice", Duration::ZERO);
+    queue.push(Lane::Bulk, "bob", Duration::ZERO);
+    let running = start(&server, queue.clone(), Duration::from_secs(60));
+    server.wait_messages(2, WITHIN);
+    wait_empty(&queue);
+    queue.wait_audited(MailAction::Sent, "bob");
+    running.stop().await;
+    assert_eq!(recipients(&server), ["alice", "bob"]);
+    let sent = queue.audited();
+    assert_eq!(sent.len(), 2, "{sent:?}");
 }

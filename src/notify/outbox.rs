@@ -144,6 +144,8 @@ pub struct MailWorker<Q: MailQueue> {
     handle: OutboxHandle,
     /// When `wait_for_work` returns without a wake-up; None: only on one.
     wake_at: Option<Instant>,
+    /// A message whose fate is settled but whose removal the store refused.
+    unremoved: Option<(QueuedMail, MailAction, Option<String>)>,
 }
 
 impl<Q: MailQueue> MailWorker<Q> {
@@ -162,6 +164,7 @@ impl<Q: MailQueue> MailWorker<Q> {
             settings,
             handle: OutboxHandle::default(),
             wake_at: None,
+            unremoved: None,
         }
     }
 
@@ -211,13 +214,18 @@ impl<Q: MailQueue> MailWorker<Q> {
         }
     }
 
+    /// Removes a message and audits its fate. If the store fails, the removal is retried
+    /// before anything else: a message the relay accepted is never sent again.
     fn drop_mail(
-        &self,
+        &mut self,
         mail: &QueuedMail,
         action: MailAction,
         detail: Option<String>,
     ) -> Result<(), String> {
-        self.queue.remove(mail.lane, mail.seq)?;
+        if let Err(e) = self.queue.remove(mail.lane, mail.seq) {
+            self.unremoved = Some((mail.clone(), action, detail));
+            return Err(format!("removing a {action} message from the outbox: {e}"));
+        }
         self.audit(mail, action, detail);
         Ok(())
     }
@@ -313,6 +321,9 @@ impl<Q: MailQueue> Worker for MailWorker<Q> {
         let now = Instant::now();
         self.wake_at = None;
         self.show_paused(now);
+        if let Some((mail, action, detail)) = self.unremoved.take() {
+            self.drop_mail(&mail, action, detail)?;
+        }
         let Some(mail) = self.next_due(now)? else {
             return Ok(Next::Idle);
         };
