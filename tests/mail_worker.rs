@@ -339,7 +339,10 @@ async fn superseded_and_expired_messages_are_dropped_unsent() {
     let queue = Arc::new(Queue::default());
     queue.superseded.lock().unwrap().push("replaced".into());
     queue.push(Lane::NewPin, "replaced", Duration::ZERO);
-    queue.push(Lane::Bulk, "stale", Duration::from_secs(7_200));
+    // More stale rows than the worker looks at in one unit.
+    for _ in 0..20 {
+        queue.push(Lane::Bulk, "stale", Duration::from_secs(7_200));
+    }
     queue.push(Lane::Bulk, "fresh", Duration::ZERO);
     let running = start(&server, queue.clone(), Duration::from_secs(60));
     server.wait_messages(1, WITHIN);
@@ -349,6 +352,11 @@ async fn superseded_and_expired_messages_are_dropped_unsent() {
     queue.wait_audited(MailAction::Expired, "stale");
     running.stop().await;
     assert_eq!(recipients(&server), ["fresh"]);
+    let expired = queue.audited().into_iter();
+    assert_eq!(
+        expired.filter(|(a, ..)| *a == MailAction::Expired).count(),
+        20
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

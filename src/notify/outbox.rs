@@ -178,6 +178,7 @@ impl<Q: MailQueue> MailWorker<Q> {
         let wall = Timestamp::now();
         let mut due: [Option<QueuedMail>; 3] = Default::default();
         let mut earliest: Option<Timestamp> = None;
+        let mut dropped = false;
         for lane in Lane::ALL {
             if self.pacer.paused_until(lane, now).is_some() {
                 continue;
@@ -188,6 +189,7 @@ impl<Q: MailQueue> MailWorker<Q> {
                     Pick::Expired(i) => {
                         let mail = rows.remove(i);
                         self.drop_mail(&mail, MailAction::Expired, None)?;
+                        dropped = true;
                     }
                     Pick::Send(i) => {
                         due[usize::from(lane.index())] = Some(rows.swap_remove(i));
@@ -206,9 +208,11 @@ impl<Q: MailQueue> MailWorker<Q> {
         {
             Some(lane) => Ok(due[usize::from(lane.index())].take()),
             None => {
+                // Rows past the ones looked at may be due once expired ones are gone.
+                let again = dropped.then_some(now);
                 let rows_due = earliest.map(|at| now + wall.until(at));
                 let resume = self.pacer.paused(now).into_iter().map(|(_, at)| at);
-                self.wake_at = rows_due.into_iter().chain(resume).min();
+                self.wake_at = rows_due.into_iter().chain(again).chain(resume).min();
                 Ok(None)
             }
         }
