@@ -6,6 +6,7 @@
 
 pub mod outbox;
 pub mod pace;
+mod reply;
 pub mod seal;
 pub mod settings;
 pub mod templates;
