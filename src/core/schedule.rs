@@ -245,6 +245,14 @@ impl TimeZone {
     pub fn name(&self) -> &str {
         self.0.iana_name().unwrap_or("local")
     }
+
+    /// `at` as wall-clock time in this zone, formatted with strftime `format` (mail
+    /// templates' `{{pinExpiration}}`); an error for a bad format or an instant out of range.
+    pub fn format(&self, at: Timestamp, format: &str) -> Result<String, String> {
+        let instant = jiff::Timestamp::from_millisecond(at.millis()).map_err(|e| e.to_string())?;
+        jiff::fmt::strtime::format(format, &instant.to_zoned_datetime(self.0.clone()))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Looks `name` up in each database in turn.

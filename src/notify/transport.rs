@@ -8,12 +8,10 @@
 use super::settings::{SmtpAuth, SmtpSettings, SmtpTls};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Mail as MailCmd, Rcpt, Rset};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use std::sync::Mutex;
+use lettre::Message;
 use zeroize::Zeroizing;
 
 /// One message, rendered. The text may carry a PIN: it is wiped when dropped.
@@ -51,86 +49,9 @@ pub struct ProbeError {
     pub message: String,
 }
 
-/// SASL logins refused (530, 534, 535, 538) are the relay's settings, not the message's.
-const LOGIN_CODES: [&str; 4] = ["530", "534", "535", "538"];
-/// The relay as a whole says "not now" (service closing, TLS or auth temporarily off).
-const RELAY_CODES: [&str; 3] = ["421", "432", "454"];
-
-/// The RFC 3463 enhanced status code in a reply (`5.1.1`), as (class, subject, detail).
-fn enhanced(text: &str) -> Option<(u16, u16, u16)> {
-    text.split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-        .find_map(|word| {
-            let mut parts = word.split('.');
-            let class = parts
-                .next()?
-                .parse()
-                .ok()
-                .filter(|c| matches!(c, 2 | 4 | 5))?;
-            let subject = parts.next()?.parse().ok()?;
-            let detail = parts.next()?.parse().ok()?;
-            parts.next().is_none().then_some((class, subject, detail))
-        })
-}
-
-/// The sender's own sending rate or quota was hit: every message waits, not this one only.
-fn sender_quota(lower: &str, code: Option<(u16, u16, u16)>) -> bool {
-    matches!(code, Some((_, 4, 5)))
-        || [
-            "rate limit",
-            "sending limit",
-            "sending quota",
-            "submissionquota",
-            "too many messages",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
-}
-
-/// Problems of this message or recipient (address, mailbox full, too big, too many
-/// recipients, a loop, content): other messages are unaffected.
-fn per_message(code: Option<(u16, u16, u16)>) -> bool {
-    matches!(
-        code,
-        Some((_, 1, _) | (_, 2, _) | (_, 3, 4) | (_, 4, 6) | (_, 5, 3) | (_, 6, _))
-    )
-}
-
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    let text = e.to_string();
     let basic = e.status().map(|c| c.to_string()).unwrap_or_default();
-    let lower = text.to_ascii_lowercase();
-    let code = enhanced(&text);
-    if LOGIN_CODES.contains(&basic.as_str()) {
-        SendError::Unavailable(format!("login refused ({basic}): {text}"))
-    } else if (e.is_transient() || e.is_permanent()) && sender_quota(&lower, code) {
-        // Exchange Online reports its daily submission quota with a 5xx.
-        SendError::Deferred {
-            reason: text,
-            quota: true,
-        }
-    } else if per_message(code) && e.is_permanent() {
-        SendError::Refused(text)
-    } else if per_message(code) && e.is_transient() {
-        SendError::Deferred {
-            reason: text,
-            quota: false,
-        }
-    } else if RELAY_CODES.contains(&basic.as_str()) || matches!(code, Some((_, 7, _))) {
-        // Relay access denied, sender not allowed, TLS or auth required: the relay's
-        // settings, so no message is dropped for it.
-        SendError::Unavailable(format!(
-            "the mail server refuses pinwarden ({basic}): {text}"
-        ))
-    } else if e.is_permanent() {
-        SendError::Refused(text)
-    } else if e.is_transient() {
-        SendError::Deferred {
-            reason: text,
-            quota: false,
-        }
-    } else {
-        SendError::Unavailable(text)
-    }
+    super::reply::sort(e.to_string(), &basic, e.is_transient(), e.is_permanent())
 }
 
 fn mailbox(key: &str, text: &str) -> Result<Mailbox, String> {
@@ -253,40 +174,110 @@ pub fn check_clear_text(settings: &SmtpSettings) -> Result<(), String> {
     Ok(())
 }
 
-fn build_transport(
-    settings: &SmtpSettings,
-    token: Option<&Zeroizing<String>>,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let tls = match settings.tls {
-        SmtpTls::Starttls => Tls::Required(tls_parameters(settings)?),
-        SmtpTls::Implicit => Tls::Wrapper(tls_parameters(settings)?),
-        SmtpTls::None => Tls::None,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-        .port(settings.port)
-        .tls(tls)
-        .timeout(Some(settings.timeout))
-        // One connection, reused across messages while it stays open.
-        .pool_config(PoolConfig::new().max_size(1));
-    if let Some((credentials, mechanisms)) = login(settings, token)? {
-        builder = builder.credentials(credentials).authentication(mechanisms);
+/// Why a connection could not be set up, and at which step.
+struct ConnectError {
+    step: &'static str,
+    smtp: Option<lettre::transport::smtp::Error>,
+    message: String,
+}
+
+impl ConnectError {
+    fn smtp(step: &'static str) -> impl Fn(lettre::transport::smtp::Error) -> ConnectError {
+        move |e| ConnectError {
+            step,
+            message: e.to_string(),
+            smtp: Some(e),
+        }
     }
-    Ok(builder.build())
+
+    fn other(step: &'static str) -> impl Fn(String) -> ConnectError {
+        move |message| ConnectError {
+            step,
+            smtp: None,
+            message,
+        }
+    }
+
+    /// Nothing was sent: whatever the relay said, the message waits (a refused login is
+    /// named as such).
+    fn into_send_error(self) -> SendError {
+        match self.smtp.as_ref().map(classify) {
+            Some(SendError::Unavailable(m)) => SendError::Unavailable(m),
+            _ => SendError::Unavailable(format!("{}: {}", self.step, self.message)),
+        }
+    }
+}
+
+/// Connects, secures (STARTTLS must be offered unless clear text was chosen) and logs in.
+/// The TCP connection is opened with TCP_NODELAY: lettre leaves Nagle on, and every small
+/// write then waits for the relay's delayed ACK (about 40 ms a message on Linux). Implicit
+/// TLS goes through lettre's own connect, which keeps Nagle.
+async fn connect(
+    s: &SmtpSettings,
+    token: Option<&Zeroizing<String>>,
+) -> Result<AsyncSmtpConnection, ConnectError> {
+    let hello = ClientId::default();
+    let mut conn = if s.tls == SmtpTls::Implicit {
+        let wrapper = tls_parameters(s).map_err(ConnectError::other("TLS settings"))?;
+        AsyncSmtpConnection::connect_tokio1(
+            (s.host.as_str(), s.port),
+            Some(s.timeout),
+            &hello,
+            Some(wrapper),
+            None,
+        )
+        .await
+        .map_err(ConnectError::smtp("connect and EHLO"))?
+    } else {
+        let tcp = tokio::net::TcpStream::connect((s.host.as_str(), s.port));
+        let tcp = tokio::time::timeout(s.timeout, tcp)
+            .await
+            .map_err(|_| format!("no answer within {:?}", s.timeout))
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(ConnectError::other("connect"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| ConnectError::other("connect")(e.to_string()))?;
+        AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
+            .await
+            .map_err(ConnectError::smtp("connect and EHLO"))?
+    };
+    if s.tls == SmtpTls::Starttls {
+        let params = tls_parameters(s).map_err(ConnectError::other("TLS settings"))?;
+        conn.starttls(params, &hello)
+            .await
+            .map_err(ConnectError::smtp("STARTTLS"))?;
+    }
+    let credentials = login(s, token).map_err(ConnectError::other("AUTH"))?;
+    if let Some((credentials, mechanisms)) = credentials {
+        conn.auth(&mechanisms, &credentials)
+            .await
+            .map_err(ConnectError::smtp("AUTH"))?;
+    }
+    Ok(conn)
+}
+
+/// A connection idle longer than this is checked with NOOP before it carries a message
+/// (relays close idle connections).
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The one connection, reused while it stays open.
+struct Slot {
+    conn: Option<AsyncSmtpConnection>,
+    used: std::time::Instant,
+    /// The XOAUTH2 token it logged in with: when the file changes (an external refresher
+    /// replaced it), the next message opens a new connection.
+    token: Option<Zeroizing<String>>,
 }
 
 pub struct Mailer {
     settings: SmtpSettings,
     from: Mailbox,
     reply_to: Option<Mailbox>,
-    /// Rebuilt when an XOAUTH2 token file changes (an external refresher replaced it).
-    transport: Mutex<(
-        AsyncSmtpTransport<Tokio1Executor>,
-        Option<Zeroizing<String>>,
-    )>,
+    slot: tokio::sync::Mutex<Slot>,
 }
 
 impl Mailer {
-    /// Reads the secrets and prepares the connection; errors name the key to fix.
+    /// Reads the secrets and checks the TLS settings; errors name the key to fix.
     pub fn new(settings: &SmtpSettings) -> Result<Self, String> {
         let from = mailbox("smtp.from", &settings.from)?;
         let reply_to = settings
@@ -296,12 +287,19 @@ impl Mailer {
             .transpose()?;
         check_clear_text(settings)?;
         let token = Self::token(settings)?;
-        let transport = build_transport(settings, token.as_ref())?;
+        if settings.tls != SmtpTls::None {
+            tls_parameters(settings)?;
+        }
+        login(settings, token.as_ref())?;
         Ok(Mailer {
             settings: settings.clone(),
             from,
             reply_to,
-            transport: Mutex::new((transport, token)),
+            slot: tokio::sync::Mutex::new(Slot {
+                conn: None,
+                used: std::time::Instant::now(),
+                token,
+            }),
         })
     }
 
@@ -311,26 +309,6 @@ impl Mailer {
                 read_secret("smtp.token_file", token_file).map(Some)
             }
             _ => Ok(None),
-        }
-    }
-
-    fn current_transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
-        let mut slot = self.transport.lock().unwrap_or_else(|e| e.into_inner());
-        let token = Self::token(&self.settings).map_err(SendError::Unavailable)?;
-        if token != slot.1 {
-            slot.0 =
-                build_transport(&self.settings, token.as_ref()).map_err(SendError::Unavailable)?;
-            slot.1 = token;
-        }
-        Ok(slot.0.clone())
-    }
-
-    /// Drops the pooled connection: after a deadline it may be mid-dialogue, and reusing it
-    /// would pair the next message with this one's late replies.
-    fn discard_connection(&self) {
-        let mut slot = self.transport.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(fresh) = build_transport(&self.settings, slot.1.as_ref()) {
-            slot.0 = fresh;
         }
     }
 
@@ -365,20 +343,61 @@ impl Mailer {
         built.map_err(|e| SendError::Invalid(e.to_string()))
     }
 
-    /// Sends one message over the shared connection, within the configured timeout.
+    /// Sends one message over the shared connection, within the configured timeout. After
+    /// a failure or a deadline the connection is dropped: it may be mid-dialogue, and
+    /// reusing it would pair the next message with this one's late replies.
     pub async fn send(&self, mail: &Mail) -> Result<(), SendError> {
         let message = self.message(mail)?;
-        let transport = self.current_transport()?;
-        match tokio::time::timeout(self.settings.timeout, transport.send(message)).await {
-            Ok(sent) => sent.map(|_| ()).map_err(|e| classify(&e)),
+        let body = Zeroizing::new(message.formatted());
+        let mut slot = self.slot.lock().await;
+        let sent = self.send_on(&mut slot, message.envelope(), &body);
+        match tokio::time::timeout(self.settings.timeout, sent).await {
+            Ok(Ok(())) => {
+                slot.used = std::time::Instant::now();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                slot.conn = None;
+                Err(e)
+            }
             Err(_) => {
-                self.discard_connection();
+                slot.conn = None;
                 Err(SendError::Unavailable(format!(
                     "no answer from {} within {:?}",
                     self.settings.host, self.settings.timeout
                 )))
             }
         }
+    }
+
+    async fn send_on(
+        &self,
+        slot: &mut Slot,
+        envelope: &lettre::address::Envelope,
+        body: &[u8],
+    ) -> Result<(), SendError> {
+        let token = Self::token(&self.settings).map_err(SendError::Unavailable)?;
+        if token != slot.token {
+            slot.conn = None;
+            slot.token = token;
+        }
+        if let Some(conn) = &mut slot.conn {
+            if slot.used.elapsed() >= IDLE_CHECK && !conn.test_connected().await {
+                slot.conn = None;
+            }
+        }
+        let conn = match &mut slot.conn {
+            Some(conn) => conn,
+            None => {
+                let fresh = connect(&self.settings, slot.token.as_ref()).await;
+                slot.conn
+                    .insert(fresh.map_err(ConnectError::into_send_error)?)
+            }
+        };
+        conn.send(envelope, body)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
     }
 
     /// The dialogue up to `RCPT TO` the sender's own address, then `RSET` and `QUIT`:
@@ -401,46 +420,16 @@ impl Mailer {
                 message: e.to_string(),
             }
         };
-        let hello = ClientId::default();
-        let s = &self.settings;
-        let wrapper = match s.tls {
-            SmtpTls::Implicit => Some(tls_parameters(s).map_err(|message| ProbeError {
-                step: "TLS settings",
-                message,
-            })?),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (s.host.as_str(), s.port),
-            Some(s.timeout),
-            &hello,
-            wrapper,
-            None,
-        )
-        .await
-        .map_err(step("connect and EHLO"))?;
-        if s.tls == SmtpTls::Starttls {
-            let params = tls_parameters(s).map_err(|message| ProbeError {
-                step: "TLS settings",
-                message,
+        let token = Self::token(&self.settings).map_err(|message| ProbeError {
+            step: "AUTH",
+            message,
+        })?;
+        let mut conn = connect(&self.settings, token.as_ref())
+            .await
+            .map_err(|e| ProbeError {
+                step: e.step,
+                message: e.message,
             })?;
-            conn.starttls(params, &hello)
-                .await
-                .map_err(step("STARTTLS"))?;
-        }
-        let token = Self::token(s).map_err(|message| ProbeError {
-            step: "AUTH",
-            message,
-        })?;
-        let credentials = login(s, token.as_ref()).map_err(|message| ProbeError {
-            step: "AUTH",
-            message,
-        })?;
-        if let Some((credentials, mechanisms)) = credentials {
-            conn.auth(&mechanisms, &credentials)
-                .await
-                .map_err(step("AUTH"))?;
-        }
         let sender = self.from.email.clone();
         conn.command(MailCmd::new(Some(sender.clone()), vec![]))
             .await

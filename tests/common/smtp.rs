@@ -30,6 +30,9 @@ pub struct SmtpOptions {
     pub refuse_rcpt: Option<&'static str>,
     /// Never answer the first DATA.
     pub stall_first_data: bool,
+    /// Once this many messages were accepted, answer the next RCPT TO with a sending-rate
+    /// 4xx (`451 4.7.0 Sending rate limit exceeded`), once.
+    pub quota_after: Option<u32>,
 }
 
 impl SmtpServer {
@@ -63,6 +66,9 @@ impl SmtpServer {
         }
         if options.stall_first_data {
             args.push("--stall-first-data".into());
+        }
+        if let Some(n) = options.quota_after {
+            args.extend(["--quota-after".to_string(), n.to_string()]);
         }
         let mut server = SmtpServer {
             dir,
