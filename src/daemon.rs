@@ -148,7 +148,7 @@ async fn wire(
     let (listeners, bound) = bind_tcp(config).await?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
-    let life = mail::build(config, store, &pool, hasher)?;
+    let mut life = mail::build(config, store, &pool, hasher)?;
     let admin = Arc::new(admin::Admin {
         users: Arc::clone(&life.users),
         core: Arc::clone(&core),
@@ -163,7 +163,10 @@ async fn wire(
         workers: supervisor.clone(),
         templates: Some(Arc::clone(&life.templates)),
         mail: config.mail.clone(),
+        outbox: config.smtp.is_some().then(|| life.outbox.clone()),
+        generation: config.lifecycle.generation,
     });
+    mail::spawn_outbox(&mut life, supervisor);
     mail::spawn_sweeper(config, store, &life, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin);

@@ -17,6 +17,9 @@ use std::sync::Arc;
 
 pub struct Admin {
     pub users: Arc<UserAdmin>,
+    /// The mail outbox worker (None without `[smtp]`).
+    pub outbox: Option<crate::notify::OutboxHandle>,
+    pub generation: crate::lifecycle::settings::Generation,
     pub core: Arc<Core>,
     pub pool: Arc<HashPool>,
     pub store: Arc<dyn Store>,
@@ -178,7 +181,61 @@ impl Admin {
             "directories": self.sync.status(),
             "workers": self.workers.status(),
             "pin_collisions": self.store.pin_collisions()?,
+            "mail": self.mail_status()?,
+            "warnings": self.warnings()?,
         }))
+    }
+
+    /// Depth and oldest message per lane, the worker's last error and paused lanes.
+    fn mail_status(&self) -> Result<serde_json::Value, AdminError> {
+        let Some(outbox) = &self.outbox else {
+            return Ok(serde_json::Value::Null);
+        };
+        let lanes: serde_json::Map<String, serde_json::Value> = self
+            .store
+            .mail_depth()?
+            .into_iter()
+            .map(|(lane, d)| (lane.name().to_string(), json!(d)))
+            .collect();
+        let worker = outbox.status();
+        let paused: serde_json::Map<String, serde_json::Value> = worker
+            .paused
+            .iter()
+            .map(|(lane, until)| (lane.name().to_string(), json!(until)))
+            .collect();
+        Ok(json!({
+            "lanes": lanes,
+            "paused": paused,
+            "last_error": worker.last_error,
+            "last_error_at": worker.last_error_at,
+            "last_sent_at": worker.last_sent_at,
+            "sent": worker.sent,
+        }))
+    }
+
+    /// What only the running daemon can see: users a PIN cannot reach.
+    fn warnings(&self) -> Result<Vec<String>, AdminError> {
+        use crate::lifecycle::settings::Generation;
+        let mut out = Vec::new();
+        if self.generation == Generation::Auto {
+            let users = self.store.users()?;
+            let no_address: Vec<&str> = users
+                .iter()
+                .filter(|u| u.pin.is_none() && u.email.as_deref().unwrap_or("").is_empty())
+                .map(|u| u.id.as_str())
+                .collect();
+            if !no_address.is_empty() {
+                let some: Vec<&str> = no_address.iter().take(10).copied().collect();
+                out.push(format!(
+                    "{} user(s) without a PIN have no email address, so generation = \"auto\" \
+                     cannot deliver one: {}{}",
+                    no_address.len(),
+                    some.join(", "),
+                    if no_address.len() > some.len() { ", …" } else { "" }
+                ));
+            }
+        }
+        Ok(out)
     }
 
     async fn dispatch(

@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::worker::{Context, Next, Worker};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use crate::notify::outbox::OutboxHandle;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -24,8 +24,8 @@ pub struct Sweeper {
     admin: Arc<UserAdmin>,
     settings: LifecycleSettings,
     composer: Option<Arc<Composer>>,
-    /// Woken when mail is queued (the outbox worker's wake-up).
-    mail_queued: Arc<Notify>,
+    /// The outbox worker, woken when mail is queued.
+    outbox: OutboxHandle,
     last_prune: Option<tokio::time::Instant>,
 }
 
@@ -35,14 +35,14 @@ impl Sweeper {
         admin: Arc<UserAdmin>,
         settings: LifecycleSettings,
         composer: Option<Arc<Composer>>,
-        mail_queued: Arc<Notify>,
+        outbox: OutboxHandle,
     ) -> Self {
         Sweeper {
             store,
             admin,
             settings,
             composer,
-            mail_queued,
+            outbox,
             last_prune: None,
         }
     }
@@ -158,7 +158,7 @@ impl Worker for Sweeper {
         let now = Timestamp::now();
         self.sweep(now)?;
         if self.scan(now).await? > 0 {
-            self.mail_queued.notify_one();
+            self.outbox.wake();
         }
         let due = self.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
         if due {

@@ -9,6 +9,7 @@ use super::import::ImportProblem;
 use super::mail::Composer;
 use super::policy::{PinPolicy, PolicyViolation};
 use super::settings::{Generation, LifecycleSettings};
+use crate::notify::outbox::OutboxHandle;
 use crate::core::lockout;
 use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
@@ -130,8 +131,8 @@ pub struct UserAdmin {
     lockout: LockoutPolicy,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
-    /// Woken after mail is queued (the outbox worker's wake-up).
-    mail_queued: Arc<tokio::sync::Notify>,
+    /// Woken after mail is queued.
+    outbox: OutboxHandle,
 }
 
 fn validate_new(new: &NewUser) -> Result<(), AdminError> {
@@ -180,7 +181,7 @@ impl UserAdmin {
             lockout,
             lifecycle: LifecycleSettings::default(),
             composer: None,
-            mail_queued: Arc::new(tokio::sync::Notify::new()),
+            outbox: OutboxHandle::default(),
         }
     }
 

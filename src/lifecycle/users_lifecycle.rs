@@ -17,11 +17,11 @@ impl UserAdmin {
         mut self,
         lifecycle: LifecycleSettings,
         composer: Option<Arc<Composer>>,
-        mail_queued: Arc<tokio::sync::Notify>,
+        outbox: crate::notify::outbox::OutboxHandle,
     ) -> Self {
         self.lifecycle = lifecycle;
         self.composer = composer;
-        self.mail_queued = mail_queued;
+        self.outbox = outbox;
         self
     }
 
@@ -59,7 +59,7 @@ impl UserAdmin {
 
     pub(super) fn audit_queued(&self, mail: &[QueuedMail]) {
         if !mail.is_empty() {
-            self.mail_queued.notify_one();
+            self.outbox.wake();
         }
         for m in mail {
             self.store.record(AuditKind::Mail {
