@@ -15,6 +15,9 @@ pub async fn run(
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
     print!("{}", config.render());
+    if let Some(smtp) = &config.smtp {
+        crate::notify::transport::check_secrets(smtp).map_err(anyhow::Error::msg)?;
+    }
     if config.smtp.is_some() || config.mail_declared {
         crate::notify::Templates::load(&config.mail)
             .map_err(|e| anyhow::anyhow!("mail templates: {e}"))?;

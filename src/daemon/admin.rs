@@ -231,7 +231,11 @@ impl Admin {
                      cannot deliver one: {}{}",
                     no_address.len(),
                     some.join(", "),
-                    if no_address.len() > some.len() { ", …" } else { "" }
+                    if no_address.len() > some.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

@@ -4,12 +4,12 @@
 
 use crate::config::Config;
 use crate::crypto::{HashPool, Hasher};
+use crate::domain::{AuditKind, Lane, QueuedMail, Timestamp};
 use crate::lifecycle::mail::Composer;
 use crate::lifecycle::sweeper::Sweeper;
 use crate::lifecycle::users::UserAdmin;
 use crate::notify::outbox::{Currency, MailQueue, MailWorker, OutboxHandle, OutboxSettings};
 use crate::notify::{Mailer, Sealer, Templates};
-use crate::domain::{AuditKind, Lane, QueuedMail, Timestamp};
 use crate::store::Store;
 use crate::worker::{Settings, Supervisor};
 use anyhow::Context;
@@ -61,11 +61,7 @@ pub fn build(
         config.policy.default_expiry,
         config.lockout,
     )
-    .with_lifecycle(
-        config.lifecycle.clone(),
-        composer.clone(),
-        outbox.clone(),
-    );
+    .with_lifecycle(config.lifecycle.clone(), composer.clone(), outbox.clone());
     Ok(Lifecycle {
         templates,
         composer,
@@ -82,7 +78,10 @@ fn outbox_worker(
     hasher: &Hasher,
 ) -> anyhow::Result<MailWorker<StoreQueue>> {
     // Fail fast on a secret file that is missing or open to others.
-    let mailer = Mailer::new(smtp).map_err(anyhow::Error::msg).context("[smtp]")?;
+    crate::notify::transport::check_secrets(smtp).map_err(anyhow::Error::msg)?;
+    let mailer = Mailer::new(smtp)
+        .map_err(anyhow::Error::msg)
+        .context("[smtp]")?;
     let m = &config.mail;
     let mut settings = OutboxSettings::new(m.max_age, m.per_minute, m.per_day);
     settings.retry_initial = Duration::from_secs(5);
@@ -114,11 +113,17 @@ impl MailQueue for StoreQueue {
     }
 
     fn update(&self, mail: &QueuedMail) -> Result<(), String> {
-        self.0.mail_update(mail).map(drop).map_err(|e| e.to_string())
+        self.0
+            .mail_update(mail)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn remove(&self, lane: Lane, seq: u64) -> Result<(), String> {
-        self.0.mail_remove(lane, seq).map(drop).map_err(|e| e.to_string())
+        self.0
+            .mail_remove(lane, seq)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn check(&self, mail: &QueuedMail) -> Result<Currency, String> {

@@ -11,11 +11,11 @@ use super::users::UserAdmin;
 use crate::domain::{
     AuditKind, Lane, MailAction, MailKind, PinAction, Timestamp, User, UserOrigin,
 };
+use crate::notify::outbox::OutboxHandle;
 use crate::store::Store;
 use crate::worker::{Context, Next, Worker};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::notify::outbox::OutboxHandle;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 

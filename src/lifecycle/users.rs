@@ -9,7 +9,6 @@ use super::import::ImportProblem;
 use super::mail::Composer;
 use super::policy::{PinPolicy, PolicyViolation};
 use super::settings::{Generation, LifecycleSettings};
-use crate::notify::outbox::OutboxHandle;
 use crate::core::lockout;
 use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
@@ -17,6 +16,7 @@ use crate::domain::{
     check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin, PinRecord,
     PinSource, Tag, Timestamp, User, UserOrigin,
 };
+use crate::notify::outbox::OutboxHandle;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

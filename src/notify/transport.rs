@@ -78,6 +78,20 @@ pub fn valid_address(text: &str) -> Result<(), String> {
         .map_err(|e| format!("{text:?} is not an email address: {e}"))
 }
 
+/// Reads the configured secret file once: missing, unreadable or open to other users is an
+/// error naming the key and the file (for `check-config` and the daemon's start).
+pub fn check_secrets(settings: &SmtpSettings) -> Result<(), String> {
+    match &settings.auth {
+        SmtpAuth::None => Ok(()),
+        SmtpAuth::Password { password_file, .. } => {
+            read_secret("smtp.password_file", password_file).map(drop)
+        }
+        SmtpAuth::Xoauth2 { token_file, .. } => {
+            read_secret("smtp.token_file", token_file).map(drop)
+        }
+    }
+}
+
 /// A secret from its file, refused when others may read it.
 fn read_secret(key: &str, path: &std::path::Path) -> Result<Zeroizing<String>, String> {
     use std::os::unix::fs::PermissionsExt;
