@@ -486,3 +486,82 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn auto_generation_covers_import_rows_and_directory_users_without_a_pin() {
+    let server = SmtpServer::start(secure());
+    let d = Daemon::start_prepared(false, |dir| {
+        let users = dir.join("hr.csv");
+        std::fs::write(
+            &users,
+            "id,name,email,groups,pin\numa,Uma Up,uma@example.org,staff,\nvic,Vic Up,vic@example.org,staff,731904\n",
+        )
+        .unwrap();
+        (
+            "\n[policy]\nmin_length = 6\ngeneration = \"auto\"\n".to_string(),
+            format!(
+                "{}{}\n[[directory]]\nname = \"hr\"\nkind = \"csv\"\npath = \"{}\"\ninterval = \"1s\"\n",
+                common::DEFAULT_TCP,
+                mail_blocks(dir, &server, ""),
+                users.display()
+            ),
+        )
+    });
+    // The directory user without a PIN gets one by mail; the one with a PIN gets none.
+    let mail = server.wait_messages(1, WITHIN);
+    assert_eq!(to_of(&mail[0]), "uma@example.org");
+    let pin = field(&mail[0], "PIN");
+    assert!(d
+        .terminal()
+        .ask(&format!("PIN {pin}"))
+        .starts_with("OK uma"));
+
+    // Import rows with an empty PIN column get one too; the row with a PIN does not.
+    let file = d.dir.path().join("import.csv");
+    std::fs::write(
+        &file,
+        "id,name,email,groups,pin\nwes,Wes,wes@example.org,staff,\nxia,Xia,xia@example.org,staff,\nyan,Yan,yan@example.org,staff,640271\n",
+    )
+    .unwrap();
+    let out = d.cli_ok(&["import", file.to_str().unwrap(), "--json"], None);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["pins_generated"], 2, "{report}");
+    assert_eq!(report["mails_queued"], 2, "{report}");
+    server.wait_messages(3, WITHIN);
+    let mut to: Vec<String> = server.messages().iter().map(|m| to_of(m)).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["uma@example.org", "wes@example.org", "xia@example.org"]
+    );
+    assert!(!out.contains(&pin));
+    d.wait_audit("\"generated\"", WITHIN);
+}
+
+#[test]
+fn mail_preview_renders_a_placeholder_never_a_pin() {
+    let server = SmtpServer::start(secure());
+    let d = start(&server, "", "");
+    d.cli_ok(
+        &[
+            "user",
+            "add",
+            "zoe",
+            "--name",
+            "Zoe Z",
+            "--email",
+            "zoe@example.org",
+            "--pin-stdin",
+        ],
+        Some("480213"),
+    );
+    let out = d.cli_ok(&["mail", "preview", "new_pin", "--user", "zoe"], None);
+    assert!(
+        out.contains("new for zoe") && out.contains("name=[Zoe Z]"),
+        "{out}"
+    );
+    assert!(!out.contains("480213"), "{out}");
+    let out = d.cli(&["mail", "preview", "no_such", "--user", "zoe"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("new_pin"));
+}
