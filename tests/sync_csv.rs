@@ -390,3 +390,33 @@ fn weak_directory_pins_are_kept_under_warn_and_listed_by_id() {
     assert_eq!(t.ask("PIN 730194"), "OK ann 0");
     assert!(!d.logs().contains("482913"), "no PIN in the log");
 }
+
+#[test]
+fn weak_directory_pins_are_left_out_under_refuse() {
+    let files = tempfile::tempdir().unwrap();
+    let path = users_file(
+        files.path(),
+        &["ann,Ann,,staff,1234", "bob,Bob,,staff,482913"],
+    );
+    let d = Daemon::start_with(
+        "\n[policy]\npin_policy = \"refuse\"\n",
+        &directory(&path, "interval = \"1h\"\n"),
+    );
+    wait_until(&d, "the first sync", || {
+        exists(&d, "ann") && exists(&d, "bob")
+    });
+    let mut t = d.terminal();
+    assert_eq!(t.ask("PIN 1234"), "DENY", "refuse leaves a weak PIN out");
+    assert_eq!(t.ask("PIN 482913"), "OK bob 0");
+    let status = d.status();
+    let dir = &status["directories"][0];
+    assert_eq!(dir["weak_pin_policy"], "refuse", "{status}");
+    assert_eq!(
+        dir["weak_pin_users"],
+        serde_json::json!(["ann"]),
+        "{status}"
+    );
+    let text = d.cli_ok(&["status"], None);
+    assert!(text.contains("weak PIN"), "{text}");
+    assert!(!d.logs().contains("1234 "), "no PIN in the log");
+}

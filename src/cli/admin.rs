@@ -96,6 +96,14 @@ async fn sync(
         for why in s["skipped"].as_array().into_iter().flatten() {
             eprintln!("{name}: skipped: {}", why.as_str().unwrap_or("?"));
         }
+        if let Some(ids) = s["weak_pin_users"].as_array().filter(|c| !c.is_empty()) {
+            let ids: Vec<&str> = ids.iter().filter_map(|v| v.as_str()).collect();
+            eprintln!(
+                "{name}: {} directory PIN(s) break the policy: {}",
+                s["weak_pins"],
+                ids.join(", ")
+            );
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -188,8 +196,22 @@ fn print_status(data: &serde_json::Value) {
                 Timestamp::from_millis(ms).to_string()
             })
         };
+        let weak = match d["weak_pins"].as_u64() {
+            Some(n) if n > 0 => format!(
+                ", {n} weak PIN(s) ({}): {}",
+                d["weak_pin_policy"].as_str().unwrap_or("?"),
+                d["weak_pin_users"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
         println!(
-            "directory {} ({}): {} users, last success {}, cursor age {}s{}{}",
+            "directory {} ({}): {} users, last success {}, cursor age {}s{}{}{weak}",
             d["name"].as_str().unwrap_or("?"),
             d["kind"].as_str().unwrap_or("?"),
             d["users"],
