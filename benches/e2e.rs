@@ -172,6 +172,8 @@ fn seed(store: &SledStore, hasher: &Hasher, users: usize, terminals: usize) {
         expires_at: None,
         source: PinSource::Import,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     };
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..users {

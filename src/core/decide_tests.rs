@@ -15,6 +15,8 @@ fn alice() -> User {
         expires_at: None,
         source: PinSource::Admin,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     });
     u
 }
@@ -128,6 +130,8 @@ fn record(tag: Tag) -> PinRecord {
         expires_at: None,
         source: PinSource::Admin,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     }
 }
 

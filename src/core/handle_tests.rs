@@ -64,6 +64,8 @@ fn record(hasher: &Hasher, pin: &str) -> PinRecord {
         expires_at: None,
         source: PinSource::Admin,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod admission;
 pub mod decide;
 pub mod lockout;
 pub mod schedule;
+pub mod selfservice;
 
 use crate::crypto::HashPool;
 use crate::domain::{

@@ -46,15 +46,21 @@ pub enum MailKind {
     ExpiryReminder,
     GuestInvitation,
     ForgottenPin,
+    /// To a sponsor: a guest was created, extended or ended (never the guest's PIN).
+    GuestNotice,
+    /// To a person who changed their own PIN: the change, never the PIN.
+    PinChanged,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 5] = [
+    pub const ALL: [MailKind; 7] = [
         MailKind::NewPin,
         MailKind::ResetPin,
         MailKind::ExpiryReminder,
         MailKind::GuestInvitation,
         MailKind::ForgottenPin,
+        MailKind::GuestNotice,
+        MailKind::PinChanged,
     ];
 
     /// The template's file stem under the templates directory (`new_pin.txt`, …).
@@ -65,6 +71,8 @@ impl MailKind {
             MailKind::ExpiryReminder => "expiry_reminder",
             MailKind::GuestInvitation => "guest_invitation",
             MailKind::ForgottenPin => "forgotten_pin",
+            MailKind::GuestNotice => "guest_notice",
+            MailKind::PinChanged => "pin_changed",
         }
     }
 
@@ -74,7 +82,10 @@ impl MailKind {
 
     /// Whether the message delivers a PIN (then it is dropped once that PIN is superseded).
     pub fn carries_pin(self) -> bool {
-        !matches!(self, MailKind::ExpiryReminder)
+        !matches!(
+            self,
+            MailKind::ExpiryReminder | MailKind::GuestNotice | MailKind::PinChanged
+        )
     }
 }
 

@@ -31,6 +31,14 @@ pub struct PinRecord {
     pub source: PinSource,
     #[serde(default)]
     pub temporary: bool,
+    /// A limited-use PIN: grants left (decremented in the grant's own store transaction;
+    /// 0 = exhausted). None: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+    /// The PIN's own weekly windows (`Mon-Fri 08:00-18:00`, the `[[schedule]]` syntax, in
+    /// the site time zone); empty: any time the user's access allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +71,13 @@ pub struct User {
     /// never had one; a PIN that expired or was removed is not replaced unasked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_issued: bool,
+    /// A PIN sent after a forgotten-PIN request: in the tag index beside the current PIN,
+    /// which keeps working until this one is first used and replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_pin: Option<PinRecord>,
+    /// A guest: the user who sponsored it (its groups and validity came from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sponsor: Option<String>,
 }
 
 /// Which `[[directory]]` owns an upstream user, and the entry's stable key at that source
@@ -92,6 +107,8 @@ impl User {
             duress: None,
             upstream: None,
             pin_issued: false,
+            pending_pin: None,
+            sponsor: None,
         }
     }
 
@@ -100,6 +117,7 @@ impl User {
         self.pin
             .iter()
             .chain(self.duress.iter())
+            .chain(self.pending_pin.iter())
             .map(|p| p.tag)
             .collect()
     }

@@ -224,6 +224,8 @@ impl UserAdmin {
                 source
             },
             temporary: expiry != Expiry::Never || user.origin == UserOrigin::Upstream,
+            uses_left: None,
+            windows: Vec::new(),
         };
         Ok((record, shown))
     }

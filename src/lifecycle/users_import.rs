@@ -260,6 +260,8 @@ impl UserAdmin {
                 expires_at: expiry.expires_at(now),
                 source: PinSource::Import,
                 temporary: expiry != Expiry::Never,
+                uses_left: None,
+                windows: Vec::new(),
             });
             user.pin_issued = true;
             set += 1;
@@ -317,6 +319,8 @@ impl UserAdmin {
                     expires_at: expiry.expires_at(now),
                     source: PinSource::Generated,
                     temporary: expiry != Expiry::Never,
+                    uses_left: None,
+                    windows: Vec::new(),
                 });
                 user.pin_issued = true;
                 done.push((index, pin));

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 pub const PREVIEW_PIN: &str = "••••••";
 
 /// The bundled defaults (`config/templates/`), compiled in.
-const BUNDLED: [(MailKind, &str); 5] = [
+const BUNDLED: [(MailKind, &str); 7] = [
     (
         MailKind::NewPin,
         include_str!("../../config/templates/new_pin.txt"),
@@ -40,7 +40,20 @@ const BUNDLED: [(MailKind, &str); 5] = [
         MailKind::ForgottenPin,
         include_str!("../../config/templates/forgotten_pin.txt"),
     ),
+    (
+        MailKind::GuestNotice,
+        include_str!("../../config/templates/guest_notice.txt"),
+    ),
+    (
+        MailKind::PinChanged,
+        include_str!("../../config/templates/pin_changed.txt"),
+    ),
 ];
+
+/// Kinds added after the first release: a templates directory may predate them.
+fn bundled_only(kind: MailKind) -> bool {
+    matches!(kind, MailKind::GuestNotice | MailKind::PinChanged)
+}
 
 /// The values a template may use. `pin` is None for messages that carry no PIN.
 #[derive(Default)]
@@ -146,6 +159,8 @@ impl Templates {
 
     fn add(&mut self, kind: MailKind, dir: Option<&Path>) -> Result<(), TemplateError> {
         let stem = kind.template();
+        // A directory written before a kind existed falls back to its bundled default.
+        let dir = dir.filter(|d| d.join(format!("{stem}.txt")).exists() || !bundled_only(kind));
         let (txt_file, txt) = match dir {
             None => {
                 let bundled = BUNDLED.iter().find(|(k, _)| *k == kind).map(|(_, t)| t);

@@ -29,6 +29,8 @@ fn user(i: u32, generation: &str, pin: u32) -> User {
         expires_at: None,
         source: PinSource::Upstream,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     });
     u
 }

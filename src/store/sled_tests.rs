@@ -178,6 +178,8 @@ fn mail_reminders_and_retired_tags_are_durable() {
         expires_at: Some(at(100_000)),
         source: PinSource::Generated,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     };
     let (queued, retired) = {
         let s = open(dir.path());

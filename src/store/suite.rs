@@ -54,6 +54,8 @@ fn pin(t: u8, source: PinSource) -> PinRecord {
         expires_at: None,
         source,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     }
 }
 

@@ -33,6 +33,8 @@ fn expiring(t: u8, set_at: i64, expires: Option<i64>) -> PinRecord {
         expires_at: expires.map(ms),
         source: PinSource::Generated,
         temporary: expires.is_some(),
+        uses_left: None,
+        windows: Vec::new(),
     }
 }
 

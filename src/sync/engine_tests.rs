@@ -152,6 +152,8 @@ async fn a_local_pin_forces_one_complete_run_then_no_more() {
             expires_at: None,
             source: crate::domain::PinSource::Admin,
             temporary: true,
+            uses_left: None,
+            windows: Vec::new(),
         };
         std::mem::swap(user.pin.get_or_insert(record.clone()), &mut record);
         f.store.update_user(&user).unwrap();

@@ -295,6 +295,8 @@ pub fn set_upstream_pin(user: &mut User, tag: crate::domain::Tag, now: Timestamp
         expires_at: None,
         source: crate::domain::PinSource::Upstream,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     });
     user.pin_issued = true;
 }

@@ -185,6 +185,8 @@ fn an_unchanged_version_keeps_the_hashed_pin_but_a_local_pin_is_overwritten() {
         expires_at: None,
         source,
         temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
     };
     for (id, source) in [
         ("a", PinSource::Upstream),

@@ -11,6 +11,8 @@ fn plan_of(rows: &[(&str, &str)]) -> Plan {
             expires_at: None,
             source: PinSource::Upstream,
             temporary: false,
+            uses_left: None,
+            windows: Vec::new(),
         });
         plan.users.push(user);
         plan.pins.push((i, Pin::new(*pin)));
