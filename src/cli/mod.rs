@@ -219,7 +219,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        other => runtime.block_on(admin::run(&config, other)),
+        other => {
+            quiet_on_closed_stdout();
+            runtime.block_on(admin::run(&config, other))
+        }
+    }
+}
+
+/// An admin command piped into `head` ends quietly when the pipe closes, as other command
+/// line tools do, instead of panicking on the write (Rust ignores SIGPIPE by default; the
+/// daemon keeps ignoring it, its sockets report EPIPE as an error).
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of a signal, before any thread of ours
+    // writes to a pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
