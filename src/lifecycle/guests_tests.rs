@@ -60,3 +60,80 @@ fn the_sponsor_ends_at_the_earlier_of_validity_and_pin_expiry() {
     s.name = "Alice Doe".into();
     assert_eq!(sponsor_name(&s), "Alice Doe");
 }
+
+mod service {
+    use crate::core::lockout::LockoutPolicy;
+    use crate::crypto::{HashParams, HashPool, Hasher, Pepper};
+    use crate::domain::{Expiry, Timestamp, User};
+    use crate::lifecycle::policy::PinPolicy;
+    use crate::lifecycle::users::{GuestSettings, NewGuest, UserAdmin};
+    use crate::store::{OpenParams, SledStore, Store};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn admin(dir: &std::path::Path) -> (Arc<dyn Store>, UserAdmin) {
+        let params = OpenParams {
+            pepper_fingerprint: "t",
+            hash_params: "t",
+            cache_capacity_mib: 8,
+        };
+        let opened = SledStore::open(dir, params).unwrap();
+        let store: Arc<dyn Store> = Arc::new(opened.store);
+        let hasher = Hasher::new(Pepper::from_bytes([5; 32]), opened.salt, HashParams::TEST);
+        let pool = Arc::new(HashPool::new(Arc::new(hasher.unwrap()), 2, 8));
+        let policy = PinPolicy::default();
+        let lockout = LockoutPolicy::default();
+        let admin = UserAdmin::new(Arc::clone(&store), pool, policy, 6, Expiry::Never, lockout)
+            .with_guests(GuestSettings {
+                allowed: true,
+                ..GuestSettings::default()
+            });
+        let mut alice = User::new_local("alice");
+        alice.groups = vec!["staff".into()];
+        store.insert_user(&alice).unwrap();
+        (store, admin)
+    }
+
+    async fn invite(admin: &UserAdmin, id: &str) {
+        let guest = NewGuest {
+            id: id.into(),
+            email: format!("{id}@example.org"),
+            valid_for: "8h".into(),
+            ..NewGuest::default()
+        };
+        let added = admin.guest_add("alice", guest).await.unwrap();
+        assert!(added.shown.is_some(), "without mail the PIN is shown");
+    }
+
+    /// A directory sync changes the sponsor in the store directly, past `UserAdmin`: the
+    /// lifecycle worker's sweep ends the guests.
+    #[tokio::test]
+    async fn the_sweep_ends_guests_that_expired_or_lost_their_sponsor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, admin) = admin(dir.path());
+        invite(&admin, "bob").await;
+        let now = Timestamp::now();
+        assert_eq!(admin.sweep_guests(now).unwrap(), 0);
+        assert_eq!(
+            admin
+                .sweep_guests(now.plus(Duration::from_secs(9 * 3600)))
+                .unwrap(),
+            1
+        );
+        assert!(store.user("bob").unwrap().is_none());
+
+        invite(&admin, "carol").await;
+        let mut alice = store.user("alice").unwrap().unwrap();
+        alice.enabled = false;
+        store.update_user(&alice).unwrap();
+        assert_eq!(admin.sweep_guests(now).unwrap(), 1);
+        assert!(store.user("carol").unwrap().is_none());
+
+        alice.enabled = true;
+        store.update_user(&alice).unwrap();
+        invite(&admin, "dave").await;
+        store.remove_user("alice").unwrap();
+        assert_eq!(admin.sweep_guests(now).unwrap(), 1);
+        assert!(admin.guest_list(None).unwrap().is_empty());
+    }
+}
