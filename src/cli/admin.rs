@@ -23,6 +23,7 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
             }
         }
         Command::User(cmd) => super::user::run(config, cmd).await?,
+        Command::Guest(cmd) => super::guest::run(config, cmd).await?,
         Command::Import {
             file,
             dry_run,

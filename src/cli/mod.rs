@@ -3,6 +3,7 @@
 
 mod admin;
 mod check;
+mod guest;
 mod import;
 mod mail;
 mod user;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Sponsored guests: short-lived local users in a sponsor's likeness.
+    #[command(subcommand)]
+    Guest(guest::GuestCommand),
     /// Import users from a CSV (or .tsv) file: all rows or none.
     Import {
         file: PathBuf,

@@ -10,6 +10,7 @@
 mod access;
 mod devices;
 mod directory;
+mod guests;
 mod ldap;
 mod lifecycle;
 mod mail;
@@ -90,6 +91,9 @@ pub struct Config {
     /// Whether the file has a `[mail]` block (it is pointless without `[smtp]`).
     #[serde(skip)]
     pub mail_declared: bool,
+    /// Sponsored guests (`[guests]`; off without it).
+    #[serde(serialize_with = "guests::serialize")]
+    pub guests: crate::lifecycle::users::GuestSettings,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -172,7 +176,9 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let smtp = raw.smtp.as_ref().map(smtp::validate_smtp).transpose()?;
     let lifecycle = lifecycle::validate_lifecycle(&raw.policy, &raw.group)?;
     let mail = mail::validate_mail(raw.mail.as_ref(), raw.time_zone.as_deref())?;
+    let guests = guests::validate_guests(raw.guests.as_ref())?;
     Ok(Config {
+        guests,
         lifecycle,
         mail,
         mail_declared: raw.mail.is_some(),

@@ -40,6 +40,15 @@ pub struct RawConfig {
     pub cups: Option<RawCups>,
     pub smtp: Option<RawSmtp>,
     pub mail: Option<RawMail>,
+    pub guests: Option<RawGuests>,
+}
+
+/// `[guests]`: sponsored guests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuests {
+    pub allowed: Option<bool>,
+    pub max_validity: Option<String>,
 }
 
 /// `[mail]`: templates, the site's name and date format, pacing and the outbox's age limit.

@@ -1,7 +1,7 @@
 //! Misconfiguration warnings (MyQ): settings that are valid one by one but do not work
 //! together — PINs generated or made temporary with no mail relay to tell anyone, a
-//! reminder that can never go out, `[mail]` without `[smtp]`. Pure: `check-config` prints
-//! them (`--strict` makes them errors) and the daemon logs them at start.
+//! reminder that can never go out, `[mail]` or guests without `[smtp]`. Pure: `check-config`
+//! prints them (`--strict` makes them errors) and the daemon logs them at start.
 
 use super::Config;
 use crate::duration::format_duration;
@@ -27,6 +27,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
                  when their PIN works or reminded before it expires; add [smtp]",
                 temporary.join(", ")
             ));
+        }
+        if config.guests.allowed {
+            out.push(
+                "guests.allowed = true but there is no [smtp] block: guests get no invitation \
+                 and sponsors no notice, and `guest add` prints the PIN for you to hand over; \
+                 add [smtp]"
+                    .to_string(),
+            );
         }
         if config.mail_declared {
             out.push(

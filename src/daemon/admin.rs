@@ -290,6 +290,33 @@ impl Admin {
                 self.users.set_validity(&id, until)?;
                 Ok(json!({ "id": id, "expires_at": until }))
             }
+            Request::GuestAdd { sponsor, guest } => {
+                let id = guest.id.clone();
+                let added = self.users.guest_add(&sponsor, guest).await?;
+                let mut out =
+                    json!({ "id": id, "sponsor": sponsor, "valid_until": added.valid_until });
+                if let Some(pin) = added.shown {
+                    out["generated_pin"] = json!(pin.expose());
+                }
+                Ok(out)
+            }
+            Request::GuestList { sponsor } => {
+                Ok(json!(self.users.guest_list(sponsor.as_deref())?))
+            }
+            Request::GuestExtend {
+                id,
+                sponsor,
+                valid_for,
+            } => {
+                let until = self
+                    .users
+                    .guest_extend(&id, sponsor.as_deref(), &valid_for)?;
+                Ok(json!({ "id": id, "valid_until": until }))
+            }
+            Request::GuestEnd { id, sponsor } => self
+                .users
+                .guest_end(&id, sponsor.as_deref())
+                .map(|_| json!({ "id": id })),
             Request::MailList => {
                 let rows: Vec<_> = self.store.mail_all()?.iter().map(mail_row).collect();
                 Ok(json!(rows))

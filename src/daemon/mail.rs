@@ -61,7 +61,8 @@ pub fn build(
         config.policy.default_expiry,
         config.lockout,
     )
-    .with_lifecycle(config.lifecycle.clone(), composer.clone(), outbox.clone());
+    .with_lifecycle(config.lifecycle.clone(), composer.clone(), outbox.clone())
+    .with_guests(config.guests.clone());
     Ok(Lifecycle {
         templates,
         composer,

@@ -81,6 +81,13 @@ vocabulary! {
         Import = "import",
         /// A PIN's validity moved without changing the PIN.
         ValiditySet = "validity_set",
+        /// A sponsored guest was created (detail: the sponsor and the end).
+        GuestAdd = "guest_add",
+        /// A guest's end moved (detail: the sponsor and the new end).
+        GuestExtend = "guest_extend",
+        /// A guest was removed: by its sponsor or an admin, `expired`, or its sponsor was
+        /// disabled or removed.
+        GuestEnd = "guest_end",
     }
 }
 

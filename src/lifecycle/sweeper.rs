@@ -1,4 +1,5 @@
-//! The lifecycle worker: every `sweep_every` it deletes expired PINs (audited), queues the
+//! The lifecycle worker: every `sweep_every` it ends guests that expired or lost their
+//! sponsor (audited, `UserAdmin::sweep_guests`), deletes expired PINs (audited), queues the
 //! expiry reminders that are due (each exactly once per PIN version and threshold, recorded
 //! by the store in the transaction that queues it), gives a generated PIN to users who never
 //! had one where `generation = "auto"`, and forgets retired tags past the cooling-off. Its
@@ -156,6 +157,7 @@ impl Sweeper {
 impl Worker for Sweeper {
     async fn work(&mut self, _cx: &Context) -> Result<Next, String> {
         let now = Timestamp::now();
+        self.admin.sweep_guests(now).map_err(|e| e.to_string())?;
         self.sweep(now)?;
         if self.scan(now).await? > 0 {
             self.outbox.wake();

@@ -1,8 +1,9 @@
 //! The user administration service behind the control socket: add, change PIN, set and
 //! clear the duress PIN, enable, disable and remove (here), show and list
-//! (`users_view.rs`), import (`users_import.rs`). Every PIN that is set passes the policy and
-//! the uniqueness check; every change is audited (without the PIN). Writes users through the
-//! `Store` trait only, and never an upstream user's directory data.
+//! (`users_view.rs`), import (`users_import.rs`), sponsored guests (`guests.rs`). Every PIN
+//! that is set passes the policy and the uniqueness check; every change is audited (without
+//! the PIN). Writes users through the `Store` trait only, and never an upstream user's
+//! directory data.
 
 use super::generate::generate_pin;
 use super::import::ImportProblem;
@@ -21,6 +22,8 @@ use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+#[path = "guests.rs"]
+mod guests;
 #[path = "users_import.rs"]
 mod users_import;
 #[path = "users_lifecycle.rs"]
@@ -30,6 +33,7 @@ mod users_validity;
 #[path = "users_view.rs"]
 mod users_view;
 
+pub use guests::{guest_groups, guest_until, GuestAdded, GuestSettings, GuestView, NewGuest};
 pub use users_import::ImportReport;
 pub use users_view::{PinView, UserView};
 
@@ -133,6 +137,7 @@ pub struct UserAdmin {
     composer: Option<Arc<Composer>>,
     /// Woken after mail is queued.
     outbox: OutboxHandle,
+    guests: GuestSettings,
 }
 
 fn validate_new(new: &NewUser) -> Result<(), AdminError> {
@@ -182,6 +187,7 @@ impl UserAdmin {
             lifecycle: LifecycleSettings::default(),
             composer: None,
             outbox: OutboxHandle::default(),
+            guests: GuestSettings::default(),
         }
     }
 
@@ -399,15 +405,18 @@ impl UserAdmin {
         Ok(())
     }
 
+    /// Removes the user, and ends the guests they sponsored.
     pub fn remove(&self, id: &str) -> Result<(), AdminError> {
         self.store
             .remove_user(id)?
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
         self.audit(AdminAction::UserRemove, id, None);
+        self.end_guests_of(id, "removed")?;
         Ok(())
     }
 
-    /// Enabling also clears a lock left by too many failed ID+PIN attempts.
+    /// Enabling also clears a lock left by too many failed ID+PIN attempts; disabling ends
+    /// the guests the user sponsored.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), AdminError> {
         let mut user = self
             .store
@@ -428,6 +437,9 @@ impl UserAdmin {
             id,
             None,
         );
+        if !enabled {
+            self.end_guests_of(id, "disabled")?;
+        }
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::domain::Pin;
 use crate::lifecycle::import::ImportProblem;
-use crate::lifecycle::users::NewUser;
+use crate::lifecycle::users::{NewGuest, NewUser};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A PIN inside a control message.
@@ -77,6 +77,29 @@ pub enum Request {
     UserSetValidity {
         id: String,
         expires: String,
+    },
+    /// Create a guest of `sponsor` in the sponsor's likeness.
+    GuestAdd {
+        sponsor: String,
+        guest: NewGuest,
+    },
+    /// Guests, every one or `sponsor`'s.
+    GuestList {
+        #[serde(default)]
+        sponsor: Option<String>,
+    },
+    /// Move a guest's end to `valid_for` from now; with `sponsor`, only that sponsor's guest.
+    GuestExtend {
+        id: String,
+        #[serde(default)]
+        sponsor: Option<String>,
+        valid_for: String,
+    },
+    /// End a guest now; with `sponsor`, only that sponsor's guest.
+    GuestEnd {
+        id: String,
+        #[serde(default)]
+        sponsor: Option<String>,
     },
     /// Every queued message's state, never its body.
     MailList,
