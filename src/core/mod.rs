@@ -1,6 +1,7 @@
 //! The authentication core: admits an attempt under its lockout keys (`admission.rs`),
 //! computes exactly one tag on the bounded pool, reads what the decision needs, calls the
-//! pure `decide`, persists lockout counters (flushed before a DENY is returned), runs the
+//! pure `decide`, counts a limited-use or pending PIN's use (`pin_use.rs`, flushed before
+//! the OK), persists lockout counters (flushed before a DENY is returned), runs the
 //! grant's actions (door unlock, print release) and audits. Frontends call this; it never
 //! parses bytes.
 
