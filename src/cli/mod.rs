@@ -119,6 +119,13 @@ pub struct PinArgs {
     /// PIN validity: never, 1h..48h or 1d..180d (default: policy.default_expiry).
     #[arg(long)]
     pub expires: Option<String>,
+    /// A limited-use PIN: it works N times, then is refused (audited `uses_exhausted`).
+    #[arg(long, value_name = "N")]
+    pub uses: Option<u32>,
+    /// When the PIN works, in the site time zone: `Mon-Fri 08:00-18:00` (repeat for
+    /// several; the `[[schedule]]` window syntax).
+    #[arg(long = "window", value_name = "WINDOW")]
+    pub windows: Vec<String>,
     /// Print the daemon's answer as JSON (with a generated PIN in it) and nothing else.
     #[arg(long)]
     pub json: bool,

@@ -68,6 +68,8 @@ async fn add(config: &Config, user: NewUser, pin: PinArgs) -> anyhow::Result<()>
         pin: pin_fields(&pin)?,
         generate: pin.generate,
         expires: pin.expires,
+        uses: pin.uses,
+        windows: pin.windows,
     };
     let data = call(config, &request).await?;
     if pin.json {
@@ -88,6 +90,8 @@ async fn set_pin(config: &Config, id: String, pin: PinArgs) -> anyhow::Result<()
         pin: pin_fields(&pin)?,
         generate: pin.generate,
         expires: pin.expires,
+        uses: pin.uses,
+        windows: pin.windows,
     };
     let data = call(config, &request).await?;
     if pin.json {
@@ -232,6 +236,14 @@ fn user_line(u: &UserView) -> String {
             if let Some(at) = p.expires_at {
                 flags.push(format!("until {at}"));
             }
+            match p.uses_left {
+                Some(0) => flags.push("uses-exhausted".into()),
+                Some(n) => flags.push(format!("uses-left {n}")),
+                None => {}
+            }
+            if !p.windows.is_empty() {
+                flags.push(format!("windows {}", p.windows.join("; ")));
+            }
         }
     }
     format!(
@@ -269,6 +281,17 @@ fn print_user(u: &UserView) {
                 "pin:       set {} ({:?}), {state}{upstream}",
                 p.set_at, p.source
             );
+            if let Some(n) = p.uses_left {
+                let left = if n == 0 {
+                    "none (exhausted)".into()
+                } else {
+                    n.to_string()
+                };
+                println!("uses left: {left}");
+            }
+            if !p.windows.is_empty() {
+                println!("windows:   {} (site time zone)", p.windows.join("; "));
+            }
         }
         None => println!("pin:       none"),
     }

@@ -2,7 +2,9 @@
 //! and time is passed in. No I/O, no clock, no argon2.
 
 use super::schedule::{Schedule, TimeZone};
-use crate::domain::{AuthRequest, Credential, Decision, DenyReason, Tag, Timestamp, User};
+use crate::domain::{
+    AuthRequest, Credential, Decision, DenyReason, PinRecord, Tag, Timestamp, User,
+};
 use std::collections::BTreeMap;
 
 /// What a device admits: groups, an optional schedule, and its fail mode.
@@ -57,17 +59,23 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     };
     // A card alone is the whole credential: no PIN to match (and no duress PIN).
     let card_only = matches!(request.credential, Credential::Card { .. });
-    if !card_only && user.pin.is_none() && user.duress.is_none() {
+    if !card_only && user.pin.is_none() && user.duress.is_none() && user.pending_pin.is_none() {
         return deny(DenyReason::NoPin);
     }
-    let matched = [(&user.pin, false), (&user.duress, true)]
-        .into_iter()
-        .find_map(|(record, duress)| {
-            record
-                .as_ref()
-                .filter(|r| view.tag.is_some_and(|t| r.tag == t))
-                .map(|r| (r, duress))
-        });
+    // A pending PIN (sent after a forgotten-PIN request) works like the PIN it replaces
+    // at its first use; the store swaps them in the grant's own transaction.
+    let matched = [
+        (&user.pin, false),
+        (&user.duress, true),
+        (&user.pending_pin, false),
+    ]
+    .into_iter()
+    .find_map(|(record, duress)| {
+        record
+            .as_ref()
+            .filter(|r| view.tag.is_some_and(|t| r.tag == t))
+            .map(|r| (r, duress))
+    });
     let (pin, duress) = match matched {
         Some((pin, duress)) => (Some(pin), duress),
         None if card_only => (None, false),
@@ -82,7 +90,7 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
         return deny(DenyReason::UserLockedOut);
     }
     // The duress PIN is only good while the user's own PIN is.
-    let own_pin_dead = |p: &crate::domain::PinRecord| p.expires_at.is_some_and(|at| now >= at);
+    let own_pin_dead = |p: &PinRecord| p.expires_at.is_some_and(|at| now >= at);
     if duress && user.pin.as_ref().is_none_or(own_pin_dead) {
         return deny(DenyReason::PinExpired);
     }
@@ -101,6 +109,9 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if pin.is_some_and(|p| p.expires_at.is_some_and(|at| now >= at)) {
         return deny(DenyReason::PinExpired);
     }
+    if pin.is_some_and(|p| p.uses_left == Some(0)) {
+        return deny(DenyReason::UsesExhausted);
+    }
     let groups: Vec<&String> = user
         .groups
         .iter()
@@ -117,10 +128,19 @@ pub fn decide(view: &View<'_>, request: &AuthRequest, now: Timestamp) -> Decisio
     if !groups.iter().any(group_open) {
         return deny(DenyReason::OutsideSchedule);
     }
+    if pin.is_some_and(|p| !in_windows(p, now, &view.access.tz)) {
+        return deny(DenyReason::OutsidePinWindow);
+    }
     Decision::Grant {
         user: user.id.clone(),
         duress,
     }
+}
+
+/// Whether `now` is inside the PIN's own windows (a PIN without windows: always). Windows
+/// are checked when they are set; one that no longer parses keeps the PIN closed.
+pub fn in_windows(pin: &PinRecord, now: Timestamp, tz: &TimeZone) -> bool {
+    pin.windows.is_empty() || Schedule::parse(&pin.windows, &[]).is_ok_and(|s| s.is_open(now, tz))
 }
 
 /// The decision when the store cannot be read: fail closed, unless the device is a door

@@ -83,6 +83,20 @@ fn decision_table() {
         ("pin expires later",     false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().expires_at = at(60_000)), None),
         ("group not allowed",     false, Some(&doors_only),  false, RIGHT, Some(none),                     Some(DenyReason::GroupNotAllowed)),
         ("no groups at all",      false, Some(&staff),       false, RIGHT, Some(|u| u.groups.clear()),     Some(DenyReason::GroupNotAllowed)),
+        ("limited, a use left",   false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().uses_left = Some(1)), None),
+        ("limited, exhausted",    false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().uses_left = Some(0)), Some(DenyReason::UsesExhausted)),
+        ("exhausted, by id",      true,  Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().uses_left = Some(0)), Some(DenyReason::UsesExhausted)),
+        ("expired before used up", false, Some(&staff),      false, RIGHT, Some(|u| { let p = u.pin.as_mut().unwrap(); p.uses_left = Some(0); p.expires_at = at(-1) }), Some(DenyReason::PinExpired)),
+        ("in the pin's window",   false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().windows = vec!["Fri 07:00-09:00".into()]), None),
+        ("outside its window",    false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().windows = vec!["Mon-Thu 00:00-24:00".into(), "Fri 09:00-17:00".into()]), Some(DenyReason::OutsidePinWindow)),
+        ("unparsable window",     false, Some(&staff),       false, RIGHT, Some(|u| u.pin.as_mut().unwrap().windows = vec!["whenever".into()]), Some(DenyReason::OutsidePinWindow)),
+        ("pending pin, pin-only", false, Some(&staff),       false, WRONG, Some(|u| u.pending_pin = Some(record(WRONG))), None),
+        ("pending pin, by id",    true,  Some(&staff),       false, WRONG, Some(|u| u.pending_pin = Some(record(WRONG))), None),
+        ("old pin beside pending", true, Some(&staff),       false, RIGHT, Some(|u| u.pending_pin = Some(record(WRONG))), None),
+        ("pending, no current",   false, Some(&staff),       false, WRONG, Some(|u| { u.pin = None; u.pending_pin = Some(record(WRONG)) }), None),
+        ("pending pin expired",   false, Some(&staff),       false, WRONG, Some(|u| u.pending_pin = Some(PinRecord { expires_at: at(0), ..record(WRONG) })), Some(DenyReason::PinExpired)),
+        ("pending pin exhausted", true,  Some(&staff),       false, WRONG, Some(|u| u.pending_pin = Some(PinRecord { uses_left: Some(0), ..record(WRONG) })), Some(DenyReason::UsesExhausted)),
+        ("pending, still locked", true,  Some(&staff),       true,  WRONG, Some(|u| u.pending_pin = Some(record(WRONG))), Some(DenyReason::UserLockedOut)),
     ];
     for (name, id_pin, groups, user_lock, tag, edit, expected) in table {
         let candidate = match edit {
@@ -236,6 +250,73 @@ fn schedules_duress_and_fail_mode() {
             reason: DenyReason::StoreUnavailable
         }
     );
+}
+
+#[test]
+fn pin_windows_are_the_pins_own_and_spare_the_duress_pin() {
+    let mut user = alice();
+    user.pin.as_mut().unwrap().windows = vec!["Tue 07:00-09:00".into(), "Sun 22:00-02:00".into()];
+    user.duress = Some(record(WRONG));
+    let rules = DeviceRules {
+        allow_groups: vec!["staff".into()],
+        schedule: Some(sched(&["Mon-Fri 06:00-20:00"])),
+        fail_open: false,
+        deny_when_stale: false,
+    };
+    let berlin = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::named("Europe/Berlin").unwrap(),
+    };
+    let decide_at = |tag: Tag, at: Timestamp, access: &AccessRules| {
+        let view = View {
+            device: Some(&rules),
+            access,
+            user_locked: false,
+            tag: Some(tag),
+            candidate: Some(user.clone()),
+            directory_stale: false,
+        };
+        decide(&view, &request(false), at)
+    };
+    let reason = |d: Decision| match d {
+        Decision::Deny { reason } => Some(reason),
+        Decision::Grant { .. } => None,
+    };
+    // 2026-11-24 in Berlin is UTC+1: 07:30 UTC is 08:30 there.
+    let morning = Timestamp::from_millis(tuesday(7).millis() + 30 * 60_000);
+    assert_eq!(reason(decide_at(RIGHT, morning, &berlin)), None);
+    let utc = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    assert_eq!(reason(decide_at(RIGHT, morning, &utc)), None, "07:30 UTC");
+    assert_eq!(
+        reason(decide_at(RIGHT, tuesday(8), &berlin)),
+        Some(DenyReason::OutsidePinWindow),
+        "09:00 in Berlin: the window has closed"
+    );
+    assert_eq!(
+        reason(decide_at(RIGHT, tuesday(21), &utc)),
+        Some(DenyReason::OutsideSchedule),
+        "the device's schedule is checked first"
+    );
+    let monday_1am = Timestamp::from_millis(tuesday(1).millis() - 86_400_000);
+    assert_eq!(
+        reason(decide_at(RIGHT, monday_1am, &utc)),
+        Some(DenyReason::OutsideSchedule),
+        "Sunday's window runs into Monday, but the device opens at 06:00"
+    );
+    assert_eq!(
+        decide_at(WRONG, tuesday(12), &utc),
+        Decision::Grant {
+            user: "alice".into(),
+            duress: true
+        },
+        "the duress PIN has no windows of its own"
+    );
+    assert!(DenyReason::UsesExhausted.counts_as_failure());
+    assert_eq!(DenyReason::OutsidePinWindow.as_str(), "outside_pin_window");
+    assert_eq!(DenyReason::UsesExhausted.as_str(), "uses_exhausted");
 }
 
 #[test]

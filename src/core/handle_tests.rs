@@ -366,3 +366,6 @@ async fn duress_grants_and_raises_the_alarm_silently() {
     let tag: Tag = f.hasher.tag(&Pin::new(ALICE_DURESS));
     assert_eq!(f.store.tag_owner(&tag).unwrap().as_deref(), Some("alice"));
 }
+
+#[path = "handle_pin_tests.rs"]
+mod pin_use;

@@ -1,12 +1,14 @@
 //! The authentication core: admits an attempt under its lockout keys (`admission.rs`),
 //! computes exactly one tag on the bounded pool, reads what the decision needs, calls the
-//! pure `decide`, persists lockout counters (flushed before a DENY is returned), runs the
+//! pure `decide`, counts a limited-use or pending PIN's use (`pin_use.rs`, flushed before
+//! the OK), persists lockout counters (flushed before a DENY is returned), runs the
 //! grant's actions (door unlock, print release) and audits. Frontends call this; it never
 //! parses bytes.
 
 mod admission;
 pub mod decide;
 pub mod lockout;
+mod pin_use;
 pub mod schedule;
 pub mod selfservice;
 
@@ -101,8 +103,16 @@ impl Staleness {
     }
 }
 
-/// The decision, the user found (if any), and whether the user's duress PIN was presented.
-type Evaluated = (Decision, Option<String>, bool);
+/// What `evaluate` found and decided.
+struct Evaluated {
+    decision: Decision,
+    /// The user found, if any.
+    user: Option<String>,
+    /// The user's duress PIN was presented.
+    duress: bool,
+    /// The tag of a limited-use or pending PIN presented: a grant must count its use.
+    counted: Option<crate::domain::Tag>,
+}
 
 impl Core {
     pub fn new(
@@ -172,8 +182,17 @@ impl Core {
             // A card alone: nothing secret to hash.
             None => None,
         };
-        let evaluated = self.evaluate(&request, device, tag, now);
-        if let Ok((Decision::Deny { reason }, user, duress)) = &evaluated {
+        let evaluated = match self.evaluate(&request, device, tag, now) {
+            Ok(evaluated) => self.count_use(&request, evaluated, now).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(Evaluated {
+            decision: Decision::Deny { reason },
+            user,
+            duress,
+            ..
+        }) = &evaluated
+        {
             if *duress {
                 // A person under threat whose duress PIN is refused still raises the alarm.
                 self.raise_duress(&request, user.as_deref().unwrap_or("?"));
@@ -185,8 +204,10 @@ impl Core {
         drop(admitted);
         match evaluated {
             Err(e) => self.store_failed(&request, &e).await,
-            Ok((Decision::Grant { user, duress }, ..)) => self.grant(&request, user, duress).await,
-            Ok((Decision::Deny { reason }, user, _)) => self.deny(&request, user, reason).await,
+            Ok(Evaluated { decision, user, .. }) => match decision {
+                Decision::Grant { user, duress } => self.grant(&request, user, duress).await,
+                Decision::Deny { reason } => self.deny(&request, user, reason).await,
+            },
         }
     }
 
@@ -297,6 +318,7 @@ impl Core {
             .as_ref()
             .and_then(|u| u.upstream.as_ref())
             .is_some_and(|up| self.stale.is_stale(&up.source));
+        let counted = tag.filter(|t| user.as_ref().is_some_and(|u| pin_use::counted(u, t)));
         let view = View {
             device: Some(device),
             access: &self.access,
@@ -305,7 +327,12 @@ impl Core {
             candidate: user,
             directory_stale,
         };
-        Ok((decide::decide(&view, request, now), user_id, duress))
+        Ok(Evaluated {
+            decision: decide::decide(&view, request, now),
+            user: user_id,
+            duress,
+            counted,
+        })
     }
 
     /// Counts the failure under every budget key (auditing a lock it sets) and, for a
@@ -362,12 +389,7 @@ impl Core {
                 Err(e) => tracing::error!(key, error = %e, "could not record a user failure"),
             }
         }
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "could not flush lockout counters"),
-            Err(e) => tracing::error!(error = %e, "flush task failed"),
-        }
+        self.flush("lockout counters").await;
     }
 
     fn audit(

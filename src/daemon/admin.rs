@@ -8,7 +8,7 @@ use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, 
 use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
 use crate::frontend::control::{Handler, Progress, Reply};
 use crate::lifecycle::import::ImportRow;
-use crate::lifecycle::users::{AdminError, PinChoice, UserAdmin};
+use crate::lifecycle::users::{AdminError, PinChoice, PinLimits, UserAdmin};
 use crate::store::Store;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -254,12 +254,13 @@ impl Admin {
                 pin,
                 generate,
                 expires,
+                uses,
+                windows,
             } => {
                 let id = user.id.clone();
-                let shown = self
-                    .users
-                    .add(user, choice(pin, generate)?, expiry(expires)?)
-                    .await?;
+                let limits = PinLimits { uses, windows };
+                let (choice, expiry) = (choice(pin, generate)?, expiry(expires)?);
+                let shown = self.users.add_limited(user, choice, expiry, limits).await?;
                 self.pin_answer(&id, shown)
             }
             Request::UserSetPin {
@@ -267,13 +268,20 @@ impl Admin {
                 pin,
                 generate,
                 expires,
+                uses,
+                windows,
             } => {
                 let Some(choice) = choice(pin, generate)? else {
                     return Err(AdminError::Invalid(
                         "give a PIN on stdin or --generate".into(),
                     ));
                 };
-                let shown = self.users.set_pin(&id, choice, expiry(expires)?).await?;
+                let limits = PinLimits { uses, windows };
+                let expiry = expiry(expires)?;
+                let shown = self
+                    .users
+                    .set_pin_limited(&id, choice, expiry, limits)
+                    .await?;
                 self.pin_answer(&id, shown)
             }
             Request::UserSetDuress { id, pin } => {

@@ -179,6 +179,10 @@ pub enum DenyReason {
     /// The user's directory has not synced within its `max_staleness` and the device class
     /// is configured to deny rather than decide from the stale cache.
     DirectoryStale,
+    /// A limited-use PIN with no use left (also when another terminal took the last one).
+    UsesExhausted,
+    /// The PIN's own weekday/time windows do not include now.
+    OutsidePinWindow,
 }
 
 impl DenyReason {
@@ -211,6 +215,8 @@ impl DenyReason {
             DenyReason::UnknownDevice => "unknown_device",
             DenyReason::StoreUnavailable => "store_unavailable",
             DenyReason::DirectoryStale => "directory_stale",
+            DenyReason::UsesExhausted => "uses_exhausted",
+            DenyReason::OutsidePinWindow => "outside_pin_window",
         }
     }
 }

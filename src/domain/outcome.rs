@@ -116,6 +116,11 @@ vocabulary! {
         Generated = "generated",
         /// A directory PIN broke the policy (pin_policy = "warn": kept; "refuse": left out).
         WeakUpstream = "weak_upstream",
+        /// A PIN sent after a forgotten-PIN request was used for the first time and
+        /// replaced the user's previous PIN.
+        FirstUse = "first_use",
+        /// A limited-use PIN was used; the detail says how many uses are left.
+        Used = "used",
     }
 }
 

@@ -28,6 +28,8 @@ mod guests;
 mod users_import;
 #[path = "users_lifecycle.rs"]
 mod users_lifecycle;
+#[path = "users_limits.rs"]
+mod users_limits;
 #[path = "users_validity.rs"]
 mod users_validity;
 #[path = "users_view.rs"]
@@ -35,6 +37,7 @@ mod users_view;
 
 pub use guests::{guest_groups, guest_until, GuestAdded, GuestSettings, GuestView, NewGuest};
 pub use users_import::ImportReport;
+pub use users_limits::PinLimits;
 pub use users_view::{PinView, UserView};
 
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +286,20 @@ impl UserAdmin {
         pin: Option<PinChoice>,
         expiry: Option<Expiry>,
     ) -> Result<Option<Pin>, AdminError> {
+        self.add_limited(new, pin, expiry, PinLimits::default())
+            .await
+    }
+
+    /// `add`, the PIN limited to `limits` (uses, windows).
+    pub async fn add_limited(
+        &self,
+        new: NewUser,
+        pin: Option<PinChoice>,
+        expiry: Option<Expiry>,
+        limits: PinLimits,
+    ) -> Result<Option<Pin>, AdminError> {
         validate_new(&new)?;
+        limits.check()?;
         if self.store.user(&new.id)?.is_some() {
             return Err(AdminError::UserExists(new.id));
         }
@@ -308,10 +324,14 @@ impl UserAdmin {
         };
         let mut shown = None;
         let mut mail = Vec::new();
+        if pin.is_none() {
+            limits.need_pin()?;
+        }
         if let Some(choice) = pin {
-            let (record, generated) = self
+            let (mut record, generated) = self
                 .new_pin(&user, choice, expiry, PinSource::Admin)
                 .await?;
+            limits.apply(&mut record);
             user.pin = Some(record);
             user.pin_issued = true;
             if let Some(generated) = &generated {
@@ -325,7 +345,10 @@ impl UserAdmin {
         self.audit(
             AdminAction::UserAdd,
             &user.id,
-            Some(format!("pin: {}", user.pin.is_some())),
+            Some(match limits.describe().filter(|_| user.pin.is_some()) {
+                Some(limits) => format!("pin: true, {limits}"),
+                None => format!("pin: {}", user.pin.is_some()),
+            }),
         );
         self.audit_queued(&mail);
         Ok(shown)
@@ -337,13 +360,28 @@ impl UserAdmin {
         choice: PinChoice,
         expiry: Option<Expiry>,
     ) -> Result<Option<Pin>, AdminError> {
+        self.set_pin_limited(id, choice, expiry, PinLimits::default())
+            .await
+    }
+
+    /// `set_pin`, the new PIN limited to `limits` (uses, windows); a PIN set without limits
+    /// has none, whatever the old one had.
+    pub async fn set_pin_limited(
+        &self,
+        id: &str,
+        choice: PinChoice,
+        expiry: Option<Expiry>,
+        limits: PinLimits,
+    ) -> Result<Option<Pin>, AdminError> {
+        limits.check()?;
         let mut user = self
             .store
             .user(id)?
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        let (record, shown) = self
+        let (mut record, shown) = self
             .new_pin(&user, choice, expiry, PinSource::Admin)
             .await?;
+        limits.apply(&mut record);
         let (kind, lane) = match user.pin_issued || user.pin.is_some() {
             true => (MailKind::ResetPin, Lane::Reset),
             false => (MailKind::NewPin, Lane::NewPin),
@@ -357,7 +395,7 @@ impl UserAdmin {
         self.store.update_user_mailing(&user, &mail)?;
         self.store
             .update_lockout(&lockout::user_key(id), &|_| None)?;
-        self.audit(AdminAction::PinSet, id, None);
+        self.audit(AdminAction::PinSet, id, limits.describe());
         self.audit_queued(&mail);
         Ok(shown)
     }

@@ -33,6 +33,12 @@ pub struct PinView {
     pub expires_at: Option<Timestamp>,
     pub source: PinSource,
     pub temporary: bool,
+    /// A limited-use PIN: grants left (0: exhausted). None: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+    /// The PIN's own weekly windows (site time zone); empty: any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
 }
 
 impl UserAdmin {
@@ -63,6 +69,8 @@ impl UserAdmin {
                 expires_at: p.expires_at,
                 source: p.source,
                 temporary: p.temporary,
+                uses_left: p.uses_left,
+                windows: p.windows,
             }),
             id: u.id,
             name: u.name,

@@ -7,8 +7,8 @@
 //! Must not name sled or touch files.
 
 use super::{
-    pin_expired, ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied,
-    SyncState, SyncWrite,
+    pin_expired, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Store, StoreError,
+    SyncApplied, SyncState, SyncWrite,
 };
 use crate::core::lockout::user_key;
 use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
@@ -399,6 +399,10 @@ impl Store for MemoryStore {
 
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64> {
         self.write("prune_lifecycle", |t| Ok(t.prune_lifecycle(before)))
+    }
+
+    fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
+        self.write("use_pin", |t| t.use_pin(user, tag, now))
     }
 }
 

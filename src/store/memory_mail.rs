@@ -1,10 +1,10 @@
 //! The PIN lifecycle of `MemoryStore` (a child of `memory.rs`): the mail outbox, reminder
-//! records, the sweep of one user and the pruning of retired tags and stale reminders, on
-//! the caller's copy of the tables. Mirrors `sled_mail.rs`; must not decide policy.
+//! records, the sweep of one user, a grant's PIN use and the pruning of retired tags and
+//! stale reminders, on the caller's copy of the tables. Mirrors `sled_mail.rs`; must not decide policy.
 
 use super::{index, Tables};
-use crate::domain::{Lane, LaneDepth, QueuedMail, Timestamp, User};
-use crate::store::{pin_expired, pin_is_current, Result};
+use crate::domain::{Lane, LaneDepth, QueuedMail, Tag, Timestamp, User};
+use crate::store::{pin_expired, pin_is_current, pin_use, PinUse, Result};
 
 impl Tables {
     /// Queues `mail`, each message with the next seq (never 0).
@@ -92,6 +92,18 @@ impl Tables {
         };
         index::put_user(self, &cleared, false, now)?;
         Ok(Some(old))
+    }
+
+    /// Counts a grant by `tag` against `id` (see `Store::use_pin`).
+    pub(super) fn use_pin(&mut self, id: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
+        let Some(user) = self.users.get(id) else {
+            return Ok(PinUse::Gone);
+        };
+        let (used, next) = pin_use(user, tag);
+        if let Some(next) = next {
+            index::put_user(self, &next, false, now)?;
+        }
+        Ok(used)
     }
 
     /// Drops tags retired before `before` and reminders of PINs that are not current.

@@ -138,6 +138,22 @@ pub struct SyncApplied {
     pub collisions: Vec<String>,
 }
 
+/// What `use_pin` did with a grant by a PIN, in the grant's own transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinUse {
+    /// An unlimited PIN, or the duress PIN: nothing counted, nothing written.
+    Unlimited,
+    /// A use of a limited PIN was counted; `left` remain.
+    Used { left: u32 },
+    /// A limited PIN with no use left (another terminal took the last one): deny.
+    Exhausted,
+    /// The pending PIN's first use: it is now the user's PIN and the old one is retired.
+    /// `left`: its uses left after this one, if it is limited.
+    Promoted { left: Option<u32> },
+    /// The tag is none of the user's PINs any more (changed or removed meanwhile): deny.
+    Gone,
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
@@ -257,6 +273,54 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets retired tags older than `before`, and reminder records of PIN versions that
     /// are no longer a user's current PIN; returns how many entries went.
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64>;
+
+    /// Counts a grant by the PIN with `tag` against `user`, in one transaction: re-reads the
+    /// user, checks the tag is still its PIN, duress PIN or pending PIN, refuses a limited
+    /// PIN with no use left and else takes one; a pending PIN replaces the PIN (whose tag
+    /// retires at `now`). Writes only for a limited or a pending PIN (see `pin_use`).
+    fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse>;
+}
+
+/// `use_pin`'s rule, one for both stores: the answer, and the user to write (None: nothing
+/// changes).
+fn pin_use(user: &User, tag: &Tag) -> (PinUse, Option<User>) {
+    let is = |p: &Option<crate::domain::PinRecord>| p.as_ref().is_some_and(|p| p.tag == *tag);
+    let take = |left: Option<u32>| match left {
+        Some(0) => Err(PinUse::Exhausted),
+        other => Ok(other.map(|n| n - 1)),
+    };
+    if is(&user.pin) {
+        let left = user.pin.as_ref().and_then(|p| p.uses_left);
+        return match take(left) {
+            Err(refused) => (refused, None),
+            Ok(None) => (PinUse::Unlimited, None),
+            Ok(Some(left)) => {
+                let mut next = user.clone();
+                if let Some(p) = next.pin.as_mut() {
+                    p.uses_left = Some(left);
+                }
+                (PinUse::Used { left }, Some(next))
+            }
+        };
+    }
+    if is(&user.duress) {
+        return (PinUse::Unlimited, None);
+    }
+    let Some(pending) = user.pending_pin.as_ref().filter(|p| p.tag == *tag) else {
+        return (PinUse::Gone, None);
+    };
+    match take(pending.uses_left) {
+        Err(refused) => (refused, None),
+        Ok(left) => {
+            let mut next = user.clone();
+            next.pin = Some(crate::domain::PinRecord {
+                uses_left: left,
+                ..pending.clone()
+            });
+            next.pending_pin = None;
+            (PinUse::Promoted { left }, Some(next))
+        }
+    }
 }
 
 /// Whether `user`'s PIN has expired at `now`: the sweeper's rule, one for both stores.

@@ -5,8 +5,8 @@
 //! indexes written in transactions, lockout counters. Values are JSON.
 
 use super::{
-    ImportOutcome, LockoutUpdate, OutboxBatch, Result, Store, StoreError, SyncApplied, SyncState,
-    SyncWrite,
+    ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Store, StoreError, SyncApplied,
+    SyncState, SyncWrite,
 };
 use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -451,6 +451,10 @@ impl Store for SledStore {
 
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64> {
         mail::prune(self, before)
+    }
+
+    fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
+        mail::use_pin(self, user, tag, now)
     }
 }
 

@@ -1,13 +1,14 @@
 //! The PIN lifecycle in the sled store (a child of `sled.rs`; only the sled files name
 //! sled): the mail outbox (`mail`: `lane seq` → JSON `QueuedMail`, so a lane is a prefix
 //! scan, oldest first), expiry reminders queued exactly once (`reminders`:
-//! `user NUL set_at threshold` → empty), the sweeper of expired PINs and the retired tags
+//! `user NUL set_at threshold` → empty), the sweeper of expired PINs, a grant's PIN use
+//! (limited-use and pending PINs) and the retired tags
 //! (`retired_tags`: tag → unix ms, written by `sled_sync::untag`). Must not decide policy:
 //! which mail to queue, when a reminder is due and how long tags cool off are the caller's.
 
 use super::{abort, decode, encode, put_user_tx, tx_error, unavailable, SledStore, TxResult};
 use crate::domain::{Lane, LaneDepth, PinRecord, QueuedMail, Tag, Timestamp, User};
-use crate::store::{pin_expired, pin_is_current, Result};
+use crate::store::{pin_expired, pin_is_current, pin_use, PinUse, Result};
 use serde::Deserialize;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
@@ -173,6 +174,26 @@ pub(super) fn sweep_expired(store: &SledStore, now: Timestamp) -> Result<Vec<Use
         swept.extend(before);
     }
     Ok(swept)
+}
+
+/// One transaction over the user trees: the check against the current record, the count
+/// and a pending PIN's promotion (its predecessor's tag retiring at `now`) land together;
+/// sled retries it on a conflict, so two grants never take the same last use.
+pub(super) fn use_pin(store: &SledStore, id: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
+    store.user_tx(now, |tx| {
+        let Some(bytes) = tx.t.users.get(id.as_bytes())? else {
+            return Ok(PinUse::Gone);
+        };
+        let user: User = match decode("user", &bytes) {
+            Ok(u) => u,
+            Err(e) => return abort(e),
+        };
+        let (used, next) = pin_use(&user, tag);
+        if let Some(next) = next {
+            put_user_tx(&tx.t, &next, false)?;
+        }
+        Ok(used)
+    })
 }
 
 fn millis(what: &str, v: &[u8]) -> Result<Timestamp> {

@@ -15,6 +15,9 @@ use crate::domain::{
 #[path = "suite_lifecycle.rs"]
 mod lifecycle;
 pub(super) use self::lifecycle::*;
+#[path = "suite_pins.rs"]
+mod pins;
+pub(super) use self::pins::*;
 
 macro_rules! store_suite {
     ($run:path) => {
@@ -35,6 +38,9 @@ macro_rules! store_suite {
             a_reminder_is_queued_once_per_pin_version_and_threshold,
             the_sweeper_clears_expired_pins_with_duress_and_their_tags,
             tags_leaving_the_index_are_retired_then_pruned,
+            a_limited_pin_is_counted_down_and_refused_at_zero,
+            a_pending_pin_replaces_the_pin_at_its_first_use,
+            racing_uses_take_the_last_one_once,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

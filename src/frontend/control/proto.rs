@@ -44,6 +44,12 @@ pub enum Request {
         #[serde(default)]
         generate: bool,
         expires: Option<String>,
+        /// A limited-use PIN: the grants it allows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uses: Option<u32>,
+        /// The PIN's own weekly windows (`Mon-Fri 08:00-18:00`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<String>,
     },
     UserSetPin {
         id: String,
@@ -51,6 +57,10 @@ pub enum Request {
         #[serde(default)]
         generate: bool,
         expires: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uses: Option<u32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<String>,
     },
     UserSetDuress {
         id: String,
