@@ -352,3 +352,110 @@ fn tls_with_the_sites_ca() {
     assert!(e.contains("TLS"), "{e}");
     assert_eq!(s["mqtt"]["connected"], false);
 }
+
+/// `"new_pin"` on an unlock was once granted, its field ignored: every request schema now
+/// refuses what it does not name, answers `error` (the id echoed, never the payload) and
+/// audits the refusal. The request's id stays usable.
+#[test]
+fn a_request_with_an_unknown_field_is_refused_and_audited() {
+    let broker = Broker::start();
+    let d = start(&broker, "", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+
+    let r = request(
+        &probe,
+        "front-door",
+        r#"{"id":"n1","user":"alice","pin":"482913","new_pin":"707172"}"#,
+    );
+    assert_eq!(r["id"], "n1");
+    assert_eq!(r["result"], "error", "{r}");
+    let text = r["error"].as_str().unwrap();
+    assert!(!text.contains("482913") && !text.contains("707172"), "{r}");
+    let r = request(
+        &probe,
+        "front-door",
+        r#"{"id":"n2","action":"forgot","user":"alice","pin":"482913"}"#,
+    );
+    assert_eq!(r["result"], "error", "{r}");
+    d.wait_audit(
+        "malformed request: a field this request does not take",
+        Duration::from_secs(5),
+    );
+    let r = request(&probe, "front-door", r#"{"id":"n1","pin":"482913"}"#);
+    assert_eq!(
+        r["result"], "granted",
+        "a refused request does not use up its id"
+    );
+    let audit = d.cli_ok(&["audit", "--json", "--last", "200"], None);
+    assert_eq!(audit.matches("\"outcome\":\"grant\"").count(), 1, "{audit}");
+    for pin in ["482913", "707172"] {
+        assert!(!d.logs().contains(pin));
+        assert!(common::found_in_files(&d.state_dir(), pin.as_bytes()).is_empty());
+    }
+}
+
+/// Needs the core's change_pin and forgot_pin (i13-c): a change answers `denied` for a
+/// wrong old PIN, `refused` with the policy reason for a weak new one, `changed` for a good
+/// one; a forgot answers `accepted` for any user; replays and retained requests of both
+/// kinds get no answer.
+#[test]
+fn change_and_forgot_requests_are_answered() {
+    let broker = Broker::start();
+    let d = start(
+        &broker,
+        "",
+        "[policy]\nmin_length = 6\nuser_can_change = true\n",
+    );
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    let change = |id: &str, old: &str, new: &str| {
+        let body = format!(
+            r#"{{"id":"{id}","action":"change","user":"alice","pin":"{old}","new_pin":"{new}"}}"#
+        );
+        request(&probe, "front-door", &body)
+    };
+
+    let r = change("c1", "111111", "707172");
+    assert_eq!(r, serde_json::json!({"id":"c1","result":"denied"}));
+    let r = change("c2", "482913", "1234");
+    assert_eq!(r["result"], "refused", "{r}");
+    assert!(r["reason"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
+    let r = change("c3", "482913", "707172");
+    assert_eq!(r, serde_json::json!({"id":"c3","result":"changed"}));
+    let r = request(&probe, "front-door", r#"{"id":"u1","pin":"707172"}"#);
+    assert_eq!(r["result"], "granted");
+
+    for (id, user) in [("f1", "alice"), ("f2", "nobody-here")] {
+        let body = format!(r#"{{"id":"{id}","action":"forgot","user":"{user}"}}"#);
+        let r = request(&probe, "front-door", &body);
+        assert_eq!(r, serde_json::json!({"id": id, "result": "accepted"}));
+    }
+
+    // A replayed change and a retained forgot are refused unanswered.
+    probe.publish(
+        &format!("{PREFIX}/request/front-door"),
+        br#"{"id":"c3","action":"change","user":"alice","pin":"482913","new_pin":"707172"}"#,
+        false,
+    );
+    probe.publish(
+        &format!("{PREFIX}/request/front-door"),
+        br#"{"id":"f9","action":"forgot","user":"alice"}"#,
+        true,
+    );
+    let r = request(&probe, "front-door", r#"{"id":"last","pin":"707172"}"#);
+    assert_eq!(
+        r["id"], "last",
+        "the replay and the retained request got no answer"
+    );
+    d.wait_audit("duplicate request id", Duration::from_secs(5));
+    d.wait_audit("retained request", Duration::from_secs(5));
+    for pin in ["482913", "707172", "111111"] {
+        assert!(!d.logs().contains(pin));
+        assert!(common::found_in_files(&d.state_dir(), pin.as_bytes()).is_empty());
+    }
+}

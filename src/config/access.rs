@@ -149,6 +149,10 @@ pub fn validate_keypad(
             busy: f.busy.clone().unwrap_or_default(),
             locked_out: f.locked_out.clone().unwrap_or_default(),
             card: f.card.clone().unwrap_or_default(),
+            // Keypads that only know granted/denied LEDs work unchanged.
+            changed: f.changed.clone().or(f.granted.clone()).unwrap_or_default(),
+            refused: f.refused.clone().or(f.denied.clone()).unwrap_or_default(),
+            accepted: f.accepted.clone().or(f.granted.clone()).unwrap_or_default(),
         },
     })
 }

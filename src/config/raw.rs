@@ -214,6 +214,9 @@ pub struct RawFeedback {
     pub busy: Option<Vec<u8>>,
     pub locked_out: Option<Vec<u8>>,
     pub card: Option<Vec<u8>>,
+    pub changed: Option<Vec<u8>>,
+    pub refused: Option<Vec<u8>>,
+    pub accepted: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,8 @@ use zeroize::Zeroize;
 pub enum Framing {
     /// One ASCII key per byte: `0-9`, `A-D`; `#` submits, `*` clears.
     Keys,
-    /// A PIN of `0-9A-Za-z` then CR or LF (`#` and `*` are also understood).
+    /// A PIN of `0-9A-Za-z` then CR or LF (`#` and `*` are also understood; CR and LF on an
+    /// empty line are line ends, not `#`).
     Line,
     /// One Wiegand 4-bit burst per byte, in the low nibble: 10 = `*`, 11 = `#`.
     Wiegand4,
@@ -32,6 +33,10 @@ pub enum KeypadEvent {
     Submit(Pin),
     /// `*` pressed: the entry so far was discarded. Not emitted when nothing had been typed.
     Cleared,
+    /// `*` pressed with nothing typed (the start of a key sequence, or a habitual clear).
+    Star,
+    /// `#` pressed with nothing typed (CR or LF in line framing are not: they end lines).
+    Hash,
     /// The inter-key timeout passed with a partial entry: discarded.
     TimedOut,
     /// More than max_length keys: discarded (the rest up to the next submit/clear is ignored).
@@ -46,7 +51,10 @@ pub enum KeypadEvent {
 enum Key {
     /// A key that is part of the PIN, as the ASCII character to store.
     Char(u8),
+    /// CR or LF in line framing: submits, and nothing on an empty line.
     Submit,
+    /// `#`: submits, or reports `Hash` on an empty entry.
+    Hash,
     Clear,
     /// Filler some keypads send between keys.
     Ignore,
@@ -102,6 +110,7 @@ impl KeypadDecoder {
             match key {
                 Key::Char(c) => events.extend(self.key(c, now)),
                 Key::Submit => events.extend(self.submit()),
+                Key::Hash => events.extend(self.hash()),
                 Key::Clear => events.extend(self.clear()),
                 Key::Ignore => {}
                 Key::Garbage => events.extend(self.garbage(now)),
@@ -182,8 +191,19 @@ impl KeypadDecoder {
         event
     }
 
+    fn hash(&mut self) -> Option<KeypadEvent> {
+        if self.discarding || !self.buf.is_empty() {
+            return self.submit();
+        }
+        Some(KeypadEvent::Hash)
+    }
+
     fn clear(&mut self) -> Option<KeypadEvent> {
-        let event = (!self.discarding && !self.buf.is_empty()).then_some(KeypadEvent::Cleared);
+        let event = match (self.discarding, self.buf.is_empty()) {
+            (true, _) => None,
+            (false, true) => Some(KeypadEvent::Star),
+            (false, false) => Some(KeypadEvent::Cleared),
+        };
         self.reset();
         event
     }
@@ -203,14 +223,15 @@ fn classify(framing: Framing, byte: u8) -> Key {
         Framing::Keys => match byte {
             b'0'..=b'9' | b'A'..=b'D' => Key::Char(byte),
             b'a'..=b'd' => Key::Char(byte.to_ascii_uppercase()),
-            b'#' => Key::Submit,
+            b'#' => Key::Hash,
             b'*' => Key::Clear,
             b'\r' | b'\n' | b' ' | 0 => Key::Ignore,
             _ => Key::Garbage,
         },
         Framing::Line => match byte {
             b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' => Key::Char(byte),
-            b'\r' | b'\n' | b'#' => Key::Submit,
+            b'\r' | b'\n' => Key::Submit,
+            b'#' => Key::Hash,
             b'*' => Key::Clear,
             _ => Key::Garbage,
         },
@@ -225,7 +246,7 @@ fn wiegand_key(code: u8) -> Key {
     match code {
         0..=9 => Key::Char(b'0' + code),
         10 => Key::Clear,
-        11 => Key::Submit,
+        11 => Key::Hash,
         _ => Key::Garbage,
     }
 }

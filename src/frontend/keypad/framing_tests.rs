@@ -1,7 +1,7 @@
 use super::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use KeypadEvent::{Cleared, Garbage, Overlong, TimedOut};
+use KeypadEvent::{Cleared, Garbage, Hash, Overlong, Star, TimedOut};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const STEP: Duration = Duration::from_millis(300);
@@ -82,7 +82,12 @@ fn line_framing_submits_on_cr_lf_or_hash_and_keeps_case() {
         dec.push(b"X9\rY8\nZ7#\r\n", t0),
         [submit("X9"), submit("Y8"), submit("Z7")]
     );
-    assert_eq!(dec.push(b"\r\n\n\r#", t0), [], "empty lines are ignored");
+    assert_eq!(dec.push(b"\r\n\n\r", t0), [], "empty lines are ignored");
+    assert_eq!(
+        dec.push(b"#", t0),
+        [Hash],
+        "a `#` on an empty line is a key"
+    );
     assert_eq!(dec.push(b"12 34\n", t0), [Garbage, submit("34")]);
 }
 
@@ -96,11 +101,22 @@ fn star_in_the_middle_clears_the_entry_so_far() {
 }
 
 #[test]
-fn empty_submit_and_empty_clear_emit_nothing() {
+fn hash_and_star_on_an_empty_entry_are_reported_as_keys_and_leave_no_partial() {
     for framing in ALL {
         let mut dec = decoder(framing, 8);
-        assert_eq!(dec.push(&encode(framing, "#*##**"), Instant::now()), []);
+        let events = dec.push(&encode(framing, "#*##**"), Instant::now());
+        assert_eq!(events, [Hash, Star, Hash, Hash, Star, Star], "{framing:?}");
         assert!(!dec.has_partial(), "{framing:?}");
+        assert_eq!(dec.deadline(), None);
+    }
+}
+
+#[test]
+fn after_an_overlong_entry_hash_and_star_only_end_it() {
+    for framing in ALL {
+        let mut dec = decoder(framing, 4);
+        let events = dec.push(&encode(framing, "12345#*123456*#"), Instant::now());
+        assert_eq!(events, [Overlong, Star, Overlong, Hash], "{framing:?}");
     }
 }
 

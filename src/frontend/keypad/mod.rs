@@ -1,17 +1,21 @@
 //! Serial keypads: one supervised worker per `[[keypad]]` that opens the port, feeds bytes
-//! to the sans-IO `framing` decoder, asks the core and writes the feedback bytes; a card
+//! to the sans-IO `framing` decoder and key `sequence`s, asks the core (entries, self-change,
+//! forgotten PINs) and writes the feedback bytes; a card
 //! read waits for its PIN in the shared `CardHold`. A port that vanishes (a read of 0 bytes
 //! or an error) is a disconnect: a failure the supervisor logs once and retries with
 //! back-off, never spun on. A keypad absent at start does not stop the daemon.
 
 pub mod framing;
+pub mod sequence;
 pub mod settings;
 
+use crate::core::selfservice::{ChangeOutcome, ChangeRequest, ForgotOutcome, ForgotRequest};
 use crate::core::{Core, Outcome};
-use crate::domain::{AuditKind, AuthRequest, Credential, KeypadAction, Origin, Timestamp};
+use crate::domain::{AuditKind, AuthRequest, Credential, KeypadAction, Origin, Pin, Timestamp};
 use crate::frontend::card_hold::CardHold;
 use crate::worker::{Context, Next, Settings, Worker};
-use framing::{FramingConfig, KeypadDecoder, KeypadEvent};
+use framing::FramingConfig;
+use sequence::{Input, Sequencer};
 use settings::KeypadConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,19 +98,19 @@ async fn session(
     holds: &CardHold,
     shutdown: &CancellationToken,
 ) -> String {
-    let mut decoder = KeypadDecoder::new(FramingConfig {
+    let mut keys = Sequencer::new(FramingConfig {
         framing: config.framing,
         max_length: config.max_length,
         inter_key_timeout: config.inter_key_timeout,
     });
     let mut buf = [0u8; 64];
     loop {
-        let deadline = decoder.deadline().map(tokio::time::Instant::from_std);
+        let deadline = keys.deadline().map(tokio::time::Instant::from_std);
         let read = tokio::select! {
             _ = shutdown.cancelled() => return "shutdown".into(),
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                if let Some(event) = decoder.poll(tokio::time::Instant::now().into_std()) {
-                    tracing::debug!(?event, "keypad entry timed out");
+                for input in keys.poll(tokio::time::Instant::now().into_std()) {
+                    tracing::debug!(?input, "keypad entry or sequence timed out");
                 }
                 continue;
             }
@@ -117,10 +121,10 @@ async fn session(
             Ok(n) => n,
             Err(e) => return e.to_string(),
         };
-        let events = decoder.push(&buf[..n], tokio::time::Instant::now().into_std());
+        let inputs = keys.push(&buf[..n], tokio::time::Instant::now().into_std());
         buf[..n].zeroize();
-        for event in events {
-            if let Err(e) = answer(event, &mut port, config, core, holds).await {
+        for input in inputs {
+            if let Err(e) = answer(input, &mut port, config, core, holds).await {
                 return format!("feedback write failed: {e}");
             }
         }
@@ -130,7 +134,7 @@ async fn session(
 /// Turns a submitted entry into a credential: a card read (kept for the PIN that follows),
 /// a PIN after a card, or a PIN alone.
 fn credential(
-    pin: crate::domain::Pin,
+    pin: Pin,
     config: &KeypadConfig,
     holds: &CardHold,
 ) -> Result<Credential, Option<String>> {
@@ -148,17 +152,67 @@ fn credential(
     Ok(holds.with_pin(&config.device, pin, card_cfg.required))
 }
 
+/// Answers one input with its feedback bytes.
 async fn answer(
-    event: KeypadEvent,
+    input: Input,
     port: &mut crate::serial::Port,
     config: &KeypadConfig,
     core: &Core,
     holds: &CardHold,
 ) -> std::io::Result<()> {
-    let KeypadEvent::Submit(pin) = event else {
-        tracing::debug!(?event, device = %config.device, "keypad entry discarded");
-        return Ok(());
+    let feedback = &config.feedback;
+    let bytes = match input {
+        Input::Entry(pin) => entry(pin, config, core, holds).await,
+        Input::Change { id, old, new } => {
+            let request = ChangeRequest {
+                device: config.device.clone(),
+                origin: origin(config),
+                id,
+                old,
+                new,
+                received_at: Timestamp::now(),
+            };
+            match core.change_pin(request).await {
+                ChangeOutcome::Changed => &feedback.changed,
+                ChangeOutcome::Refused(_) => &feedback.refused,
+                ChangeOutcome::Denied | ChangeOutcome::NotAllowed => &feedback.denied,
+                ChangeOutcome::LockedOut => &feedback.locked_out,
+                ChangeOutcome::Busy => &feedback.busy,
+            }
+        }
+        Input::Forgot { id } => {
+            let request = ForgotRequest {
+                device: config.device.clone(),
+                origin: origin(config),
+                id,
+                received_at: Timestamp::now(),
+            };
+            match core.forgot_pin(request).await {
+                ForgotOutcome::Accepted => &feedback.accepted,
+                ForgotOutcome::Busy => &feedback.busy,
+                ForgotOutcome::NotAllowed => &feedback.denied,
+            }
+        }
+        Input::Mismatch => {
+            tracing::debug!(device = %config.device, "keypad change: the new PIN was not repeated the same");
+            &feedback.refused
+        }
+        Input::Abandoned | Input::Discarded(_) => {
+            tracing::debug!(?input, device = %config.device, "keypad entry or sequence discarded");
+            return Ok(());
+        }
     };
+    write_feedback(port, bytes).await
+}
+
+fn origin(config: &KeypadConfig) -> Origin {
+    Origin::Keypad {
+        port: config.port.display().to_string(),
+    }
+}
+
+/// A plain entry: a card read (answered `card`, or `denied` when unreadable) or a PIN.
+async fn entry<'a>(pin: Pin, config: &'a KeypadConfig, core: &Core, holds: &CardHold) -> &'a [u8] {
     let feedback = &config.feedback;
     let credential = match credential(pin, config, holds) {
         Ok(credential) => credential,
@@ -170,26 +224,20 @@ async fn answer(
                 action: KeypadAction::CardRead,
                 detail: card.clone().unwrap_or_else(|| "unreadable".into()),
             });
-            return write_feedback(
-                port,
-                if card.is_some() {
-                    &feedback.card
-                } else {
-                    &feedback.denied
-                },
-            )
-            .await;
+            return if card.is_some() {
+                &feedback.card
+            } else {
+                &feedback.denied
+            };
         }
     };
     let request = AuthRequest {
         device: config.device.clone(),
         credential,
-        origin: Origin::Keypad {
-            port: config.port.display().to_string(),
-        },
+        origin: origin(config),
         received_at: Timestamp::now(),
     };
-    let bytes = match core.handle(request).await {
+    match core.handle(request).await {
         // Granted but the door did not open: tell the person to try again.
         Outcome::Granted {
             action_failed: true,
@@ -199,8 +247,7 @@ async fn answer(
         Outcome::Denied => &feedback.denied,
         Outcome::LockedOut => &feedback.locked_out,
         Outcome::Busy => &feedback.busy,
-    };
-    write_feedback(port, bytes).await
+    }
 }
 
 async fn write_feedback(port: &mut crate::serial::Port, bytes: &[u8]) -> std::io::Result<()> {

@@ -16,6 +16,13 @@ pub struct Feedback {
     pub locked_out: Vec<u8>,
     /// Sent when a card was read and the reader waits for its PIN.
     pub card: Vec<u8>,
+    /// The change sequence set the new PIN. Default: the `granted` bytes.
+    pub changed: Vec<u8>,
+    /// The new PIN breaks the policy, is taken, or was not typed the same twice; nothing
+    /// changed. Default: the `denied` bytes.
+    pub refused: Vec<u8>,
+    /// A forgotten-PIN request was taken (the same for any id). Default: the `granted` bytes.
+    pub accepted: Vec<u8>,
 }
 
 /// Card-then-PIN on a `line` keypad whose reader sends card reads as prefixed lines.

@@ -1,5 +1,5 @@
-//! The MQTT frontend (the only module naming rumqttc): access-controller requests and
-//! replies, Zigbee2MQTT keypads, door-relay commands (`Link` is the actuators' sink), the
+//! The MQTT frontend (the only module naming rumqttc): access-controller requests (unlock,
+//! self-change, forgotten PIN) and replies, Zigbee2MQTT keypads, door-relay commands (`Link` is the actuators' sink), the
 //! retained `online`/`offline` status and, on a second connection, the event stream from the
 //! durable outbox. Both connections are supervised workers (reconnect with back-off and
 //! jitter); every event loop is polled all the time by its own task, so publishing never
@@ -7,24 +7,25 @@
 
 mod events;
 pub mod proto;
+mod requests;
 pub mod settings;
 
 pub use events::{EventOutbox, Pending};
 
 use crate::action::door::CommandSink;
-use crate::core::{Core, Outcome};
-use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timestamp};
+use crate::core::Core;
+use crate::domain::Timestamp;
 use crate::frontend::throttle::Throttle;
 use crate::worker::{Context, Next, Settings, Worker};
-use proto::{ReplayGuard, Reply, Topic};
+use proto::ReplayGuard;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
-    Packet, Publish, QoS, TlsConfiguration, Transport,
+    Packet, QoS, TlsConfiguration, Transport,
 };
 use serde::Serialize;
 use settings::MqttConfig;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -332,123 +333,6 @@ async fn say_offline(
         while let Some(Ok(_)) = events.recv().await {}
     })
     .await;
-}
-
-impl Frontend {
-    fn dispatch(self: Arc<Self>, p: Publish, client: &AsyncClient, tracker: &TaskTracker) {
-        let topic = p.topic.clone();
-        match proto::classify(&topic, &self.cfg.prefix, &self.cfg.zigbee_base_topic) {
-            Topic::Request(device) => {
-                let device = DeviceId(device.to_string());
-                if !self.cfg.devices.contains(&device) {
-                    return self.refuse(&topic, "request for a device not in mqtt.devices");
-                }
-                if p.retain {
-                    return self.refuse(&topic, "retained request (a stale or replayed message)");
-                }
-                let request = match proto::parse_request(&p.payload) {
-                    Ok(r) => r,
-                    Err(e) => return self.refuse(&topic, &format!("malformed request: {e}")),
-                };
-                if !lock(&self.replay).fresh(&device.0, &request.id_key(), Instant::now()) {
-                    return self.refuse(&topic, "duplicate request id within the replay window");
-                }
-                let reply_topic = format!("{}/reply/{}", self.cfg.prefix, device.0);
-                let client = client.clone();
-                tracker.spawn(async move {
-                    let outcome = self.decide(device, request.credential, topic).await;
-                    let reply = match &outcome {
-                        Outcome::Granted {
-                            user,
-                            action_failed,
-                            ..
-                        } => Reply::Granted {
-                            user,
-                            action_failed: *action_failed,
-                        },
-                        Outcome::Denied | Outcome::LockedOut => Reply::Denied,
-                        Outcome::Busy => Reply::Busy,
-                    };
-                    let payload = proto::encode_reply(&request.id, &reply);
-                    if let Err(e) =
-                        client.try_publish(reply_topic, QoS::AtLeastOnce, false, payload)
-                    {
-                        tracing::warn!(error = %e, "could not queue an MQTT reply");
-                    }
-                });
-            }
-            Topic::Zigbee(name) => {
-                let Some(device) = self.cfg.zigbee_keypads.get(name).cloned() else {
-                    return;
-                };
-                if p.retain {
-                    // A retained keypad state is history, not somebody at the door now.
-                    return;
-                }
-                let attempt = match proto::parse_zigbee(&p.payload) {
-                    Ok(Some(a)) => a,
-                    Ok(None) => return,
-                    Err(e) => {
-                        return self.refuse(&topic, &format!("malformed keypad message: {e}"))
-                    }
-                };
-                let scope = format!("zigbee:{name}");
-                if !lock(&self.replay).fresh(
-                    &scope,
-                    &attempt.transaction.to_string(),
-                    Instant::now(),
-                ) {
-                    return;
-                }
-                let set_topic = format!("{}/{}/set", self.cfg.zigbee_base_topic, name);
-                let client = client.clone();
-                tracker.spawn(async move {
-                    let outcome = self
-                        .decide(device, Credential::Pin(attempt.code), topic)
-                        .await;
-                    let granted = matches!(outcome, Outcome::Granted { .. });
-                    let payload = proto::encode_zigbee(&attempt.transaction, granted);
-                    if let Err(e) = client.try_publish(set_topic, QoS::AtLeastOnce, false, payload)
-                    {
-                        tracing::warn!(error = %e, "could not queue a keypad answer");
-                    }
-                });
-            }
-            Topic::Other => {}
-        }
-    }
-
-    async fn decide(&self, device: DeviceId, credential: Credential, topic: String) -> Outcome {
-        self.link.update(|s| s.requests += 1);
-        let Ok(_slot) = self.slots.try_acquire() else {
-            // Answered `busy` without a decision; audited like any refusal (rate-limited, a
-            // flood must not push real decisions out of the audit log).
-            self.refuse(&topic, "busy: too many requests in flight");
-            return Outcome::Busy;
-        };
-        let request = AuthRequest {
-            device,
-            credential,
-            origin: Origin::Mqtt { topic },
-            received_at: Timestamp::now(),
-        };
-        self.core.handle(request).await
-    }
-
-    /// Audits a refused message (at most once a minute per reason and topic).
-    fn refuse(&self, topic: &str, reason: &str) {
-        self.link.update(|s| s.refused += 1);
-        tracing::info!(topic, reason, "refused an MQTT message");
-        if let Some(reason) =
-            lock(&self.refusals).admit((topic.to_string(), reason.to_string()), reason)
-        {
-            self.core.record(AuditKind::Refused {
-                frontend: "mqtt".into(),
-                peer: topic.into(),
-                reason,
-            });
-        }
-    }
 }
 
 pub use events::Events;

@@ -1,5 +1,5 @@
-//! MQTT payloads, sans-IO: topic classification, request parsing (a PIN never reaches an
-//! error), reply encoding, Zigbee2MQTT keypad actions and answers, and the replay guard.
+//! MQTT payloads, sans-IO: topic classification, request parsing (unlock, change, forgot;
+//! unknown fields refused; a PIN never reaches an error), reply encoding, Zigbee2MQTT keypad actions and answers, and the replay guard.
 //! Unit-tested and fuzzed; no broker here.
 
 use crate::domain::{Credential, Pin};
@@ -42,11 +42,22 @@ pub fn classify<'a>(topic: &'a str, prefix: &str, zigbee_base: &str) -> Topic<'a
     Topic::Other
 }
 
-/// A decodable request: its id (echoed as sent, string or number) and the credential.
+/// What a request asks for.
+#[derive(Debug)]
+pub enum Action {
+    /// `{"id":…,"pin":…}` with an optional `"user"` or `"card"` (and `"action":"unlock"`).
+    Unlock(Credential),
+    /// `{"id":…,"action":"change","user":…,"pin":<old>,"new_pin":<new>}`
+    Change { user: String, old: Pin, new: Pin },
+    /// `{"id":…,"action":"forgot","user":…}`
+    Forgot { user: String },
+}
+
+/// A decodable request: its id (echoed as sent, string or number) and what it asks.
 #[derive(Debug)]
 pub struct Request {
     pub id: Value,
-    pub credential: Credential,
+    pub action: Action,
 }
 
 impl Request {
@@ -56,7 +67,8 @@ impl Request {
     }
 }
 
-/// Why a request payload was refused. The text never echoes the payload.
+/// Why a request payload was refused. The text never echoes the payload (nor a field name:
+/// a mistyped payload may carry a PIN anywhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("payload larger than {MAX_PAYLOAD} bytes")]
@@ -67,34 +79,97 @@ pub enum RequestError {
     NoId,
     #[error("missing \"pin\" (a string of digits or letters)")]
     NoPin,
+    #[error("missing \"new_pin\" (a string of digits or letters)")]
+    NoNewPin,
+    #[error("missing \"user\" (change and forgot requests name the user)")]
+    NoUser,
     #[error("a field is longer than {MAX_FIELD} characters or not a string")]
     BadField,
+    #[error("\"action\" is not \"unlock\", \"change\" or \"forgot\"")]
+    UnknownAction,
+    #[error(
+        "a field this request does not take (unlock: id, pin, user or card; change: id, \
+         action, user, pin, new_pin; forgot: id, action, user)"
+    )]
+    UnknownField,
 }
 
-/// Reads `payload` as `{"id":…,"pin":…}`, `{"id":…,"user":…,"pin":…}` or
-/// `{"id":…,"card":…,"pin":…}`. Unknown fields are ignored (firmware adds its own).
-pub fn parse_request(payload: &[u8]) -> Result<Request, RequestError> {
+/// A refused payload: why, and its id when one could be read (so the reply can say why).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed {
+    pub id: Option<Value>,
+    pub error: RequestError,
+}
+
+type Fields = serde_json::Map<String, Value>;
+
+/// Reads a request payload (see `Action` for the three schemas). Every schema refuses fields
+/// it does not name: a field it ignored could be a request it does not perform (`new_pin`
+/// on an unlock). Every string left unread is wiped.
+pub fn parse_request(payload: &[u8]) -> Result<Request, Malformed> {
+    let refuse = |error| Malformed { id: None, error };
     if payload.len() > MAX_PAYLOAD {
-        return Err(RequestError::TooLarge);
+        return Err(refuse(RequestError::TooLarge));
     }
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(payload) else {
-        return Err(RequestError::NotJson);
+        return Err(refuse(RequestError::NotJson));
     };
-    let pin = take_pin(map.remove("pin"));
     let id = match map.remove("id") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD => Value::String(s),
-        Some(Value::Number(n)) => Value::Number(n),
-        _ => return Err(RequestError::NoId),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD => Some(Value::String(s)),
+        Some(Value::Number(n)) => Some(Value::Number(n)),
+        _ => None,
     };
-    let pin = pin?;
-    let text = |v: Option<Value>| -> Result<Option<String>, RequestError> {
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD => Ok(Some(s)),
-            Some(_) => Err(RequestError::BadField),
+    let action = parse_action(&mut map);
+    wipe(map);
+    match (id, action) {
+        (Some(id), Ok(action)) => Ok(Request { id, action }),
+        (None, _) => Err(refuse(RequestError::NoId)),
+        (id, Err(error)) => Err(Malformed { id, error }),
+    }
+}
+
+fn parse_action(map: &mut Fields) -> Result<Action, RequestError> {
+    let action = match map.remove("action") {
+        None => None,
+        Some(Value::String(s)) => Some(s),
+        Some(mut other) => {
+            wipe_value(&mut other);
+            return Err(RequestError::UnknownAction);
         }
     };
-    let credential = match (text(map.remove("user"))?, text(map.remove("card"))?) {
+    match action.as_deref() {
+        None | Some("unlock") => parse_unlock(map),
+        Some("change") => {
+            let old = take_pin(map.remove("pin"));
+            let new = take_pin(map.remove("new_pin"));
+            let user = text(map.remove("user"));
+            only_known(map)?;
+            let user = user?.ok_or(RequestError::NoUser)?;
+            let (old, new) = (
+                old?,
+                new.map_err(|e| match e {
+                    RequestError::NoPin => RequestError::NoNewPin,
+                    e => e,
+                })?,
+            );
+            Ok(Action::Change { user, old, new })
+        }
+        Some("forgot") => {
+            let user = text(map.remove("user"));
+            only_known(map)?;
+            let user = user?.ok_or(RequestError::NoUser)?;
+            Ok(Action::Forgot { user })
+        }
+        Some(_) => Err(RequestError::UnknownAction),
+    }
+}
+
+fn parse_unlock(map: &mut Fields) -> Result<Action, RequestError> {
+    let pin = take_pin(map.remove("pin"));
+    let (user, card) = (text(map.remove("user")), text(map.remove("card")));
+    only_known(map)?;
+    let pin = pin?;
+    let credential = match (user?, card?) {
         (Some(id), _) => Credential::IdPin { id, pin },
         (None, Some(card)) => match crate::domain::normalise_card(&card) {
             Some(card) => Credential::CardPin { card, pin },
@@ -102,7 +177,44 @@ pub fn parse_request(payload: &[u8]) -> Result<Request, RequestError> {
         },
         (None, None) => Credential::Pin(pin),
     };
-    Ok(Request { id, credential })
+    Ok(Action::Unlock(credential))
+}
+
+/// A short optional string field (a user id or a card).
+fn text(v: Option<Value>) -> Result<Option<String>, RequestError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FIELD => Ok(Some(s)),
+        Some(mut other) => {
+            wipe_value(&mut other);
+            Err(RequestError::BadField)
+        }
+    }
+}
+
+/// Err when fields are left once the schema's own were taken.
+fn only_known(map: &Fields) -> Result<(), RequestError> {
+    match map.is_empty() {
+        true => Ok(()),
+        false => Err(RequestError::UnknownField),
+    }
+}
+
+/// Wipes every string left in a payload (names and values): any of them may be a PIN.
+fn wipe(map: Fields) {
+    for (mut name, mut value) in map {
+        name.zeroize();
+        wipe_value(&mut value);
+    }
+}
+
+fn wipe_value(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_value),
+        Value::Object(map) => wipe(std::mem::take(map)),
+        _ => {}
+    }
 }
 
 /// Takes the PIN out of its JSON string and wipes the string.
@@ -131,9 +243,20 @@ pub enum Reply<'a> {
     },
     Denied,
     Busy,
+    /// A change request set the new PIN.
+    Changed,
+    /// A change request's new PIN breaks the policy (the reason says which rule).
+    Refused(&'a str),
+    /// Self-service is off (`[policy] user_can_change`) or not for this device.
+    NotAllowed,
+    /// A forgot request was taken (the same for any user).
+    Accepted,
+    /// A malformed request whose id could be read.
+    Error(RequestError),
 }
 
 pub fn encode_reply(id: &Value, reply: &Reply<'_>) -> Vec<u8> {
+    let result = |result: &str| serde_json::json!({"id": id, "result": result});
     let body = match reply {
         Reply::Granted {
             user,
@@ -142,8 +265,15 @@ pub fn encode_reply(id: &Value, reply: &Reply<'_>) -> Vec<u8> {
         Reply::Granted { user, .. } => {
             serde_json::json!({"id": id, "result": "granted", "user": user, "action_failed": true})
         }
-        Reply::Denied => serde_json::json!({"id": id, "result": "denied"}),
-        Reply::Busy => serde_json::json!({"id": id, "result": "busy"}),
+        Reply::Denied => result("denied"),
+        Reply::Busy => result("busy"),
+        Reply::Changed => result("changed"),
+        Reply::Refused(reason) => {
+            serde_json::json!({"id": id, "result": "refused", "reason": reason})
+        }
+        Reply::NotAllowed => result("not_allowed"),
+        Reply::Accepted => result("accepted"),
+        Reply::Error(e) => serde_json::json!({"id": id, "result": "error", "error": e.to_string()}),
     };
     body.to_string().into_bytes()
 }
@@ -156,7 +286,9 @@ pub struct ZigbeeAttempt {
 }
 
 /// Reads a keypad's state message. `Ok(None)`: an ordinary state update (battery, tamper…)
-/// with no code to check.
+/// with no code to check. Unlike requests, other fields are expected: the message is the
+/// device's whole state as Zigbee2MQTT publishes it (battery, linkquality, tamper…), not a
+/// schema of ours; only the two fields read here must have their types.
 pub fn parse_zigbee(payload: &[u8]) -> Result<Option<ZigbeeAttempt>, RequestError> {
     if payload.len() > 4 * MAX_PAYLOAD {
         return Err(RequestError::TooLarge);

@@ -17,14 +17,105 @@ fn topics_are_classified() {
 
 #[test]
 fn requests_parse_into_credentials() {
-    let r = parse_request(br#"{"id":"r1","pin":"482913"}"#).unwrap();
-    assert_eq!(r.id, Value::String("r1".into()));
-    assert!(matches!(r.credential, Credential::Pin(ref p) if p.expose() == "482913"));
-    let r = parse_request(br#"{"id":7,"user":"alice","pin":"0482","ts":1}"#).unwrap();
-    assert_eq!(r.id_key(), "7");
-    assert!(matches!(r.credential, Credential::IdPin { ref id, .. } if id == "alice"));
-    let r = parse_request(br#"{"id":"x","card":"00ab12","pin":"1234"}"#).unwrap();
-    assert!(matches!(r.credential, Credential::CardPin { ref card, .. } if card == "AB12"));
+    let unlock = |payload: &[u8]| match parse_request(payload).unwrap() {
+        Request {
+            id,
+            action: Action::Unlock(credential),
+        } => (id, credential),
+        other => panic!("{other:?}"),
+    };
+    let (id, credential) = unlock(br#"{"id":"r1","pin":"482913"}"#);
+    assert_eq!(id, Value::String("r1".into()));
+    assert!(matches!(credential, Credential::Pin(ref p) if p.expose() == "482913"));
+    let (id, credential) = unlock(br#"{"id":7,"user":"alice","pin":"0482"}"#);
+    assert_eq!(id.to_string(), "7");
+    assert!(matches!(credential, Credential::IdPin { ref id, .. } if id == "alice"));
+    let (_, credential) = unlock(br#"{"id":"x","card":"00ab12","pin":"1234"}"#);
+    assert!(matches!(credential, Credential::CardPin { ref card, .. } if card == "AB12"));
+    let (_, credential) = unlock(br#"{"id":"x","action":"unlock","pin":"1234","user":null}"#);
+    assert!(matches!(credential, Credential::Pin(_)));
+}
+
+#[test]
+fn change_and_forgot_requests_parse() {
+    let r = parse_request(
+        br#"{"id":"c1","action":"change","user":"alice","pin":"0482","new_pin":"9071"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.id_key(), "\"c1\"");
+    match r.action {
+        Action::Change { user, old, new } => {
+            assert_eq!(
+                (user.as_str(), old.expose(), new.expose()),
+                ("alice", "0482", "9071")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = parse_request(br#"{"id":5,"action":"forgot","user":"alice"}"#).unwrap();
+    assert!(matches!(r.action, Action::Forgot { ref user } if user == "alice"));
+}
+
+#[test]
+fn every_schema_refuses_fields_it_does_not_take_and_the_id_is_kept_for_the_reply() {
+    let cases: &[&[u8]] = &[
+        br#"{"id":"r","pin":"482913","new_pin":"111111"}"#,
+        br#"{"id":"r","pin":"482913","ts":1}"#,
+        br#"{"id":"r","action":"unlock","pin":"482913","482913":true}"#,
+        br#"{"id":"r","action":"change","user":"a","pin":"482913","new_pin":"1","x":null}"#,
+        br#"{"id":"r","action":"change","user":"a","card":"ab","pin":"482913","new_pin":"1"}"#,
+        br#"{"id":"r","action":"forgot","user":"alice","pin":"482913"}"#,
+        br#"{"id":"r","action":"forgot","user":"alice","email":"a@example.org"}"#,
+    ];
+    for payload in cases {
+        let got = parse_request(payload).unwrap_err();
+        let want = Malformed {
+            id: Some(Value::String("r".into())),
+            error: RequestError::UnknownField,
+        };
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(payload));
+        assert!(!got.error.to_string().contains("482913"));
+    }
+}
+
+#[test]
+fn change_and_forgot_requests_say_what_is_missing() {
+    let cases: &[(&[u8], RequestError)] = &[
+        (
+            br#"{"id":"r","action":"change","pin":"1","new_pin":"2"}"#,
+            RequestError::NoUser,
+        ),
+        (
+            br#"{"id":"r","action":"change","user":"a","new_pin":"2"}"#,
+            RequestError::NoPin,
+        ),
+        (
+            br#"{"id":"r","action":"change","user":"a","pin":"1"}"#,
+            RequestError::NoNewPin,
+        ),
+        (
+            br#"{"id":"r","action":"change","user":"a","pin":"1","new_pin":2}"#,
+            RequestError::NoNewPin,
+        ),
+        (br#"{"id":"r","action":"forgot"}"#, RequestError::NoUser),
+        (
+            br#"{"id":"r","action":"forgot","user":7}"#,
+            RequestError::BadField,
+        ),
+        (
+            br#"{"id":"r","action":"open","pin":"1"}"#,
+            RequestError::UnknownAction,
+        ),
+        (
+            br#"{"id":"r","action":1,"pin":"1"}"#,
+            RequestError::UnknownAction,
+        ),
+    ];
+    for (payload, want) in cases {
+        let got = parse_request(payload).unwrap_err();
+        assert_eq!(got.error, *want, "{}", String::from_utf8_lossy(payload));
+        assert_eq!(got.id, Some(Value::String("r".into())));
+    }
 }
 
 #[test]
@@ -47,14 +138,17 @@ fn malformed_requests_say_why_without_the_pin() {
         ),
     ];
     for (payload, want) in cases {
-        let got = parse_request(payload).unwrap_err();
+        let got = parse_request(payload).unwrap_err().error;
         assert_eq!(got, *want, "{}", String::from_utf8_lossy(payload));
         assert!(!got.to_string().contains("482913"));
     }
     let big = format!(r#"{{"id":"r","pin":"1","x":"{}"}}"#, "a".repeat(2000));
     assert_eq!(
         parse_request(big.as_bytes()).unwrap_err(),
-        RequestError::TooLarge
+        Malformed {
+            id: None,
+            error: RequestError::TooLarge
+        }
     );
 }
 
@@ -74,6 +168,32 @@ fn replies_echo_the_id_as_sent() {
     );
     let v: Value = serde_json::from_slice(&encode_reply(&Value::from(9), &Reply::Denied)).unwrap();
     assert_eq!(v, serde_json::json!({"id":9,"result":"denied"}));
+    let cases = [
+        (
+            Reply::Changed,
+            serde_json::json!({"id":9,"result":"changed"}),
+        ),
+        (
+            Reply::NotAllowed,
+            serde_json::json!({"id":9,"result":"not_allowed"}),
+        ),
+        (
+            Reply::Accepted,
+            serde_json::json!({"id":9,"result":"accepted"}),
+        ),
+        (
+            Reply::Refused("at least 6 characters"),
+            serde_json::json!({"id":9,"result":"refused","reason":"at least 6 characters"}),
+        ),
+        (
+            Reply::Error(RequestError::NoPin),
+            serde_json::json!({"id":9,"result":"error","error":RequestError::NoPin.to_string()}),
+        ),
+    ];
+    for (reply, want) in cases {
+        let v: Value = serde_json::from_slice(&encode_reply(&Value::from(9), &reply)).unwrap();
+        assert_eq!(v, want);
+    }
 }
 
 #[test]
@@ -142,10 +262,12 @@ fn replay_guard_stays_bounded() {
 fn parsers_survive_garbage() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let seeds: [&[u8]; 3] = [
+    let seeds: [&[u8]; 5] = [
         br#"{"id":"r1","user":"alice","pin":"482913"}"#,
         br#"{"action_code":"1234","action_transaction":17}"#,
         br#"{"id":1,"card":"0x00ab","pin":"9"}"#,
+        br#"{"id":"c","action":"change","user":"a","pin":"1","new_pin":"2"}"#,
+        br#"{"id":"f","action":"forgot","user":"a","x":[{"y":"z"}]}"#,
     ];
     for _ in 0..20_000 {
         let mut bytes = seeds[rng.gen_range(0..seeds.len())].to_vec();
