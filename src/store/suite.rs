@@ -15,6 +15,9 @@ use crate::domain::{
 #[path = "suite_lifecycle.rs"]
 mod lifecycle;
 pub(super) use self::lifecycle::*;
+#[path = "suite_forgot.rs"]
+mod forgot;
+pub(super) use self::forgot::*;
 
 macro_rules! store_suite {
     ($run:path) => {
@@ -35,6 +38,7 @@ macro_rules! store_suite {
             a_reminder_is_queued_once_per_pin_version_and_threshold,
             the_sweeper_clears_expired_pins_with_duress_and_their_tags,
             tags_leaving_the_index_are_retired_then_pruned,
+            forgot_rows_settle_with_their_reset_and_caps,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {
