@@ -25,6 +25,8 @@ use std::sync::Arc;
 mod users_import;
 #[path = "users_lifecycle.rs"]
 mod users_lifecycle;
+#[path = "users_selfservice.rs"]
+mod users_selfservice;
 #[path = "users_validity.rs"]
 mod users_validity;
 #[path = "users_view.rs"]
