@@ -90,6 +90,8 @@ pub struct Config {
     /// Whether the file has a `[mail]` block (it is pointless without `[smtp]`).
     #[serde(skip)]
     pub mail_declared: bool,
+    /// Self-change (`[policy] user_can_change`) and forgotten PINs (`[recovery]`).
+    pub self_service: crate::lifecycle::selfservice::SelfServiceSettings,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -172,7 +174,9 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let smtp = raw.smtp.as_ref().map(smtp::validate_smtp).transpose()?;
     let lifecycle = lifecycle::validate_lifecycle(&raw.policy, &raw.group)?;
     let mail = mail::validate_mail(raw.mail.as_ref(), raw.time_zone.as_deref())?;
+    let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
     Ok(Config {
+        self_service,
         lifecycle,
         mail,
         mail_declared: raw.mail.is_some(),

@@ -45,6 +45,9 @@ pub struct RecoverySettings {
     pub per_device_per_day: u32,
     /// Requests in the whole site in an hour above which an alarm is raised (0: never).
     pub spray_alarm_per_hour: u32,
+    /// Whether the file has a `[recovery]` block (for the misconfiguration warnings).
+    #[serde(skip)]
+    pub declared: bool,
 }
 
 impl Default for SelfServiceSettings {
@@ -63,6 +66,7 @@ impl Default for RecoverySettings {
             per_person_per_day: 3,
             per_device_per_day: 20,
             spray_alarm_per_hour: 50,
+            declared: false,
         }
     }
 }
