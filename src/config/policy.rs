@@ -2,10 +2,10 @@
 //! generated PINs and the default expiry. Errors name the key and the fix.
 
 use super::raw::{RawPolicy, RawRecovery};
-use crate::lifecycle::selfservice::{RecoverySettings, SelfServiceSettings};
 use crate::domain::{parse_expiry, Expiry};
 use crate::duration::format_duration;
 use crate::lifecycle::policy::{Charset, PinPolicy};
+use crate::lifecycle::selfservice::{RecoverySettings, SelfServiceSettings};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -100,8 +100,7 @@ pub fn validate_self_service(
         spray_alarm_per_hour: r.spray_alarm_per_hour.unwrap_or(d.spray_alarm_per_hour),
         declared: recovery.is_some(),
     };
-    if recovery.enabled && (recovery.per_person_per_day == 0 || recovery.per_device_per_day == 0)
-    {
+    if recovery.enabled && (recovery.per_person_per_day == 0 || recovery.per_device_per_day == 0) {
         return Err(
             "recovery.per_person_per_day and recovery.per_device_per_day must be at least 1; \
              to turn forgotten-PIN requests off, set recovery.enabled = false"
