@@ -27,7 +27,7 @@ const SITE_KEY: &str = "site";
 
 /// What people may do themselves (config parses `[policy] user_can_change` and
 /// `[recovery]` into this).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SelfServiceSettings {
     /// `CHANGE <id> <old> <new>` and its keypad and MQTT forms (off by default).
     pub user_can_change: bool,
@@ -48,15 +48,6 @@ pub struct RecoverySettings {
     /// Whether the file has a `[recovery]` block (for the misconfiguration warnings).
     #[serde(skip)]
     pub declared: bool,
-}
-
-impl Default for SelfServiceSettings {
-    fn default() -> Self {
-        SelfServiceSettings {
-            user_can_change: false,
-            recovery: RecoverySettings::default(),
-        }
-    }
 }
 
 impl Default for RecoverySettings {
