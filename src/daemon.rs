@@ -6,6 +6,7 @@
 mod actions;
 mod admin;
 mod mail;
+mod selfservice;
 mod sync;
 mod workers;
 
@@ -139,7 +140,11 @@ async fn wire(
     ));
     let mqtt = mqtt_parts(config, store)?;
     let stale = Arc::new(crate::core::Staleness::default());
-    let core = build_core(config, store, &pool, supervisor, mqtt.as_ref(), &stale)?;
+    let mut life = mail::build(config, store, &pool, hasher)?;
+    let recovery = crate::lifecycle::selfservice::RecoveryHandle::default();
+    let self_service = selfservice::build(config, store, &life, &recovery);
+    let parts = (mqtt.as_ref(), &stale, self_service);
+    let core = build_core(config, store, &pool, supervisor, parts)?;
     let pins = crate::sync::weak::PinCheck {
         policy: config.policy.pin_policy(),
         weak: config.lifecycle.weak_upstream,
@@ -148,7 +153,6 @@ async fn wire(
     let (listeners, bound) = bind_tcp(config).await?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
-    let mut life = mail::build(config, store, &pool, hasher)?;
     let admin = Arc::new(admin::Admin {
         users: Arc::clone(&life.users),
         core: Arc::clone(&core),
@@ -168,6 +172,7 @@ async fn wire(
     });
     mail::spawn_outbox(&mut life, supervisor);
     mail::spawn_sweeper(config, store, &life, supervisor);
+    selfservice::spawn_recovery(config, store, &life, recovery, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
@@ -196,14 +201,21 @@ fn mqtt_parts(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Option<
     }))
 }
 
+/// What the core is built with beyond the config: the MQTT link (door commands), the
+/// stale directory sources and self-service.
+type CoreParts<'a> = (
+    Option<&'a MqttParts>,
+    &'a Arc<crate::core::Staleness>,
+    crate::core::selfservice::SelfService,
+);
+
 /// The door workers, print release and the core with the daemon's `Actions`.
 fn build_core(
     config: &Config,
     store: &Arc<dyn Store>,
     pool: &Arc<HashPool>,
     supervisor: &Supervisor,
-    mqtt: Option<&MqttParts>,
-    stale: &Arc<crate::core::Staleness>,
+    (mqtt, stale, self_service): CoreParts<'_>,
 ) -> anyhow::Result<Arc<Core>> {
     let sink = mqtt.map(|m| Arc::new(m.link.clone()) as Arc<dyn CommandSink>);
     let doors = config
@@ -237,7 +249,8 @@ fn build_core(
         config.lockout,
         actions,
     )
-    .with_staleness(Arc::clone(stale));
+    .with_staleness(Arc::clone(stale))
+    .with_self_service(self_service);
     Ok(Arc::new(core))
 }
 

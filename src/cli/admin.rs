@@ -363,6 +363,9 @@ fn audit_line(e: &AuditEvent) -> String {
             "pin action={action} user={user} {}",
             detail.as_deref().unwrap_or("")
         ),
+        AuditKind::Alarm { action, detail } => {
+            format!("ALARM {action} {}", detail.as_deref().unwrap_or(""))
+        }
     };
     format!("{} {}", e.at, detail.trim_end())
 }

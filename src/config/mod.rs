@@ -94,6 +94,8 @@ pub struct Config {
     /// Sponsored guests (`[guests]`; off without it).
     #[serde(serialize_with = "guests::serialize")]
     pub guests: crate::lifecycle::users::GuestSettings,
+    /// Self-change (`[policy] user_can_change`) and forgotten PINs (`[recovery]`).
+    pub self_service: crate::lifecycle::selfservice::SelfServiceSettings,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -177,8 +179,10 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let lifecycle = lifecycle::validate_lifecycle(&raw.policy, &raw.group)?;
     let mail = mail::validate_mail(raw.mail.as_ref(), raw.time_zone.as_deref())?;
     let guests = guests::validate_guests(raw.guests.as_ref())?;
+    let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
     Ok(Config {
         guests,
+        self_service,
         lifecycle,
         mail,
         mail_declared: raw.mail.is_some(),

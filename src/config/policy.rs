@@ -1,10 +1,11 @@
 //! Validation of `[policy]`: the PIN rules (length, charset, blocklist), the length of
 //! generated PINs and the default expiry. Errors name the key and the fix.
 
-use super::raw::RawPolicy;
+use super::raw::{RawPolicy, RawRecovery};
 use crate::domain::{parse_expiry, Expiry};
 use crate::duration::format_duration;
 use crate::lifecycle::policy::{Charset, PinPolicy};
+use crate::lifecycle::selfservice::{RecoverySettings, SelfServiceSettings};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -78,4 +79,36 @@ pub fn validate_policy(raw: &RawPolicy) -> Result<PolicyConfig, String> {
         ));
     }
     Ok(policy)
+}
+
+/// `[policy] user_can_change` and `[recovery]`.
+pub fn validate_self_service(
+    policy: &RawPolicy,
+    recovery: Option<&RawRecovery>,
+) -> Result<SelfServiceSettings, String> {
+    let d = RecoverySettings::default();
+    let r = recovery.unwrap_or(&RawRecovery {
+        enabled: None,
+        per_person_per_day: None,
+        per_device_per_day: None,
+        spray_alarm_per_hour: None,
+    });
+    let recovery = RecoverySettings {
+        enabled: r.enabled.unwrap_or(d.enabled),
+        per_person_per_day: r.per_person_per_day.unwrap_or(d.per_person_per_day),
+        per_device_per_day: r.per_device_per_day.unwrap_or(d.per_device_per_day),
+        spray_alarm_per_hour: r.spray_alarm_per_hour.unwrap_or(d.spray_alarm_per_hour),
+        declared: recovery.is_some(),
+    };
+    if recovery.enabled && (recovery.per_person_per_day == 0 || recovery.per_device_per_day == 0) {
+        return Err(
+            "recovery.per_person_per_day and recovery.per_device_per_day must be at least 1; \
+             to turn forgotten-PIN requests off, set recovery.enabled = false"
+                .into(),
+        );
+    }
+    Ok(SelfServiceSettings {
+        user_can_change: policy.user_can_change.unwrap_or(false),
+        recovery,
+    })
 }

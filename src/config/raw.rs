@@ -41,6 +41,7 @@ pub struct RawConfig {
     pub smtp: Option<RawSmtp>,
     pub mail: Option<RawMail>,
     pub guests: Option<RawGuests>,
+    pub recovery: Option<RawRecovery>,
 }
 
 /// `[guests]`: sponsored guests.
@@ -49,6 +50,16 @@ pub struct RawConfig {
 pub struct RawGuests {
     pub allowed: Option<bool>,
     pub max_validity: Option<String>,
+}
+
+/// `[recovery]`: forgotten PINs (`FORGOT <id>`) and their caps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    pub enabled: Option<bool>,
+    pub per_person_per_day: Option<u32>,
+    pub per_device_per_day: Option<u32>,
+    pub spray_alarm_per_hour: Option<u32>,
 }
 
 /// `[mail]`: templates, the site's name and date format, pacing and the outbox's age limit.
@@ -123,6 +134,7 @@ pub struct RawPolicy {
     pub expiry_warning: Option<Vec<String>>,
     pub pin_policy: Option<String>,
     pub cooling_off: Option<String>,
+    pub user_can_change: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

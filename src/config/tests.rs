@@ -366,6 +366,24 @@ fn warnings_name_settings_that_do_not_work_together() {
 }
 
 #[test]
+fn self_service_that_cannot_work_is_warned_about() {
+    let w = warnings_of("[recovery]\nper_person_per_day = 2");
+    assert!(
+        w.len() == 1 && w[0].contains("policy.user_can_change is off"),
+        "{w:?}"
+    );
+    assert!(warnings_of("[recovery]\n[policy]\nuser_can_change = true").is_empty());
+    assert!(warnings_of(&format!("[recovery]\n{SMTP}")).is_empty());
+    let w = warnings_of(&format!("[recovery]\nenabled = false\n{SMTP}"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    let c = Config::parse(&minimal("")).unwrap();
+    assert!(!c.self_service.user_can_change, "off by default");
+    assert_eq!(c.self_service.recovery.per_person_per_day, 3);
+    let e = err(&minimal("[recovery]\nper_device_per_day = 0"));
+    assert!(e.contains("recovery.enabled = false"), "{e}");
+}
+
+#[test]
 fn a_reminder_no_forced_validity_outlives_is_named_with_the_validity() {
     let w = warnings_of(&format!(
         "[policy]\npin_validity = \"30d\"\nexpiry_warning = [\"7d\", \"1d\"]\n[[group]]\nname = \"guests\"\npin_validity = \"24h\"\n{SMTP}"

@@ -44,6 +44,9 @@ pub fn warnings(config: &Config) -> Vec<String> {
             );
         }
     }
+    if let Some(w) = self_service_warning(config) {
+        out.push(w);
+    }
     if let Some((key, validity)) = shortest_validity(config) {
         for threshold in lc.expiry_warning.iter().filter(|t| **t >= validity) {
             out.push(format!(
@@ -88,4 +91,19 @@ fn shortest_validity(config: &Config) -> Option<(String, Duration)> {
         .iter()
         .map(|(g, d)| (format!("[[group]] \"{g}\" pin_validity"), *d));
     site.into_iter().chain(groups).min_by_key(|(_, d)| *d)
+}
+
+/// Self-service asked for (a `[recovery]` block, or `generation = "user"`) but neither
+/// self-change nor a mailed forgotten PIN can work. A site without either, whose PINs an
+/// administrator sets, is not warned: that is its way back.
+fn self_service_warning(config: &Config) -> Option<String> {
+    let ss = &config.self_service;
+    let asked = ss.recovery.declared || config.lifecycle.generation == Generation::User;
+    let mailed = config.smtp.is_some() && ss.recovery.enabled;
+    (asked && !ss.user_can_change && !mailed).then(|| {
+        "policy.user_can_change is off and forgotten PINs cannot be mailed (no [smtp] \
+         block, or recovery.enabled = false): a person who forgot their PIN has no way back \
+         but an administrator; add [smtp] or set policy.user_can_change = true"
+            .to_string()
+    })
 }

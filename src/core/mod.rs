@@ -83,6 +83,8 @@ pub struct Core {
     busy: AtomicU64,
     locked_out: AtomicU64,
     stale: Arc<Staleness>,
+    /// Self-change and forgotten PINs (`selfservice.rs`); None: not offered.
+    self_service: Option<selfservice::SelfService>,
 }
 
 /// The directory sources whose cache is past `max_staleness`. Set by the daemon from sync
@@ -136,6 +138,7 @@ impl Core {
             busy: AtomicU64::new(0),
             locked_out: AtomicU64::new(0),
             stale: Arc::default(),
+            self_service: None,
         }
     }
 

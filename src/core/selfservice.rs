@@ -3,10 +3,20 @@
 //! (always accepted the same way, whether or not the id exists). The policy, uniqueness and
 //! mail are the `PinService`'s (the daemon's, over the lifecycle); core never parses bytes.
 
+use super::admission::{budget_keys, Admission};
 use super::Core;
-use crate::domain::{DeviceId, Origin, Pin, Timestamp};
+use crate::domain::{
+    AuditKind, AuthRequest, Credential, Decision, DecisionOutcome, DenyReason, DeviceId, Origin,
+    Pin, Timestamp,
+};
 use std::future::Future;
 use std::pin::Pin as StdPin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The audit's credential kind for the old PIN of a change: a decision like an ID+PIN
+/// attempt's, but one that opened nothing.
+pub const CHANGE_CREDENTIAL: &str = "id+pin change";
 
 /// `CHANGE <id> <old> <new>` and its keypad and MQTT forms.
 #[derive(Debug)]
@@ -67,14 +77,209 @@ pub trait PinService: Send + Sync + 'static {
     ) -> ServiceFuture<'a, Result<(), String>>;
 }
 
+/// What the core offers people themselves, and the service behind it.
+pub struct SelfService {
+    pub service: Arc<dyn PinService>,
+    /// `[policy] user_can_change`.
+    pub change: bool,
+    /// `[recovery] enabled` with a mail relay configured.
+    pub forgot: bool,
+}
+
+/// The old PIN's verification.
+enum Verified {
+    Yes,
+    No(ChangeOutcome),
+}
+
 impl Core {
-    pub async fn change_pin(&self, request: ChangeRequest) -> ChangeOutcome {
-        let _ = request;
-        ChangeOutcome::NotAllowed
+    /// Offers self-change and forgotten PINs through `service`.
+    pub fn with_self_service(mut self, self_service: SelfService) -> Self {
+        self.self_service = Some(self_service);
+        self
     }
 
+    /// Verifies `id` + `old` exactly as an ID+PIN attempt (admission under the device and
+    /// source budgets, one argon2, failures counted and flushed before the answer, audited
+    /// as a decision of kind `CHANGE_CREDENTIAL`), runs no action, then has the service set
+    /// the new PIN. Neither PIN is logged or audited.
+    pub async fn change_pin(&self, request: ChangeRequest) -> ChangeOutcome {
+        let Some(ss) = self.self_service.as_ref().filter(|s| s.change) else {
+            return ChangeOutcome::NotAllowed;
+        };
+        let ChangeRequest {
+            device,
+            origin,
+            id,
+            old,
+            new,
+            received_at,
+        } = request;
+        let auth = AuthRequest {
+            device,
+            credential: Credential::IdPin {
+                id: id.clone(),
+                pin: old,
+            },
+            origin,
+            received_at,
+        };
+        if let Verified::No(outcome) = self.verify_old(&auth).await {
+            return outcome;
+        }
+        match ss.service.change(&id, new).await {
+            Ok(()) => ChangeOutcome::Changed,
+            Err(reason) => ChangeOutcome::Refused(reason),
+        }
+    }
+
+    /// Queues a forgotten-PIN request after the admission gate (a locked device or source
+    /// cannot ask; the answer is then BUSY). The same work and answer whether or not the id
+    /// exists: no user is read here; the lifecycle's worker decides later.
     pub async fn forgot_pin(&self, request: ForgotRequest) -> ForgotOutcome {
-        let _ = request;
-        ForgotOutcome::NotAllowed
+        let Some(ss) = self.self_service.as_ref().filter(|s| s.forgot) else {
+            return ForgotOutcome::NotAllowed;
+        };
+        // The budget keys name only the device and the source.
+        let auth = AuthRequest {
+            device: request.device.clone(),
+            credential: Credential::Card {
+                card: String::new(),
+            },
+            origin: request.origin.clone(),
+            received_at: request.received_at,
+        };
+        let admitted = match self
+            .gate
+            .admit(budget_keys(&auth), &*self.store, &self.lockout)
+            .await
+        {
+            Ok(Admission::Admitted(admitted)) => admitted,
+            Ok(_) => return ForgotOutcome::Busy,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read lockout counters");
+                return ForgotOutcome::Busy;
+            }
+        };
+        let queued = ss.service.forgot(&request.id, &request.device).await;
+        drop(admitted);
+        match queued {
+            Ok(()) => ForgotOutcome::Accepted,
+            Err(e) => {
+                tracing::error!(device = %request.device, error = %e, "cannot queue a forgotten-PIN request");
+                ForgotOutcome::Busy
+            }
+        }
+    }
+
+    async fn verify_old(&self, request: &AuthRequest) -> Verified {
+        let Some(device) = self.devices.get(&request.device) else {
+            return self.change_denied(request, None, DenyReason::UnknownDevice);
+        };
+        let keys = budget_keys(request);
+        let admitted = match self.gate.admit(keys, &*self.store, &self.lockout).await {
+            Ok(Admission::Admitted(admitted)) => admitted,
+            Ok(Admission::Locked) => {
+                return self.change_denied(request, None, DenyReason::LockedOut)
+            }
+            Ok(Admission::TimedOut) => return self.change_busy(request),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read lockout counters");
+                return self.change_denied(request, None, DenyReason::StoreUnavailable);
+            }
+        };
+        let Some(pin) = request.credential.pin() else {
+            return self.change_denied(request, None, DenyReason::NoPin);
+        };
+        let tag = match self.pool.tag(pin.clone()).await {
+            Ok(tag) => tag,
+            Err(_) => return self.change_busy(request),
+        };
+        let now = request.received_at;
+        let evaluated = self.evaluate(request, device, Some(tag), now);
+        let verified = match evaluated {
+            Err(e) => {
+                tracing::error!(error = %e, "store unreadable: a PIN change is refused");
+                self.change_denied(request, None, DenyReason::StoreUnavailable)
+            }
+            Ok(super::Evaluated {
+                decision: Decision::Deny { reason },
+                user,
+                duress,
+                ..
+            }) => {
+                if duress {
+                    self.raise_duress(request, user.as_deref().unwrap_or("?"));
+                }
+                self.commit_failure(request, reason, user.as_deref(), now)
+                    .await;
+                self.change_denied(request, user, reason)
+            }
+            Ok(super::Evaluated {
+                decision: Decision::Grant { user, duress: true },
+                ..
+            }) => {
+                // Under threat: the alarm goes off and nothing is changed.
+                self.raise_duress(request, &user);
+                self.change_denied(request, Some(user), DenyReason::WrongPin)
+            }
+            Ok(super::Evaluated {
+                decision: Decision::Grant { user, .. },
+                ..
+            }) => {
+                if let Err(e) = self
+                    .store
+                    .update_lockout(&super::lockout::user_key(&user), &|_| None)
+                {
+                    tracing::warn!(error = %e, "could not reset the user's failure count");
+                }
+                self.change_audit(request, Some(user), DecisionOutcome::Grant, None);
+                Verified::Yes
+            }
+        };
+        drop(admitted);
+        verified
+    }
+
+    fn change_denied(
+        &self,
+        request: &AuthRequest,
+        user: Option<String>,
+        reason: DenyReason,
+    ) -> Verified {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.change_audit(request, user, DecisionOutcome::Deny, Some(reason));
+        if reason == DenyReason::LockedOut {
+            self.locked_out.fetch_add(1, Ordering::Relaxed);
+            return Verified::No(ChangeOutcome::LockedOut);
+        }
+        Verified::No(ChangeOutcome::Denied)
+    }
+
+    fn change_busy(&self, request: &AuthRequest) -> Verified {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.change_audit(request, None, DecisionOutcome::Busy, None);
+        Verified::No(ChangeOutcome::Busy)
+    }
+
+    fn change_audit(
+        &self,
+        request: &AuthRequest,
+        user: Option<String>,
+        outcome: DecisionOutcome,
+        reason: Option<DenyReason>,
+    ) {
+        self.record(AuditKind::Decision {
+            device: request.device.clone(),
+            origin: request.origin.clone(),
+            credential: CHANGE_CREDENTIAL.into(),
+            user,
+            outcome,
+            reason,
+        });
     }
 }
+
+#[cfg(test)]
+#[path = "selfservice_tests.rs"]
+mod tests;

@@ -9,8 +9,8 @@ mod user;
 pub use self::time::{parse_expiry, Expiry, Timestamp};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
-    AdminAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction, MailAction,
-    PinAction, PrintAction, SyncOutcome,
+    AdminAction, AlarmAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction,
+    MailAction, PinAction, PrintAction, SyncOutcome,
 };
 pub use user::{
     check_user_id, BadUserId, LockoutState, PinRecord, PinSource, UpstreamRef, User, UserOrigin,
@@ -351,6 +351,12 @@ pub enum AuditKind {
     Pin {
         action: PinAction,
         user: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// An alarm for the operator (a forgotten-PIN spray). Never a PIN.
+    Alarm {
+        action: AlarmAction,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
     },

@@ -121,6 +121,24 @@ vocabulary! {
         FirstUse = "first_use",
         /// A limited-use PIN was used; the detail says how many uses are left.
         Used = "used",
+        /// A person changed their own PIN at a device (`CHANGE`).
+        SelfChanged = "self_changed",
+        /// A self-change was refused by the PIN policy or uniqueness; nothing changed.
+        ChangeRefused = "change_refused",
+        /// A forgotten-PIN request was queued (the id as typed; it may name nobody).
+        ResetRequested = "reset_requested",
+        /// A forgotten-PIN request became a pending PIN and a mail in the reset lane.
+        ResetIssued = "reset_issued",
+        /// A forgotten-PIN request was dropped (unknown id, no address, disabled, a cap).
+        ResetDropped = "reset_dropped",
+    }
+}
+
+vocabulary! {
+    /// Something an operator should look at now (also on the MQTT event stream).
+    AlarmAction {
+        /// More forgotten-PIN requests in an hour than `[recovery] spray_alarm_per_hour`.
+        ForgotSpray = "forgot_spray",
     }
 }
 

@@ -5,6 +5,7 @@ pub mod generate;
 pub mod import;
 pub mod mail;
 pub mod policy;
+pub mod selfservice;
 pub mod settings;
 pub mod sweeper;
 pub mod users;

@@ -30,6 +30,8 @@ mod users_import;
 mod users_lifecycle;
 #[path = "users_limits.rs"]
 mod users_limits;
+#[path = "users_selfservice.rs"]
+mod users_selfservice;
 #[path = "users_validity.rs"]
 mod users_validity;
 #[path = "users_view.rs"]

@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+#[path = "memory_forgot.rs"]
+mod forgot;
 #[path = "memory_index.rs"]
 mod index;
 #[path = "memory_mail.rs"]
@@ -41,6 +43,11 @@ struct Tables {
     /// (lane, seq) → queued email, with the last seq handed out.
     mail: BTreeMap<(Lane, u64), QueuedMail>,
     mail_seq: u64,
+    /// seq → forgotten-PIN request, with the last seq handed out (see `memory_forgot.rs`).
+    forgot: BTreeMap<u64, super::ForgotRow>,
+    forgot_seq: u64,
+    /// Recovery cap key → the times counted under it.
+    recovery: BTreeMap<String, Vec<Timestamp>>,
 }
 
 /// The audit log and the outbox. Both are keyed by one sequence, as in sled.
@@ -403,6 +410,31 @@ impl Store for MemoryStore {
 
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         self.write("use_pin", |t| t.use_pin(user, tag, now))
+    }
+
+    fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {
+        self.write("forgot_push", |t| Ok(t.forgot_push(row)))
+    }
+
+    fn forgot_peek(&self, limit: usize) -> Result<Vec<super::ForgotRow>> {
+        Ok(lock(&self.tables)
+            .forgot
+            .values()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<bool> {
+        self.write("forgot_settle", |t| t.forgot_settle(settle))
+    }
+
+    fn recovery_times(&self, key: &str) -> Result<Vec<Timestamp>> {
+        Ok(lock(&self.tables)
+            .recovery
+            .get(key)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

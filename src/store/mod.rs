@@ -15,7 +15,8 @@ pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
 
 use crate::domain::{
-    AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
+    AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp,
+    User,
 };
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +157,30 @@ pub enum PinUse {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A forgotten-PIN request waiting for the lifecycle (`FORGOT <id>`): the id as typed (it
+/// may name nobody), the device it came from and when. Never a PIN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgotRow {
+    /// Given by the store when queued (never 0).
+    #[serde(default)]
+    pub seq: u64,
+    pub id: String,
+    pub device: DeviceId,
+    pub at: Timestamp,
+}
+
+/// What the lifecycle did with one forgot row, written in one transaction: the row leaves
+/// the queue; each key of `counted` gets `at` added to its list of times (times before
+/// `keep_after` are dropped from it); for a reset, the user (with the new pending PIN) is
+/// written and the mail queued. A row already settled makes this a no-op (Ok(false)).
+pub struct ForgotSettle<'a> {
+    pub seq: u64,
+    pub counted: &'a [String],
+    pub at: Timestamp,
+    pub keep_after: Timestamp,
+    pub reset: Option<(&'a User, &'a QueuedMail)>,
+}
+
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
 /// more than once under contention, so it must be pure.
 pub type LockoutUpdate<'a> = &'a dyn Fn(Option<LockoutState>) -> Option<LockoutState>;
@@ -273,6 +298,17 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets retired tags older than `before`, and reminder records of PIN versions that
     /// are no longer a user's current PIN; returns how many entries went.
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64>;
+
+    // --- Forgotten PINs (memory_forgot.rs, sled_forgot.rs) ---
+
+    /// Queues a forgotten-PIN request and returns its seq; the caller flushes.
+    fn forgot_push(&self, row: &ForgotRow) -> Result<u64>;
+    /// Up to `limit` queued requests, oldest first.
+    fn forgot_peek(&self, limit: usize) -> Result<Vec<ForgotRow>>;
+    /// Settles one request (see `ForgotSettle`); false when it was no longer queued.
+    fn forgot_settle(&self, settle: &ForgotSettle<'_>) -> Result<bool>;
+    /// The times recorded under a recovery cap key, oldest first (kept across restarts).
+    fn recovery_times(&self, key: &str) -> Result<Vec<Timestamp>>;
 
     /// Counts a grant by the PIN with `tag` against `user`, in one transaction: re-reads the
     /// user, checks the tag is still its PIN, duress PIN or pending PIN, refuses a limited

@@ -41,8 +41,14 @@ pub struct SledStore {
     reminders: Tree,
     /// PIN tag → unix ms when it left the index.
     retired: Tree,
+    /// seq (big-endian) → `ForgotRow`: forgotten-PIN requests (see `sled_forgot.rs`).
+    forgot: Tree,
+    /// recovery cap key → JSON list of times.
+    recovery: Tree,
 }
 
+#[path = "sled_forgot.rs"]
+mod forgot;
 #[path = "sled_journal.rs"]
 mod journal;
 #[path = "sled_log.rs"]
@@ -455,6 +461,22 @@ impl Store for SledStore {
 
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         mail::use_pin(self, user, tag, now)
+    }
+
+    fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {
+        forgot::push(self, row)
+    }
+
+    fn forgot_peek(&self, limit: usize) -> Result<Vec<super::ForgotRow>> {
+        forgot::peek(self, limit)
+    }
+
+    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<bool> {
+        forgot::settle(self, settle)
+    }
+
+    fn recovery_times(&self, key: &str) -> Result<Vec<Timestamp>> {
+        forgot::times(self, key)
     }
 }
 

@@ -55,6 +55,8 @@ impl SledStore {
             upstream: tree("upstream_keys")?,
             sync: tree("sync_state")?,
             journal: tree("sync_journal")?,
+            forgot: tree("forgot")?,
+            recovery: tree("recovery")?,
             audit_len: AtomicU64::new(0),
             outbox: tree("outbox")?,
             outbox_len: AtomicU64::new(0),

@@ -18,6 +18,9 @@ pub(super) use self::lifecycle::*;
 #[path = "suite_pins.rs"]
 mod pins;
 pub(super) use self::pins::*;
+#[path = "suite_forgot.rs"]
+mod forgot;
+pub(super) use self::forgot::*;
 
 macro_rules! store_suite {
     ($run:path) => {
@@ -41,6 +44,7 @@ macro_rules! store_suite {
             a_limited_pin_is_counted_down_and_refused_at_zero,
             a_pending_pin_replaces_the_pin_at_its_first_use,
             racing_uses_take_the_last_one_once,
+            forgot_rows_settle_with_their_reset_and_caps,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

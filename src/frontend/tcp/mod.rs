@@ -6,6 +6,7 @@
 pub mod card;
 pub mod proto;
 pub mod reader;
+mod selfservice;
 pub mod settings;
 
 pub use reader::{DialReader, DIAL_RETRY};
@@ -253,6 +254,17 @@ impl Session {
                     reader::CardAnswer::NeedPin => proto::encode(&Reply::NeedPin),
                     reader::CardAnswer::Decided(outcome) => reply_for(outcome),
                 };
+                return send(writer, &reply).await;
+            }
+            Ok(Request::Change { id, old, new }) => {
+                let origin = Origin::Tcp { peer };
+                let reply =
+                    selfservice::change(&self.core, &self.device, origin, (id, old, new)).await;
+                return send(writer, &reply).await;
+            }
+            Ok(Request::Forgot { id }) => {
+                let origin = Origin::Tcp { peer };
+                let reply = selfservice::forgot(&self.core, &self.device, origin, id).await;
                 return send(writer, &reply).await;
             }
             Ok(Request::Pin(pin)) => self.holds.with_pin(&self.device, pin, false),

@@ -85,6 +85,16 @@ pub enum Request {
     },
     /// A card read by the terminal's own reader, as read (normalised by the listener).
     Card(String),
+    /// `CHANGE <id> <old> <new>`: the person's own new PIN.
+    Change {
+        id: String,
+        old: Pin,
+        new: Pin,
+    },
+    /// `FORGOT <id>`: a new PIN by mail to the address on record.
+    Forgot {
+        id: String,
+    },
     Ping,
     Quit,
 }
@@ -95,6 +105,8 @@ pub enum ProtoError {
     NotAscii,
     UnknownCommand,
     Syntax,
+    /// `CHANGE` or `FORGOT` with the wrong number of fields.
+    SelfServiceSyntax,
     FieldTooLong,
     LineTooLong,
     Timeout,
@@ -109,6 +121,9 @@ impl ProtoError {
             }
             ProtoError::Syntax => {
                 b"ERR 400 malformed request: use PIN <pin> or ID <id> PIN <pin>\r\n"
+            }
+            ProtoError::SelfServiceSyntax => {
+                b"ERR 400 malformed request: use CHANGE <id> <old> <new> or FORGOT <id>\r\n"
             }
             ProtoError::FieldTooLong => b"ERR 400 field too long\r\n",
             ProtoError::LineTooLong => b"ERR 413 line too long\r\n",
@@ -147,6 +162,15 @@ pub fn parse(line: &[u8]) -> Result<Request, ProtoError> {
             id: field(id)?.to_string(),
             pin: Pin::new(field(pin)?),
         }),
+        [c, id, old, new] if is(c, "CHANGE") => Ok(Request::Change {
+            id: field(id)?.to_string(),
+            old: Pin::new(field(old)?),
+            new: Pin::new(field(new)?),
+        }),
+        [c, id] if is(c, "FORGOT") => Ok(Request::Forgot {
+            id: field(id)?.to_string(),
+        }),
+        [c, ..] if is(c, "CHANGE") || is(c, "FORGOT") => Err(ProtoError::SelfServiceSyntax),
         [c, rest @ ..] if is(c, "CARD") && !rest.is_empty() => {
             Ok(Request::Card(field(&rest.join(" "))?.to_string()))
         }
@@ -173,6 +197,14 @@ pub enum Reply<'a> {
     NeedPin,
     Deny,
     Busy,
+    /// `OK CHANGED`: the new PIN works from now on.
+    Changed,
+    /// `OK FORGOT`: the request is queued (the same for every id).
+    ForgotAccepted,
+    /// `ERR 422 <reason>`: the new PIN breaks the policy; nothing changed.
+    Refused(&'a str),
+    /// `ERR 403 not allowed`: self-service is off here.
+    NotAllowed,
     Pong,
     Bye,
 }
@@ -192,9 +224,20 @@ pub fn encode(reply: &Reply<'_>) -> Vec<u8> {
         Reply::NeedPin => b"NEED PIN\r\n".to_vec(),
         Reply::Deny => b"DENY\r\n".to_vec(),
         Reply::Busy => b"BUSY\r\n".to_vec(),
+        Reply::Changed => b"OK CHANGED\r\n".to_vec(),
+        Reply::ForgotAccepted => b"OK FORGOT\r\n".to_vec(),
+        Reply::Refused(why) => format!("ERR 422 {}\r\n", one_line(why)).into_bytes(),
+        Reply::NotAllowed => b"ERR 403 not allowed\r\n".to_vec(),
         Reply::Pong => b"PONG\r\n".to_vec(),
         Reply::Bye => b"BYE\r\n".to_vec(),
     }
+}
+
+/// A reason as one printable ASCII line (a policy's text, never the input).
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .collect()
 }
 
 #[cfg(test)]

@@ -150,3 +150,33 @@ fn fuzz_splitter_and_parser_with_random_bytes() {
         }
     }
 }
+
+#[test]
+fn self_service_requests_and_replies() {
+    let change = parse(b"change alice 482913 731955").unwrap();
+    assert_eq!(
+        change,
+        Request::Change {
+            id: "alice".into(),
+            old: Pin::new("482913"),
+            new: Pin::new("731955"),
+        }
+    );
+    assert!(!format!("{change:?}").contains("482913"), "PINs redacted");
+    assert_eq!(
+        parse(b"FORGOT alice"),
+        Ok(Request::Forgot { id: "alice".into() })
+    );
+    for bad in [&b"CHANGE alice 482913"[..], b"FORGOT", b"FORGOT a b"] {
+        assert_eq!(parse(bad), Err(ProtoError::SelfServiceSyntax));
+    }
+    let reply = String::from_utf8_lossy(ProtoError::SelfServiceSyntax.reply()).into_owned();
+    assert!(reply.starts_with("ERR 400 ") && reply.ends_with("\r\n"));
+    assert_eq!(encode(&Reply::Changed), b"OK CHANGED\r\n");
+    assert_eq!(encode(&Reply::ForgotAccepted), b"OK FORGOT\r\n");
+    assert_eq!(encode(&Reply::NotAllowed), b"ERR 403 not allowed\r\n");
+    assert_eq!(
+        encode(&Reply::Refused("PIN must\r\nnot")),
+        b"ERR 422 PIN must  not\r\n"
+    );
+}

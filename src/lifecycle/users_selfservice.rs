@@ -1,0 +1,102 @@
+//! What people do themselves, on `UserAdmin`'s side: a person's own new PIN (after the core
+//! verified the old one) with its confirmation mail, and the pending PIN a forgotten-PIN
+//! request becomes, with the mail carrying it. Policy and uniqueness as for any PIN set
+//! here; the mail in the same store write. Decides no caps (`selfservice.rs` does).
+
+use super::{AdminError, PinChoice, UserAdmin};
+use crate::domain::{AuditKind, Lane, MailKind, Pin, PinAction, PinSource, QueuedMail, User};
+use crate::lifecycle::mail::About;
+use crate::lifecycle::policy::PolicyViolation;
+
+impl UserAdmin {
+    /// Sets `id`'s own new PIN (`CHANGE`): the policy, uniqueness and forced validities
+    /// apply; a pending (forgotten-PIN) PIN is dropped; a confirmation without the PIN is
+    /// queued in the same write. Err(Policy) is safe to show the person.
+    pub async fn change_own(&self, id: &str, new: Pin) -> Result<(), AdminError> {
+        let mut user = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let (record, _) = self
+            .new_pin(&user, PinChoice::Given(new), None, PinSource::User)
+            .await?;
+        if user.pin.as_ref().is_some_and(|p| p.tag == record.tag) {
+            return Err(AdminError::Policy(PolicyViolation::NotUnique));
+        }
+        user.pin = Some(record);
+        user.pending_pin = None;
+        user.pin_issued = true;
+        let mail: Vec<QueuedMail> = match &self.composer {
+            Some(composer) => {
+                let about = About {
+                    kind: MailKind::PinChanged,
+                    lane: Lane::NewPin,
+                    pin: None,
+                    sponsor: None,
+                };
+                composer
+                    .compose(&user, about)
+                    .map_err(AdminError::Invalid)?
+                    .into_iter()
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        self.store.update_user_mailing(&user, &mail)?;
+        self.store.record(AuditKind::Pin {
+            action: PinAction::SelfChanged,
+            user: id.into(),
+            detail: None,
+        });
+        self.audit_queued(&mail);
+        Ok(())
+    }
+
+    /// A forgotten-PIN reset for `user`: a generated PIN as the user's pending PIN (the
+    /// current one keeps working until it is first used) and the mail carrying it (reset
+    /// lane). Nothing is written: the caller settles both with the request. None when mail
+    /// is not configured or the user has no address.
+    pub async fn forgotten_reset(
+        &self,
+        user: &User,
+    ) -> Result<Option<(User, QueuedMail)>, AdminError> {
+        let Some(composer) = &self.composer else {
+            return Ok(None);
+        };
+        let (record, shown) = self
+            .new_pin(user, PinChoice::Generate, None, PinSource::Generated)
+            .await?;
+        let Some(pin) = shown else {
+            return Ok(None);
+        };
+        // The mail shows the pending PIN's validity; it stays current while the PIN in
+        // use is unchanged (the outbox's check), so it is keyed by that PIN.
+        let view = User {
+            pin: Some(record.clone()),
+            ..user.clone()
+        };
+        let about = About {
+            kind: MailKind::ForgottenPin,
+            lane: Lane::Reset,
+            pin: Some(&pin),
+            sponsor: None,
+        };
+        let Some(mut mail) = composer
+            .compose(&view, about)
+            .map_err(AdminError::Invalid)?
+        else {
+            return Ok(None);
+        };
+        mail.pin_set_at = user.pin.as_ref().map(|p| p.set_at);
+        let updated = User {
+            pending_pin: Some(record),
+            ..user.clone()
+        };
+        Ok(Some((updated, mail)))
+    }
+
+    /// Wakes the outbox and audits a reset mail queued by the recovery worker.
+    pub fn reset_queued(&self, mail: &QueuedMail) {
+        self.audit_queued(std::slice::from_ref(mail));
+    }
+}
