@@ -135,9 +135,13 @@ impl MailQueue for StoreQueue {
         let Some(version) = mail.pin_set_at else {
             return Ok(Currency::Current);
         };
-        Ok(match user.pin {
-            None => Currency::Superseded("the PIN was removed or swept".into()),
-            Some(p) if p.set_at != version => Currency::Superseded("the PIN was replaced".into()),
+        // The PIN it reports is the user's PIN or, for a forgotten-PIN mail, the pending one.
+        let reported = [user.pin, user.pending_pin]
+            .into_iter()
+            .flatten()
+            .find(|p| p.set_at == version);
+        Ok(match reported {
+            None => Currency::Superseded("the PIN was replaced, removed or swept".into()),
             Some(p) if p.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
                 Currency::Superseded("the PIN expired".into())
             }

@@ -390,6 +390,8 @@ impl UserAdmin {
         };
         user.pin = Some(record);
         user.pin_issued = true;
+        // A PIN an administrator sets wins over one sent after a forgotten-PIN request.
+        user.pending_pin = None;
         let mail = match &shown {
             Some(pin) => self.pin_mail(&user, kind, lane, pin)?.into_iter().collect(),
             None => Vec::new(),

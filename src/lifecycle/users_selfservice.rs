@@ -69,8 +69,8 @@ impl UserAdmin {
         let Some(pin) = shown else {
             return Ok(None);
         };
-        // The mail shows the pending PIN's validity; it stays current while the PIN in
-        // use is unchanged (the outbox's check), so it is keyed by that PIN.
+        // The mail is keyed by the pending PIN it carries: current while that PIN is
+        // pending or (after its first use) the user's PIN; a later reset supersedes it.
         let view = User {
             pin: Some(record.clone()),
             ..user.clone()
@@ -87,7 +87,7 @@ impl UserAdmin {
         else {
             return Ok(None);
         };
-        mail.pin_set_at = user.pin.as_ref().map(|p| p.set_at);
+        mail.pin_set_at = Some(record.set_at);
         let updated = User {
             pending_pin: Some(record),
             ..user.clone()
