@@ -8,7 +8,7 @@
 //!     PINs generated and hashed per second, and its ratio to (1) (goal ≥ 0.9);
 //!  3. the outbox delivering the new-PIN mails: messages per second from the first to the
 //!     last one the server accepted (goal ≥ 200/s);
-//!  4. the daemon's RSS before the import, once all mail is delivered and after BENCH_IDLE
+//!  4. the daemon's RSS before the import, right after it, once all mail is delivered and after BENCH_IDLE
 //!     (5) seconds idle (goal ≤ 1.2 × before), and its peak.
 //!
 //! Environment: BENCH_USERS (10000), BENCH_SECS (10, per raw argon2 measurement),
@@ -40,6 +40,7 @@ struct Figures {
     delivered: usize,
     last_after_import: Duration,
     rss_before: u64,
+    rss_imported: u64,
     rss_delivered: u64,
     idle: u64,
     rss_idle: u64,
@@ -78,6 +79,7 @@ fn main() {
         import.as_secs_f64()
     );
     let imported_at = SystemTime::now();
+    let rss_imported = common::rss_kib(bench.pid());
     let maildir = server.dir.path().join("mail");
     let (first, last) = wait_delivered(&maildir, users);
     let rss_delivered = common::rss_kib(bench.pid());
@@ -101,6 +103,7 @@ fn main() {
             delivered: users,
             last_after_import: last.duration_since(imported_at).unwrap_or_default(),
             rss_before,
+            rss_imported,
             rss_delivered,
             idle,
             rss_idle,
@@ -248,6 +251,11 @@ fn report(cores: usize, params: HashParams, f: &Figures) {
     println!(
         "| daemon RSS before the import | {:.1} MiB |",
         mib(f.rss_before)
+    );
+    println!(
+        "| daemon RSS right after the import returned | {:.1} MiB ({:.2} ×) |",
+        mib(f.rss_imported),
+        ratio(f.rss_imported)
     );
     println!(
         "| daemon RSS when all mail is delivered | {:.1} MiB (**{:.2} ×**, goal ≤ 1.2) |",
