@@ -135,29 +135,7 @@ fn raw_argon2(
         })
         .collect();
     single.sort();
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..workers)
-        .map(|w| {
-            let (hasher, stop, count) =
-                (Arc::clone(&hasher), Arc::clone(&stop), Arc::clone(&count));
-            std::thread::spawn(move || {
-                let mut i = 0u64;
-                let mut workspace = hasher.workspace();
-                while !stop.load(Ordering::Relaxed) {
-                    let pin = Pin::new(format!("{w}{i:07}"));
-                    std::hint::black_box(hasher.tag_in(&pin, &mut workspace));
-                    count.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let rate = common::argon2::raw_rate(&hasher, workers, secs);
     (percentile(&single, 0.5), rate, hasher)
 }
 

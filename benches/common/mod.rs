@@ -1,6 +1,8 @@
-//! Shared by the latency benches: the real release binary started on a config, its CLI,
-//! readiness, users, a clean stop by SIGTERM, and the percentile table.
+//! Shared by the benches: the real release binary started on a config, its CLI, readiness,
+//! users, a clean stop by SIGTERM, its RSS, the percentile table, and the raw argon2 rate.
 #![allow(dead_code)] // each bench uses part of it
+
+pub mod argon2;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -63,6 +65,10 @@ impl Bench {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The daemon's resident memory.
     pub fn rss_mib(&self) -> u64 {
         rss_kib(self.child.id()) / 1024
@@ -92,6 +98,11 @@ impl Bench {
 /// VmRSS of a process in KiB (0 when it cannot be read).
 pub fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
+}
+
+/// Peak RSS of a process (VmHWM) in KiB (0 when it cannot be read).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
 }
 
 /// A KiB field of /proc/<pid>/status (0 when it cannot be read).
