@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod domain;
 pub mod duration;
 pub mod frontend;
+pub mod heap;
 pub mod lifecycle;
 pub mod notify;
 pub mod serial;

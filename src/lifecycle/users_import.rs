@@ -124,7 +124,9 @@ impl UserAdmin {
             }
             return Ok(report);
         }
-        let outcome = self.store.upsert_users_mailing(&users, &mail)?;
+        let outcome = self.store.upsert_users_mailing(&users, &mail);
+        drop(users);
+        let outcome = outcome?;
         report.added = outcome.added;
         report.updated = outcome.updated;
         let detail = format!(
@@ -133,6 +135,9 @@ impl UserAdmin {
         );
         self.audit(AdminAction::Import, "*", Some(detail));
         self.audit_queued(&mail);
+        drop(mail);
+        // A big import's transaction leaves its memory freed but held by the allocator.
+        let _ = tokio::task::spawn_blocking(crate::heap::release).await;
         Ok(report)
     }
 

@@ -92,7 +92,7 @@ impl Engine {
         self.live().running = true;
         let result = self.run_once(opts, progress, shutdown).await;
         // The run's batch, plan and transaction are gone now.
-        let _ = tokio::task::spawn_blocking(release_heap).await;
+        let _ = tokio::task::spawn_blocking(crate::heap::release).await;
         self.record(&result, manual);
         self.live().running = false;
         result
@@ -384,16 +384,6 @@ impl Engine {
 
 fn is_empty(batch: &Batch) -> bool {
     batch.changed.is_empty() && matches!(&batch.deletions, Deletions::Keys(k) if k.is_empty())
-}
-
-/// A large batch's transaction leaves hundreds of MiB freed but still held by the allocator
-/// (an edge box's RSS would stay at its peak): give it back to the system.
-fn release_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]
