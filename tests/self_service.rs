@@ -187,4 +187,17 @@ fn forgot_answers_alike_mails_a_known_person_within_the_cap_and_keeps_the_old_pi
     assert!(t
         .ask(&format!("ID alice PIN {ALICE_PIN}"))
         .starts_with("OK alice"));
+
+    // The newest mailed PIN (each reset replaced the pending one) takes over at its first
+    // use; the earlier mailed one and the old PIN stop working then.
+    let mails = server.messages();
+    let newest = field(&mails[2], "PIN");
+    let earlier = field(&mails[0], "PIN");
+    assert!(t.ask(&format!("PIN {earlier}")).starts_with("DENY"));
+    assert!(t.ask(&format!("PIN {newest}")).starts_with("OK alice"));
+    assert!(t
+        .ask(&format!("ID alice PIN {ALICE_PIN}"))
+        .starts_with("DENY"));
+    assert!(t.ask(&format!("PIN {newest}")).starts_with("OK alice"));
+    d.wait_audit("\"first_use\"", WITHIN);
 }
