@@ -8,7 +8,6 @@
 mod common;
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod testkit;
 
 use std::io::{BufRead, BufReader, Write};
