@@ -90,6 +90,7 @@ pub enum PinChoice {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub id: String,
     #[serde(default)]

@@ -23,6 +23,7 @@ impl<'de> Deserialize<'de> for WirePin {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WireRow {
     pub line: usize,
     pub id: String,
@@ -34,8 +35,10 @@ pub struct WireRow {
     pub cards: Vec<String>,
 }
 
+/// A control request. Every field a request does not take is refused, not ignored (a
+/// misspelt option must not silently do something else).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Status,
     UserAdd {
@@ -170,4 +173,24 @@ impl Response {
 pub enum Frame {
     Progress { done: usize, total: usize },
     Done(Response),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_a_request_does_not_take_is_refused() {
+        let ok: Request = serde_json::from_str(r#"{"cmd":"user_show","id":"a"}"#).unwrap();
+        assert!(matches!(ok, Request::UserShow { .. }));
+        let err = serde_json::from_str::<Request>(r#"{"cmd":"user_show","id":"a","pin":"1"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `pin`"), "{err}");
+        let nested = r#"{"cmd":"user_add","user":{"id":"a","nmae":"x"},"pin":null}"#;
+        let err = serde_json::from_str::<Request>(nested)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `nmae`"), "{err}");
+    }
 }
