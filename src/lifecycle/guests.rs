@@ -262,7 +262,22 @@ impl UserAdmin {
                 match by_id.get(sponsor) {
                     None => format!("sponsor {sponsor} removed"),
                     Some(s) if !s.enabled => format!("sponsor {sponsor} disabled"),
-                    Some(_) => continue,
+                    Some(s) => match fit_to_sponsor(guest, s) {
+                        // Still in the sponsor's likeness: nothing to do.
+                        None => continue,
+                        Some(fitted) if fitted.groups.is_empty() => {
+                            format!("sponsor {sponsor} has none of the guest's groups left")
+                        }
+                        Some(fitted) => {
+                            self.store.update_user(&fitted)?;
+                            self.audit(
+                                AdminAction::GuestExtend,
+                                &guest.id,
+                                Some(format!("fitted to sponsor {sponsor}'s groups and end")),
+                            );
+                            continue;
+                        }
+                    },
                 }
             };
             if self.end_guest(&guest.id, why)? {
@@ -271,4 +286,22 @@ impl UserAdmin {
         }
         Ok(ended)
     }
+}
+
+/// The guest narrowed to what its sponsor has now (a sync may have taken a group away or
+/// moved the sponsor's end earlier): None when nothing has to change.
+fn fit_to_sponsor(guest: &User, sponsor: &User) -> Option<User> {
+    let mut fitted = guest.clone();
+    fitted.groups.retain(|g| sponsor.groups.contains(g));
+    if let Some(end) = sponsor_end(sponsor) {
+        if fitted.valid_until.is_none_or(|t| t > end) {
+            fitted.valid_until = Some(end);
+        }
+        if let Some(pin) = fitted.pin.as_mut() {
+            if pin.expires_at.is_none_or(|t| t > end) {
+                pin.expires_at = Some(end);
+            }
+        }
+    }
+    (fitted != *guest).then_some(fitted)
 }

@@ -136,4 +136,34 @@ mod service {
         assert_eq!(admin.sweep_guests(now).unwrap(), 1);
         assert!(admin.guest_list(None).unwrap().is_empty());
     }
+
+    /// A sync narrows the sponsor (a group gone, an earlier end): the sweep narrows the
+    /// guest to match, and ends it when none of its groups is left.
+    #[tokio::test]
+    async fn the_sweep_keeps_guests_in_their_sponsors_likeness() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, admin) = admin(dir.path());
+        let mut alice = store.user("alice").unwrap().unwrap();
+        alice.groups = vec!["staff".into(), "lab".into()];
+        store.update_user(&alice).unwrap();
+        invite(&admin, "erin").await;
+        assert_eq!(store.user("erin").unwrap().unwrap().groups.len(), 2);
+
+        let end = Timestamp::now().plus(Duration::from_secs(3600));
+        alice.groups = vec!["lab".into()];
+        alice.valid_until = Some(end);
+        store.update_user(&alice).unwrap();
+        let now = Timestamp::now();
+        assert_eq!(admin.sweep_guests(now).unwrap(), 0, "narrowed, not ended");
+        let erin = store.user("erin").unwrap().unwrap();
+        assert_eq!(erin.groups, vec!["lab".to_string()]);
+        assert_eq!(erin.valid_until, Some(end));
+        assert_eq!(erin.pin.unwrap().expires_at, Some(end));
+        assert_eq!(admin.sweep_guests(now).unwrap(), 0, "nothing more to do");
+
+        alice.groups = vec!["other".into()];
+        store.update_user(&alice).unwrap();
+        assert_eq!(admin.sweep_guests(now).unwrap(), 1);
+        assert!(store.user("erin").unwrap().is_none());
+    }
 }
