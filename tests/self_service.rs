@@ -201,3 +201,48 @@ fn forgot_answers_alike_mails_a_known_person_within_the_cap_and_keeps_the_old_pi
     assert!(t.ask(&format!("PIN {newest}")).starts_with("OK alice"));
     d.wait_audit("\"first_use\"", WITHIN);
 }
+
+#[test]
+fn a_taken_pin_costs_a_failure_and_forgot_audits_no_typed_id_and_caps_a_device() {
+    let server = server();
+    let d = start(
+        &server,
+        "user_can_change = true\n\n[recovery]\nper_device_per_day = 3",
+    );
+    add_alice(&d);
+    let bob_pin = "731955";
+    d.cli_ok(&["user", "add", "bob", "--pin-stdin"], Some(bob_pin));
+    let mut t = d.terminal();
+
+    // Bob's PIN: refused as not available, and counted like a wrong PIN.
+    let taken = t.ask(&format!("CHANGE alice {ALICE_PIN} {bob_pin}"));
+    assert!(
+        taken.starts_with("ERR 422 this PIN is not available"),
+        "{taken}"
+    );
+    let status = d.status();
+    assert_eq!(status["decisions"]["denied"], 1, "counted: {status}");
+
+    // What is typed after FORGOT may be a PIN: audited only when it names a user.
+    let typed = "908172";
+    for id in ["alice", typed, "nobody"] {
+        assert_eq!(t.ask(&format!("FORGOT {id}")), "OK FORGOT");
+    }
+    // The device's cap (3 a day) is applied when queueing: BUSY, whatever the id.
+    assert_eq!(t.ask("FORGOT alice"), "BUSY");
+    assert_eq!(t.ask("FORGOT someone"), "BUSY");
+    d.wait_audit("\"reset_issued\"", WITHIN);
+    let audit = d.wait_for(WITHIN, || {
+        let audit = d.cli_ok(&["audit", "--json", "--last", "200"], None);
+        match count(&audit, "\"reset_dropped\"") {
+            2 => Ok(audit),
+            n => Err(format!("{n} reset_dropped:\n{audit}")),
+        }
+    });
+    assert_eq!(count(&audit, "\"reset_requested\""), 3, "{audit}");
+    assert_eq!(count(&audit, "unknown id"), 2, "{audit}");
+    for secret in [typed, "nobody", "someone", bob_pin] {
+        assert!(!audit.contains(secret), "{secret} in the audit: {audit}");
+        assert!(!d.logs().contains(secret), "{secret} in the log");
+    }
+}

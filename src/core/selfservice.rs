@@ -64,17 +64,28 @@ pub enum ForgotOutcome {
 
 pub type ServiceFuture<'a, T> = StdPin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why the service did not set a new PIN; each carries the text to show the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeError {
+    /// The policy refused it, or the change failed: nothing about other users.
+    Refused(String),
+    /// Another user holds this PIN. The answer is a refusal like the policy's, but it is
+    /// counted as a failure like a wrong PIN: otherwise it would be a free oracle for
+    /// other people's PINs.
+    Taken(String),
+}
+
 /// The lifecycle side of self-service, supplied by the daemon.
 pub trait PinService: Send + Sync + 'static {
-    /// Sets `id`'s own new PIN: policy, uniqueness, the confirmation mail. Err: the policy
-    /// reason, safe to show.
-    fn change<'a>(&'a self, id: &'a str, new: Pin) -> ServiceFuture<'a, Result<(), String>>;
-    /// Queues a forgotten-PIN request (always, whether or not `id` exists).
+    /// Sets `id`'s own new PIN: policy, uniqueness, the confirmation mail.
+    fn change<'a>(&'a self, id: &'a str, new: Pin) -> ServiceFuture<'a, Result<(), ChangeError>>;
+    /// Queues a forgotten-PIN request (the same whether or not `id` exists): `Accepted`,
+    /// or `Busy` when the device's daily requests or the queue are full.
     fn forgot<'a>(
         &'a self,
         id: &'a str,
         device: &'a DeviceId,
-    ) -> ServiceFuture<'a, Result<(), String>>;
+    ) -> ServiceFuture<'a, Result<ForgotOutcome, String>>;
 }
 
 /// What the core offers people themselves, and the service behind it.
@@ -128,8 +139,26 @@ impl Core {
             return outcome;
         }
         match ss.service.change(&id, new).await {
-            Ok(()) => ChangeOutcome::Changed,
-            Err(reason) => ChangeOutcome::Refused(reason),
+            Ok(()) => {
+                // Only a change done clears the user's failures: a verified old PIN
+                // followed by a taken new one must not wipe the count it adds to.
+                if let Err(e) = self
+                    .store
+                    .update_lockout(&super::lockout::user_key(&id), &|_| None)
+                {
+                    tracing::warn!(error = %e, "could not reset the user's failure count");
+                }
+                ChangeOutcome::Changed
+            }
+            Err(ChangeError::Refused(reason)) => ChangeOutcome::Refused(reason),
+            Err(ChangeError::Taken(reason)) => {
+                // Probing for another person's PIN costs what guessing it does: counted
+                // against the user, the device and the source, flushed before the answer.
+                self.denied.fetch_add(1, Ordering::Relaxed);
+                self.commit_failure(&auth, DenyReason::WrongPin, Some(&id), Timestamp::now())
+                    .await;
+                ChangeOutcome::Refused(reason)
+            }
         }
     }
 
@@ -164,7 +193,7 @@ impl Core {
         let queued = ss.service.forgot(&request.id, &request.device).await;
         drop(admitted);
         match queued {
-            Ok(()) => ForgotOutcome::Accepted,
+            Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(device = %request.device, error = %e, "cannot queue a forgotten-PIN request");
                 ForgotOutcome::Busy
@@ -227,12 +256,7 @@ impl Core {
                 decision: Decision::Grant { user, .. },
                 ..
             }) => {
-                if let Err(e) = self
-                    .store
-                    .update_lockout(&super::lockout::user_key(&user), &|_| None)
-                {
-                    tracing::warn!(error = %e, "could not reset the user's failure count");
-                }
+                // The user's failures are cleared once the change is done (`change_pin`).
                 self.change_audit(request, Some(user), DecisionOutcome::Grant, None);
                 Verified::Yes
             }

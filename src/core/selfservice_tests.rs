@@ -12,6 +12,9 @@ use crate::store::{MemoryStore, Store};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Another user's PIN, as the service sees it.
+const TAKEN: &str = "246810";
+
 struct NoActions;
 
 impl Actions for NoActions {
@@ -26,27 +29,25 @@ struct Service {
 }
 
 impl PinService for Service {
-    fn change<'a>(&'a self, id: &'a str, new: Pin) -> ServiceFuture<'a, Result<(), String>> {
+    fn change<'a>(&'a self, id: &'a str, new: Pin) -> ServiceFuture<'a, Result<(), ChangeError>> {
         self.calls.lock().unwrap().push(format!("change {id}"));
-        let weak = new.expose() == "111111";
-        Box::pin(async move {
-            if weak {
-                Err("too weak".into())
-            } else {
-                Ok(())
-            }
-        })
+        let answer = match new.expose() {
+            "111111" => Err(ChangeError::Refused("too weak".into())),
+            TAKEN => Err(ChangeError::Taken("not available".into())),
+            _ => Ok(()),
+        };
+        Box::pin(async move { answer })
     }
     fn forgot<'a>(
         &'a self,
         id: &'a str,
         device: &'a DeviceId,
-    ) -> ServiceFuture<'a, Result<(), String>> {
+    ) -> ServiceFuture<'a, Result<ForgotOutcome, String>> {
         self.calls
             .lock()
             .unwrap()
             .push(format!("forgot {id} {device}"));
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(ForgotOutcome::Accepted) })
     }
 }
 
@@ -176,4 +177,34 @@ async fn change_is_off_unless_allowed_and_forgot_always_queues() {
         *service.calls.lock().unwrap(),
         ["forgot alice lobby", "forgot nobody lobby"]
     );
+}
+
+#[tokio::test]
+async fn a_taken_new_pin_is_refused_and_counted_like_a_wrong_one() {
+    let (core, store, service) = core(true);
+    let failures = |key: &str| store.lockout(key).unwrap().map_or(0, |s| s.failures);
+    for n in 1..=3 {
+        assert_eq!(
+            core.change_pin(change("482913", TAKEN)).await,
+            ChangeOutcome::Refused("not available".into())
+        );
+        // The verified old PIN does not wipe the user's count: probing adds up.
+        assert_eq!(failures("user:alice"), n, "counted against alice");
+        assert_eq!(failures("device:lobby"), n, "counted against the device");
+        assert_eq!(failures("source:10.0.0.7"), n, "counted against the source");
+    }
+    assert_eq!(service.calls.lock().unwrap().len(), 3);
+    // A policy refusal is not a probe and counts nothing more; a done change clears the user.
+    assert_eq!(
+        core.change_pin(change("482913", "111111")).await,
+        ChangeOutcome::Refused("too weak".into())
+    );
+    assert_eq!(failures("user:alice"), 3);
+    assert_eq!(
+        core.change_pin(change("482913", "731955")).await,
+        ChangeOutcome::Changed
+    );
+    assert_eq!(failures("user:alice"), 0);
+    let audit = serde_json::to_string(&store.audit_tail(50).unwrap()).unwrap();
+    assert!(!audit.contains(TAKEN), "a PIN in the audit");
 }

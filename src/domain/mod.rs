@@ -350,6 +350,9 @@ pub enum AuditKind {
     /// directory PIN. Never the PIN.
     Pin {
         action: PinAction,
+        /// Empty (and then left out) when no known user is meant: a forgotten-PIN request
+        /// names whatever was typed, which may be a PIN.
+        #[serde(skip_serializing_if = "String::is_empty", default)]
         user: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,

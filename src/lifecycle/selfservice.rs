@@ -157,7 +157,12 @@ impl Recovery {
         let day = ago(now, DAY_MS);
         let mut counted = vec![device_key(&row.device.0), SITE_KEY.to_string()];
         let user = self.store.user(&row.id).map_err(|e| e.to_string())?;
-        let dropped = if self.count(&counted[0], day)? >= self.settings.per_device_per_day {
+        let device_full = self.count(&counted[0], day)? >= self.settings.per_device_per_day;
+        if device_full {
+            // Its list already holds the cap: a longer one would change no answer.
+            counted.remove(0);
+        }
+        let dropped = if device_full {
             Some("the device's daily cap is reached")
         } else if let Some(why) = refusal(user.as_ref(), now) {
             Some(why)
@@ -204,9 +209,10 @@ impl Recovery {
             None => (PinAction::ResetIssued, device),
             Some(why) => (PinAction::ResetDropped, format!("{device}: {why}")),
         };
+        // Only an id that names a user is audited: anything else may be a mistyped PIN.
         self.store.record(AuditKind::Pin {
             action,
-            user: row.id.clone(),
+            user: user.as_ref().map(|u| u.id.clone()).unwrap_or_default(),
             detail: Some(detail),
         });
         if let Some((_, mail)) = &reset {
