@@ -99,11 +99,11 @@ impl Queue {
 }
 
 impl MailQueue for Queue {
-    fn peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>, String> {
+    fn peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>, String> {
         let rows = self.rows.lock().unwrap();
         Ok(rows
             .iter()
-            .filter(|m| m.lane == lane)
+            .filter(|m| m.lane == lane && m.seq > after)
             .take(limit)
             .cloned()
             .collect())
@@ -145,6 +145,7 @@ impl MailQueue for Queue {
 
 struct Running {
     handle: OutboxHandle,
+    supervisor: Supervisor,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -189,6 +190,7 @@ fn start(server: &SmtpServer, queue: Arc<Queue>, quota_pause: Duration) -> Runni
     supervisor.spawn("mail", retry, worker);
     Running {
         handle,
+        supervisor,
         shutdown,
         tracker,
     }
@@ -374,4 +376,53 @@ async fn an_accepted_message_is_not_sent_again_when_its_removal_fails() {
     assert_eq!(recipients(&server), ["alice", "bob"]);
     let sent = queue.audited();
     assert_eq!(sent.len(), 2, "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_message_4xx_retries_that_message_and_the_worker_stays_healthy() {
+    let server = SmtpServer::start(SmtpOptions {
+        refuse_rcpt: Some("452 4.2.2 mailbox full"),
+        ..starttls()
+    });
+    let queue = Arc::new(Queue::default());
+    queue.push(Lane::NewPin, "alice", Duration::ZERO);
+    queue.push(Lane::NewPin, "bob", Duration::ZERO);
+    let running = start(&server, queue.clone(), Duration::from_secs(60));
+    // Both tried in one go: the first deferral did not back the worker off.
+    let rows = wait_until(WITHIN, || match queue.rows() {
+        rows if rows.iter().all(|r| r.attempts >= 1) => Ok(rows),
+        rows => Err(format!("not all tried: {rows:?}")),
+    });
+    for row in &rows {
+        let error = row.last_error.as_deref().unwrap();
+        assert!(
+            error.contains("4.2.2") && !error.contains("4711"),
+            "{error}"
+        );
+    }
+    let worker = running.supervisor.status().remove(0);
+    assert_eq!(worker.failures, 0, "{worker:?}");
+    assert!(running.handle.status().last_error.is_some());
+    running.stop().await;
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_message_goes_past_more_retrying_ones_than_one_read_holds() {
+    let server = SmtpServer::start(starttls());
+    let queue = Arc::new(Queue::default());
+    for _ in 0..20 {
+        queue.push(Lane::Reset, "greylisted", Duration::ZERO);
+    }
+    let later = Timestamp::from_millis(Timestamp::now().millis() + 3_600_000);
+    for row in queue.rows.lock().unwrap().iter_mut() {
+        row.attempts = 1;
+        row.not_before = later;
+    }
+    queue.push(Lane::Reset, "fresh", Duration::ZERO);
+    let running = start(&server, queue.clone(), Duration::from_secs(60));
+    queue.wait_audited(MailAction::Sent, "fresh");
+    running.stop().await;
+    assert_eq!(recipients(&server), ["fresh"]);
+    assert_eq!(queue.rows().len(), 20);
 }

@@ -109,8 +109,10 @@ pub fn spawn_outbox(life: &mut Lifecycle, supervisor: &Supervisor) {
 struct StoreQueue(Arc<dyn Store>);
 
 impl MailQueue for StoreQueue {
-    fn peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>, String> {
-        self.0.mail_peek(lane, limit).map_err(|e| e.to_string())
+    fn peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>, String> {
+        self.0
+            .mail_peek_after(lane, after, limit)
+            .map_err(|e| e.to_string())
     }
 
     fn update(&self, mail: &QueuedMail) -> Result<(), String> {

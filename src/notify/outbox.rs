@@ -17,6 +17,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// How many pages of `scan` rows a lane is read through for a due message, past messages
+/// waiting to retry (greylisting, a full mailbox), so that newer ones are not held back.
+pub const SCAN_PAGES: usize = 16;
+
 /// Whether a queued message still says the truth.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Currency {
@@ -28,8 +32,12 @@ pub enum Currency {
 /// The outbox as the worker sees it; the daemon implements it over the store. Errors are
 /// the store's, shown in `status` and retried with back-off.
 pub trait MailQueue: Send + Sync + 'static {
+    /// Up to `limit` messages of `lane` with a seq above `after`, oldest first.
+    fn peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>, String>;
     /// The first `limit` messages of `lane`, oldest first.
-    fn peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>, String>;
+    fn peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>, String> {
+        self.peek_after(lane, 0, limit)
+    }
     /// Writes back a message's attempts, `not_before` and `last_error`.
     fn update(&self, mail: &QueuedMail) -> Result<(), String>;
     fn remove(&self, lane: Lane, seq: u64) -> Result<(), String>;
@@ -44,7 +52,8 @@ pub struct OutboxSettings {
     pub retry_max: Duration,
     /// Messages older than this are dropped unsent.
     pub max_age: Duration,
-    /// How many messages of a lane are looked at for one due now.
+    /// How many messages of a lane are read at a time when looking for one due now (up to
+    /// `SCAN_PAGES` reads when the first ones wait to retry).
     pub scan: usize,
     pub per_minute: Option<u32>,
     pub per_day: Option<u32>,
@@ -183,22 +192,33 @@ impl<Q: MailQueue> MailWorker<Q> {
             if self.pacer.paused_until(lane, now).is_some() {
                 continue;
             }
-            let mut rows = self.queue.peek(lane, self.settings.scan)?;
-            loop {
-                match pick(&rows, wall, self.settings.max_age) {
-                    Pick::Expired(i) => {
-                        let mail = rows.remove(i);
-                        self.drop_mail(&mail, MailAction::Expired, None)?;
-                        dropped = true;
+            let slot = &mut due[usize::from(lane.index())];
+            let mut after = 0;
+            for _ in 0..SCAN_PAGES {
+                let mut rows = self.queue.peek_after(lane, after, self.settings.scan)?;
+                let (Some(last), full) = (rows.last(), rows.len() >= self.settings.scan) else {
+                    break;
+                };
+                after = last.seq;
+                loop {
+                    match pick(&rows, wall, self.settings.max_age) {
+                        Pick::Expired(i) => {
+                            let mail = rows.remove(i);
+                            self.drop_mail(&mail, MailAction::Expired, None)?;
+                            dropped = true;
+                        }
+                        Pick::Send(i) => {
+                            *slot = Some(rows.swap_remove(i));
+                            break;
+                        }
+                        Pick::Wait(at) => {
+                            earliest = earliest.into_iter().chain(at).min();
+                            break;
+                        }
                     }
-                    Pick::Send(i) => {
-                        due[usize::from(lane.index())] = Some(rows.swap_remove(i));
-                        break;
-                    }
-                    Pick::Wait(at) => {
-                        earliest = earliest.into_iter().chain(at).min();
-                        break;
-                    }
+                }
+                if slot.is_some() || !full {
+                    break;
                 }
             }
         }
@@ -296,7 +316,13 @@ impl<Q: MailQueue> MailWorker<Q> {
                 mail.last_error = Some(e.to_string());
                 self.queue.update(&mail)?;
                 self.note_error(&e.to_string());
-                Err(e.to_string())
+                match e {
+                    // This message or recipient only (greylisting, a full mailbox): it waits
+                    // its retry while the others go on; the relay is fine.
+                    SendError::Deferred { quota: false, .. } => Ok(Next::Again),
+                    // The relay as a whole: the supervisor backs the worker off.
+                    _ => Err(e.to_string()),
+                }
             }
         }
     }

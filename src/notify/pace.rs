@@ -51,6 +51,13 @@ impl Window {
         self.cap.is_some_and(|cap| self.count >= cap)
     }
 
+    /// At its cap or within 1 % of it (at least one message): the relay's count may be a
+    /// little ahead of ours (a retried message it had accepted, another client).
+    fn nearly_full(&self) -> bool {
+        self.cap
+            .is_some_and(|cap| self.count.saturating_add((cap / 100).max(1)) >= cap)
+    }
+
     fn take(&mut self, now: Instant) {
         self.start.get_or_insert(now);
         self.count = self.count.saturating_add(1);
@@ -112,22 +119,29 @@ impl Pacer {
         self.paused[usize::from(lane.index())] = Some(until);
     }
 
-    /// The relay refused for quota: pauses `lane` until its window resets — the minute
-    /// window if our per-minute cap is reached, else the day window (the minute window if
-    /// only that cap is set); with no caps 60 s, doubling up to an hour. Returns the end.
+    /// The relay refused for quota: pauses `lane` until the window that is full resets —
+    /// the minute window if our per-minute cap is reached, the day window if our per-day
+    /// count is at (or nearly at) its cap. Otherwise the relay counts differently from us:
+    /// with a cap configured, the first refusal since a send waits out the open minute
+    /// window, repeated ones `pause_step` (doubling up to an hour); with no caps 60 s,
+    /// doubling up to an hour. Returns the end.
     pub fn quota_pause(&mut self, lane: Lane, now: Instant) -> Instant {
         self.minute.roll(now);
         self.day.roll(now);
         let until = if self.minute.full() {
             self.minute.end(now)
-        } else if self.day.cap.is_some() {
+        } else if self.day.nearly_full() {
             self.day.end(now).max(now + MINUTE)
-        } else if self.minute.cap.is_some() {
-            self.minute.end(now).max(now + Duration::from_secs(1))
         } else {
             let step = self.pause_step;
             self.pause_step = (step * 2).min(PAUSE_MAX);
-            now + step
+            let capped = self.minute.cap.is_some() || self.day.cap.is_some();
+            match self.minute.start {
+                Some(_) if capped && step == self.pause_first => {
+                    self.minute.end(now).max(now + Duration::from_secs(1))
+                }
+                _ => now + step,
+            }
         };
         self.pause(lane, until);
         until
@@ -219,12 +233,51 @@ mod tests {
         assert!(p.try_take(now).is_ok() && p.try_take(now + secs(10)).is_ok());
         assert_eq!(p.quota_pause(Lane::Bulk, now + secs(20)), now + MINUTE);
         let mut p = Pacer::new(Some(30), Some(100));
-        assert!(p.try_take(now).is_ok());
-        assert_eq!(p.quota_pause(Lane::Bulk, now + secs(20)), now + DAY);
+        assert!((0..99).all(|i| p.try_take(now + secs(i * 60)).is_ok()));
+        let later = now + secs(98 * 60 + 20);
+        assert_eq!(p.quota_pause(Lane::Bulk, later), now + DAY, "99 of 100");
         let mut p = Pacer::new(Some(30), None);
         assert!(p.try_take(now).is_ok());
         assert_eq!(p.quota_pause(Lane::NewPin, now + secs(20)), now + MINUTE);
         assert_eq!(p.paused_until(Lane::NewPin, now), Some(now + MINUTE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_refusal_far_from_the_day_cap_waits_the_minute_then_doubles() {
+        // The microsoft365 preset: 30 a minute, 10 000 a day.
+        let mut p = Pacer::new(Some(30), Some(10_000));
+        let t0 = Instant::now();
+        assert!(p.try_take(t0).is_ok());
+        tokio::time::advance(secs(20)).await;
+        let now = Instant::now();
+        assert_eq!(
+            p.quota_pause(Lane::Bulk, now),
+            t0 + MINUTE,
+            "the minute window"
+        );
+        assert_eq!(p.paused_until(Lane::Bulk, now), Some(t0 + MINUTE));
+        tokio::time::advance(secs(40)).await;
+        assert!(p.paused_until(Lane::Bulk, Instant::now()).is_none());
+        // Refused again with nothing sent: doubling, up to an hour, never the day.
+        let pauses: Vec<u64> = (0..7)
+            .map(|_| {
+                let now = Instant::now();
+                (p.quota_pause(Lane::Bulk, now) - now).as_secs()
+            })
+            .collect();
+        assert_eq!(pauses, [120, 240, 480, 960, 1920, 3600, 3600]);
+        // A send starts over at the minute window.
+        let t1 = Instant::now();
+        assert!(p.try_take(t1).is_ok());
+        p.sent();
+        tokio::time::advance(secs(5)).await;
+        assert_eq!(p.quota_pause(Lane::Bulk, Instant::now()), t1 + MINUTE);
+        // Near the day cap (within 1 %), the day window.
+        let mut p = Pacer::new(Some(30), Some(10_000));
+        p.day.count = 9_900;
+        p.day.start = Some(t0);
+        let now = Instant::now();
+        assert_eq!(p.quota_pause(Lane::Reset, now), t0 + DAY);
     }
 
     #[test]

@@ -353,7 +353,11 @@ impl Store for MemoryStore {
     }
 
     fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
-        Ok(lock(&self.tables).mail_peek(lane, limit))
+        Ok(lock(&self.tables).mail_peek(lane, 0, limit))
+    }
+
+    fn mail_peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>> {
+        Ok(lock(&self.tables).mail_peek(lane, after, limit))
     }
 
     fn mail_all(&self) -> Result<Vec<QueuedMail>> {

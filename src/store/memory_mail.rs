@@ -26,8 +26,16 @@ impl Tables {
             .map(|(_, m)| m)
     }
 
-    pub(super) fn mail_peek(&self, lane: Lane, limit: usize) -> Vec<QueuedMail> {
-        self.lane(lane).take(limit).cloned().collect()
+    /// Up to `limit` rows of `lane` with a seq above `after`.
+    pub(super) fn mail_peek(&self, lane: Lane, after: u64, limit: usize) -> Vec<QueuedMail> {
+        let Some(from) = after.checked_add(1) else {
+            return Vec::new();
+        };
+        self.mail
+            .range((lane, from)..=(lane, u64::MAX))
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
     pub(super) fn mail_depth(&self) -> Vec<(Lane, LaneDepth)> {

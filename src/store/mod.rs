@@ -263,6 +263,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` messages of `lane`, oldest (lowest seq) first.
     fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>>;
+    /// Up to `limit` messages of `lane` with a seq above `after`, oldest first (paging
+    /// past messages waiting to retry).
+    fn mail_peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>>;
     /// Every queued message, by lane then seq (for `mail list`).
     fn mail_all(&self) -> Result<Vec<QueuedMail>>;
     /// Depth and oldest `created_at` per lane, in `Lane::ALL` order.

@@ -414,7 +414,11 @@ impl Store for SledStore {
     }
 
     fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
-        mail::peek(self, lane, limit)
+        mail::peek(self, lane, 0, limit)
+    }
+
+    fn mail_peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>> {
+        mail::peek(self, lane, after, limit)
     }
 
     fn mail_all(&self) -> Result<Vec<QueuedMail>> {

@@ -42,8 +42,17 @@ fn rows(iter: sled::Iter) -> impl Iterator<Item = Result<QueuedMail>> {
     })
 }
 
-pub(super) fn peek(store: &SledStore, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
-    rows(store.mail.scan_prefix([lane.index()]))
+/// Up to `limit` rows of `lane` with a seq above `after` (a range scan from `after + 1`).
+pub(super) fn peek(
+    store: &SledStore,
+    lane: Lane,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<QueuedMail>> {
+    let Some(from) = after.checked_add(1) else {
+        return Ok(Vec::new());
+    };
+    rows(store.mail.range(key(lane, from)..=key(lane, u64::MAX)))
         .take(limit)
         .collect()
 }

@@ -116,6 +116,10 @@ pub(in crate::store) fn mail_lanes_are_separate_oldest_first_with_their_depth(s:
     assert_eq!(users, ["a", "c"], "queued first, sent first");
     assert!(bulk[0].seq < bulk[1].seq);
     assert_eq!(s.mail_peek(Lane::Bulk, 1).unwrap(), bulk[..1]);
+    let after = |seq, limit| s.mail_peek_after(Lane::Bulk, seq, limit).unwrap();
+    assert_eq!(after(bulk[0].seq, 10), bulk[1..], "paged past a seq");
+    assert_eq!(after(0, 10), bulk);
+    assert!(after(bulk[1].seq, 10).is_empty() && after(u64::MAX, 10).is_empty());
     assert_eq!(s.mail_peek(Lane::Reset, 10).unwrap().len(), 1);
     let lanes: Vec<Lane> = s.mail_all().unwrap().iter().map(|m| m.lane).collect();
     assert_eq!(lanes, [Lane::Reset, Lane::NewPin, Lane::Bulk, Lane::Bulk]);
