@@ -9,7 +9,7 @@
 use super::users::UserAdmin;
 use crate::domain::{AlarmAction, AuditKind, PinAction, Timestamp, User};
 use crate::notify::outbox::OutboxHandle;
-use crate::store::{ForgotRow, ForgotSettle, Store};
+use crate::store::{ForgotReset, ForgotRow, ForgotSettle, Settled, Store};
 use crate::worker::{Context, Next, Worker};
 use serde::Serialize;
 use std::sync::Arc;
@@ -155,7 +155,7 @@ impl Recovery {
     async fn settle(&self, row: &ForgotRow, now: Timestamp) -> Result<bool, String> {
         self.watch_spray(now)?;
         let day = ago(now, DAY_MS);
-        let mut counted = vec![device_key(&row.device.0), SITE_KEY.to_string()];
+        let counted = [device_key(&row.device.0), SITE_KEY.to_string()];
         let user = self.store.user(&row.id).map_err(|e| e.to_string())?;
         let device_full = self.count(&counted[0], day)? >= self.settings.per_device_per_day;
         if device_full {
@@ -187,23 +187,37 @@ impl Recovery {
             },
             _ => None,
         };
-        if reset.is_some() {
-            counted.push(person_key(&row.id));
-        }
+        let person = person_key(&row.id);
         let settle = ForgotSettle {
             seq: row.seq,
             counted: &counted,
             at: now,
             keep_after: day,
-            reset: reset.as_ref().map(|(u, m)| (u, m)),
+            reset: reset
+                .as_ref()
+                .zip(user.as_ref())
+                .map(|((pending, mail), user)| ForgotReset {
+                    id: &user.id,
+                    seen: user.pin.as_ref(),
+                    pending,
+                    mail,
+                    person_key: &person,
+                }),
         };
-        if !self
+        let settled = self
             .store
             .forgot_settle(&settle)
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(false);
-        }
+            .map_err(|e| e.to_string())?;
+        let reset = match settled {
+            Settled::Gone => return Ok(false),
+            Settled::Reset => reset,
+            Settled::Dropped => {
+                if reset.is_some() {
+                    why = Some("the user changed meanwhile".into());
+                }
+                None
+            }
+        };
         let device = format!("device {}", row.device);
         let (action, detail) = match why {
             None => (PinAction::ResetIssued, device),

@@ -4,24 +4,39 @@
 //! here; the mail in the same store write. Decides no caps (`selfservice.rs` does).
 
 use super::{AdminError, PinChoice, UserAdmin};
-use crate::domain::{AuditKind, Lane, MailKind, Pin, PinAction, PinSource, QueuedMail, User};
+use crate::domain::{
+    AuditKind, Lane, MailKind, Pin, PinAction, PinRecord, PinSource, QueuedMail, User,
+};
 use crate::lifecycle::mail::About;
 use crate::lifecycle::policy::PolicyViolation;
 
 impl UserAdmin {
     /// Sets `id`'s own new PIN (`CHANGE`): the policy, uniqueness and forced validities
-    /// apply; a pending (forgotten-PIN) PIN is dropped; a confirmation without the PIN is
-    /// queued in the same write. Err(Policy) is safe to show the person.
+    /// apply, and the current PIN's limits carry over (`inherit`); a pending (forgotten-PIN)
+    /// PIN is dropped; a confirmation without the PIN is queued in the same write. The
+    /// user is read again after the hashing: if it was disabled or its PIN changed (or
+    /// was used) meanwhile, nothing is written (a generic failure). Err(Policy) is safe to
+    /// show the person.
     pub async fn change_own(&self, id: &str, new: Pin) -> Result<(), AdminError> {
+        let seen = self
+            .store
+            .user(id)?
+            .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
+        let (mut record, _) = self
+            .new_pin(&seen, PinChoice::Given(new), None, PinSource::User)
+            .await?;
+        if seen.pin.as_ref().is_some_and(|p| p.tag == record.tag) {
+            return Err(AdminError::Policy(PolicyViolation::NotUnique));
+        }
+        inherit(&mut record, seen.pin.as_ref());
         let mut user = self
             .store
             .user(id)?
             .ok_or_else(|| AdminError::NoSuchUser(id.into()))?;
-        let (record, _) = self
-            .new_pin(&user, PinChoice::Given(new), None, PinSource::User)
-            .await?;
-        if user.pin.as_ref().is_some_and(|p| p.tag == record.tag) {
-            return Err(AdminError::Policy(PolicyViolation::NotUnique));
+        if !user.enabled || user.enabled != seen.enabled || user.pin != seen.pin {
+            return Err(AdminError::Invalid(
+                "the user changed while the new PIN was being checked".into(),
+            ));
         }
         user.pin = Some(record);
         user.pending_pin = None;
@@ -52,20 +67,22 @@ impl UserAdmin {
         Ok(())
     }
 
-    /// A forgotten-PIN reset for `user`: a generated PIN as the user's pending PIN (the
-    /// current one keeps working until it is first used) and the mail carrying it (reset
-    /// lane). Nothing is written: the caller settles both with the request. None when mail
-    /// is not configured or the user has no address.
+    /// A forgotten-PIN reset for `user`: a generated PIN for the user's pending PIN (the
+    /// current one keeps working until it is first used), with the current PIN's limits
+    /// (`inherit`), and the mail carrying it (reset lane). Nothing is written: the caller
+    /// settles both with the request (the store sets the pending PIN only if the user's PIN
+    /// is still `user`'s). None when mail is not configured or the user has no address.
     pub async fn forgotten_reset(
         &self,
         user: &User,
-    ) -> Result<Option<(User, QueuedMail)>, AdminError> {
+    ) -> Result<Option<(PinRecord, QueuedMail)>, AdminError> {
         let Some(composer) = &self.composer else {
             return Ok(None);
         };
-        let (record, shown) = self
+        let (mut record, shown) = self
             .new_pin(user, PinChoice::Generate, None, PinSource::Generated)
             .await?;
+        inherit(&mut record, user.pin.as_ref());
         let Some(pin) = shown else {
             return Ok(None);
         };
@@ -88,15 +105,27 @@ impl UserAdmin {
             return Ok(None);
         };
         mail.pin_set_at = Some(record.set_at);
-        let updated = User {
-            pending_pin: Some(record),
-            ..user.clone()
-        };
-        Ok(Some((updated, mail)))
+        Ok(Some((record, mail)))
     }
 
     /// Wakes the outbox and audits a reset mail queued by the recovery worker.
     pub fn reset_queued(&self, mail: &QueuedMail) {
         self.audit_queued(std::slice::from_ref(mail));
     }
+}
+
+/// A PIN the person sets in place of `current` (self-change, forgotten reset) keeps its
+/// limits: its weekly windows, the uses it has left and an expiry no later than its. No
+/// current PIN: the new record as it is.
+fn inherit(record: &mut PinRecord, current: Option<&PinRecord>) {
+    let Some(current) = current else {
+        return;
+    };
+    record.windows = current.windows.clone();
+    record.uses_left = current.uses_left;
+    record.expires_at = match (record.expires_at, current.expires_at) {
+        (Some(new), Some(old)) => Some(new.min(old)),
+        (new, old) => new.or(old),
+    };
+    record.temporary |= current.temporary;
 }

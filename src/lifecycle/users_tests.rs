@@ -225,3 +225,56 @@ async fn import_refuses_rows_of_upstream_users_and_changes_nothing() {
     assert!(f.store.user("bob").unwrap().is_none(), "nothing applied");
     assert_eq!(f.store.card_owner("4711").unwrap(), None);
 }
+
+/// Gives `id`'s PIN limits: 2 uses, a window and an expiry at `expires`.
+fn limit_pin(store: &dyn Store, id: &str, expires: Timestamp) -> crate::domain::PinRecord {
+    let mut user = store.user(id).unwrap().unwrap();
+    let pin = user.pin.as_mut().unwrap();
+    pin.uses_left = Some(2);
+    pin.windows = vec!["Mon-Fri 08:00-18:00".into()];
+    pin.expires_at = Some(expires);
+    pin.temporary = true;
+    let pin = pin.clone();
+    store.update_user(&user).unwrap();
+    pin
+}
+
+#[tokio::test]
+async fn a_self_changed_pin_keeps_the_limits_of_the_one_it_replaces() {
+    let f = fixture();
+    f.admin
+        .add(new("fay"), given("482913"), None)
+        .await
+        .unwrap();
+    let expires = Timestamp::from_millis(Timestamp::now().millis() + 3_600_000);
+    let old = limit_pin(f.store.as_ref(), "fay", expires);
+    f.admin.change_own("fay", Pin::new("730194")).await.unwrap();
+    let new = f.store.user("fay").unwrap().unwrap().pin.unwrap();
+    assert_ne!(new.tag, old.tag);
+    assert_eq!(new.uses_left, Some(2), "uses left carry over");
+    assert_eq!(new.windows, old.windows);
+    assert_eq!(new.expires_at, Some(expires), "no later than the old one");
+    assert!(new.temporary);
+}
+
+#[tokio::test]
+async fn a_change_is_refused_when_the_user_changed_during_the_hashing() {
+    let f = fixture();
+    f.admin
+        .add(new("gus"), given("482913"), None)
+        .await
+        .unwrap();
+    let fut = f.admin.change_own("gus", Pin::new("730194"));
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let first = std::future::Future::poll(fut.as_mut(), &mut cx);
+    assert!(first.is_pending(), "hashing");
+    f.admin.set_enabled("gus", false).unwrap();
+    assert!(matches!(fut.await, Err(AdminError::Invalid(_))));
+    let gus = f.store.user("gus").unwrap().unwrap();
+    assert!(!gus.enabled, "the disable stands");
+    assert!(
+        f.store.tag_owner(&gus.pin.unwrap().tag).unwrap().is_some(),
+        "the old PIN stays"
+    );
+}

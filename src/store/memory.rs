@@ -7,7 +7,7 @@
 //! Must not name sled or touch files.
 
 use super::{
-    pin_expired, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Store, StoreError,
+    sweep_due, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Store, StoreError,
     SyncApplied, SyncState, SyncWrite,
 };
 use crate::core::lockout::user_key;
@@ -389,12 +389,12 @@ impl Store for MemoryStore {
         })
     }
 
-    /// One write per expired user, as sled has one transaction per user.
+    /// One write per user with something expired, as sled has one transaction per user.
     fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>> {
         let due: Vec<String> = lock(&self.tables)
             .users
             .values()
-            .filter(|u| pin_expired(u, now))
+            .filter(|u| sweep_due(u, now))
             .map(|u| u.id.clone())
             .collect();
         let mut swept = Vec::new();
@@ -429,7 +429,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<bool> {
+    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<super::Settled> {
         self.write("forgot_settle", |t| t.forgot_settle(settle))
     }
 

@@ -4,7 +4,7 @@
 
 use super::{index, Tables};
 use crate::domain::{Lane, LaneDepth, QueuedMail, Tag, Timestamp, User};
-use crate::store::{pin_expired, pin_is_current, pin_use, PinUse, Result};
+use crate::store::{pin_is_current, pin_use, sweep_user, PinUse, Result};
 
 impl Tables {
     /// Queues `mail`, each message with the next seq (never 0).
@@ -86,20 +86,17 @@ impl Tables {
         true
     }
 
-    /// Clears `id`'s PIN and duress PIN if the PIN has expired at `now`; returns the user
-    /// as it was.
+    /// Clears `id`'s expired PIN (with its duress PIN) and expired pending PIN at `now`;
+    /// returns the user as it was if its PIN went.
     pub(super) fn sweep_one(&mut self, id: &str, now: Timestamp) -> Result<Option<User>> {
-        let Some(old) = self.users.get(id).filter(|u| pin_expired(u, now)).cloned() else {
+        let Some(old) = self.users.get(id).cloned() else {
             return Ok(None);
         };
-        let cleared = User {
-            pin: None,
-            duress: None,
-            pin_issued: true,
-            ..old.clone()
+        let Some((cleared, pin_went)) = sweep_user(&old, now) else {
+            return Ok(None);
         };
         index::put_user(self, &cleared, false, now)?;
-        Ok(Some(old))
+        Ok(pin_went.then_some(old))
     }
 
     /// Counts a grant by `tag` against `id` (see `Store::use_pin`).

@@ -15,8 +15,8 @@ pub use self::memory::MemoryStore;
 pub use self::sled::SledStore;
 
 use crate::domain::{
-    AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp,
-    User,
+    AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, PinRecord, QueuedMail, Tag,
+    Timestamp, User,
 };
 use serde::{Deserialize, Serialize};
 
@@ -171,14 +171,46 @@ pub struct ForgotRow {
 
 /// What the lifecycle did with one forgot row, written in one transaction: the row leaves
 /// the queue; each key of `counted` gets `at` added to its list of times (times before
-/// `keep_after` are dropped from it); for a reset, the user (with the new pending PIN) is
-/// written and the mail queued. A row already settled makes this a no-op (Ok(false)).
+/// `keep_after` are dropped from it); for a reset that still applies (see `ForgotReset`),
+/// the pending PIN is set on the user as it is now and the mail queued.
 pub struct ForgotSettle<'a> {
     pub seq: u64,
     pub counted: &'a [String],
     pub at: Timestamp,
     pub keep_after: Timestamp,
-    pub reset: Option<(&'a User, &'a QueuedMail)>,
+    pub reset: Option<ForgotReset<'a>>,
+}
+
+/// A reset built (slowly: argon2) from the user as read before: it applies only if the user
+/// still exists, is enabled and has the very PIN record `seen` (no change, sweep or counted
+/// use meanwhile); then only `pending_pin` is set on the current record and `person_key` is
+/// counted too. Otherwise the row is settled as dropped.
+pub struct ForgotReset<'a> {
+    pub id: &'a str,
+    pub seen: Option<&'a PinRecord>,
+    pub pending: &'a PinRecord,
+    pub mail: &'a QueuedMail,
+    pub person_key: &'a str,
+}
+
+/// What `forgot_settle` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The row was no longer queued: nothing written.
+    Gone,
+    /// The row left the queue without a reset (none asked, or the user changed meanwhile).
+    Dropped,
+    /// The row left the queue and the reset was written with its mail.
+    Reset,
+}
+
+/// The user to write for `reset`, if it still applies to `current` (see `ForgotReset`).
+fn forgot_reset_user(current: Option<User>, reset: &ForgotReset<'_>) -> Option<User> {
+    let user = current.filter(|u| u.enabled && u.pin.as_ref() == reset.seen)?;
+    Some(User {
+        pending_pin: Some(reset.pending.clone()),
+        ..user
+    })
 }
 
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
@@ -290,9 +322,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- PIN lifecycle ---
 
-    /// Deletes every PIN (and the duress PIN with it) whose `expires_at` is at or before
-    /// `now`, in one transaction per user, removing the tags from the index (they become
-    /// retired); returns the users as they were before, for the audit.
+    /// Deletes every PIN (and the duress PIN with it) and every pending PIN whose
+    /// `expires_at` is at or before `now`, in one transaction per user, removing the tags
+    /// from the index (they become retired); returns the users whose PIN went, as they
+    /// were before, for the audit.
     fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>>;
     /// When `tag` left the index (a PIN replaced, swept or removed with its user): the
     /// generator does not re-issue it within the cooling-off period. Every store write that
@@ -308,8 +341,8 @@ pub trait Store: Send + Sync + 'static {
     fn forgot_push(&self, row: &ForgotRow) -> Result<u64>;
     /// Up to `limit` queued requests, oldest first.
     fn forgot_peek(&self, limit: usize) -> Result<Vec<ForgotRow>>;
-    /// Settles one request (see `ForgotSettle`); false when it was no longer queued.
-    fn forgot_settle(&self, settle: &ForgotSettle<'_>) -> Result<bool>;
+    /// Settles one request (see `ForgotSettle`).
+    fn forgot_settle(&self, settle: &ForgotSettle<'_>) -> Result<Settled>;
     /// The times recorded under a recovery cap key, oldest first (kept across restarts).
     fn recovery_times(&self, key: &str) -> Result<Vec<Timestamp>>;
 
@@ -362,12 +395,36 @@ fn pin_use(user: &User, tag: &Tag) -> (PinUse, Option<User>) {
     }
 }
 
-/// Whether `user`'s PIN has expired at `now`: the sweeper's rule, one for both stores.
-fn pin_expired(user: &User, now: Timestamp) -> bool {
-    user.pin
-        .as_ref()
+fn expired(pin: &Option<PinRecord>, now: Timestamp) -> bool {
+    pin.as_ref()
         .and_then(|p| p.expires_at)
         .is_some_and(|at| at <= now)
+}
+
+/// Whether the sweeper has anything to clear in `user` at `now`: an expired PIN or an
+/// expired pending PIN.
+fn sweep_due(user: &User, now: Timestamp) -> bool {
+    expired(&user.pin, now) || expired(&user.pending_pin, now)
+}
+
+/// The sweeper's rule, one for both stores: `user` with an expired PIN (and its duress PIN)
+/// and an expired pending PIN cleared, and whether the PIN itself went (what the sweep
+/// returns for the audit). None: nothing to clear.
+fn sweep_user(user: &User, now: Timestamp) -> Option<(User, bool)> {
+    if !sweep_due(user, now) {
+        return None;
+    }
+    let mut cleared = user.clone();
+    if expired(&user.pending_pin, now) {
+        cleared.pending_pin = None;
+    }
+    let pin_went = expired(&user.pin, now);
+    if pin_went {
+        cleared.pin = None;
+        cleared.duress = None;
+        cleared.pin_issued = true;
+    }
+    Some((cleared, pin_went))
 }
 
 /// Whether `user`'s PIN is still the one set at `set_at` and not expired at `now`.

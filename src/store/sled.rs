@@ -475,7 +475,7 @@ impl Store for SledStore {
         forgot::peek(self, limit)
     }
 
-    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<bool> {
+    fn forgot_settle(&self, settle: &super::ForgotSettle<'_>) -> Result<super::Settled> {
         forgot::settle(self, settle)
     }
 

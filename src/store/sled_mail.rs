@@ -8,7 +8,7 @@
 
 use super::{abort, decode, encode, put_user_tx, tx_error, unavailable, SledStore, TxResult};
 use crate::domain::{Lane, LaneDepth, PinRecord, QueuedMail, Tag, Timestamp, User};
-use crate::store::{pin_expired, pin_is_current, pin_use, PinUse, Result};
+use crate::store::{pin_is_current, pin_use, sweep_user, PinUse, Result};
 use serde::Deserialize;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
@@ -141,22 +141,28 @@ pub(super) fn queue_reminder(
         .map_err(tx_error)
 }
 
-/// Just the PIN of a user record: the sweeper's scan decodes no more than it needs.
+/// Just the PINs of a user record: the sweeper's scan decodes no more than it needs.
 #[derive(Deserialize)]
 struct PinOnly {
     #[serde(default)]
     pin: Option<PinRecord>,
+    #[serde(default)]
+    pending_pin: Option<PinRecord>,
 }
 
 /// Scans every user (the cost grows with the store: one read and a small decode a user;
 /// nothing is collected but the swept users) and clears each expired PIN, with its duress
-/// PIN, in a transaction of its own that checks the expiry again.
+/// PIN, and each expired pending PIN, in a transaction of its own that checks the expiry
+/// again.
 pub(super) fn sweep_expired(store: &SledStore, now: Timestamp) -> Result<Vec<User>> {
     let mut swept = Vec::new();
     for kv in store.users.iter() {
         let (id, bytes) = kv.map_err(unavailable)?;
-        let pin = decode::<PinOnly>("user", &bytes)?.pin;
-        let due = pin.and_then(|p| p.expires_at).is_some_and(|at| at <= now);
+        let pins = decode::<PinOnly>("user", &bytes)?;
+        let due = [pins.pin, pins.pending_pin]
+            .iter()
+            .flatten()
+            .any(|p| p.expires_at.is_some_and(|at| at <= now));
         if !due {
             continue;
         }
@@ -168,17 +174,11 @@ pub(super) fn sweep_expired(store: &SledStore, now: Timestamp) -> Result<Vec<Use
                 Ok(u) => u,
                 Err(e) => return abort(e),
             };
-            if !pin_expired(&old, now) {
+            let Some((cleared, pin_went)) = sweep_user(&old, now) else {
                 return Ok(None);
-            }
-            let cleared = User {
-                pin: None,
-                duress: None,
-                pin_issued: true,
-                ..old.clone()
             };
             put_user_tx(&tx.t, &cleared, false)?;
-            Ok(Some(old))
+            Ok(pin_went.then_some(old))
         })?;
         swept.extend(before);
     }

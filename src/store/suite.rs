@@ -45,6 +45,8 @@ macro_rules! store_suite {
             a_pending_pin_replaces_the_pin_at_its_first_use,
             racing_uses_take_the_last_one_once,
             forgot_rows_settle_with_their_reset_and_caps,
+            a_reset_of_a_user_changed_meanwhile_is_dropped,
+            an_expired_pending_pin_is_swept_alone,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

@@ -1,10 +1,12 @@
 //! The forgotten-PIN part of the shared store suite (a child of `suite.rs`): the request
 //! queue, the recovery cap times and a settle that writes the reset with its mail or
-//! nothing. Test functions over `&dyn Store` only; no store's internals.
+//! nothing, on the user as it is when settled. Test functions over `&dyn Store` only; no store's internals.
 
 use super::user;
-use crate::domain::{DeviceId, Lane, MailKind, PinRecord, PinSource, QueuedMail, Tag, Timestamp};
-use crate::store::{ForgotRow, ForgotSettle, Store, StoreError};
+use crate::domain::{
+    DeviceId, Lane, MailKind, PinRecord, PinSource, QueuedMail, Tag, Timestamp, User,
+};
+use crate::store::{ForgotReset, ForgotRow, ForgotSettle, Settled, Store};
 
 fn ms(n: i64) -> Timestamp {
     Timestamp::from_millis(n)
@@ -53,43 +55,40 @@ pub(in crate::store) fn forgot_rows_settle_with_their_reset_and_caps(s: &dyn Sto
         keep_after: ms(0),
         reset: None,
     };
-    assert!(s.forgot_settle(&drop).unwrap());
-    assert!(!s.forgot_settle(&drop).unwrap(), "settled once");
+    assert_eq!(s.forgot_settle(&drop).unwrap(), Settled::Dropped);
+    assert_eq!(
+        s.forgot_settle(&drop).unwrap(),
+        Settled::Gone,
+        "settled once"
+    );
     assert_eq!(s.recovery_times("device:lobby").unwrap(), [ms(10)]);
 
-    // A reset for a user who is gone writes nothing and keeps the row.
-    let mut alice = user("alice", Some(1));
-    alice.pending_pin = Some(PinRecord {
-        tag: Tag([7; 32]),
-        set_at: ms(20),
-        expires_at: None,
-        source: PinSource::Generated,
-        temporary: false,
-        uses_left: None,
-        windows: Vec::new(),
-    });
+    let pending = pending(7, 20);
     let mail = reset_mail("alice");
-    let counted = ["device:lobby".to_string(), "person:alice".to_string()];
+    let counted = ["device:lobby".to_string()];
+    let seen = user("alice", Some(1)).pin;
     let reset = ForgotSettle {
         seq: first,
         counted: &counted,
         at: ms(20),
         keep_after: ms(15),
-        reset: Some((&alice, &mail)),
+        reset: Some(ForgotReset {
+            id: "alice",
+            seen: seen.as_ref(),
+            pending: &pending,
+            mail: &mail,
+            person_key: "person:alice",
+        }),
     };
-    let e = s.forgot_settle(&reset);
-    assert!(matches!(e, Err(StoreError::NoSuchUser(_))), "{e:?}");
-    assert_eq!(s.forgot_peek(10).unwrap().len(), 1, "the row stays");
-    assert!(s.mail_all().unwrap().is_empty());
-    assert_eq!(s.recovery_times("person:alice").unwrap(), []);
-
-    s.insert_user(&user("alice", Some(1))).unwrap();
-    assert!(s.forgot_settle(&reset).unwrap());
+    // Written since the reset was read: a change of name is kept, only the pending PIN set.
+    let mut alice = user("alice", Some(1));
+    alice.name = "Alice Liddell".into();
+    s.insert_user(&alice).unwrap();
+    assert_eq!(s.forgot_settle(&reset).unwrap(), Settled::Reset);
     assert!(s.forgot_peek(10).unwrap().is_empty());
-    assert_eq!(
-        s.user("alice").unwrap().unwrap().pending_pin,
-        alice.pending_pin
-    );
+    let now = s.user("alice").unwrap().unwrap();
+    assert_eq!(now.pending_pin.as_ref(), Some(&pending));
+    assert_eq!((now.name.as_str(), now.pin), ("Alice Liddell", seen));
     assert_eq!(
         s.tag_owner(&Tag([7; 32])).unwrap().as_deref(),
         Some("alice")
@@ -107,4 +106,68 @@ pub(in crate::store) fn forgot_rows_settle_with_their_reset_and_caps(s: &dyn Sto
         "times before keep_after are dropped"
     );
     assert_eq!(s.recovery_times("person:alice").unwrap(), [ms(20)]);
+}
+
+fn pending(t: u8, set_at: i64) -> PinRecord {
+    PinRecord {
+        tag: Tag([t; 32]),
+        set_at: ms(set_at),
+        expires_at: None,
+        source: PinSource::Generated,
+        temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
+    }
+}
+
+/// A reset built from an older read of the user is settled as dropped when the user has
+/// gone, was disabled, or its PIN was changed or used meanwhile: nothing is written but the
+/// row's leaving and its device count.
+pub(in crate::store) fn a_reset_of_a_user_changed_meanwhile_is_dropped(s: &dyn Store) {
+    let mut bob = user("bob", Some(1));
+    bob.pin.as_mut().unwrap().uses_left = Some(3);
+    let seen = bob.pin.clone();
+    let pending = pending(7, 20);
+    let mail = reset_mail("bob");
+    let counted = ["device:lobby".to_string()];
+    let settle = |seq| ForgotSettle {
+        seq,
+        counted: &counted,
+        at: ms(20),
+        keep_after: ms(0),
+        reset: Some(ForgotReset {
+            id: "bob",
+            seen: seen.as_ref(),
+            pending: &pending,
+            mail: &mail,
+            person_key: "person:bob",
+        }),
+    };
+    let try_with = |current: Option<&User>| {
+        let _ = s.remove_user("bob").unwrap();
+        if let Some(u) = current {
+            s.insert_user(u).unwrap();
+        }
+        let seq = s.forgot_push(&row("bob", 1)).unwrap();
+        assert_eq!(s.forgot_settle(&settle(seq)).unwrap(), Settled::Dropped);
+        assert_eq!(s.user("bob").unwrap().as_ref(), current, "untouched");
+    };
+    try_with(None);
+    try_with(Some(&User {
+        enabled: false,
+        ..bob.clone()
+    }));
+    try_with(Some(&user("bob", Some(2))));
+    let mut used = bob.clone();
+    used.pin.as_mut().unwrap().uses_left = Some(2);
+    try_with(Some(&used));
+    try_with(Some(&User {
+        pin: None,
+        ..bob.clone()
+    }));
+    assert!(s.forgot_peek(10).unwrap().is_empty(), "every row settled");
+    assert_eq!(s.recovery_times("device:lobby").unwrap().len(), 5);
+    assert_eq!(s.recovery_times("person:bob").unwrap(), []);
+    assert!(s.mail_all().unwrap().is_empty());
+    assert_eq!(s.tag_owner(&Tag([7; 32])).unwrap(), None);
 }

@@ -235,6 +235,34 @@ pub(in crate::store) fn the_sweeper_clears_expired_pins_with_duress_and_their_ta
     assert_eq!(s.user_count().unwrap(), 6, "users stay");
 }
 
+/// A pending (forgotten-PIN) PIN past its expiry is cleared on its own: its tag leaves the
+/// index and retires; the PIN stays and the user is not returned (no PIN expired).
+pub(in crate::store) fn an_expired_pending_pin_is_swept_alone(s: &dyn Store) {
+    let mut ann = with_pin("ann", expiring(1, 0, None));
+    ann.pending_pin = Some(expiring(2, 0, Some(900)));
+    s.insert_user(&ann).unwrap();
+    let mut bob = with_pin("bob", expiring(3, 0, Some(900)));
+    bob.pending_pin = Some(expiring(4, 0, Some(900)));
+    s.insert_user(&bob).unwrap();
+    let mut cat = with_pin("cat", expiring(5, 0, None));
+    cat.pending_pin = Some(expiring(6, 0, Some(5000)));
+    s.insert_user(&cat).unwrap();
+
+    let swept = s.sweep_expired(ms(1000)).unwrap();
+    assert_eq!(swept, [bob], "only the user whose PIN went");
+    let after = s.user("ann").unwrap().unwrap();
+    assert_eq!((after.pin, after.pending_pin), (ann.pin, None));
+    let after = s.user("bob").unwrap().unwrap();
+    assert_eq!((after.pin, after.pending_pin), (None, None));
+    assert_eq!((owner(s, 1).as_deref(), owner(s, 2)), (Some("ann"), None));
+    assert_eq!(
+        (retired(s, 2), retired(s, 4)),
+        (Some(ms(1000)), Some(ms(1000)))
+    );
+    assert_eq!(owner(s, 6).as_deref(), Some("cat"), "not yet expired");
+    assert!(s.sweep_expired(ms(1000)).unwrap().is_empty(), "done once");
+}
+
 pub(in crate::store) fn tags_leaving_the_index_are_retired_then_pruned(s: &dyn Store) {
     let start = Timestamp::now();
     s.insert_user(&user("alice", Some(1))).unwrap();

@@ -287,7 +287,8 @@ fn check_cards(out: &mut Plan, store: &dyn Existing) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Sets the freshly hashed upstream PIN on a user (overwriting a temporary local one).
+/// Sets the freshly hashed upstream PIN on a user (overwriting a temporary local one and
+/// dropping a pending forgotten-PIN one, which would else replace it on first use).
 pub fn set_upstream_pin(user: &mut User, tag: crate::domain::Tag, now: Timestamp) {
     user.pin = Some(crate::domain::PinRecord {
         tag,
@@ -298,6 +299,7 @@ pub fn set_upstream_pin(user: &mut User, tag: crate::domain::Tag, now: Timestamp
         uses_left: None,
         windows: Vec::new(),
     });
+    user.pending_pin = None;
     user.pin_issued = true;
 }
 

@@ -238,3 +238,24 @@ fn an_unchanged_version_keeps_the_hashed_pin_but_a_local_pin_is_overwritten() {
         Some("v2")
     );
 }
+
+#[test]
+fn a_directory_pin_drops_a_pending_pin() {
+    let mut u = User::new_local("a");
+    u.pending_pin = Some(crate::domain::PinRecord {
+        tag: crate::domain::Tag([2; 32]),
+        set_at: Timestamp::from_millis(0),
+        expires_at: None,
+        source: PinSource::Generated,
+        temporary: false,
+        uses_left: None,
+        windows: Vec::new(),
+    });
+    set_upstream_pin(
+        &mut u,
+        crate::domain::Tag([3; 32]),
+        Timestamp::from_millis(1),
+    );
+    assert_eq!(u.pending_pin, None);
+    assert_eq!(u.pin.unwrap().source, PinSource::Upstream);
+}
