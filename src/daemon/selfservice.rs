@@ -199,7 +199,10 @@ mod tests {
                 keep_after: Timestamp::from_millis(0),
                 reset: None,
             };
-            assert!(store.forgot_settle(&settle).unwrap());
+            assert_eq!(
+                store.forgot_settle(&settle).unwrap(),
+                crate::store::Settled::Dropped
+            );
         }
         assert!(
             store.forgot_peek(10).unwrap().is_empty(),

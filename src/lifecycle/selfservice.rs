@@ -155,7 +155,7 @@ impl Recovery {
     async fn settle(&self, row: &ForgotRow, now: Timestamp) -> Result<bool, String> {
         self.watch_spray(now)?;
         let day = ago(now, DAY_MS);
-        let counted = [device_key(&row.device.0), SITE_KEY.to_string()];
+        let mut counted = vec![device_key(&row.device.0), SITE_KEY.to_string()];
         let user = self.store.user(&row.id).map_err(|e| e.to_string())?;
         let device_full = self.count(&counted[0], day)? >= self.settings.per_device_per_day;
         if device_full {
