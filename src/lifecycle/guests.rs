@@ -210,6 +210,8 @@ impl UserAdmin {
             .into_iter()
             .collect();
         self.store.update_user_mailing(&guest, &mail)?;
+        // The thresholds count from the new end: each may be sent again once.
+        self.store.forget_reminders(&guest.id)?;
         let detail = format!("sponsor {}, until {until}", sponsor.id);
         self.audit(AdminAction::GuestExtend, id, Some(detail));
         self.audit_queued(&mail);

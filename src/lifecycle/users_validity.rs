@@ -29,6 +29,8 @@ impl UserAdmin {
             duress.expires_at = until;
         }
         self.store.update_user(&user)?;
+        // The thresholds count from the new expiry: each may be sent again once.
+        self.store.forget_reminders(id)?;
         let detail = until.map_or("until never".to_string(), |t| format!("until {t}"));
         self.audit(AdminAction::ValiditySet, id, Some(detail));
         Ok(())

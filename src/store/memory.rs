@@ -412,6 +412,14 @@ impl Store for MemoryStore {
         self.write("prune_lifecycle", |t| Ok(t.prune_lifecycle(before)))
     }
 
+    fn forget_reminders(&self, user: &str) -> Result<u64> {
+        self.write("forget_reminders", |t| {
+            let before = t.reminders.len();
+            t.reminders.retain(|(id, _, _)| id != user);
+            Ok((before - t.reminders.len()) as u64)
+        })
+    }
+
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         self.write("use_pin", |t| t.use_pin(user, tag, now))
     }

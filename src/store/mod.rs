@@ -334,6 +334,9 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets retired tags older than `before`, and reminder records of PIN versions that
     /// are no longer a user's current PIN; returns how many entries went.
     fn prune_lifecycle(&self, before: Timestamp) -> Result<u64>;
+    /// Forgets the reminders recorded for `user`'s PIN, so that the thresholds of a moved
+    /// validity are sent again for the new expiry; returns how many records went.
+    fn forget_reminders(&self, user: &str) -> Result<u64>;
 
     // --- Forgotten PINs (memory_forgot.rs, sled_forgot.rs) ---
 

@@ -463,6 +463,10 @@ impl Store for SledStore {
         mail::prune(self, before)
     }
 
+    fn forget_reminders(&self, user: &str) -> Result<u64> {
+        mail::forget_reminders(self, user)
+    }
+
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         mail::use_pin(self, user, tag, now)
     }

@@ -252,3 +252,15 @@ pub(super) fn prune(store: &SledStore, before: Timestamp) -> Result<u64> {
     }
     Ok(removed)
 }
+
+/// Removes every reminder record of `user` (the keys start with the id and a NUL).
+pub(super) fn forget_reminders(store: &SledStore, user: &str) -> Result<u64> {
+    let mut prefix = user.as_bytes().to_vec();
+    prefix.push(0);
+    let mut removed = 0;
+    for k in store.reminders.scan_prefix(&prefix).keys() {
+        let k = k.map_err(unavailable)?;
+        removed += u64::from(store.reminders.remove(&k).map_err(unavailable)?.is_some());
+    }
+    Ok(removed)
+}

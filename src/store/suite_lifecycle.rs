@@ -187,6 +187,16 @@ pub(in crate::store) fn a_reminder_is_queued_once_per_pin_version_and_threshold(
     assert!(remind(2000, 86_400, 60_000));
     assert_eq!(s.prune_lifecycle(ms(0)).unwrap(), 0, "current records stay");
     assert!(!remind(2000, 86_400, 60_000));
+    // A moved validity: the thresholds count again from the new expiry.
+    s.insert_user(&with_pin("alicia", expiring(3, 3000, Some(300_000))))
+        .unwrap();
+    assert!(s.queue_reminder("alicia", ms(3000), 60, ms(0), &m).unwrap());
+    assert_eq!(s.forget_reminders("alice").unwrap(), 1, "only alice's");
+    assert!(remind(2000, 86_400, 60_000), "sent again once");
+    assert!(!remind(2000, 86_400, 60_000));
+    assert!(!s.queue_reminder("alicia", ms(3000), 60, ms(0), &m).unwrap());
+    s.remove_user("alicia").unwrap();
+    s.prune_lifecycle(ms(0)).unwrap();
     s.remove_user("alice").unwrap();
     assert_eq!(s.prune_lifecycle(ms(0)).unwrap(), 1, "the user is gone");
 }
