@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::smtp::{SmtpOptions, SmtpServer};
+use common::smtp::{envelope_to, field, SmtpOptions, SmtpServer};
 use common::{Daemon, Terminal};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -64,23 +64,6 @@ fn mail_blocks(dir: &Path, server: &SmtpServer) -> String {
         server.port,
         templates(dir).display(),
     )
-}
-
-fn field(message: &str, key: &str) -> String {
-    let start = message
-        .find(&format!("{key}=["))
-        .unwrap_or_else(|| panic!("no {key} in {message}"))
-        + key.len()
-        + 2;
-    let end = message[start..].find(']').unwrap() + start;
-    message[start..end].to_string()
-}
-
-fn to_of(message: &str) -> &str {
-    message
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Envelope-To: "))
-        .unwrap_or("")
 }
 
 fn add_sponsor(d: &Daemon) {
@@ -236,10 +219,13 @@ fn an_invited_guest_is_told_its_pin_and_sponsor_and_leaves_at_expiry() {
         "the PIN is the mail's to deliver: {out:?}"
     );
     let mail = server.wait_messages(2, WITHIN);
-    let invitation = mail.iter().find(|m| to_of(m) == "bob@example.org").unwrap();
+    let invitation = mail
+        .iter()
+        .find(|m| envelope_to(m) == "bob@example.org")
+        .unwrap();
     let notice = mail
         .iter()
-        .find(|m| to_of(m) == "alice@example.org")
+        .find(|m| envelope_to(m) == "alice@example.org")
         .unwrap();
     let pin = field(invitation, "PIN");
     assert!(pin.len() >= 6, "{invitation}");

@@ -5,20 +5,12 @@
 
 mod common;
 
-use common::smtp::{SmtpOptions, SmtpServer};
+use common::smtp::{envelope_to, field, password_file, SmtpOptions, SmtpServer};
 use common::Daemon;
 use std::path::Path;
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(30);
-
-fn secure() -> SmtpOptions {
-    SmtpOptions {
-        starttls: true,
-        auth: Some("pinwarden:s3cret".into()),
-        ..SmtpOptions::default()
-    }
-}
 
 /// Plain ASCII templates, so a test can read the PIN and validity out of a message.
 fn templates(dir: &Path) -> std::path::PathBuf {
@@ -45,10 +37,7 @@ fn templates(dir: &Path) -> std::path::PathBuf {
 
 /// The `[smtp]` and `[mail]` blocks for `server`, with the password file written to `dir`.
 fn mail_blocks(dir: &Path, server: &SmtpServer, mail_extra: &str) -> String {
-    let secret = dir.join("smtp-password");
-    std::fs::write(&secret, "s3cret\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = password_file(dir);
     format!(
         "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nusername = \"pinwarden\"\n\
          password_file = \"{}\"\nfrom = \"Print room <print@example.org>\"\ntimeout = \"5s\"\n\
@@ -78,25 +67,6 @@ fn start_clocked(faked: bool, server: &SmtpServer, policy: &str, mail_extra: &st
     })
 }
 
-/// The text between `key=[` and `]` in a message.
-fn field(message: &str, key: &str) -> String {
-    let start = message
-        .find(&format!("{key}=["))
-        .unwrap_or_else(|| panic!("no {key} in {message}"))
-        + key.len()
-        + 2;
-    let end = message[start..].find(']').unwrap() + start;
-    message[start..end].to_string()
-}
-
-fn to_of(message: &str) -> String {
-    message
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Envelope-To: "))
-        .unwrap_or("")
-        .to_string()
-}
-
 fn add(d: &Daemon, id: &str, email: &str) -> String {
     d.cli_ok(
         &[
@@ -116,7 +86,7 @@ fn add(d: &Daemon, id: &str, email: &str) -> String {
 
 #[test]
 fn auto_generation_mails_a_templated_pin_that_works_at_a_terminal() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "generation = \"auto\"\npin_validity = \"30d\"", "");
     let out = add(&d, "alice", "alice@example.org");
     assert!(
@@ -125,7 +95,7 @@ fn auto_generation_mails_a_templated_pin_that_works_at_a_terminal() {
     );
     let mail = server.wait_messages(1, WITHIN);
     let m = &mail[0];
-    assert_eq!(to_of(m), "alice@example.org");
+    assert_eq!(envelope_to(m), "alice@example.org");
     assert!(m.contains("X-TLS: yes") || m.contains("X-TLS: TLS"), "{m}");
     assert!(m.contains("Subject: new for alice"), "{m}");
     assert_eq!(field(m, "name"), "Alice Doe");
@@ -148,7 +118,7 @@ fn auto_generation_mails_a_templated_pin_that_works_at_a_terminal() {
 
 #[test]
 fn an_outage_loses_nothing_and_a_refusal_is_not_retried() {
-    let mut server = SmtpServer::start(secure());
+    let mut server = SmtpServer::start(SmtpOptions::secure());
     server.stop();
     let d = start(&server, "generation = \"auto\"", "");
     add(&d, "alice", "alice@example.org");
@@ -164,7 +134,7 @@ fn an_outage_loses_nothing_and_a_refusal_is_not_retried() {
     );
     server.restart();
     let mail = server.wait_messages(1, Duration::from_secs(90));
-    assert_eq!(to_of(&mail[0]), "alice@example.org");
+    assert_eq!(envelope_to(&mail[0]), "alice@example.org");
     d.wait_for(WITHIN, || {
         let list = d.cli_ok(&["mail", "list", "--json"], None);
         match list.contains("alice@example.org") {
@@ -179,7 +149,7 @@ fn an_outage_loses_nothing_and_a_refusal_is_not_retried() {
 fn a_permanent_refusal_is_audited_and_dropped() {
     let server = SmtpServer::start(SmtpOptions {
         refuse_rcpt: Some("550 5.1.1 no such mailbox"),
-        ..secure()
+        ..SmtpOptions::secure()
     });
     let d = start(&server, "generation = \"auto\"", "");
     add(&d, "bob", "bob@example.org");
@@ -222,7 +192,7 @@ fn no_starttls_means_nothing_in_clear_and_an_error_in_status() {
 
 #[test]
 fn kill_9_with_mail_queued_sends_each_once_after_restart() {
-    let mut server = SmtpServer::start(secure());
+    let mut server = SmtpServer::start(SmtpOptions::secure());
     server.stop();
     let mut d = start(
         &server,
@@ -255,7 +225,11 @@ fn kill_9_with_mail_queued_sends_each_once_after_restart() {
             false => Err(format!("still queued: {list}")),
         }
     });
-    let mut to: Vec<String> = server.messages().iter().map(|m| to_of(m)).collect();
+    let mut to: Vec<String> = server
+        .messages()
+        .iter()
+        .map(|m| envelope_to(m).to_string())
+        .collect();
     to.sort();
     to.dedup();
     assert_eq!(to.len(), 5, "each once");
@@ -264,7 +238,7 @@ fn kill_9_with_mail_queued_sends_each_once_after_restart() {
 
 #[test]
 fn a_replaced_pin_is_not_mailed() {
-    let mut server = SmtpServer::start(secure());
+    let mut server = SmtpServer::start(SmtpOptions::secure());
     server.stop();
     let d = start(&server, "generation = \"auto\"", "");
     add(&d, "dave", "dave@example.org");
@@ -278,13 +252,13 @@ fn messages_to(server: &SmtpServer, to: &str) -> Vec<String> {
     server
         .messages()
         .into_iter()
-        .filter(|m| to_of(m) == to)
+        .filter(|m| envelope_to(m) == to)
         .collect()
 }
 
 #[test]
 fn expiry_reminders_go_once_and_the_sweeper_deletes_the_expired_pin() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let mut d = start_clocked(true, &server, "expiry_warning = [\"7d\", \"1d\"]", "");
     d.cli_ok(
         &[
@@ -359,7 +333,7 @@ fn expiry_reminders_go_once_and_the_sweeper_deletes_the_expired_pin() {
 
 #[test]
 fn set_validity_moves_the_expiry_without_changing_the_pin() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "", "");
     d.cli_ok(
         &[
@@ -387,7 +361,7 @@ fn set_validity_moves_the_expiry_without_changing_the_pin() {
 
 #[test]
 fn a_group_forces_its_validity_whoever_sets_the_pin() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = Daemon::start_prepared(false, |dir| {
         (
             "\n[policy]\nmin_length = 6\n[[group]]\nname = \"guests\"\npin_validity = \"24h\"\n"
@@ -421,7 +395,7 @@ fn a_group_forces_its_validity_whoever_sets_the_pin() {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "", "");
     let out = d.cli(&["user", "add", "ivan", "--email", "not-an-address"], None);
     assert!(!out.status.success());
@@ -489,7 +463,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
 #[test]
 fn auto_generation_covers_import_rows_and_directory_users_without_a_pin() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = Daemon::start_prepared(false, |dir| {
         let users = dir.join("hr.csv");
         std::fs::write(
@@ -509,7 +483,7 @@ fn auto_generation_covers_import_rows_and_directory_users_without_a_pin() {
     });
     // The directory user without a PIN gets one by mail; the one with a PIN gets none.
     let mail = server.wait_messages(1, WITHIN);
-    assert_eq!(to_of(&mail[0]), "uma@example.org");
+    assert_eq!(envelope_to(&mail[0]), "uma@example.org");
     let pin = field(&mail[0], "PIN");
     assert!(d
         .terminal()
@@ -528,7 +502,11 @@ fn auto_generation_covers_import_rows_and_directory_users_without_a_pin() {
     assert_eq!(report["pins_generated"], 2, "{report}");
     assert_eq!(report["mails_queued"], 2, "{report}");
     server.wait_messages(3, WITHIN);
-    let mut to: Vec<String> = server.messages().iter().map(|m| to_of(m)).collect();
+    let mut to: Vec<String> = server
+        .messages()
+        .iter()
+        .map(|m| envelope_to(m).to_string())
+        .collect();
     to.sort();
     assert_eq!(
         to,
@@ -540,7 +518,7 @@ fn auto_generation_covers_import_rows_and_directory_users_without_a_pin() {
 
 #[test]
 fn mail_preview_renders_a_placeholder_never_a_pin() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "", "");
     d.cli_ok(
         &[

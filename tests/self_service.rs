@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::smtp::{SmtpOptions, SmtpServer};
+use common::smtp::{field, password_file, SmtpOptions, SmtpServer};
 use common::Daemon;
 use std::path::Path;
 use std::time::Duration;
@@ -40,10 +40,7 @@ fn templates(dir: &Path) -> std::path::PathBuf {
 
 fn start(server: &SmtpServer, policy: &str) -> Daemon {
     Daemon::start_prepared(false, |dir| {
-        let secret = dir.join("smtp-password");
-        std::fs::write(&secret, "s3cret\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret = password_file(dir);
         let mail = format!(
             "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nusername = \"pinwarden\"\n\
              password_file = \"{}\"\nfrom = \"Print room <print@example.org>\"\ntimeout = \"5s\"\n\
@@ -57,14 +54,6 @@ fn start(server: &SmtpServer, policy: &str) -> Daemon {
             format!("\n[policy]\nmin_length = 6\n{policy}\n"),
             format!("{}{mail}", common::DEFAULT_TCP),
         )
-    })
-}
-
-fn server() -> SmtpServer {
-    SmtpServer::start(SmtpOptions {
-        starttls: true,
-        auth: Some("pinwarden:s3cret".into()),
-        ..SmtpOptions::default()
     })
 }
 
@@ -84,19 +73,13 @@ fn add_alice(d: &Daemon) {
     );
 }
 
-fn field(message: &str, key: &str) -> String {
-    let start = message.find(&format!("{key}=[")).expect(key) + key.len() + 2;
-    let end = message[start..].find(']').unwrap() + start;
-    message[start..end].to_string()
-}
-
 fn count(audit: &str, needle: &str) -> usize {
     audit.matches(needle).count()
 }
 
 #[test]
 fn change_counts_a_wrong_old_pin_refuses_a_weak_new_one_and_confirms_a_good_one() {
-    let server = server();
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "user_can_change = true");
     add_alice(&d);
     let mut t = d.terminal();
@@ -136,7 +119,7 @@ fn change_counts_a_wrong_old_pin_refuses_a_weak_new_one_and_confirms_a_good_one(
 
 #[test]
 fn change_is_not_allowed_unless_configured() {
-    let server = server();
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(&server, "");
     add_alice(&d);
     let reply = d
@@ -147,7 +130,7 @@ fn change_is_not_allowed_unless_configured() {
 
 #[test]
 fn forgot_answers_alike_mails_a_known_person_within_the_cap_and_keeps_the_old_pin() {
-    let server = server();
+    let server = SmtpServer::start(SmtpOptions::secure());
     let mut d = start(&server, "");
     add_alice(&d);
     let mut t = d.terminal();
@@ -204,7 +187,7 @@ fn forgot_answers_alike_mails_a_known_person_within_the_cap_and_keeps_the_old_pi
 
 #[test]
 fn a_taken_pin_costs_a_failure_and_forgot_audits_no_typed_id_and_caps_a_device() {
-    let server = server();
+    let server = SmtpServer::start(SmtpOptions::secure());
     let d = start(
         &server,
         "user_can_change = true\n\n[recovery]\nper_device_per_day = 3",

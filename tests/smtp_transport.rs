@@ -60,17 +60,9 @@ fn mail(to: &str, subject: &str) -> Mail {
     }
 }
 
-fn secure() -> SmtpOptions {
-    SmtpOptions {
-        starttls: true,
-        auth: Some("pinwarden:s3cret".into()),
-        ..SmtpOptions::default()
-    }
-}
-
 #[tokio::test]
 async fn starttls_and_login_deliver_over_reused_connections() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let mailer = login_mailer(&server, "s3cret");
     for i in 0..5 {
         mailer
@@ -169,7 +161,7 @@ async fn without_starttls_offered_nothing_is_sent_in_clear() {
 async fn outcome_of(reply: &'static str) -> SendError {
     let server = SmtpServer::start(SmtpOptions {
         refuse_rcpt: Some(reply),
-        ..secure()
+        ..SmtpOptions::secure()
     });
     let mailer = login_mailer(&server, "s3cret");
     let err = mailer
@@ -210,7 +202,7 @@ async fn refusals_are_sorted_into_drop_retry_or_pause() {
         "a relay that refuses pinwarden keeps every message: {relay:?}"
     );
 
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let wrong = login_mailer(&server, "wrong");
     let err = wrong
         .send(&mail("alice@example.org", "PIN"))
@@ -237,7 +229,7 @@ async fn refusals_are_sorted_into_drop_retry_or_pause() {
 #[tokio::test]
 async fn a_secret_file_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let auth = password(&server, "s3cret");
     let SmtpAuth::Password { password_file, .. } = &auth else {
         unreachable!()
@@ -271,7 +263,7 @@ fn check_config_smtp(dir: &std::path::Path, smtp: &str) -> (bool, String) {
 
 #[test]
 fn check_config_smtp_reaches_rcpt_to_or_names_the_failing_step() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("smtp-password");
     let block = |pass: &str| {
@@ -328,7 +320,7 @@ async fn clear_text_only_to_this_host_and_never_with_a_login() {
 async fn a_relay_that_hangs_mid_dialogue_costs_one_deadline_and_its_connection() {
     let server = SmtpServer::start(SmtpOptions {
         stall_first_data: true,
-        ..secure()
+        ..SmtpOptions::secure()
     });
     let mut s = settings(&server, SmtpTls::Starttls, password(&server, "s3cret"));
     s.timeout = Duration::from_secs(2);
@@ -359,7 +351,7 @@ async fn a_relay_that_hangs_mid_dialogue_costs_one_deadline_and_its_connection()
 
 #[tokio::test]
 async fn a_relay_that_was_down_is_used_again_when_it_returns() {
-    let mut server = SmtpServer::start(secure());
+    let mut server = SmtpServer::start(SmtpOptions::secure());
     let mailer = login_mailer(&server, "s3cret");
     mailer
         .send(&mail("alice@example.org", "one"))
@@ -382,7 +374,7 @@ async fn a_relay_that_was_down_is_used_again_when_it_returns() {
 
 #[tokio::test]
 async fn the_probe_stops_at_rcpt_to_and_names_the_failing_step() {
-    let server = SmtpServer::start(secure());
+    let server = SmtpServer::start(SmtpOptions::secure());
     let mailer = login_mailer(&server, "s3cret");
     mailer.probe().await.unwrap();
     let events = server.events();

@@ -35,6 +35,47 @@ pub struct SmtpOptions {
     pub quota_after: Option<u32>,
 }
 
+impl SmtpOptions {
+    /// STARTTLS required and AUTH as `pinwarden` / `s3cret` (see `password_file`), as a
+    /// real relay would.
+    pub fn secure() -> SmtpOptions {
+        SmtpOptions {
+            starttls: true,
+            auth: Some("pinwarden:s3cret".into()),
+            ..SmtpOptions::default()
+        }
+    }
+}
+
+/// Writes the password of `SmtpOptions::secure` to `dir/smtp-password`, mode 0600.
+pub fn password_file(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = dir.join("smtp-password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    secret
+}
+
+/// The text between `key=[` and `]` in a delivered message (the tests' templates write
+/// what they want read back that way).
+pub fn field(message: &str, key: &str) -> String {
+    let start = message
+        .find(&format!("{key}=["))
+        .unwrap_or_else(|| panic!("no {key} in {message}"))
+        + key.len()
+        + 2;
+    let end = message[start..].find(']').unwrap() + start;
+    message[start..end].to_string()
+}
+
+/// The envelope recipient the server recorded for a delivered message.
+pub fn envelope_to(message: &str) -> &str {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Envelope-To: "))
+        .unwrap_or("")
+}
+
 impl SmtpServer {
     pub fn start(options: SmtpOptions) -> SmtpServer {
         let check = Command::new(PYTHON)
