@@ -6,7 +6,7 @@ use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
 use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
-use crate::frontend::control::{Handler, Progress, Reply};
+use crate::frontend::control::{Handler, Progress, Reply, Session};
 use crate::lifecycle::import::ImportRow;
 use crate::lifecycle::users::{AdminError, PinChoice, PinLimits, UserAdmin};
 use crate::store::Store;
@@ -378,7 +378,7 @@ fn row(w: WireRow) -> ImportRow {
 }
 
 impl Handler for Admin {
-    fn handle(&self, request: Request, progress: Progress) -> Reply<'_> {
-        Box::pin(async move { respond(self.dispatch(request, progress).await) })
+    fn handle(&self, request: Request, session: Session) -> Reply<'_> {
+        Box::pin(async move { respond(self.dispatch(request, session.progress).await) })
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Largest request accepted: an import of the largest file the CLI reads, as JSON.
@@ -26,9 +27,26 @@ const MAX_SESSIONS: usize = 4;
 pub type Progress = mpsc::UnboundedSender<(usize, usize)>;
 pub type Reply<'a> = StdPin<Box<dyn Future<Output = Response> + Send + 'a>>;
 
+/// Who is on the other end of a control connection, from the kernel (SO_PEERCRED).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+}
+
+/// One control request's context: who asked, where progress goes, and a token cancelled
+/// when the client goes away (long work stops between steps).
+pub struct Session {
+    pub caller: Caller,
+    pub progress: Progress,
+    pub gone: CancellationToken,
+}
+
 /// Answers control requests. Implemented by the daemon, which knows every service.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, request: Request, progress: Progress) -> Reply<'_>;
+    fn handle(&self, request: Request, session: Session) -> Reply<'_>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +142,17 @@ impl Worker for Server {
 }
 
 async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "control connection without peer credentials: refused");
+            return;
+        }
+    };
     let (reader, mut writer) = stream.into_split();
     let mut line = zeroize::Zeroizing::new(Vec::new());
     let mut limited = BufReader::new(reader).take(MAX_REQUEST + 1);
@@ -144,7 +173,16 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
         Err(message) => Response::error(message),
         Ok(request) => {
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let mut reply = handler.handle(request, tx);
+            let gone = CancellationToken::new();
+            let _cancel_on_exit = gone.clone().drop_guard();
+            let mut reply = handler.handle(
+                request,
+                Session {
+                    caller,
+                    progress: tx,
+                    gone,
+                },
+            );
             loop {
                 tokio::select! {
                     response = &mut reply => break response,
