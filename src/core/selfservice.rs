@@ -148,6 +148,8 @@ impl Core {
                 {
                     tracing::warn!(error = %e, "could not reset the user's failure count");
                 }
+                // The person throws the old PIN away on OK: the new one is on disk first.
+                self.flush("a PIN change").await;
                 ChangeOutcome::Changed
             }
             Err(ChangeError::Refused(reason)) => ChangeOutcome::Refused(reason),

@@ -378,7 +378,18 @@ fn row(w: WireRow) -> ImportRow {
 }
 
 impl Handler for Admin {
+    /// Every answer to a request that may write leaves after the store is flushed.
     fn handle(&self, request: Request, session: Session) -> Reply<'_> {
-        Box::pin(async move { respond(self.dispatch(request, session.progress).await) })
+        Box::pin(async move {
+            let writes = durable::writes(&request);
+            let result = self.dispatch(request, session.progress).await;
+            if !writes {
+                return respond(result);
+            }
+            respond(durable::durable(&self.store, result).await)
+        })
     }
 }
+
+#[path = "admin_durable.rs"]
+mod durable;

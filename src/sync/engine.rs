@@ -124,7 +124,7 @@ impl Engine {
             state.cursor_at = Some(now);
         }
         if is_empty(&batch) {
-            self.store.put_sync_state(&self.name, &state)?;
+            self.save_state(state.clone()).await?;
             return Ok(Summary {
                 source: self.name.clone(),
                 outcome: SyncOutcome::Unchanged,
@@ -196,6 +196,20 @@ impl Engine {
         .await
         .map_err(|_| SyncError::Panicked)??;
         Ok(applied)
+    }
+
+    /// Saves the state of a run with nothing to apply (its cursor and success time), durable
+    /// before the run is reported, like an applied batch.
+    async fn save_state(&self, state: SyncState) -> Result<(), SyncError> {
+        let store = Arc::clone(&self.store);
+        let name = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            store.put_sync_state(&name, &state)?;
+            store.flush()
+        })
+        .await
+        .map_err(|_| SyncError::Panicked)??;
+        Ok(())
     }
 
     /// Keeps the weak PINs of an applied run for `status`, audits them and logs the count.
