@@ -1,7 +1,8 @@
 //! Durable before OK, end to end: an acknowledged write, a SIGKILL at a random instant
 //! 0–500 ms after the acknowledgement (sled would otherwise write it on its ~500 ms timer),
 //! a restart on the same state, and the change is there. 100 rounds in all over nine kinds
-//! of write; each round is one acknowledged write, one kill and one start. `CHAOS_SEED`
+//! of write (and five of a self-service CHANGE); each round is one acknowledged write, one
+//! kill and one start. `CHAOS_SEED`
 //! (printed) replays a run's kill instants.
 
 #[path = "common/chaos.rs"]
@@ -222,6 +223,22 @@ fn a_synced_batch_survives_a_kill_right_after_the_ok() {
             let id = format!("s{n}x{k}");
             assert!(show(&d, &id).is_some(), "round {n}: synced {id} was lost");
         }
+    }
+}
+
+/// Beyond the 100: a person's own PIN change at a terminal (`CHANGE`), on disk before
+/// `OK CHANGED` (the old PIN is thrown away on that answer).
+#[test]
+fn a_self_service_change_survives_a_kill_right_after_the_ok() {
+    let mut rng = Rng::new("change");
+    let mut d = chaos::start("[policy]\nuser_can_change = true\n", DEFAULT_TCP);
+    d.add_user("alice", "staff", &pin(0));
+    for n in 1..6 {
+        let line = format!("CHANGE alice {} {}", pin(n - 1), pin(n));
+        assert_eq!(d.terminal().ask(&line), "OK CHANGED", "round {n}");
+        crash(&mut d, &mut rng);
+        let answer = d.terminal().ask(&format!("ID alice PIN {}", pin(n)));
+        assert_eq!(answer, "OK alice 0", "round {n}: the changed PIN was lost");
     }
 }
 
