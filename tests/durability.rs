@@ -2,8 +2,7 @@
 //! 0–500 ms after the acknowledgement (sled would otherwise write it on its ~500 ms timer),
 //! a restart on the same state, and the change is there. 100 rounds in all over nine kinds
 //! of write (and five of a self-service CHANGE); each round is one acknowledged write, one
-//! kill and one start. `CHAOS_SEED`
-//! (printed) replays a run's kill instants.
+//! kill and one start. `CHAOS_SEED` (printed) replays a run's kill instants.
 
 #[path = "common/chaos.rs"]
 mod chaos;
