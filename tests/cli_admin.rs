@@ -219,18 +219,26 @@ fn the_daemon_validates_import_rows_itself() {
     let d = Daemon::start();
     let socket = d.state_dir().join("control.sock");
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    let request = serde_json::json!({
-        "cmd": "import",
+    // The rows follow the request as feed lines (see tests/import_stream.rs).
+    let feed = serde_json::json!({
+        "feed": "rows",
         "rows": [
             {"line": 2, "id": "x\r\nOK admin", "name": "", "email": null, "groups": [], "pin": null},
             {"line": 3, "id": "dup", "name": "", "email": null, "groups": [], "pin": null},
             {"line": 4, "id": "dup", "name": "", "email": null, "groups": [], "pin": null}
         ]
     });
-    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
-    let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let lines = format!("{{\"cmd\":\"import\"}}\n{feed}\n{{\"feed\":\"end\"}}\n");
+    stream.write_all(lines.as_bytes()).unwrap();
+    let mut frames = BufReader::new(stream);
+    let (reply, v) = loop {
+        let mut reply = String::new();
+        frames.read_line(&mut reply).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        if v.get("done").is_some() {
+            break (reply, v); // progress frames come first
+        }
+    };
     let done = &v["done"];
     assert_eq!(done["ok"], false, "{reply}");
     let lines: Vec<u64> = done["problems"]

@@ -27,8 +27,9 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
         Command::Import {
             file,
             dry_run,
+            check_unique,
             json,
-        } => super::import::run(config, &file, dry_run, json).await?,
+        } => super::import::run(config, &file, dry_run, check_unique, json).await?,
         Command::Mail(cmd) => super::mail::run(config, cmd).await?,
         Command::Audit { last, json } => {
             let data = call(config, &Request::Audit { last }).await?;

@@ -1,19 +1,54 @@
-//! `pinwarden import FILE`: parse and check the file locally (every problem at once, no PIN
-//! in any message), wipe its bytes, send the rows to the daemon (which checks them again
-//! and applies all or none) and print the counts.
+//! `pinwarden import FILE`: stream the file to the daemon in chunks of rows (read record by
+//! record, never whole; the problems the local parser finds travel with them, so the daemon
+//! reports every structural and policy problem at once), send it again when the daemon has
+//! checked it and asks to apply, show progress, and print the counts.
 
-use super::admin::{call_hashing, into_data};
+use super::admin::into_data;
 use crate::config::Config;
-use crate::frontend::control::proto::{Request, WirePin, WireRow};
-use crate::lifecycle::import::{parse_users, MAX_IMPORT_BYTES};
-use anyhow::{bail, Context};
-use std::path::Path;
+use crate::frontend::control::client::{self, Feed};
+use crate::frontend::control::proto::{ImportFeed, Request, WirePin, WireRow, IMPORT_CHUNK_ROWS};
+use crate::lifecycle::import::{ImportProblem, Parsed, RowStream};
+use anyhow::Context;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
-pub async fn run(config: &Config, file: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    let rows = read_rows(file)?;
-    let response = call_hashing(config, &Request::Import { rows, dry_run }).await;
-    let data = into_data(response?)
-        .with_context(|| format!("{}: nothing was imported", file.display()))?;
+/// Without a terminal, a progress line at most this often.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+pub async fn run(
+    config: &Config,
+    file: &Path,
+    dry_run: bool,
+    check_unique: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let tsv = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+    let delimiter = if tsv { b'\t' } else { b',' };
+    let path = file.to_path_buf();
+    let mut feed = || Some(send_file(path.clone(), delimiter));
+    let request = Request::Import {
+        dry_run,
+        check_unique,
+    };
+    let mut shown = Progress::new();
+    let response = client::call_feeding(&config.control_socket, &request, &mut feed, |d, t| {
+        shown.show(d, t)
+    })
+    .await;
+    shown.finish();
+    let response = response?;
+    // A stopped apply says itself what was applied; any other refusal applied nothing.
+    let partial = (response.error.as_deref()).is_some_and(|e| e.starts_with("import stopped"));
+    let data = into_data(response).with_context(|| match partial {
+        true => format!("{}", file.display()),
+        false => format!("{}: nothing was imported", file.display()),
+    })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&data)?);
         return Ok(());
@@ -26,48 +61,137 @@ pub async fn run(config: &Config, file: &Path, dry_run: bool, json: bool) -> any
     Ok(())
 }
 
-/// The file's rows, or every problem in it printed and one error; its bytes are wiped.
-fn read_rows(file: &Path) -> anyhow::Result<Vec<WireRow>> {
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("cannot read {}", file.display()))?
-        .len();
-    if size > MAX_IMPORT_BYTES as u64 {
-        bail!(
-            "{} is larger than {} MiB; split it",
-            file.display(),
-            MAX_IMPORT_BYTES >> 20
-        );
-    }
-    let mut bytes =
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let tsv = file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
-    let parsed = parse_users(&bytes, if tsv { b'\t' } else { b',' });
-    zeroize::Zeroize::zeroize(&mut bytes);
-    let rows = match parsed {
-        Ok(rows) => rows,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{}: {p}", file.display());
+/// Reads the file on a blocking thread into feed lines: chunks of rows, the parser's
+/// problems, and `end`. Stops when the call no longer wants lines.
+fn send_file(path: PathBuf, delimiter: u8) -> Feed {
+    let (tx, rx) = mpsc::channel(2);
+    std::thread::spawn(move || {
+        let send = |feed: &ImportFeed| {
+            let mut line = Zeroizing::new(serde_json::to_vec(feed).expect("feed serialises"));
+            line.push(b'\n');
+            tx.blocking_send(line).is_ok()
+        };
+        let mut rows = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+        let mut problems = Vec::new();
+        let stream = std::fs::File::open(&path)
+            .map_err(|e| problem(format!("cannot read the file: {e}")))
+            .and_then(|f| RowStream::new(f, delimiter));
+        match stream {
+            Err(p) => problems.push(p),
+            Ok(stream) => {
+                for item in stream {
+                    match item {
+                        Parsed::Row(r) => rows.push(wire(r)),
+                        Parsed::Problems(p) => problems.extend(p),
+                    }
+                    if rows.len() < IMPORT_CHUNK_ROWS && problems.len() < IMPORT_CHUNK_ROWS {
+                        continue;
+                    }
+                    if !flush(&send, &mut rows, &mut problems) {
+                        return;
+                    }
+                }
             }
-            bail!(
-                "{} problem(s) in {}; nothing was imported",
-                problems.len(),
-                file.display()
-            );
         }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|r| WireRow {
-            line: r.line,
-            id: r.id,
-            name: r.name,
-            email: r.email,
-            groups: r.groups,
-            pin: r.pin.map(WirePin),
-            cards: r.cards,
-        })
-        .collect())
+        if flush(&send, &mut rows, &mut problems) {
+            send(&ImportFeed::End);
+        }
+    });
+    rx
+}
+
+/// Sends the rows and problems gathered; false when the call has ended.
+fn flush(
+    send: &dyn Fn(&ImportFeed) -> bool,
+    rows: &mut Vec<WireRow>,
+    problems: &mut Vec<ImportProblem>,
+) -> bool {
+    if !problems.is_empty() {
+        let problems = std::mem::take(problems);
+        if !send(&ImportFeed::Problems { problems }) {
+            return false;
+        }
+    }
+    if rows.is_empty() {
+        return true;
+    }
+    let rows = std::mem::replace(rows, Vec::with_capacity(IMPORT_CHUNK_ROWS));
+    send(&ImportFeed::Rows { rows })
+}
+
+fn problem(message: String) -> ImportProblem {
+    ImportProblem { line: 0, message }
+}
+
+fn wire(r: crate::lifecycle::import::ImportRow) -> WireRow {
+    WireRow {
+        line: r.line,
+        id: r.id,
+        name: r.name,
+        email: r.email,
+        groups: r.groups,
+        pin: r.pin.map(WirePin),
+        cards: r.cards,
+    }
+}
+
+/// Progress as the daemon reports it: `(checked, 0)` while it checks, `(applied, total)`
+/// while it applies. A bar on a terminal; otherwise a plain line every few seconds.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last: Option<Instant>,
+    applying: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = std::io::stderr()
+            .is_terminal()
+            .then(|| indicatif::ProgressBar::new_spinner().with_message("checking rows"));
+        Progress {
+            bar,
+            last: None,
+            applying: false,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize) {
+        if total > 0 && !self.applying {
+            self.applying = true;
+            self.last = None;
+            if let Some(bar) = &self.bar {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "importing {bar:40} {pos}/{len} rows ({eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+            }
+        }
+        if let Some(bar) = &self.bar {
+            if total > 0 {
+                bar.set_length(total as u64);
+            }
+            bar.set_position(done as u64);
+            return;
+        }
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < PLAIN_PROGRESS_EVERY)
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        if total > 0 {
+            eprintln!("imported {done}/{total} rows");
+        } else {
+            eprintln!("checked {done} rows");
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

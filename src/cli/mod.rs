@@ -59,6 +59,9 @@ pub enum Command {
         /// Check every row and report, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: also hash every PIN to prove it unique (slow: argon2 per PIN).
+        #[arg(long, requires = "dry_run")]
+        check_unique: bool,
         #[arg(long)]
         json: bool,
     },

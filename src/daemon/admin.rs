@@ -5,15 +5,17 @@ use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
-use crate::frontend::control::proto::{Request, Response, WirePin, WireRow};
+use crate::frontend::control::proto::{Request, Response, WirePin};
 use crate::frontend::control::{Handler, Progress, Reply, Session};
-use crate::lifecycle::import::ImportRow;
-use crate::lifecycle::users::{AdminError, PinChoice, PinLimits, UserAdmin};
+use crate::lifecycle::users::{AdminError, ImportOptions, PinChoice, PinLimits, UserAdmin};
 use crate::store::Store;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+#[path = "admin_import.rs"]
+mod admin_import;
 
 pub struct Admin {
     pub users: Arc<UserAdmin>,
@@ -330,16 +332,8 @@ impl Admin {
                 Ok(json!(rows))
             }
             Request::MailPreview { template, user } => self.mail_preview(&template, &user),
-            Request::Import { rows, dry_run } => {
-                let rows = rows.into_iter().map(row).collect();
-                let report = self
-                    .users
-                    .import(rows, dry_run, &|done, total| {
-                        let _ = progress.send((done, total));
-                    })
-                    .await?;
-                Ok(json!(report))
-            }
+            // Streamed on the connection: see `handle`.
+            Request::Import { .. } => Err(AdminError::Invalid("import needs its session".into())),
             Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
             Request::Sync {
                 source,
@@ -365,24 +359,25 @@ impl Admin {
     }
 }
 
-fn row(w: WireRow) -> ImportRow {
-    ImportRow {
-        line: w.line,
-        id: w.id,
-        name: w.name,
-        email: w.email,
-        groups: w.groups,
-        pin: w.pin.map(|p| p.0),
-        cards: w.cards,
-    }
-}
-
 impl Handler for Admin {
     /// Every answer to a request that may write leaves after the store is flushed.
     fn handle(&self, request: Request, session: Session) -> Reply<'_> {
         Box::pin(async move {
             let writes = durable::writes(&request);
-            let result = self.dispatch(request, session.progress).await;
+            let result = if let Request::Import {
+                dry_run,
+                check_unique,
+            } = request
+            {
+                let options = ImportOptions {
+                    dry_run,
+                    check_unique,
+                };
+                let mut session = session;
+                admin_import::import(&self.users, options, &mut session).await
+            } else {
+                self.dispatch(request, session.progress).await
+            };
             if !writes {
                 return respond(result);
             }

@@ -1,12 +1,15 @@
-//! Parses user-import files (CSV/TSV) into validated rows; pure: no I/O, store or PIN policy, and no PIN in any message.
+//! Parses user-import files (CSV/TSV) into validated rows, record by record from any reader; pure: no store or PIN policy, and no PIN in any message.
 
 use crate::domain::{check_user_id, Pin};
 use csv::{ByteRecord, Position, ReaderBuilder};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::io::Read;
+use std::rc::Rc;
 
-/// Largest file `parse_users` accepts; the whole file is held in memory.
+/// Largest file `parse_users` accepts (it holds the whole file; `RowStream` does not).
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 const MAX_ECHOED_HEADER_CHARS: usize = 40;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -306,70 +309,181 @@ fn is_blank(record: &ByteRecord) -> bool {
     record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace)
 }
 
+/// The reader under the CSV parser: strips a leading BOM and remembers where the line-break
+/// bytes not yet behind the current record are, so a record's physical line can be told
+/// without holding the file (the csv crate skips empty lines without counting them).
+struct Tracked<R> {
+    inner: std::io::BufReader<R>,
+    offset: u64,
+    breaks: Rc<RefCell<VecDeque<(u64, u8)>>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if matches!(b, b'\r' | b'\n') {
+                breaks.push_back((self.offset + i as u64, *b));
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
 /// The physical line on which a record starts. The csv crate reports the position just after
-/// the previous record, before any empty lines it skipped, so those are counted here.
-fn start_line(bytes: &[u8], position: &Position) -> usize {
-    let from = usize::try_from(position.byte()).map_or(bytes.len(), |b| b.min(bytes.len()));
-    let skipped = bytes[from..]
+/// the previous record, before any empty lines it skipped, so those are counted here (and
+/// line breaks before that position forgotten).
+fn start_line(breaks: &RefCell<VecDeque<(u64, u8)>>, position: &Position) -> usize {
+    let mut breaks = breaks.borrow_mut();
+    while breaks.front().is_some_and(|(at, _)| *at < position.byte()) {
+        breaks.pop_front();
+    }
+    let skipped = breaks
         .iter()
-        .take_while(|b| matches!(b, b'\r' | b'\n'))
-        .filter(|&&b| b == b'\n')
+        .zip(position.byte()..)
+        .take_while(|((at, _), want)| at == want)
+        .filter(|((_, b), _)| *b == b'\n')
         .count();
     usize::try_from(position.line()).map_or(usize::MAX, |l| l.saturating_add(skipped))
 }
 
-/// Parses a whole file. Ok only when every row is valid.
-pub fn parse_users(bytes: &[u8], delimiter: u8) -> Result<Vec<ImportRow>, Vec<ImportProblem>> {
-    let file_problem = |message: String| Err(vec![ImportProblem { line: 0, message }]);
-    if bytes.len() > MAX_IMPORT_BYTES {
-        let limit = MAX_IMPORT_BYTES / (1024 * 1024);
-        return file_problem(format!(
-            "file is {} bytes, larger than the {limit} MiB import limit; split it into smaller files",
-            bytes.len()
-        ));
+/// What one record of an import file gave: a valid row, or the problems it has.
+#[derive(Debug)]
+pub enum Parsed {
+    Row(ImportRow),
+    Problems(Vec<ImportProblem>),
+}
+
+/// An import file read record by record: memory is one record and the ids seen so far,
+/// whatever the file's size. Every problem is reported, each with the record it belongs to.
+pub struct RowStream<R: Read> {
+    reader: csv::Reader<Tracked<R>>,
+    breaks: Rc<RefCell<VecDeque<(u64, u8)>>>,
+    checker: Checker,
+    header: Option<Header>,
+    record: ByteRecord,
+    done: bool,
+}
+
+impl<R: Read> RowStream<R> {
+    pub fn new(input: R, delimiter: u8) -> Result<Self, ImportProblem> {
+        if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
+            return Err(ImportProblem {
+                line: 0,
+                message: format!(
+                    "unsupported delimiter byte 0x{delimiter:02x}; use `,` for CSV or a tab for TSV"
+                ),
+            });
+        }
+        let mut inner = std::io::BufReader::new(input);
+        if let Ok(head) = std::io::BufRead::fill_buf(&mut inner) {
+            if head.starts_with(BOM) {
+                std::io::BufRead::consume(&mut inner, BOM.len());
+            }
+        }
+        let breaks = Rc::new(RefCell::new(VecDeque::new()));
+        let tracked = Tracked {
+            inner,
+            offset: 0,
+            breaks: Rc::clone(&breaks),
+        };
+        let reader = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(tracked);
+        Ok(RowStream {
+            reader,
+            breaks,
+            checker: Checker::default(),
+            header: None,
+            record: ByteRecord::new(),
+            done: false,
+        })
     }
-    if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
-        return file_problem(format!(
-            "unsupported delimiter byte 0x{delimiter:02x}; use `,` for CSV or a tab for TSV"
-        ));
-    }
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(bytes);
-    let mut checker = Checker::default();
-    let mut header = None;
-    let mut rows = Vec::new();
-    let mut record = ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(err) => {
-                let line = err.position().map_or(0, |p| start_line(bytes, p));
-                checker.problem(line, "the file could not be read as CSV from here on");
+
+    /// The next record's outcome; at the end, a file without a header is one problem.
+    fn step(&mut self) -> Option<Parsed> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    if self.header.is_none() {
+                        let message = format!("file is empty: {EXAMPLE}");
+                        self.checker.problem(0, message);
+                    }
+                    break;
+                }
+                Err(err) => {
+                    self.done = true;
+                    let line = err.position().map_or(0, |p| start_line(&self.breaks, p));
+                    let message = "the file could not be read as CSV from here on";
+                    self.checker.problem(line, message);
+                    break;
+                }
+            }
+            if is_blank(&self.record) {
+                continue;
+            }
+            let line = self
+                .record
+                .position()
+                .map_or(0, |p| start_line(&self.breaks, p));
+            match &self.header {
+                None => self.header = Some(self.checker.parse_header(&self.record, line)),
+                Some(h) => {
+                    if let Some(row) = self.checker.parse_row(h, &self.record, line) {
+                        return Some(Parsed::Row(row));
+                    }
+                }
+            }
+            if !self.checker.problems.is_empty() {
                 break;
             }
         }
-        if is_blank(&record) {
-            continue;
+        let problems = std::mem::take(&mut self.checker.problems);
+        (!problems.is_empty()).then_some(Parsed::Problems(problems))
+    }
+}
+
+impl<R: Read> Iterator for RowStream<R> {
+    type Item = Parsed;
+
+    fn next(&mut self) -> Option<Parsed> {
+        if self.done {
+            return None;
         }
-        let line = record.position().map_or(0, |p| start_line(bytes, p));
-        match &header {
-            None => header = Some(checker.parse_header(&record, line)),
-            Some(h) => rows.extend(checker.parse_row(h, &record, line)),
+        self.step()
+    }
+}
+
+/// Parses a whole file. Ok only when every row is valid.
+pub fn parse_users(bytes: &[u8], delimiter: u8) -> Result<Vec<ImportRow>, Vec<ImportProblem>> {
+    if bytes.len() > MAX_IMPORT_BYTES {
+        let limit = MAX_IMPORT_BYTES / (1024 * 1024);
+        let message = format!(
+            "file is {} bytes, larger than the {limit} MiB import limit; split it into smaller files",
+            bytes.len()
+        );
+        return Err(vec![ImportProblem { line: 0, message }]);
+    }
+    let stream = RowStream::new(bytes, delimiter).map_err(|p| vec![p])?;
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for item in stream {
+        match item {
+            Parsed::Row(row) => rows.push(row),
+            Parsed::Problems(p) => problems.extend(p),
         }
     }
-    if header.is_none() && checker.problems.is_empty() {
-        return file_problem(format!("file is empty: {EXAMPLE}"));
-    }
-    if checker.problems.is_empty() {
+    if problems.is_empty() {
         Ok(rows)
     } else {
-        checker.problems.sort_by_key(|p| p.line);
-        Err(checker.problems)
+        problems.sort_by_key(|p| p.line);
+        Err(problems)
     }
 }
 

@@ -28,6 +28,8 @@ mod guests;
 mod users_account;
 #[path = "users_import.rs"]
 mod users_import;
+#[path = "users_import_job.rs"]
+mod users_import_job;
 #[path = "users_lifecycle.rs"]
 mod users_lifecycle;
 #[path = "users_limits.rs"]
@@ -40,7 +42,8 @@ mod users_validity;
 mod users_view;
 
 pub use guests::{guest_groups, guest_until, GuestAdded, GuestSettings, GuestView, NewGuest};
-pub use users_import::ImportReport;
+pub use users_import::{ImportOptions, ImportReport, MAX_PROBLEMS};
+pub use users_import_job::ImportJob;
 pub use users_limits::PinLimits;
 pub use users_view::{PinView, UserView};
 

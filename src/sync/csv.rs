@@ -1,18 +1,18 @@
 //! The CSV/TSV file source: the whole file is the directory (import rules: a header row,
 //! every row valid or nothing applied). Polled by the engine's interval: the cursor is a
-//! keyed digest of the content, so an unchanged file costs one read and no hashing.
+//! keyed digest of the content, so an unchanged file costs one read and no hashing. The
+//! file is read in pieces for the digest and record by record for the rows, never whole.
 //! Polling rather than inotify: it works for files replaced by rename, on network mounts
 //! and in containers, and the interval bounds how late a change is seen anyway.
 
 use super::source::{Batch, Deletions, FetchFuture, Source, SourceError, UpstreamUser};
-use crate::lifecycle::import::{parse_users, ImportRow, MAX_IMPORT_BYTES};
+use crate::lifecycle::import::{ImportProblem, ImportRow, Parsed, RowStream};
 use blake2::digest::{FixedOutput, KeyInit, Update};
 use blake2::Blake2bMac512;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use zeroize::Zeroize;
 
 /// Problems quoted in one error; the rest are counted.
 const SHOWN_PROBLEMS: usize = 10;
@@ -76,38 +76,90 @@ impl CsvSource {
         ])
     }
 
-    fn fetch_now(&self, cursor: Option<&[u8]>) -> Result<Batch, SourceError> {
-        let mut bytes = read_stable(&self.settings.path)?;
-        let digest = self.mac(&[&bytes]).to_vec();
-        if cursor == Some(digest.as_slice()) {
-            bytes.zeroize();
-            return Ok(Batch {
-                changed: Vec::new(),
-                deletions: Deletions::Keys(Vec::new()),
-                cursor: None,
-            });
+    /// The keyed digest of the file's `len` bytes, read in pieces (the same value as
+    /// `mac(&[whole file])`).
+    fn file_digest(&self, len: u64) -> Result<Digest, SourceError> {
+        use std::io::Read;
+        let shown = self.settings.path.display();
+        let unreadable =
+            |e: std::io::Error| SourceError::Unavailable(format!("cannot read {shown}: {e}"));
+        let mut file = std::fs::File::open(&self.settings.path).map_err(unreadable)?;
+        let mut mac = <Blake2bMac512 as KeyInit>::new_from_slice(&self.key)
+            .expect("a 32-byte key is valid for BLAKE2b");
+        mac.update(&len.to_be_bytes());
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
+        let mut read = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(unreadable)?;
+            if n == 0 {
+                break;
+            }
+            mac.update(&buf[..n]);
+            read += n as u64;
         }
-        let parsed = parse_users(&bytes, self.settings.delimiter as u8);
-        bytes.zeroize();
-        let rows = parsed.map_err(|problems| {
-            let shown: Vec<String> = problems
-                .iter()
-                .take(SHOWN_PROBLEMS)
-                .map(ToString::to_string)
-                .collect();
-            let more = problems.len().saturating_sub(SHOWN_PROBLEMS);
+        if read != len {
+            return Err(changed(&self.settings.path));
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&mac.finalize_fixed()[..32]);
+        Ok(out)
+    }
+
+    /// The file's rows, read record by record (never whole), or its problems as one error.
+    fn read_rows(&self) -> Result<Vec<ImportRow>, SourceError> {
+        let shown = self.settings.path.display();
+        let file = std::fs::File::open(&self.settings.path)
+            .map_err(|e| SourceError::Unavailable(format!("cannot read {shown}: {e}")))?;
+        let malformed = |problems: &[ImportProblem], total: usize| {
+            let shown_problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let more = total.saturating_sub(problems.len());
             let tail = if more > 0 {
                 format!("; and {more} more")
             } else {
                 String::new()
             };
             SourceError::Malformed(format!(
-                "{}: {} problem(s), nothing applied: {}{tail}",
-                self.settings.path.display(),
-                problems.len(),
-                shown.join("; ")
+                "{shown}: {total} problem(s), nothing applied: {}{tail}",
+                shown_problems.join("; ")
             ))
-        })?;
+        };
+        let stream = RowStream::new(file, self.settings.delimiter as u8)
+            .map_err(|p| malformed(std::slice::from_ref(&p), 1))?;
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        let mut total = 0;
+        for item in stream {
+            match item {
+                Parsed::Row(row) if total == 0 => rows.push(row),
+                Parsed::Row(_) => {}
+                Parsed::Problems(p) => {
+                    total += p.len();
+                    rows = Vec::new();
+                    let room = SHOWN_PROBLEMS.saturating_sub(problems.len());
+                    problems.extend(p.into_iter().take(room));
+                }
+            }
+        }
+        if total > 0 {
+            return Err(malformed(&problems, total));
+        }
+        Ok(rows)
+    }
+
+    fn fetch_now(&self, cursor: Option<&[u8]>) -> Result<Batch, SourceError> {
+        let before = stamp(&self.settings.path)?;
+        let digest = self.file_digest(before.0)?.to_vec();
+        if cursor == Some(digest.as_slice()) {
+            return Ok(Batch {
+                changed: Vec::new(),
+                deletions: Deletions::Keys(Vec::new()),
+                cursor: None,
+            });
+        }
+        let rows = self.read_rows()?;
+        if stamp(&self.settings.path)? != before {
+            return Err(changed(&self.settings.path));
+        }
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let base = cursor.and_then(|c| memory.seen.iter().find(|(d, _)| d == c));
         let mut digests = HashMap::with_capacity(rows.len());
@@ -152,29 +204,19 @@ fn upstream_user(row: ImportRow) -> UpstreamUser {
     }
 }
 
-/// Reads the file, refusing one that changes while it is read (being written).
-fn read_stable(path: &std::path::Path) -> Result<Vec<u8>, SourceError> {
-    let shown = path.display();
-    let stamp = |m: std::fs::Metadata| (m.len(), m.modified().ok());
-    let meta = |p| std::fs::metadata(p).map(stamp);
-    let unreadable =
-        |e: std::io::Error| SourceError::Unavailable(format!("cannot read {shown}: {e}"));
-    let before = meta(path).map_err(unreadable)?;
-    if before.0 > MAX_IMPORT_BYTES as u64 {
-        return Err(SourceError::Malformed(format!(
-            "{shown} is larger than {} MiB",
-            MAX_IMPORT_BYTES >> 20
-        )));
-    }
-    let mut bytes = std::fs::read(path).map_err(unreadable)?;
-    let after = meta(path).map_err(unreadable)?;
-    if before != after || bytes.len() as u64 != after.0 {
-        bytes.zeroize();
-        return Err(SourceError::Unavailable(format!(
-            "{shown} changed while it was read (being written?); trying again later"
-        )));
-    }
-    Ok(bytes)
+/// The file's size and modification time: a file whose stamp moves while it is read is
+/// being written, and is read again later.
+fn stamp(path: &std::path::Path) -> Result<(u64, Option<std::time::SystemTime>), SourceError> {
+    let m = std::fs::metadata(path)
+        .map_err(|e| SourceError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    Ok((m.len(), m.modified().ok()))
+}
+
+fn changed(path: &std::path::Path) -> SourceError {
+    SourceError::Unavailable(format!(
+        "{} changed while it was read (being written?); trying again later",
+        path.display()
+    ))
 }
 
 impl Source for CsvSource {

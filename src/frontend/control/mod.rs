@@ -19,8 +19,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Largest request accepted: an import of the largest file the CLI reads, as JSON.
-pub const MAX_REQUEST: u64 = 2 * crate::lifecycle::import::MAX_IMPORT_BYTES as u64;
+/// Largest request line accepted (an import's rows follow it, line by line).
+pub const MAX_REQUEST: u64 = 1 << 20;
+/// Largest line accepted after the request: a chunk of an import's rows.
+pub const MAX_FEED_LINE: u64 = 16 << 20;
+/// Lines read ahead of the handler; past them the client waits (its socket fills).
+const FEED_AHEAD: usize = 2;
 /// Control sessions served at once; more wait for a place.
 const MAX_SESSIONS: usize = 4;
 
@@ -42,6 +46,26 @@ pub struct Session {
     pub caller: Caller,
     pub progress: Progress,
     pub gone: CancellationToken,
+    pub input: Input,
+}
+
+/// The lines a client sends after its request (an import's rows), and the way to ask for
+/// them again. Lines are wiped when dropped: they may carry PINs.
+pub struct Input {
+    lines: mpsc::Receiver<zeroize::Zeroizing<Vec<u8>>>,
+    again: mpsc::UnboundedSender<()>,
+}
+
+impl Input {
+    /// The next line, or None once the client has gone (or sent an over-long line).
+    pub async fn next(&mut self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.lines.recv().await
+    }
+
+    /// Asks the client to send its lines again (`Frame::SendAgain`).
+    pub fn send_again(&self) {
+        let _ = self.again.send(());
+    }
 }
 
 /// Answers control requests. Implemented by the daemon, which knows every service.
@@ -169,31 +193,63 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
         Ok(Err(e)) => Err(e.to_string()),
     };
     drop(line);
+    let gone = CancellationToken::new();
+    let (lines_tx, lines) = mpsc::channel(FEED_AHEAD);
+    let feeder = tokio::spawn(feed(limited.into_inner(), lines_tx, gone.clone()));
     let response = match request {
         Err(message) => Response::error(message),
         Ok(request) => {
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let gone = CancellationToken::new();
+            let (again, mut again_rx) = mpsc::unbounded_channel();
             let _cancel_on_exit = gone.clone().drop_guard();
             let mut reply = handler.handle(
                 request,
                 Session {
                     caller,
                     progress: tx,
-                    gone,
+                    gone: gone.clone(),
+                    input: Input { lines, again },
                 },
             );
             loop {
-                tokio::select! {
+                let frame = tokio::select! {
                     response = &mut reply => break response,
-                    Some((done, total)) = rx.recv() => {
-                        let _ = write_frame(&mut writer, &Frame::Progress { done, total }).await;
-                    }
+                    Some((done, total)) = rx.recv() => Frame::Progress { done, total },
+                    Some(()) = again_rx.recv() => Frame::SendAgain,
+                };
+                // A client that cannot be written to has gone: long work stops.
+                if write_frame(&mut writer, &frame).await.is_err() {
+                    gone.cancel();
                 }
             }
         }
     };
     let _ = write_frame(&mut writer, &Frame::Done(response)).await;
+    feeder.abort();
+}
+
+/// Reads the lines after the request into `lines` until the client closes its end (or
+/// sends a line over `MAX_FEED_LINE`), then cancels `gone`: a client that went away stops
+/// the work it asked for. Lines nobody wants are read and dropped.
+async fn feed(
+    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    lines: mpsc::Sender<zeroize::Zeroizing<Vec<u8>>>,
+    gone: CancellationToken,
+) {
+    loop {
+        let mut line = zeroize::Zeroizing::new(Vec::new());
+        let read = (&mut reader)
+            .take(MAX_FEED_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .await;
+        match read {
+            Ok(n) if n > 0 && n as u64 <= MAX_FEED_LINE => {
+                let _ = lines.send(line).await;
+            }
+            _ => break,
+        }
+    }
+    gone.cancel();
 }
 
 async fn write_frame(

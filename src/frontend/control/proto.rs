@@ -121,10 +121,15 @@ pub enum Request {
         template: String,
         user: String,
     },
+    /// An import: the rows follow on the same connection as `ImportFeed` lines, each
+    /// pass ending with `end`; after a clean check the daemon answers `send_again` and the
+    /// client sends the same file once more to be applied chunk by chunk.
     Import {
-        rows: Vec<WireRow>,
         #[serde(default)]
         dry_run: bool,
+        /// With `dry_run`: hash the PINs too, to prove them unique (argon2 for every PIN).
+        #[serde(default)]
+        check_unique: bool,
     },
     Audit {
         last: usize,
@@ -138,6 +143,19 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+}
+
+/// Rows in one `ImportFeed::Rows` line at most: one store transaction on apply.
+pub const IMPORT_CHUNK_ROWS: usize = 1000;
+
+/// One line of an import after its request: a chunk of rows, the problems the client's
+/// parser found (so every problem is reported in one pass), or the end of a pass.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "feed", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ImportFeed {
+    Rows { rows: Vec<WireRow> },
+    Problems { problems: Vec<ImportProblem> },
+    End,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -171,7 +189,12 @@ impl Response {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Frame {
-    Progress { done: usize, total: usize },
+    Progress {
+        done: usize,
+        total: usize,
+    },
+    /// The import's rows were checked and are clean: send them again to be applied.
+    SendAgain,
     Done(Response),
 }
 
