@@ -220,20 +220,23 @@ impl Admin {
         use crate::lifecycle::settings::Generation;
         let mut out = Vec::new();
         if self.generation == Generation::Auto {
-            let users = self.store.users()?;
-            let no_address: Vec<&str> = users
-                .iter()
-                .filter(|u| u.pin.is_none() && u.email.as_deref().unwrap_or("").is_empty())
-                .map(|u| u.id.as_str())
-                .collect();
-            if !no_address.is_empty() {
-                let some: Vec<&str> = no_address.iter().take(10).copied().collect();
+            // A count and the first ten ids: never the whole directory in memory.
+            let (mut count, mut some) = (0usize, Vec::new());
+            crate::store::each_user(self.store.as_ref(), |u| {
+                if u.pin.is_none() && u.email.as_deref().unwrap_or("").is_empty() {
+                    count += 1;
+                    if some.len() < 10 {
+                        some.push(u.id);
+                    }
+                }
+                Ok::<_, AdminError>(())
+            })?;
+            if count > 0 {
                 out.push(format!(
-                    "{} user(s) without a PIN have no email address, so generation = \"auto\" \
+                    "{count} user(s) without a PIN have no email address, so generation = \"auto\" \
                      cannot deliver one: {}{}",
-                    no_address.len(),
                     some.join(", "),
-                    if no_address.len() > some.len() {
+                    if count > some.len() {
                         ", …"
                     } else {
                         ""

@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::duration::parse_duration;
 use crate::lifecycle::mail::About;
+use crate::store::each_user;
 pub use rules::{guest_groups, guest_until, GuestAdded, GuestSettings, GuestView, NewGuest};
 use rules::{sponsor_end, sponsor_name, view};
 use std::collections::HashMap;
@@ -176,16 +177,14 @@ impl UserAdmin {
 
     /// Guests, every one or `sponsor`'s, by id.
     pub fn guest_list(&self, sponsor: Option<&str>) -> Result<Vec<GuestView>, AdminError> {
-        let mut guests: Vec<GuestView> = self
-            .store
-            .users()?
-            .into_iter()
-            .filter(|u| {
-                u.sponsor.is_some() && (sponsor.is_none() || u.sponsor.as_deref() == sponsor)
-            })
-            .map(view)
-            .collect();
-        guests.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut guests = Vec::new();
+        each_user(self.store.as_ref(), |u| {
+            if u.sponsor.is_some() && (sponsor.is_none() || u.sponsor.as_deref() == sponsor) {
+                guests.push(view(u));
+            }
+            Ok::<_, AdminError>(())
+        })?;
+        // `each_user` visits by id already.
         Ok(guests)
     }
 
@@ -238,30 +237,42 @@ impl UserAdmin {
     /// Ends every guest of `sponsor` (`why`: `disabled`, `removed`); how many.
     pub(super) fn end_guests_of(&self, sponsor: &str, why: &str) -> Result<usize, AdminError> {
         let mut ended = 0;
-        for guest in self.store.users()? {
+        each_user(self.store.as_ref(), |guest| {
             if guest.sponsor.as_deref() == Some(sponsor)
                 && self.end_guest(&guest.id, format!("sponsor {sponsor} {why}"))?
             {
                 ended += 1;
             }
-        }
+            Ok::<_, AdminError>(())
+        })?;
         Ok(ended)
     }
 
     /// Ends guests whose time is up (`expired`) and guests whose sponsor is gone or
     /// disabled (by a directory sync, say); how many. For the lifecycle worker.
     pub fn sweep_guests(&self, now: Timestamp) -> Result<usize, AdminError> {
-        let users = self.store.users()?;
-        let by_id: HashMap<&str, &User> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+        // Guests are few beside the directory: collect them page by page, then look each
+        // sponsor up (a sweep never holds every user in memory).
+        let mut guests = Vec::new();
+        each_user(self.store.as_ref(), |u| {
+            if u.origin == UserOrigin::Local && u.sponsor.is_some() {
+                guests.push(u);
+            }
+            Ok::<_, AdminError>(())
+        })?;
+        let mut sponsors: HashMap<String, Option<User>> = HashMap::new();
         let mut ended = 0;
-        for guest in users.iter().filter(|u| u.origin == UserOrigin::Local) {
+        for guest in &guests {
             let Some(sponsor) = guest.sponsor.as_deref() else {
                 continue;
             };
             let why = if guest.valid_until.is_some_and(|t| t <= now) {
                 "expired".to_string()
             } else {
-                match by_id.get(sponsor) {
+                if !sponsors.contains_key(sponsor) {
+                    sponsors.insert(sponsor.to_string(), self.store.user(sponsor)?);
+                }
+                match sponsors[sponsor].as_ref() {
                     None => format!("sponsor {sponsor} removed"),
                     Some(s) if !s.enabled => format!("sponsor {sponsor} disabled"),
                     Some(s) => match fit_to_sponsor(guest, s) {

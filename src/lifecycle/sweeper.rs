@@ -13,7 +13,7 @@ use crate::domain::{
     AuditKind, Lane, MailAction, MailKind, PinAction, Timestamp, User, UserOrigin,
 };
 use crate::notify::outbox::OutboxHandle;
-use crate::store::Store;
+use crate::store::{Store, USER_PAGE};
 use crate::worker::{Context, Next, Worker};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,11 +126,36 @@ impl Sweeper {
             return Ok(0);
         }
         let mut queued = 0;
-        for user in self.store.users().map_err(|e| e.to_string())? {
-            if reminders && self.remind(&user, now)? {
-                queued += 1;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .users_after(after.as_deref(), USER_PAGE)
+                .map_err(|e| e.to_string())?;
+            let full = page.len() == USER_PAGE;
+            after = page.last().map(|u| u.id.clone());
+            for user in page {
+                queued += self.scan_user(&user, now, reminders).await?;
             }
-            if self.owed_a_pin(&user) {
+            if !full {
+                return Ok(queued);
+            }
+        }
+    }
+
+    /// What one user is owed by the scan: a reminder, a generated PIN; how many queued.
+    async fn scan_user(
+        &self,
+        user: &User,
+        now: Timestamp,
+        reminders: bool,
+    ) -> Result<usize, String> {
+        let mut queued = 0;
+        if reminders && self.remind(user, now)? {
+            queued += 1;
+        }
+        if self.owed_a_pin(user) {
+            {
                 match self.admin.provision(&user.id).await {
                     Ok(true) => {
                         queued += 1;

@@ -208,6 +208,18 @@ impl Store for MemoryStore {
         Ok(self.user_read("users")?.users.values().cloned().collect())
     }
 
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let tables = self.user_read("users")?;
+        let from = after.map_or(Unbounded, |a| Excluded(a.to_string()));
+        Ok(tables
+            .users
+            .range((from, Unbounded))
+            .take(limit)
+            .map(|(_, u)| u.clone())
+            .collect())
+    }
+
     fn user_count(&self) -> Result<u64> {
         Ok(lock(&self.tables).users.len() as u64)
     }

@@ -242,7 +242,11 @@ pub trait Store: Send + Sync + 'static {
     /// `upsert_users`, queueing `mail` in the same transaction.
     fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome>;
     fn remove_user(&self, id: &str) -> Result<Option<User>>;
+    /// Every user, in memory at once: for answers that list them all. Work that only has
+    /// to visit each user pages through them with [`each_user`] instead.
     fn users(&self) -> Result<Vec<User>>;
+    /// Up to `limit` users with ids after `after` (from the first when None), by id.
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>>;
     fn user_count(&self) -> Result<u64>;
 
     fn lockout(&self, key: &str) -> Result<Option<LockoutState>>;
@@ -435,4 +439,29 @@ fn pin_is_current(user: &User, set_at: Timestamp, now: Timestamp) -> bool {
     user.pin
         .as_ref()
         .is_some_and(|p| p.set_at == set_at && p.expires_at.is_none_or(|at| at > now))
+}
+
+/// Users visited per page by [`each_user`]: a sweep over a million users holds a thousand
+/// at a time, not the whole directory.
+pub const USER_PAGE: usize = 1_000;
+
+/// Calls `visit` with every user, in id order, reading [`USER_PAGE`] at a time; stops at the
+/// first error of the store or of `visit`. Users added or removed meanwhile may or may not
+/// be visited; none is visited twice.
+pub fn each_user<E: From<StoreError>>(
+    store: &dyn Store,
+    mut visit: impl FnMut(User) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.users_after(after.as_deref(), USER_PAGE)?;
+        let full = page.len() == USER_PAGE;
+        after = page.last().map(|u| u.id.clone());
+        for user in page {
+            visit(user)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
 }

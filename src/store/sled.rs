@@ -307,6 +307,19 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, |a| Excluded(a.as_bytes().to_vec()));
+        self.users
+            .range::<Vec<u8>, _>((from, Unbounded))
+            .take(limit)
+            .map(|kv| {
+                kv.map_err(unavailable)
+                    .and_then(|(_, v)| decode("user", &v))
+            })
+            .collect()
+    }
+
     fn user_count(&self) -> Result<u64> {
         Ok(self
             .meta

@@ -26,6 +26,7 @@ macro_rules! store_suite {
     ($run:path) => {
         store_suite!(@tests $run;
             tag_index_and_count_follow_users,
+            users_page_in_id_order_and_each_user_visits_every_one,
             upsert_is_all_or_nothing,
             card_index_is_unique_and_follows_users,
             lockouts_update_list_and_go_with_their_user,
@@ -386,4 +387,49 @@ pub(super) fn a_synced_removal_drops_the_lockout_and_the_state_is_per_source(s: 
         "another source's is kept"
     );
     assert_eq!(s.sync_state("ldap").unwrap(), None);
+}
+
+pub(super) fn users_page_in_id_order_and_each_user_visits_every_one(s: &dyn Store) {
+    // More than one page, inserted out of order; ids that sort after a prefix of another.
+    let n = super::USER_PAGE * 2 + 7;
+    let mut ids: Vec<String> = (0..n).map(|i| format!("u{}", (i * 7919) % n)).collect();
+    ids.push("u1x".into());
+    for id in &ids {
+        s.insert_user(&user(id, None)).unwrap();
+    }
+    ids.sort();
+    let first: Vec<String> = s
+        .users_after(None, 3)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(first, ids[..3]);
+    let next: Vec<String> = s
+        .users_after(Some(&ids[2]), 2)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(next, ids[3..5], "a page starts strictly after `after`");
+    assert!(s.users_after(Some("zzz"), 5).unwrap().is_empty());
+
+    let mut seen = Vec::new();
+    super::each_user(s, |u| {
+        seen.push(u.id);
+        Ok::<_, StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(seen, ids, "every user once, in id order, across pages");
+    // An error from the visitor stops the walk and comes back.
+    let mut visited = 0;
+    let e = super::each_user(s, |_| {
+        visited += 1;
+        if visited == 5 {
+            return Err(StoreError::NoSuchUser("stop".into()));
+        }
+        Ok(())
+    });
+    assert!(matches!(e, Err(StoreError::NoSuchUser(_))), "{e:?}");
+    assert_eq!(visited, 5);
 }
