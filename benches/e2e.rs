@@ -190,6 +190,7 @@ allow_groups = ["staff"]
 [[tcp]]
 listen = "127.0.0.1:0"
 max_connections = {conns}
+max_per_source = {conns}
 [[tcp.terminal]]
 address = "127.0.0.1"
 device = "lobby-printer"

@@ -380,3 +380,101 @@ fn validity_windows_set_from_the_cli_are_enforced() {
     let bad = d.cli(&["user", "add", "x", "--valid-from", "soon"], None);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use YYYY-MM-DD"));
 }
+
+#[test]
+fn one_source_cannot_take_every_slot() {
+    let d = Daemon::start_with(
+        "",
+        r#"
+[[tcp]]
+listen = "127.0.0.1:0"
+max_connections = 4
+max_per_source = 2
+[[tcp.terminal]]
+address = "127.0.0.1"
+device = "lobby-printer"
+[[tcp.terminal]]
+address = "127.0.0.2"
+device = "lobby-printer"
+"#,
+    );
+    d.add_user("alice", "staff", "482913");
+    // Idle connections from one address: its own slots run out, nobody else's.
+    let mut mine: Vec<Terminal> = (0..2).map(|_| d.terminal()).collect();
+    for t in &mut mine {
+        assert_eq!(t.ask("PING"), "PONG");
+    }
+    let mut third = d.terminal();
+    assert_eq!(third.read_line(), "BUSY");
+    assert!(third.closed());
+    let mut other = Terminal::connect_from("127.0.0.2", d.tcp);
+    assert_eq!(
+        other.ask("PIN 482913"),
+        "OK alice 0",
+        "another terminal gets in"
+    );
+    drop(mine.pop());
+    let mut again = d.wait_for(common::PATIENCE, || {
+        let mut t = d.terminal();
+        t.send_raw(b"PING\r\n");
+        match t.try_read_line() {
+            Ok(pong) if pong == "PONG" => Ok(t),
+            other => Err(format!("a freed per-source slot is reused: got {other:?}")),
+        }
+    });
+    assert_eq!(again.ask("PING"), "PONG");
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    assert!(audit.contains("per-source connection limit"), "{audit}");
+}
+
+#[test]
+fn a_garbage_stream_is_closed_and_a_flood_is_held_to_the_byte_rate() {
+    let d = Daemon::start();
+    d.add_user("alice", "staff", "482913");
+    // Random bytes hold CR and LF: garbage *lines*, each answered ERR. Eight in a row and
+    // the connection is closed; a valid request in between resets the count.
+    let mut noisy = d.terminal();
+    for _ in 0..7 {
+        assert!(noisy.ask("GET / HTTP/1.0").starts_with("ERR 400"));
+    }
+    assert_eq!(noisy.ask("PING"), "PONG");
+    for _ in 0..7 {
+        assert!(noisy.ask("\u{1}\u{2}").starts_with("ERR 400"));
+    }
+    assert_eq!(
+        noisy.ask("???"),
+        "ERR 400 unknown command: use PIN, ID, CARD, PING or QUIT"
+    );
+    assert_eq!(
+        noisy.read_line(),
+        "ERR 429 too many malformed lines: closing"
+    );
+    assert!(noisy.closed());
+
+    // Valid lines as fast as the client can send: what gets answered is bounded by the
+    // connection's byte rate (8 KiB at once, then 2 KiB/s), whatever the machine's speed.
+    let mut flood = d.terminal();
+    let mut writer = flood.stream();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let lines = b"PING\r\n".repeat(20_000);
+        let _ = writer.write_all(&lines);
+    });
+    let mut other = d.terminal();
+    let mut answered = 0usize;
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(flood.read_line(), "PONG");
+        answered += 1;
+    }
+    let bound = (8192 + 2048 * (started.elapsed().as_secs() as usize + 1)) / 6 + 1;
+    assert!(
+        answered <= bound,
+        "{answered} lines answered, the rate allows {bound}"
+    );
+    assert_eq!(
+        other.ask("PIN 482913"),
+        "OK alice 0",
+        "other terminals are served"
+    );
+}

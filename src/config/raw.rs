@@ -164,6 +164,7 @@ pub struct RawTcp {
     pub mode: Option<String>,
     pub listen: Option<String>,
     pub max_connections: Option<usize>,
+    pub max_per_source: Option<usize>,
     pub idle_timeout: Option<String>,
     pub line_timeout: Option<String>,
     pub card: Option<RawCard>,

@@ -33,6 +33,15 @@ pub fn validate_tcp(
             "{key}.max_connections = {max_connections}: use 1 to 10000"
         ));
     }
+    // A terminal holds one connection; a few more cover a reboot whose old connection has
+    // not timed out yet. One source can never take every slot.
+    let max_per_source = raw.max_per_source.unwrap_or(8.min(max_connections));
+    if !(1..=max_connections).contains(&max_per_source) {
+        return Err(format!(
+            "{key}.max_per_source = {max_per_source}: use 1 to max_connections \
+             ({max_connections}), so one terminal address cannot take every slot"
+        ));
+    }
     let idle_timeout = duration_key(
         &format!("{key}.idle_timeout"),
         raw.idle_timeout.as_deref(),
@@ -50,6 +59,7 @@ pub fn validate_tcp(
         dial,
         listen,
         max_connections,
+        max_per_source,
         idle_timeout,
         line_timeout,
         terminals,

@@ -223,6 +223,7 @@ fn print_and_card_reader_keys() {
         (printer_with_cups("[cups]\nserver = \"cups:631\"\nauth = \"peer-credentials\""), "works only on CUPS's domain socket"),
         (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\""), "needs a [tcp.card] block"),
         (tcp("mode = \"radio\"\nlisten = \"127.0.0.1:0\""), "tcp[0].mode = \"radio\""),
+        (tcp("listen = \"127.0.0.1:0\"\nmax_connections = 4\nmax_per_source = 5"), "tcp[0].max_per_source = 5: use 1 to max_connections (4)"),
         (tcp("mode = \"dial\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]"), "a dial block connects out"),
         (tcp("mode = \"dial\"\n[tcp.card]"), "needs the reader's ADDRESS:PORT"),
         (tcp("mode = \"card\"\nlisten = \"127.0.0.1:0\"\n[tcp.card]\nregex = \"(\""), "tcp[0].card.regex"),

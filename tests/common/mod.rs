@@ -92,6 +92,8 @@ pub const DEFAULT_TCP: &str = r#"
 [[tcp]]
 listen = "127.0.0.1:0"
 line_timeout = "1s"
+# Every test terminal connects from 127.0.0.1: many terminals, one source.
+max_per_source = 64
 [[tcp.terminal]]
 address = "127.0.0.1"
 device = "lobby-printer"
@@ -415,13 +417,38 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn connect(addr: SocketAddr) -> Terminal {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Terminal::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A terminal at another loopback source address (Linux routes all of 127.0.0.0/8 to
+    /// lo), e.g. "127.0.0.2".
+    pub fn connect_from(source: &str, addr: SocketAddr) -> Terminal {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            socket.connect(addr).await.expect("connect")
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        Terminal::over(stream)
+    }
+
+    fn over(stream: TcpStream) -> Terminal {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         Terminal {
             reader: BufReader::new(stream),
         }
+    }
+
+    /// The connection, for a second thread to write on.
+    pub fn stream(&self) -> TcpStream {
+        self.reader.get_ref().try_clone().unwrap()
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {

@@ -1,9 +1,11 @@
 //! The TCP listener for print-release terminals and network card readers: allow-list by
-//! source address, a connection limit, idle and half-line timeouts. A thin loop around the
-//! sans-IO `proto` (terminal lines) and `card` (reader lines); `reader` holds card reads
-//! and dials readers that are servers.
+//! source address, a connection limit and one per source, idle and half-line timeouts, a
+//! byte rate and a malformed-line budget per connection. A thin loop around the sans-IO
+//! `proto` (terminal lines) and `card` (reader lines); `reader` holds card reads and dials
+//! readers that are servers; `pace.rs` the per-connection limits.
 
 pub mod card;
+mod pace;
 pub mod proto;
 pub mod reader;
 mod selfservice;
@@ -16,6 +18,7 @@ use crate::domain::{AuditKind, AuthRequest, Credential, DeviceId, Origin, Timest
 use crate::frontend::card_hold::CardHold;
 use crate::frontend::throttle::Throttle;
 use crate::worker::{Context, Next, Settings, Worker};
+use pace::{Flow, Pace, SourceSlots};
 use proto::{Event, LineSplitter, ProtoError, Reply, Request};
 use settings::{TcpConfig, TcpMode};
 use std::net::SocketAddr;
@@ -46,6 +49,7 @@ pub struct Listener {
     holds: Arc<CardHold>,
     reader: Arc<Option<card::CardReader>>,
     slots: Arc<Semaphore>,
+    sources: SourceSlots,
     connections: TaskTracker,
     refusals: Refusals,
     accepted: Option<std::io::Result<(TcpStream, SocketAddr)>>,
@@ -66,6 +70,7 @@ impl Listener {
         Listener {
             listener,
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            sources: SourceSlots::new(config.max_per_source),
             reader: Arc::new(reader),
             config,
             core,
@@ -91,6 +96,10 @@ impl Listener {
             let reason = "source address not in the allow-list";
             return refusals.refuse(core, &stream, peer, reason, None);
         };
+        let Some(source_slot) = self.sources.take(ip) else {
+            let reason = "per-source connection limit reached (tcp max_per_source)";
+            return refusals.refuse(core, &stream, peer, reason, Some(b"BUSY\r\n"));
+        };
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             let reason = "connection limit reached";
             return refusals.refuse(core, &stream, peer, reason, Some(b"BUSY\r\n"));
@@ -106,7 +115,7 @@ impl Listener {
         let shutdown = shutdown.clone();
         self.connections.spawn(async move {
             session.run(stream, shutdown).await;
-            drop(slot);
+            drop((slot, source_slot));
         });
     }
 }
@@ -174,6 +183,7 @@ impl Session {
         let mut splitter = LineSplitter::new();
         let mut buf = [0u8; 512];
         let mut line_started: Option<Instant> = None;
+        let mut pace = Pace::new(Instant::now());
         loop {
             // A half-sent line must complete within line_timeout of its first byte.
             let deadline = match line_started {
@@ -194,6 +204,14 @@ impl Session {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
                 Ok(Ok(n)) => n,
             };
+            // Past the byte rate, the next read waits (the sender is slowed by TCP itself):
+            // a flood costs this connection time, not the daemon CPU.
+            if let Some(until) = pace.read(n, Instant::now()) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
             let events = splitter.push(&buf[..n]);
             buf[..n].zeroize();
             // A line completed in this read means any partial now pending is a new line.
@@ -203,15 +221,20 @@ impl Session {
                 (true, _) => Some(Instant::now()),
             };
             for event in events {
-                if !self.answer(event, &mut writer).await {
+                let flow = self.answer(event, &mut writer).await;
+                if !pace.after(flow) {
+                    let _ = send(&mut writer, ProtoError::TooManyErrors.reply()).await;
+                    return;
+                }
+                if flow == Flow::Close {
                     return;
                 }
             }
         }
     }
 
-    /// Handles one line; false when the connection must close.
-    async fn answer(&self, event: Event, writer: &mut OwnedWriteHalf) -> bool {
+    /// Handles one line: a request, a malformed line (answered `ERR`), or the end.
+    async fn answer(&self, event: Event, writer: &mut OwnedWriteHalf) -> Flow {
         let peer = self.peer.ip().to_canonical();
         if self.config.mode != TcpMode::Terminal {
             // A reader: bare card numbers, no replies; anything else is ignored.
@@ -220,18 +243,18 @@ impl Session {
                 reader::reader_line(core, holds, &self.config, reader, &self.device, peer, line)
                     .await;
             }
-            return true;
+            return Flow::Request;
         }
         let request = match event {
-            Event::Overlong => return send(writer, ProtoError::LineTooLong.reply()).await,
+            Event::Overlong => return refuse(writer, ProtoError::LineTooLong).await,
             Event::Line(line) => proto::parse(&line),
         };
         let credential = match request {
-            Err(e) => return send(writer, e.reply()).await,
-            Ok(Request::Ping) => return send(writer, &proto::encode(&Reply::Pong)).await,
+            Err(e) => return refuse(writer, e).await,
+            Ok(Request::Ping) => return answered(writer, &proto::encode(&Reply::Pong)).await,
             Ok(Request::Quit) => {
                 let _ = send(writer, &proto::encode(&Reply::Bye)).await;
-                return false;
+                return Flow::Close;
             }
             Ok(Request::Card(raw)) => {
                 let card = match self.reader.as_ref() {
@@ -239,7 +262,7 @@ impl Session {
                     None => crate::domain::normalise_card(&raw),
                 };
                 let Some(card) = card else {
-                    return send(writer, ProtoError::Syntax.reply()).await;
+                    return refuse(writer, ProtoError::Syntax).await;
                 };
                 let answer = reader::card_read(
                     &self.core,
@@ -254,18 +277,18 @@ impl Session {
                     reader::CardAnswer::NeedPin => proto::encode(&Reply::NeedPin),
                     reader::CardAnswer::Decided(outcome) => reply_for(outcome),
                 };
-                return send(writer, &reply).await;
+                return answered(writer, &reply).await;
             }
             Ok(Request::Change { id, old, new }) => {
                 let origin = Origin::Tcp { peer };
                 let reply =
                     selfservice::change(&self.core, &self.device, origin, (id, old, new)).await;
-                return send(writer, &reply).await;
+                return answered(writer, &reply).await;
             }
             Ok(Request::Forgot { id }) => {
                 let origin = Origin::Tcp { peer };
                 let reply = selfservice::forgot(&self.core, &self.device, origin, id).await;
-                return send(writer, &reply).await;
+                return answered(writer, &reply).await;
             }
             Ok(Request::Pin(pin)) => self.holds.with_pin(&self.device, pin, false),
             Ok(Request::IdPin { id, pin }) => Credential::IdPin { id, pin },
@@ -276,7 +299,25 @@ impl Session {
             origin: Origin::Tcp { peer },
             received_at: Timestamp::now(),
         };
-        send(writer, &reply_for(self.core.handle(request).await)).await
+        answered(writer, &reply_for(self.core.handle(request).await)).await
+    }
+}
+
+/// A request answered: the connection goes on unless the reply could not be written.
+async fn answered(writer: &mut OwnedWriteHalf, reply: &[u8]) -> Flow {
+    if send(writer, reply).await {
+        Flow::Request
+    } else {
+        Flow::Close
+    }
+}
+
+/// A malformed line answered with its `ERR`.
+async fn refuse(writer: &mut OwnedWriteHalf, e: ProtoError) -> Flow {
+    if send(writer, e.reply()).await {
+        Flow::Malformed
+    } else {
+        Flow::Close
     }
 }
 

@@ -110,6 +110,8 @@ pub enum ProtoError {
     FieldTooLong,
     LineTooLong,
     Timeout,
+    /// Too many malformed lines in a row: the connection is closed.
+    TooManyErrors,
 }
 
 impl ProtoError {
@@ -128,6 +130,7 @@ impl ProtoError {
             ProtoError::FieldTooLong => b"ERR 400 field too long\r\n",
             ProtoError::LineTooLong => b"ERR 413 line too long\r\n",
             ProtoError::Timeout => b"ERR 408 timeout waiting for end of line\r\n",
+            ProtoError::TooManyErrors => b"ERR 429 too many malformed lines: closing\r\n",
         }
     }
 }

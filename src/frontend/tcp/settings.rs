@@ -37,6 +37,8 @@ pub struct TcpConfig {
     /// `None` in dial mode.
     pub listen: Option<SocketAddr>,
     pub max_connections: usize,
+    /// Connections one source address may hold at once (within `max_connections`).
+    pub max_per_source: usize,
     #[serde(serialize_with = "crate::duration::serialize")]
     pub idle_timeout: Duration,
     #[serde(serialize_with = "crate::duration::serialize")]
