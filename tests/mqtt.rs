@@ -457,3 +457,83 @@ fn change_and_forgot_requests_are_answered() {
         assert!(common::found_in_files(&d.state_dir(), pin.as_bytes()).is_empty());
     }
 }
+
+#[test]
+fn an_oversized_publish_is_refused_as_input_and_the_connection_kept() {
+    let broker = Broker::start();
+    let d = start(&broker, "", "");
+    let since = wait_connected(&d)["mqtt"]["connected_since"].clone();
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    probe.subscribe(&format!("{PREFIX}/status"));
+    assert_eq!(probe.next_on(&format!("{PREFIX}/status")).text(), "online");
+    // 16 KiB used to drop pinwarden's connection (rumqttc's packet limit); up to 4 MiB is
+    // now read and refused by our own layer.
+    for size in [16 << 10, 64 << 10, 1 << 20, (4 << 20) - 1024] {
+        let mut body = format!(r#"{{"id":"big{size}","pin":"482913","pad":""#).into_bytes();
+        body.resize(size - 2, b'x');
+        body.extend_from_slice(b"\"}");
+        probe.publish(&format!("{PREFIX}/request/front-door"), &body, false);
+    }
+    let r = request(&probe, "front-door", r#"{"id":"after","pin":"482913"}"#);
+    assert_eq!(r["id"], "after", "no oversized request was answered");
+    assert_eq!(r["result"], "granted");
+    d.wait_audit("payload larger than 1024 bytes", Duration::from_secs(5));
+    let status = d.status();
+    assert_eq!(
+        status["mqtt"]["connected_since"], since,
+        "never reconnected"
+    );
+    assert_eq!(
+        probe.skipped_on(&format!("{PREFIX}/status")),
+        0,
+        "no last will (offline) was published"
+    );
+}
+
+#[test]
+fn requests_published_while_pinwarden_is_away_are_answered_when_it_returns() {
+    let broker = Broker::start();
+    let mut d = start(&broker, "replay_window = \"60s\"", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    d.stop();
+    // The broker keeps pinwarden's session (QoS 1, not clean) and queues these for it.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let topic = format!("{PREFIX}/request/front-door");
+    probe.publish(&topic, br#"{"id":"queued","pin":"482913"}"#, false);
+    let stale = format!(
+        r#"{{"id":"stale","pin":"482913","ts":{}}}"#,
+        now_ms - 600_000
+    );
+    probe.publish(&topic, stale.as_bytes(), false);
+    let fresh = format!(r#"{{"id":"fresh","pin":"482913","ts":{now_ms}}}"#);
+    probe.publish(&topic, fresh.as_bytes(), false);
+    d.start_again();
+    // Answers leave as decisions finish (a refusal needs no argon2): by id, not in order.
+    let reply = format!("{PREFIX}/reply/front-door");
+    let replies: std::collections::BTreeMap<String, serde_json::Value> = (0..3)
+        .map(|_| {
+            let r = probe.next_on(&reply).json();
+            (r["id"].as_str().unwrap().to_string(), r)
+        })
+        .collect();
+    assert_eq!(replies["queued"]["result"], "granted", "{replies:?}");
+    assert_eq!(replies["fresh"]["result"], "granted", "{replies:?}");
+    let stale = &replies["stale"];
+    assert_eq!(stale["result"], "error", "{stale}");
+    assert!(
+        stale["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("replay_window"),
+        "{stale}"
+    );
+    d.wait_audit("stale or early request", Duration::from_secs(5));
+}

@@ -312,6 +312,8 @@ impl Probe {
     fn connect_opts(mut opts: MqttOptions, clean: bool) -> Probe {
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(clean);
+        // Tests publish oversized requests on purpose.
+        opts.set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut connection) = Client::new(opts, 64);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -74,7 +74,7 @@ impl Events {
     async fn connection(&self, cx: &Context) -> Result<Next, String> {
         let (outbox, link, topic) = (self.outbox.as_ref(), &self.link, self.topic.as_str());
         let client_id = format!("{}-events", self.cfg.client_id);
-        let opts = options(&self.cfg, client_id, self.password.as_deref())?;
+        let opts = options(&self.cfg, client_id, self.password.as_deref(), false)?;
         let (client, eventloop) = AsyncClient::new(opts, BATCH * 2);
         let mut events = spawn_poller(eventloop, &self.tracker);
         let mut connected = false;

@@ -88,16 +88,26 @@ impl CommandSink for Link {
     }
 }
 
+/// The largest packet the broker may send us before rumqttc drops the connection. Far
+/// above any request (our own layer refuses those over `proto::MAX_PAYLOAD`, audited, the
+/// connection kept): a big publish on a request topic is bad input, not a way to take
+/// pinwarden offline. Only a packet above this still costs a reconnect; a broker shared
+/// with untrusted publishers should cap `message_size_limit` below it.
+pub const MAX_INCOMING_PACKET: usize = 4 * 1024 * 1024;
+
 /// Connection options shared by both connections. The password comes from `password_file`.
+/// `persistent`: the broker keeps the session (subscriptions and QoS 1 messages) while we
+/// are away, so requests published during a reconnect are delivered after it.
 fn options(
     cfg: &MqttConfig,
     client_id: String,
     password: Option<&str>,
+    persistent: bool,
 ) -> Result<MqttOptions, String> {
     let mut opts = MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
     opts.set_keep_alive(cfg.keep_alive);
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(16 * 1024, 16 * 1024);
+    opts.set_clean_session(!persistent);
+    opts.set_max_packet_size(MAX_INCOMING_PACKET, 16 * 1024);
     if let (Some(user), Some(password)) = (&cfg.username, password) {
         opts.set_credentials(user.clone(), password.to_string());
     } else if let Some(user) = &cfg.username {
@@ -132,7 +142,7 @@ pub fn read_password(cfg: &MqttConfig) -> Result<Option<String>, String> {
             Some(text.trim_end_matches(['\r', '\n']).to_string())
         }
     };
-    options(cfg, cfg.client_id.clone(), password.as_deref())?;
+    options(cfg, cfg.client_id.clone(), password.as_deref(), true)?;
     Ok(password)
 }
 
@@ -252,6 +262,7 @@ impl Worker for Requests {
             &front.cfg,
             front.cfg.client_id.clone(),
             self.password.as_deref(),
+            true,
         )
         .map_err(|e| self.lost(e))?;
         opts.set_last_will(LastWill::new(
@@ -294,7 +305,8 @@ impl Worker for Requests {
     }
 }
 
-/// On every ConnAck (clean sessions forget subscriptions): subscribe, say `online`.
+/// On every ConnAck: subscribe (again: harmless when the broker kept the session, needed
+/// when it did not), say `online`.
 fn on_connected(front: &Frontend, client: &AsyncClient, status_topic: &str) {
     let cfg = &front.cfg;
     let mut topics = vec![format!("{}/request/+", cfg.prefix)];

@@ -53,10 +53,13 @@ pub enum Action {
     Forgot { user: String },
 }
 
-/// A decodable request: its id (echoed as sent, string or number) and what it asks.
+/// A decodable request: its id (echoed as sent, string or number), when the controller
+/// sent it if it says so (`"ts"`, Unix milliseconds, optional in every schema) and what it
+/// asks.
 #[derive(Debug)]
 pub struct Request {
     pub id: Value,
+    pub sent_at_ms: Option<i64>,
     pub action: Action,
 }
 
@@ -89,9 +92,13 @@ pub enum RequestError {
     UnknownAction,
     #[error(
         "a field this request does not take (unlock: id, pin, user or card; change: id, \
-         action, user, pin, new_pin; forgot: id, action, user)"
+         action, user, pin, new_pin; forgot: id, action, user; any: ts)"
     )]
     UnknownField,
+    #[error("\"ts\" is not a whole number of Unix milliseconds")]
+    BadTime,
+    #[error("\"ts\" is further from now than mqtt.replay_window: a stale or early request")]
+    Stale,
 }
 
 /// A refused payload: why, and its id when one could be read (so the reply can say why).
@@ -119,13 +126,29 @@ pub fn parse_request(payload: &[u8]) -> Result<Request, Malformed> {
         Some(Value::Number(n)) => Some(Value::Number(n)),
         _ => None,
     };
+    let sent_at_ms = match map.remove("ts") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(RequestError::BadTime),
+        Some(_) => Err(RequestError::BadTime),
+    };
     let action = parse_action(&mut map);
     wipe(map);
-    match (id, action) {
-        (Some(id), Ok(action)) => Ok(Request { id, action }),
-        (None, _) => Err(refuse(RequestError::NoId)),
-        (id, Err(error)) => Err(Malformed { id, error }),
+    match (id, sent_at_ms, action) {
+        (Some(id), Ok(sent_at_ms), Ok(action)) => Ok(Request {
+            id,
+            sent_at_ms,
+            action,
+        }),
+        (None, _, _) => Err(refuse(RequestError::NoId)),
+        (id, Err(error), _) | (id, _, Err(error)) => Err(Malformed { id, error }),
     }
+}
+
+/// Whether a request sent at `sent_at_ms` (when it says) may still be acted on at `now_ms`:
+/// within `window` either way. A persistent session delivers requests queued by the
+/// broker while pinwarden was away; a door must not open for somebody long gone.
+pub fn timely(sent_at_ms: Option<i64>, now_ms: i64, window: Duration) -> bool {
+    sent_at_ms.is_none_or(|t| now_ms.abs_diff(t) <= window.as_millis() as u64)
 }
 
 fn parse_action(map: &mut Fields) -> Result<Action, RequestError> {

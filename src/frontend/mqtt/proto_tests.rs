@@ -21,6 +21,7 @@ fn requests_parse_into_credentials() {
         Request {
             id,
             action: Action::Unlock(credential),
+            ..
         } => (id, credential),
         other => panic!("{other:?}"),
     };
@@ -60,7 +61,7 @@ fn change_and_forgot_requests_parse() {
 fn every_schema_refuses_fields_it_does_not_take_and_the_id_is_kept_for_the_reply() {
     let cases: &[&[u8]] = &[
         br#"{"id":"r","pin":"482913","new_pin":"111111"}"#,
-        br#"{"id":"r","pin":"482913","ts":1}"#,
+        br#"{"id":"r","pin":"482913","sent":1}"#,
         br#"{"id":"r","action":"unlock","pin":"482913","482913":true}"#,
         br#"{"id":"r","action":"change","user":"a","pin":"482913","new_pin":"1","x":null}"#,
         br#"{"id":"r","action":"change","user":"a","card":"ab","pin":"482913","new_pin":"1"}"#,
@@ -287,4 +288,40 @@ fn parsers_survive_garbage() {
         let _ = parse_request(&random);
         let _ = parse_zigbee(&random);
     }
+}
+
+#[test]
+fn a_request_may_say_when_it_was_sent_and_a_stale_one_is_not_timely() {
+    let r = parse_request(br#"{"id":"r1","pin":"482913","ts":1764748800000}"#).unwrap();
+    assert_eq!(r.sent_at_ms, Some(1_764_748_800_000));
+    let r = parse_request(br#"{"id":"r1","action":"forgot","user":"a","ts":5}"#).unwrap();
+    assert_eq!(r.sent_at_ms, Some(5));
+    assert_eq!(
+        parse_request(br#"{"id":"r1","pin":"4829"}"#)
+            .unwrap()
+            .sent_at_ms,
+        None
+    );
+    for bad in [
+        &br#"{"id":"r1","pin":"482913","ts":"yesterday"}"#[..],
+        br#"{"id":"r1","pin":"482913","ts":1.5}"#,
+    ] {
+        let e = parse_request(bad).unwrap_err();
+        assert_eq!(e.error, RequestError::BadTime);
+        assert_eq!(
+            e.id,
+            Some(Value::String("r1".into())),
+            "answered with its id"
+        );
+    }
+    let window = Duration::from_secs(30);
+    let now = 1_000_000;
+    assert!(
+        timely(None, now, window),
+        "controllers that do not say are trusted"
+    );
+    assert!(timely(Some(now - 30_000), now, window));
+    assert!(!timely(Some(now - 30_001), now, window), "queued too long");
+    assert!(!timely(Some(now + 30_001), now, window), "from the future");
+    assert!(!timely(Some(i64::MIN), now, window));
 }

@@ -2,7 +2,7 @@
 //! Zigbee2MQTT keypad codes) to the core and publishing the replies; refusals are audited.
 //! Knows nothing of connections (`mod.rs`) or the event stream.
 
-use super::proto::{self, Action, Reply, Request, Topic};
+use super::proto::{self, Action, Reply, Request, RequestError, Topic};
 use super::{lock, Frontend};
 use crate::core::selfservice::{ChangeOutcome, ChangeRequest, ForgotOutcome, ForgotRequest};
 use crate::core::Outcome;
@@ -94,6 +94,15 @@ impl Frontend {
                 return;
             }
         };
+        let now_ms = Timestamp::now().millis();
+        if !proto::timely(request.sent_at_ms, now_ms, self.cfg.replay_window) {
+            self.refuse(
+                &topic,
+                &format!("malformed request: {}", RequestError::Stale),
+            );
+            let payload = proto::encode_reply(&request.id, &Reply::Error(RequestError::Stale));
+            return publish_reply(client, reply_topic, payload);
+        }
         if !lock(&self.replay).fresh(&device.0, &request.id_key(), Instant::now()) {
             return self.refuse(&topic, "duplicate request id within the replay window");
         }
