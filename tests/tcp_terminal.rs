@@ -75,11 +75,23 @@ fn lockout_engages_after_the_budget_without_argon2_and_survives_restart() {
     for wrong in ["111293", "220394", "330495", "440596"] {
         assert_eq!(t.ask(&format!("PIN {wrong}")), "DENY");
     }
-    let computed = d.status()["hash_pool"]["computed"].as_u64().unwrap();
+    let before = d.status();
+    let computed = before["hash_pool"]["computed"].as_u64().unwrap();
+    let typical = before["hash_pool"]["median_ms"]
+        .as_f64()
+        .expect("a median tag time");
+    let asked = std::time::Instant::now();
     assert_eq!(
         t.ask("PIN 482913"),
         "DENY",
         "locked: even the right PIN is refused"
+    );
+    // No timing tell: a locked reply waits about as long as an evaluated one takes (a
+    // lower bound, which a loaded machine can only make longer).
+    let took = asked.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        took >= typical * 0.9,
+        "a locked DENY after {took:.1} ms, a tag takes {typical} ms"
     );
     let status = d.status();
     assert_eq!(

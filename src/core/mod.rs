@@ -167,7 +167,15 @@ impl Core {
         let keys = budget_keys(&request);
         let admitted = match self.gate.admit(keys, &*self.store, &self.lockout).await {
             Ok(Admission::Admitted(admitted)) => admitted,
-            Ok(Admission::Locked) => return self.deny(&request, None, DenyReason::LockedOut).await,
+            Ok(Admission::Locked) => {
+                // No argon2 for a locked key, but no faster answer either: the reply waits
+                // about as long as an evaluated one takes (idle, no CPU), so its speed does
+                // not tell the attacker when the lock lifts.
+                if let Some(typical) = self.pool.typical_tag_time() {
+                    tokio::time::sleep(typical).await;
+                }
+                return self.deny(&request, None, DenyReason::LockedOut).await;
+            }
             Ok(Admission::TimedOut) => return self.busy(&request),
             Err(e) => {
                 // Unreadable lockout state: fail closed (fail-open is for unreadable users).

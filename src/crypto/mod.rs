@@ -4,6 +4,7 @@
 mod batch;
 mod pepper;
 mod pool;
+mod timing;
 
 pub use pepper::{Pepper, PepperError};
 pub use pool::{HashPool, PoolBusy, PoolStats};

@@ -21,6 +21,8 @@ pub struct PoolStats {
     pub in_flight: usize,
     pub computed: u64,
     pub busy: u64,
+    /// The median time an attempt's tag took lately (queueing included), in ms.
+    pub median_ms: Option<f64>,
 }
 
 struct Job {
@@ -50,6 +52,7 @@ pub struct HashPool {
     queue: usize,
     in_flight: Arc<AtomicUsize>,
     busy: AtomicU64,
+    times: super::timing::TagTimes,
 }
 
 /// One unit of the in-flight count, released when dropped.
@@ -121,6 +124,7 @@ impl HashPool {
             queue,
             in_flight: Arc::new(AtomicUsize::new(0)),
             busy: AtomicU64::new(0),
+            times: Default::default(),
         }
     }
 
@@ -146,8 +150,20 @@ impl HashPool {
             self.busy.fetch_add(1, Ordering::Relaxed);
             return Err(PoolBusy);
         }
-        self.submit(pin, Some(Slot(Arc::clone(&self.in_flight))))
-            .await
+        let started = std::time::Instant::now();
+        let tag = self
+            .submit(pin, Some(Slot(Arc::clone(&self.in_flight))))
+            .await;
+        if tag.is_ok() {
+            self.times.record(started.elapsed());
+        }
+        tag
+    }
+
+    /// How long an attempt's tag takes lately (the median; queueing included), for replies
+    /// that must not come back faster than an evaluated one. None before the first.
+    pub fn typical_tag_time(&self) -> Option<std::time::Duration> {
+        self.times.median()
     }
 
     /// Tag for administrative work (enrolment, import): waits behind every attempt.
@@ -179,6 +195,10 @@ impl HashPool {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             computed: self.shared.computed.load(Ordering::Relaxed),
             busy: self.busy.load(Ordering::Relaxed),
+            median_ms: self
+                .times
+                .median()
+                .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0),
         }
     }
 }
