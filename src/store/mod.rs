@@ -60,6 +60,14 @@ pub enum OpenError {
         found: u32,
         supported: u32,
     },
+    #[error("cannot open the store {path}: the disk refused with {errno} ({message}); nothing was changed: free space on its file system, or check the disk (dmesg, smartctl) and that the state directory is writable by pinwarden, then start again")]
+    Disk {
+        path: String,
+        errno: &'static str,
+        message: String,
+    },
+    #[error("the store {path} is damaged ({message}); nothing was changed: stop here, run `pinwarden store check` to see what is readable, then `pinwarden store repair` (it backs the store up first) and start again")]
+    Corrupt { path: String, message: String },
     #[error("cannot open the store {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -75,8 +83,6 @@ pub struct Opened<S> {
     pub store: S,
     pub salt: [u8; 16],
     pub created: bool,
-    /// Set when a corrupt store was moved aside and a fresh one created.
-    pub moved_aside: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -73,20 +73,38 @@ fn a_second_process_is_refused() {
 }
 
 #[test]
-fn a_corrupt_store_is_moved_aside_and_rebuilt() {
+fn a_corrupt_store_is_refused_and_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     std::fs::create_dir_all(&path).unwrap();
-    std::fs::write(
-        path.join("conf"),
-        b"\xff\xfe garbage that is not a sled config",
-    )
-    .unwrap();
+    let conf = b"\xff\xfe garbage that is not a sled config";
+    std::fs::write(path.join("conf"), conf).unwrap();
     std::fs::write(path.join("db"), vec![0xA5; 4096]).unwrap();
-    let opened = SledStore::open(&path, params("fp1", "m=64,t=1,p=1")).unwrap();
-    let aside = opened.moved_aside.expect("moved aside");
-    assert!(Path::new(&aside).exists());
-    assert!(opened.created);
+    let e = SledStore::open(&path, params("fp1", "m=64,t=1,p=1"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, OpenError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("pinwarden store repair"), "{e}");
+    assert_eq!(std::fs::read(path.join("conf")).unwrap(), conf);
+    assert_eq!(std::fs::read(path.join("db")).unwrap(), vec![0xA5; 4096]);
+    let siblings = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(siblings, 1, "nothing moved aside");
+}
+
+#[test]
+fn an_incomplete_snapshot_is_deleted_and_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.insert_user(&crate::domain::User::new_local("alice"))
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let leftover = dir.path().join("snap.00000000000ABCDE.generating");
+    std::fs::write(&leftover, b"").unwrap();
+    let s = open(dir.path());
+    assert!(!leftover.exists());
+    assert!(s.user("alice").unwrap().is_some());
 }
 
 #[test]
