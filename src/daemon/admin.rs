@@ -169,8 +169,12 @@ impl Admin {
             })
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();
+        let not_ready = super::workers::not_ready(self.store.as_ref(), &self.workers);
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "ready": not_ready.is_empty(),
+            "not_ready": not_ready,
+            "store": self.store.write_health(),
             "started": self.started,
             "uptime_secs": self.started.until(now).as_secs(),
             "users": self.store.user_count()?,

@@ -8,11 +8,14 @@
 #[macro_use]
 mod suite;
 
+mod guarded;
 mod memory;
+mod reserve;
 mod sled;
 
+pub use self::guarded::{GuardSettings, GuardedStore};
 pub use self::memory::MemoryStore;
-pub use self::sled::SledStore;
+pub use self::sled::{CheckReport, RepairReport, SledStore, TreeReport};
 
 use crate::domain::{
     AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, PinRecord, QueuedMail, Tag,
@@ -219,6 +222,33 @@ fn forgot_reset_user(current: Option<User>, reset: &ForgotReset<'_>) -> Option<U
     })
 }
 
+/// Whether writes reach the disk, as the store last saw it (`status`, readiness, watchdog).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteHealth {
+    pub writable: bool,
+    /// Why not, naming the error and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when it is as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Whether the space reserve is in place (None: no reserve configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<bool>,
+    /// Audit events dropped because the store could not write.
+    #[serde(default)]
+    pub audit_dropped: u64,
+}
+
+impl WriteHealth {
+    pub fn writable() -> Self {
+        WriteHealth {
+            writable: true,
+            ..WriteHealth::default()
+        }
+    }
+}
+
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
 /// more than once under contention, so it must be pure.
 pub type LockoutUpdate<'a> = &'a dyn Fn(Option<LockoutState>) -> Option<LockoutState>;
@@ -283,6 +313,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every write so far durable (lockout counters before a DENY goes out).
     fn flush(&self) -> Result<()>;
+
+    /// Writes, flushes and reads back a probe record (the store health worker, every 2 s):
+    /// Err when the store cannot write. A store that can recover (`GuardedStore`) does it
+    /// here.
+    fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Whether writes reach the disk, as last seen.
+    fn write_health(&self) -> WriteHealth {
+        WriteHealth::writable()
+    }
 
     /// The users `source` owns: (key at the source, user id).
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>>;
