@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Room a recovered disk must have beyond the reserve before the store is called writable
 /// again (a few of sled's 512 KiB segments).
-pub const HEADROOM: u64 = 4 * 1024 * 1024;
+pub const HEADROOM: u64 = 2 * 1024 * 1024;
 
 pub struct Reserve {
     path: PathBuf,

@@ -98,7 +98,20 @@ fn open_error(dir: &Path, f: Failure) -> OpenError {
 /// Reads every record of the store at `dir` (which must not be in use).
 pub fn check(dir: &Path) -> Result<CheckReport, OpenError> {
     exists(dir)?;
-    let db = try_open(dir, 8).map_err(|f| open_error(dir, f))?;
+    let db = match try_open(dir, 8) {
+        Ok(db) => db,
+        Err(Failure::Corrupt(message)) => {
+            return Ok(CheckReport {
+                path: dir.display().to_string(),
+                trees: Vec::new(),
+                problems: vec![format!(
+                    "the store does not open ({message}); `pinwarden store repair` backs it up \
+                     and retries without its settings file and snapshots"
+                )],
+            })
+        }
+        Err(f) => return Err(open_error(dir, f)),
+    };
     let mut report = scan(&db, None);
     report.path = dir.display().to_string();
     Ok(report)
