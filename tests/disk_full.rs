@@ -6,59 +6,11 @@
 
 mod common;
 
+use common::disk::{fill, Tmpfs};
 use common::{Daemon, DEFAULT_TCP, PATIENCE};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A tmpfs mounted for the test, lazily unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        assert!(
-            root,
-            "tests/disk_full.rs mounts a tmpfs and must run as root (CI runs tests as root: .ci/run)"
-        );
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount (Debian package mount)");
-        assert!(
-            out.status.success(),
-            "mount -t tmpfs failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Writes zeros into `path` until the file system says ENOSPC.
-fn fill(path: &Path) {
-    let mut file = std::fs::File::create(path).unwrap();
-    for size in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
-        let chunk = vec![0u8; size];
-        loop {
-            match file.write_all(&chunk) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                Err(e) => panic!("filling {}: {e}", path.display()),
-            }
-        }
-    }
-    let _ = file.sync_all();
-}
 
 fn start_on_tmpfs(top: &str) -> (Daemon, Tmpfs) {
     let mut mount = None;
@@ -93,8 +45,14 @@ fn a_full_disk_keeps_decisions_and_lockouts_and_recovers_without_a_restart() {
     let text = d.cli_ok(&["status"], None);
     assert!(text.contains("store:     not writable ("), "{text}");
     assert!(text.contains("ready:     NO"), "{text}");
-    let refused = d.cli(&["user", "add", "carol", "--group", "staff", "--pin-stdin"], Some("591847"));
-    assert!(!refused.status.success(), "an admin write is refused, not half-done");
+    let refused = d.cli(
+        &["user", "add", "carol", "--group", "staff", "--pin-stdin"],
+        Some("591847"),
+    );
+    assert!(
+        !refused.status.success(),
+        "an admin write is refused, not half-done"
+    );
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("not writable"),
         "{}",
@@ -115,10 +73,17 @@ fn a_full_disk_keeps_decisions_and_lockouts_and_recovers_without_a_restart() {
     let status = d.status();
     assert_eq!(status["users"], 3, "{status}");
     let locked = status["locked"].to_string();
-    assert!(locked.contains("user:bob"), "the lockout counter survived: {locked}");
+    assert!(
+        locked.contains("user:bob"),
+        "the lockout counter survived: {locked}"
+    );
     let mut t = d.terminal();
     assert_eq!(t.ask("PIN 482913"), "OK alice 0");
-    assert_eq!(t.ask("ID bob PIN 730194"), "DENY", "still locked after the restart");
+    assert_eq!(
+        t.ask("ID bob PIN 730194"),
+        "DENY",
+        "still locked after the restart"
+    );
     d.stop();
 }
 
@@ -164,7 +129,10 @@ fn run_expecting_exit(d: &Daemon) -> (std::process::ExitStatus, String) {
 
 #[test]
 fn a_damaged_store_is_refused_checked_backed_up_and_repaired() {
-    let mut d = Daemon::start_with("[lockout]\nfree_failures = 50\nuser_max_failures = 2\n", DEFAULT_TCP);
+    let mut d = Daemon::start_with(
+        "[lockout]\nfree_failures = 50\nuser_max_failures = 2\n",
+        DEFAULT_TCP,
+    );
     d.add_user("alice", "staff", "482913");
     d.add_user("bob", "staff", "730194");
     let mut t = d.terminal();
@@ -178,21 +146,36 @@ fn a_damaged_store_is_refused_checked_backed_up_and_repaired() {
     std::fs::write(store.join("conf"), b"\xff\xfe not a sled config at all").unwrap();
     let (status, err) = run_expecting_exit(&d);
     assert!(!status.success());
-    assert!(err.contains("pinwarden store check") && err.contains("store repair"), "{err}");
-    assert!(store.join("db").exists(), "nothing moved aside");
-    let siblings: Vec<_> = std::fs::read_dir(d.state_dir()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(
-        !siblings.iter().any(|n| n.to_string_lossy().contains("corrupt")),
+        err.contains("pinwarden store check") && err.contains("store repair"),
+        "{err}"
+    );
+    assert!(store.join("db").exists(), "nothing moved aside");
+    let siblings: Vec<_> = std::fs::read_dir(d.state_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !siblings
+            .iter()
+            .any(|n| n.to_string_lossy().contains("corrupt")),
         "{siblings:?}"
     );
 
     let check = d.cli(&["store", "check"], None);
-    assert!(!check.status.success(), "check of a damaged store exits non-zero");
+    assert!(
+        !check.status.success(),
+        "check of a damaged store exits non-zero"
+    );
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("does not open"), "{out}");
 
     let repaired = d.cli_ok(&["store", "repair"], None);
-    assert!(repaired.contains("backup of the store as it was: "), "{repaired}");
+    assert!(
+        repaired.contains("backup of the store as it was: "),
+        "{repaired}"
+    );
     let backup = repaired
         .lines()
         .find_map(|l| l.strip_prefix("backup of the store as it was: "))
@@ -204,7 +187,10 @@ fn a_damaged_store_is_refused_checked_backed_up_and_repaired() {
     d.start_again();
     let status = d.status();
     assert_eq!(status["users"], 2, "{status}");
-    assert!(status["locked"].to_string().contains("user:bob"), "{status}");
+    assert!(
+        status["locked"].to_string().contains("user:bob"),
+        "{status}"
+    );
     assert_eq!(d.terminal().ask("PIN 482913"), "OK alice 0");
     d.stop();
 }

@@ -29,7 +29,11 @@ pub fn spawn(
     let retry = Settings::new(Duration::from_secs(10), AUDIT_PRUNE_EVERY);
     supervisor.spawn("audit pruning", retry, prune);
     let health = StoreHealth(Arc::clone(store));
-    supervisor.spawn(STORE_HEALTH, Settings::new(PROBE_EVERY, PROBE_EVERY), health);
+    supervisor.spawn(
+        STORE_HEALTH,
+        Settings::new(PROBE_EVERY, PROBE_EVERY),
+        health,
+    );
     let mut usec = 0;
     if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
         let every = Duration::from_micros(usec / 2);
@@ -144,7 +148,10 @@ impl Worker for Watchdog {
     async fn work(&mut self, _cx: &Context) -> Result<Next, String> {
         let mut why = not_ready(self.store.as_ref(), &self.supervisor);
         if !self.pool_answers().await {
-            why.push(format!("the hash pool did not answer within {:?}", self.every));
+            why.push(format!(
+                "the hash pool did not answer within {:?}",
+                self.every
+            ));
         }
         if !why.is_empty() {
             return Err(format!("watchdog not pinged: {}", why.join("; ")));

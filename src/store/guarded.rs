@@ -21,6 +21,8 @@ mod delegate;
 
 /// The file in the state directory that holds the space reserve.
 pub const RESERVE_FILE: &str = "space.reserve";
+/// Free space below which a writable store is reported full before a write fails.
+const LOW_WATER: u64 = 256 * 1024;
 /// How long a reopen waits for the old handle's users and sled's flusher to let go.
 const REOPEN_WAIT: Duration = Duration::from_secs(10);
 
@@ -161,7 +163,11 @@ impl GuardedStore {
     }
 
     /// Lockout counters are written whatever the health: that is what the reserve is for.
-    fn lockout_write(&self, key: &str, f: super::LockoutUpdate<'_>) -> Result<Option<LockoutState>> {
+    fn lockout_write(
+        &self,
+        key: &str,
+        f: super::LockoutUpdate<'_>,
+    ) -> Result<Option<LockoutState>> {
         for retry in [false, true] {
             let (store, generation) = self.current()?;
             let mut pending = lock(&self.pending);
@@ -224,10 +230,12 @@ impl GuardedStore {
     fn set_not_writable(&self, reason: &str) {
         let mut health = lock(&self.health);
         if health.writable {
-            tracing::error!(reason,
+            tracing::error!(
+                reason,
                 "the store is not writable: decisions continue from what can be read, admin \
                  writes are refused and audit events dropped; free space on the state \
-                 directory's file system or check the disk — it recovers without a restart");
+                 directory's file system or check the disk — it recovers without a restart"
+            );
             health.writable = false;
             health.since = Timestamp::now();
         }
@@ -310,13 +318,24 @@ impl GuardedStore {
             drop(store);
             if let Err(e) = &probed {
                 self.failed(generation, &e.to_string());
+                return probed;
             }
-            return probed;
+            // Small writes may still fit in pages sled already has: a file system this
+            // full is reported before a write fails.
+            let free = self.free()?;
+            if free < LOW_WATER {
+                let reason = format!(
+                    "the disk is full: {} KiB free in {}",
+                    free / 1024,
+                    self.settings.state_dir.display()
+                );
+                self.set_not_writable(&reason);
+                return Err(StoreError::Unavailable(reason));
+            }
+            return Ok(());
         }
         let dir = &self.settings.state_dir;
-        let free = free_bytes(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot measure free space in {}: {e}", dir.display()))
-        })?;
+        let free = self.free()?;
         let needed = self.reserve.needed();
         if free < needed {
             return Err(StoreError::Unavailable(format!(
@@ -346,6 +365,16 @@ impl GuardedStore {
         }
         self.set_writable();
         Ok(())
+    }
+
+    fn free(&self) -> Result<u64> {
+        let dir = &self.settings.state_dir;
+        free_bytes(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot measure free space in {}: {e}",
+                dir.display()
+            ))
+        })
     }
 
     fn health_now(&self) -> WriteHealth {

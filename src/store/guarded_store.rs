@@ -7,8 +7,8 @@ use crate::domain::{
     AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
 };
 use crate::store::{
-    ForgotRow, ForgotSettle, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result,
-    Settled, Store, SyncApplied, SyncState, SyncWrite, WriteHealth,
+    ForgotRow, ForgotSettle, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Settled,
+    Store, SyncApplied, SyncState, SyncWrite, WriteHealth,
 };
 use std::sync::atomic::Ordering::SeqCst;
 

@@ -80,7 +80,12 @@ const TREES: &[(&str, Kind)] = &[
     ("meta", Kind::Raw),
 ];
 
-const META_KEYS: &[&str] = &["schema_version", "salt", "pepper_fingerprint", "hash_params"];
+const META_KEYS: &[&str] = &[
+    "schema_version",
+    "salt",
+    "pepper_fingerprint",
+    "hash_params",
+];
 
 fn open_error(dir: &Path, f: Failure) -> OpenError {
     let path = dir.display().to_string();
@@ -132,21 +137,30 @@ fn scan(db: &sled::Db, into: Option<&sled::Db>) -> CheckReport {
                 let target = match target.transpose() {
                     Ok(t) => t,
                     Err(e) => {
-                        report.problems.push(format!("cannot create tree {name}: {e}"));
+                        report
+                            .problems
+                            .push(format!("cannot create tree {name}: {e}"));
                         None
                     }
                 };
                 scan_tree(&tree, *kind, &mut users, target.as_ref(), &mut tree_report);
             }
-            Err(e) => tree_report.problems.push(format!("cannot open the tree: {e}")),
+            Err(e) => tree_report
+                .problems
+                .push(format!("cannot open the tree: {e}")),
         }
         report.trees.push(tree_report);
     }
     check_meta(db, &users, &mut report);
     if let Some(new) = into {
         let count = (users.len() as u64).to_be_bytes();
-        if let Err(e) = new.open_tree("meta").and_then(|m| m.insert("user_count", &count)) {
-            report.problems.push(format!("cannot write meta.user_count: {e}"));
+        if let Err(e) = new
+            .open_tree("meta")
+            .and_then(|m| m.insert("user_count", &count))
+        {
+            report
+                .problems
+                .push(format!("cannot write meta.user_count: {e}"));
         }
     }
     report
@@ -169,17 +183,26 @@ fn scan_tree(
         let (key, value) = match item {
             Ok(kv) => kv,
             Err(e) => {
-                problem(report, format!("reading stopped after {} records: {e}", report.records));
+                problem(
+                    report,
+                    format!("reading stopped after {} records: {e}", report.records),
+                );
                 break;
             }
         };
         report.records += 1;
-        let shown = String::from_utf8_lossy(&key).chars().take(60).collect::<String>();
+        let shown = String::from_utf8_lossy(&key)
+            .chars()
+            .take(60)
+            .collect::<String>();
         let good = match kind {
             Kind::Users => match serde_json::from_slice::<User>(&value) {
                 Ok(u) if u.id.as_bytes() == key.as_ref() => true,
                 Ok(u) => {
-                    problem(report, format!("user `{shown}` holds the record of `{}`", u.id));
+                    problem(
+                        report,
+                        format!("user `{shown}` holds the record of `{}`", u.id),
+                    );
                     false
                 }
                 Err(e) => {
@@ -189,7 +212,10 @@ fn scan_tree(
             },
             Kind::Index if !users.contains(value.as_ref()) => {
                 let id = String::from_utf8_lossy(&value);
-                problem(report, format!("an entry points at the missing user `{id}`"));
+                problem(
+                    report,
+                    format!("an entry points at the missing user `{id}`"),
+                );
                 false
             }
             Kind::Json(valid) if !valid(&value) => {
@@ -251,7 +277,8 @@ pub fn repair(dir: &Path) -> Result<RepairReport, OpenError> {
     let stamp = Timestamp::now().to_string().replace(':', "");
     let backup = PathBuf::from(format!("{path}.backup-{stamp}"));
     drop(old);
-    copy_dir(dir, &backup).map_err(|e| io("backing the store up failed (nothing was changed)", e))?;
+    copy_dir(dir, &backup)
+        .map_err(|e| io("backing the store up failed (nothing was changed)", e))?;
     let old = match try_open(dir, 8) {
         Ok(db) => db,
         Err(Failure::Corrupt(message)) => {
