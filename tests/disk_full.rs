@@ -204,3 +204,38 @@ fn store_check_refuses_while_the_daemon_holds_the_store() {
     assert!(err.contains("stop it first"), "{err}");
     d.stop();
 }
+
+#[test]
+fn a_read_only_state_dir_stops_the_daemon_naming_the_errno_and_changes_nothing() {
+    let (mut d, mount) = start_on_tmpfs("");
+    d.add_user("alice", "staff", "482913");
+    d.stop();
+    let out = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(d.state_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, err) = run_expecting_exit(&d);
+    assert!(!status.success());
+    assert!(err.contains("EROFS"), "{err}");
+    assert!(err.contains("check the disk"), "{err}");
+    let out = Command::new("mount")
+        .args(["-o", "remount,rw"])
+        .arg(d.state_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.start_again();
+    assert_eq!(d.status()["users"], 1);
+    d.stop();
+    drop(mount);
+}
