@@ -388,3 +388,7 @@ impl GuardedStore {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "guarded_tests.rs"]
+mod tests;
