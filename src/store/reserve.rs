@@ -65,7 +65,9 @@ impl Reserve {
 }
 
 fn write_zeros(path: &Path, bytes: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(true)
         .write(true)
