@@ -87,6 +87,61 @@ fn a_full_disk_keeps_decisions_and_lockouts_and_recovers_without_a_restart() {
     d.stop();
 }
 
+/// Admin writes meet the full disk (small ones may still fit in pages sled holds): every
+/// one acknowledged is there after the disk recovers and a restart, none refused is.
+#[test]
+fn admin_writes_on_a_full_disk_are_acknowledged_only_when_durable() {
+    let (mut d, _mount) = start_on_tmpfs("[store]\nreserve_mib = 4\n");
+    d.add_user("alice", "staff", "482913");
+    let filler = d.state_dir().join("filler");
+    fill(&filler);
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..40 {
+        let id = format!("user{i}");
+        let pin = format!("{}", 593_017 + i * 7_919);
+        let out = d.cli(
+            &["user", "add", &id, "--group", "staff", "--pin-stdin"],
+            Some(&pin),
+        );
+        match out.status.success() {
+            true => acknowledged.push(id),
+            false => refused.push(id),
+        }
+        if refused.len() >= 3 {
+            break;
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "no admin write was refused on a full disk"
+    );
+    eprintln!(
+        "on the full disk: {} acknowledged, {} refused",
+        acknowledged.len(),
+        refused.len()
+    );
+    d.wait_status("store not writable", |s| s["store"]["writable"] == false);
+    std::fs::remove_file(&filler).unwrap();
+    d.wait_status("store writable again", |s| s["store"]["writable"] == true);
+    d.restart();
+    for id in &acknowledged {
+        let out = d.cli(&["user", "show", id], None);
+        assert!(
+            out.status.success(),
+            "acknowledged {id} was lost\n{}",
+            d.logs()
+        );
+    }
+    for id in &refused {
+        let out = d.cli(&["user", "show", id], None);
+        assert!(!out.status.success(), "refused {id} is there");
+    }
+    let status = d.status();
+    assert_eq!(status["users"], 1 + acknowledged.len(), "{status}");
+    d.stop();
+}
+
 #[test]
 fn a_leftover_incomplete_snapshot_does_not_stop_the_store() {
     let mut d = Daemon::start();
