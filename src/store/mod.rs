@@ -1,7 +1,8 @@
 //! The narrow storage interface every other module uses, and its two implementations:
 //! `sled.rs` (the daemon's, the only file that names sled) and `memory.rs` (plain std
-//! collections, for tests); `suite.rs` holds the behaviour tests both must pass. Nothing
-//! here knows about frontends, policy or argon2.
+//! collections, for tests); `suite.rs` holds the behaviour tests both must pass. The daemon
+//! holds its sled store through `guarded.rs` (`GuardedStore`: write health, reopen after
+//! an I/O error, the space reserve). Nothing here knows about frontends, policy or argon2.
 
 // First: its `store_suite!` macro is used by the stores' tests.
 #[cfg(test)]
