@@ -19,7 +19,9 @@ use crate::crypto::{HashPool, Hasher, Pepper};
 use crate::domain::{AuditKind, Timestamp};
 use crate::frontend::card_hold::CardHold;
 use crate::frontend::{control, keypad, mqtt, tcp};
-use crate::store::{OpenParams, SledStore, Store};
+use crate::store::{
+    CheckReport, GuardSettings, GuardedStore, OpenError, OpenParams, RepairReport, SledStore, Store,
+};
 use crate::worker::Supervisor;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -115,6 +117,17 @@ impl Running {
     }
 }
 
+/// `pinwarden store check`: reads every record of the store, which must not be in use.
+pub fn store_check(config: &Config) -> Result<CheckReport, OpenError> {
+    SledStore::check(&config.store_dir)
+}
+
+/// `pinwarden store repair`: backs the store up beside it, then rebuilds it from every
+/// record that can still be read. The store must not be in use.
+pub fn store_repair(config: &Config) -> Result<RepairReport, OpenError> {
+    SledStore::repair(&config.store_dir)
+}
+
 fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
@@ -156,7 +169,7 @@ async fn wire(
     let admin = Arc::new(admin::Admin {
         users: Arc::clone(&life.users),
         core: Arc::clone(&core),
-        pool,
+        pool: Arc::clone(&pool),
         store: Arc::clone(store),
         started,
         tcp: bound.clone(),
@@ -176,7 +189,7 @@ async fn wire(
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
-    workers::spawn(config, store, supervisor);
+    workers::spawn(config, store, &pool, supervisor);
     Ok(bound)
 }
 
@@ -332,19 +345,28 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> 
             "generated a new pepper: back it up with the store; PINs cannot be verified without it");
     }
     let params = config.security.argon2;
+    let guard = GuardSettings {
+        store_dir: config.store_dir.clone(),
+        state_dir: config.state_dir.clone(),
+        reserve_mib: config.store.reserve_mib,
+        pepper_fingerprint: pepper.fingerprint(),
+        hash_params: params.to_string(),
+        cache_capacity_mib: config.store.cache_capacity_mib,
+    };
     let opened = SledStore::open(
         &config.store_dir,
         OpenParams {
-            pepper_fingerprint: &pepper.fingerprint(),
-            hash_params: &params.to_string(),
-            cache_capacity_mib: config.store.cache_capacity_mib,
+            pepper_fingerprint: &guard.pepper_fingerprint,
+            hash_params: &guard.hash_params,
+            cache_capacity_mib: guard.cache_capacity_mib,
         },
     )?;
     if opened.created {
         tracing::info!(path = %config.store_dir.display(), "created a new store");
     }
     let hasher = Hasher::new(pepper, opened.salt, params).map_err(anyhow::Error::msg)?;
-    Ok((Arc::new(opened.store), Arc::new(hasher)))
+    let store = GuardedStore::new(opened.store, guard);
+    Ok((Arc::new(store), Arc::new(hasher)))
 }
 
 /// The decision rules per device and the cross-device schedules, from the configuration.

@@ -48,7 +48,9 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
             force,
             json,
         } => return sync(config, source, full, force, json).await,
-        Command::Run | Command::CheckConfig { .. } => unreachable!("handled by cli::run"),
+        Command::Run | Command::CheckConfig { .. } | Command::Store(_) => {
+            unreachable!("handled by cli::run")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -172,6 +174,27 @@ fn print_status(data: &serde_json::Value) {
         data["version"].as_str().unwrap_or("?"),
         data["uptime_secs"]
     );
+    let store = &data["store"];
+    match (&store["writable"], &store["reason"]) {
+        (serde_json::Value::Bool(true), _) => println!("store:     writable"),
+        (_, reason) => println!(
+            "store:     not writable ({}); {} audit event(s) dropped",
+            reason.as_str().unwrap_or("unknown"),
+            store["audit_dropped"]
+        ),
+    }
+    match data["ready"].as_bool() {
+        Some(true) => println!("ready:     yes"),
+        _ => {
+            let why: Vec<&str> = data["not_ready"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect();
+            println!("ready:     NO ({})", why.join("; "));
+        }
+    }
     println!("users:     {}", data["users"]);
     println!("tcp:       {}", data["tcp"]);
     println!("decisions: {}", data["decisions"]);

@@ -6,6 +6,7 @@ mod check;
 mod guest;
 mod import;
 mod mail;
+mod store;
 mod user;
 
 use crate::config::{Config, DEFAULT_PATH};
@@ -90,6 +91,9 @@ pub enum Command {
     /// The mail outbox and templates.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Check or repair a stopped daemon's store (refused while the daemon holds it).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 #[derive(Subcommand)]
@@ -224,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { smtp, strict } => {
             runtime.block_on(check::run(&config, &cli.config, smtp, strict))
         }
+        Command::Store(cmd) => store::run(&config, cmd),
         Command::Run => {
             init_logging(&config);
             runtime.block_on(async {

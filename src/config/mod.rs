@@ -109,6 +109,9 @@ pub struct StoreConfig {
     pub cache_capacity_mib: u64,
     pub audit_retention_days: u32,
     pub audit_max_entries: u64,
+    /// A preallocated file of this size beside the store, released when a write finds the
+    /// disk full so lockout counters still persist (0: none).
+    pub reserve_mib: u64,
 }
 
 impl Config {
@@ -250,7 +253,15 @@ fn validate_store(raw: &raw::RawStore) -> Result<StoreConfig, String> {
         cache_capacity_mib: raw.cache_capacity_mib.unwrap_or(16),
         audit_retention_days: raw.audit_retention_days.unwrap_or(90),
         audit_max_entries: raw.audit_max_entries.unwrap_or(1_000_000),
+        reserve_mib: raw.reserve_mib.unwrap_or(8),
     };
+    if store.reserve_mib > 1024 {
+        return Err(format!(
+            "store.reserve_mib = {} is too large: 8 (the default) is plenty for lockout \
+             counters; 0 turns the space reserve off",
+            store.reserve_mib
+        ));
+    }
     if !(1..=1024).contains(&store.cache_capacity_mib) {
         return Err(format!(
             "store.cache_capacity_mib = {} is out of range: use 8 to 32 on an edge box (1 to 1024)",

@@ -143,6 +143,7 @@ pub struct RawStore {
     pub cache_capacity_mib: Option<u64>,
     pub audit_retention_days: Option<u32>,
     pub audit_max_entries: Option<u64>,
+    pub reserve_mib: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

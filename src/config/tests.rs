@@ -30,6 +30,7 @@ fn printer_with_cups(cups: &str) -> String {
 fn bundled_config_is_valid_and_matches_the_issue() {
     let c = Config::parse(BUNDLED).expect("bundled config parses");
     assert!(c.state_dir.ends_with("var"));
+    assert_eq!(c.store.reserve_mib, 8);
     assert_eq!(c.control_socket, c.state_dir.join("control.sock"));
     assert_eq!(c.tcp.len(), 1);
     assert_eq!(c.tcp[0].listen, Some("127.0.0.1:7410".parse().unwrap()));
@@ -60,6 +61,7 @@ fn errors_name_the_key_and_the_fix() {
         (minimal("[lockout]\nuser_max_failures = 0"), "lockout.user_max_failures"),
         (minimal("[security]\nargon2_memory_kib = 1"), "security.argon2_*"),
         (minimal("[store]\ncache_capacity_mib = 0"), "store.cache_capacity_mib"),
+        (minimal("[store]\nreserve_mib = 5000"), "store.reserve_mib = 5000 is too large"),
         (minimal("[log]\nlevel = \"loud\""), "log.level"),
         (minimal("[[tcp]]\nlisten = \"nowhere\""), "tcp[0].listen"),
         (minimal("[[tcp]]\nlisten = \"127.0.0.1:0\""), "tcp[0] has no [[tcp.terminal]]"),

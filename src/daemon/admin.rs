@@ -155,12 +155,15 @@ impl Admin {
         }))
     }
 
+    /// Answers even while the store is closed for a reopen (its fields are then null or
+    /// empty and `not_ready` says why).
     fn status(&self) -> Result<serde_json::Value, AdminError> {
         let now = Timestamp::now();
         let max = self.user_max_failures;
         let locked: Vec<_> = self
             .store
-            .lockouts()?
+            .lockouts()
+            .unwrap_or_default()
             .into_iter()
             .filter(|(key, s)| {
                 s.locked_until.is_some_and(|u| u > now)
@@ -169,11 +172,15 @@ impl Admin {
             })
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();
+        let not_ready = super::workers::not_ready(self.store.as_ref(), &self.workers);
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "ready": not_ready.is_empty(),
+            "not_ready": not_ready,
+            "store": self.store.write_health(),
             "started": self.started,
             "uptime_secs": self.started.until(now).as_secs(),
-            "users": self.store.user_count()?,
+            "users": self.store.user_count().ok(),
             "tcp": self.tcp,
             "control_socket": self.control_socket,
             "hash_pool": self.pool.stats(),
@@ -182,9 +189,9 @@ impl Admin {
             "mqtt": self.mqtt.as_ref().map(|m| m.status()),
             "directories": self.sync.status(),
             "workers": self.workers.status(),
-            "pin_collisions": self.store.pin_collisions()?,
-            "mail": self.mail_status()?,
-            "warnings": self.warnings()?,
+            "pin_collisions": self.store.pin_collisions().unwrap_or_default(),
+            "mail": self.mail_status().unwrap_or_default(),
+            "warnings": self.warnings().unwrap_or_default(),
         }))
     }
 

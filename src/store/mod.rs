@@ -1,18 +1,22 @@
 //! The narrow storage interface every other module uses, and its two implementations:
 //! `sled.rs` (the daemon's, the only file that names sled) and `memory.rs` (plain std
-//! collections, for tests); `suite.rs` holds the behaviour tests both must pass. Nothing
-//! here knows about frontends, policy or argon2.
+//! collections, for tests); `suite.rs` holds the behaviour tests both must pass. The daemon
+//! holds its sled store through `guarded.rs` (`GuardedStore`: write health, reopen after
+//! an I/O error, the space reserve). Nothing here knows about frontends, policy or argon2.
 
 // First: its `store_suite!` macro is used by the stores' tests.
 #[cfg(test)]
 #[macro_use]
 mod suite;
 
+mod guarded;
 mod memory;
+mod reserve;
 mod sled;
 
+pub use self::guarded::{GuardSettings, GuardedStore};
 pub use self::memory::MemoryStore;
-pub use self::sled::SledStore;
+pub use self::sled::{CheckReport, RepairReport, SledStore, TreeReport};
 
 use crate::domain::{
     AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, PinRecord, QueuedMail, Tag,
@@ -60,6 +64,14 @@ pub enum OpenError {
         found: u32,
         supported: u32,
     },
+    #[error("cannot open the store {path}: the disk refused with {errno} ({message}); nothing was changed: free space on its file system, or check the disk (dmesg, smartctl) and that the state directory is writable by pinwarden, then start again")]
+    Disk {
+        path: String,
+        errno: &'static str,
+        message: String,
+    },
+    #[error("the store {path} is damaged ({message}); nothing was changed: stop here, run `pinwarden store check` to see what is readable, then `pinwarden store repair` (it backs the store up first) and start again")]
+    Corrupt { path: String, message: String },
     #[error("cannot open the store {path}: {message}")]
     Io { path: String, message: String },
 }
@@ -75,8 +87,6 @@ pub struct Opened<S> {
     pub store: S,
     pub salt: [u8; 16],
     pub created: bool,
-    /// Set when a corrupt store was moved aside and a fresh one created.
-    pub moved_aside: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -213,6 +223,33 @@ fn forgot_reset_user(current: Option<User>, reset: &ForgotReset<'_>) -> Option<U
     })
 }
 
+/// Whether writes reach the disk, as the store last saw it (`status`, readiness, watchdog).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteHealth {
+    pub writable: bool,
+    /// Why not, naming the error and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when it is as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Whether the space reserve is in place (None: no reserve configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<bool>,
+    /// Audit events dropped because the store could not write.
+    #[serde(default)]
+    pub audit_dropped: u64,
+}
+
+impl WriteHealth {
+    pub fn writable() -> Self {
+        WriteHealth {
+            writable: true,
+            ..WriteHealth::default()
+        }
+    }
+}
+
 /// A closure that maps the old lockout state to the new one (None deletes). It may be run
 /// more than once under contention, so it must be pure.
 pub type LockoutUpdate<'a> = &'a dyn Fn(Option<LockoutState>) -> Option<LockoutState>;
@@ -281,6 +318,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every write so far durable (lockout counters before a DENY goes out).
     fn flush(&self) -> Result<()>;
+
+    /// Writes, flushes and reads back a probe record (the store health worker, every 2 s):
+    /// Err when the store cannot write. A store that can recover (`GuardedStore`) does it
+    /// here.
+    fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Whether writes reach the disk, as last seen.
+    fn write_health(&self) -> WriteHealth {
+        WriteHealth::writable()
+    }
 
     /// The users `source` owns: (key at the source, user id).
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>>;

@@ -1,6 +1,6 @@
 //! The sled 0.34 implementation of `Store`. With its children — `sled_open.rs` (open guard,
 //! meta checks), `sled_log.rs` (audit log, outbox), `sled_sync.rs` (sync batches),
-//! `sled_journal.rs` (large batches) and `sled_mail.rs` (mail outbox, reminders, sweeper,
+//! `sled_journal.rs` (large batches), `sled_check.rs` (`store check` / `store repair`) and `sled_mail.rs` (mail outbox, reminders, sweeper,
 //! retired tags) — the only files that name sled. This file: the trees, users and their
 //! indexes written in transactions, lockout counters. Values are JSON.
 
@@ -12,6 +12,21 @@ use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, 
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use self::check::{CheckReport, RepairReport, TreeReport};
+
+impl SledStore {
+    /// `pinwarden store check`: reads every record of the stopped store at `dir`.
+    pub fn check(dir: &std::path::Path) -> std::result::Result<CheckReport, super::OpenError> {
+        check::check(dir)
+    }
+
+    /// `pinwarden store repair`: backs the stopped store at `dir` up beside it, then
+    /// rebuilds it from every record that can still be read.
+    pub fn repair(dir: &std::path::Path) -> std::result::Result<RepairReport, super::OpenError> {
+        check::repair(dir)
+    }
+}
 
 pub struct SledStore {
     db: Db,
@@ -47,6 +62,8 @@ pub struct SledStore {
     recovery: Tree,
 }
 
+#[path = "sled_check.rs"]
+mod check;
 #[path = "sled_forgot.rs"]
 mod forgot;
 #[path = "sled_journal.rs"]
@@ -62,6 +79,8 @@ mod sync;
 
 const USER_COUNT: &[u8] = b"user_count";
 const OUTBOX_DROPPED: &[u8] = b"outbox_dropped";
+/// meta: the store health worker's write-flush-read probe (unix ms).
+const PROBE: &[u8] = b"probe";
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -390,6 +409,16 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(unavailable)
+    }
+
+    fn probe(&self) -> Result<()> {
+        let stamp = Timestamp::now().millis().to_be_bytes();
+        self.meta.insert(PROBE, &stamp).map_err(unavailable)?;
+        self.db.flush().map_err(unavailable)?;
+        match self.meta.get(PROBE).map_err(unavailable)? {
+            Some(read) if read.as_ref() == stamp => Ok(()),
+            _ => Err(unavailable("the probe record did not read back as written")),
+        }
     }
 
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {

@@ -1,48 +1,40 @@
 //! Opening the sled store (a child of `sled.rs`): the open guard (one process per store),
-//! a corrupt store moved aside and rebuilt, the meta checks (schema version, pepper
-//! fingerprint, argon2 parameters, site salt) and the roll-forward of an interrupted sync.
+//! incomplete snapshot files cleared, open failures sorted into "the disk" (ENOSPC, EIO,
+//! EROFS, EACCES: touch nothing) and "corruption" (stop and point at `store check` /
+//! `store repair`) — a store is never moved aside or rebuilt here — then the meta checks
+//! (schema version, pepper fingerprint, argon2 parameters, site salt) and the roll-forward
+//! of an interrupted sync.
 
 use super::{journal, SledStore};
-use crate::domain::Timestamp;
 use crate::store::{OpenError, OpenParams, Opened, SCHEMA_VERSION};
 use sled::Db;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 impl SledStore {
-    /// Opens (or creates) the store at `dir`. A store that panics or reports corruption on
-    /// open is moved aside, loudly, and a fresh one created; one held by another process,
-    /// or created with another pepper or argon2 parameters, refuses to open.
+    /// Opens (or creates) the store at `dir`. Leftover `snap.*.generating` files (a crash
+    /// while sled wrote a snapshot) are deleted first. A store held by another process, a
+    /// disk error, corruption, or a store created with another pepper or argon2 parameters
+    /// refuses to open; nothing is moved or rebuilt.
     pub fn open(
         dir: &Path,
         params: OpenParams<'_>,
     ) -> std::result::Result<Opened<Self>, OpenError> {
         let path = dir.display().to_string();
-        let mut moved_aside = None;
+        clear_incomplete_snapshots(dir);
         let db = match try_open(dir, params.cache_capacity_mib) {
             Ok(db) => db,
             Err(Failure::InUse) => return Err(OpenError::InUse(path)),
-            Err(Failure::Corrupt(message)) => {
-                let aside = format!("{path}.corrupt-{}", Timestamp::now().millis());
-                std::fs::rename(dir, &aside).map_err(|e| OpenError::Io {
-                    path: path.clone(),
-                    message: format!("{message}; moving it aside failed: {e}"),
-                })?;
-                tracing::error!(store = %path, moved_to = %aside, reason = %message,
-                    "the store was corrupt: moved aside and starting with an empty one; \
-                     local users must be restored (import) and upstream users re-synced");
-                moved_aside = Some(aside);
-                try_open(dir, params.cache_capacity_mib).map_err(|f| OpenError::Io {
-                    path: path.clone(),
-                    message: f.to_string(),
-                })?
+            Err(Failure::Disk(errno, message)) => {
+                return Err(OpenError::Disk {
+                    path,
+                    errno,
+                    message,
+                })
             }
-            Err(Failure::Other(message)) => return Err(OpenError::Io { path, message }),
+            Err(Failure::Corrupt(message)) => return Err(OpenError::Corrupt { path, message }),
         };
-        let io = |e: sled::Error| OpenError::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let io = |e: sled::Error| open_error(&path, e);
         let tree = |name: &str| db.open_tree(name).map_err(io);
         let store = SledStore {
             users: tree("users")?,
@@ -81,7 +73,6 @@ impl SledStore {
             store,
             salt,
             created,
-            moved_aside,
         })
     }
 
@@ -90,10 +81,7 @@ impl SledStore {
         path: &str,
         params: &OpenParams<'_>,
     ) -> std::result::Result<([u8; 16], bool), OpenError> {
-        let io = |e: sled::Error| OpenError::Io {
-            path: path.into(),
-            message: e.to_string(),
-        };
+        let io = |e: sled::Error| open_error(path, e);
         let get = |k: &str| self.meta.get(k).map_err(io);
         let Some(version) = get("schema_version")? else {
             let salt: [u8; 16] = rand::random();
@@ -135,7 +123,7 @@ impl SledStore {
         }
         let salt = get("salt")?
             .and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok())
-            .ok_or_else(|| OpenError::Io {
+            .ok_or_else(|| OpenError::Corrupt {
                 path: path.into(),
                 message: "meta.salt is missing or damaged".into(),
             })?;
@@ -143,35 +131,86 @@ impl SledStore {
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     InUse,
+    /// The disk said no: the errno's name, and sled's message.
+    Disk(&'static str, String),
     Corrupt(String),
-    Other(String),
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::InUse => f.write_str("in use by another process"),
-            Failure::Corrupt(m) | Failure::Other(m) => f.write_str(m),
+/// Errno values that mean "the disk or its permissions", not "the data": an open or write
+/// failing with one of them must leave the store exactly as it is.
+pub(crate) fn disk_errno(e: &std::io::Error) -> Option<&'static str> {
+    match e.raw_os_error()? {
+        libc::ENOSPC => Some("ENOSPC (no space left on device)"),
+        libc::EDQUOT => Some("EDQUOT (disk quota exceeded)"),
+        libc::EIO => Some("EIO (input/output error)"),
+        libc::EROFS => Some("EROFS (read-only file system)"),
+        libc::EACCES => Some("EACCES (permission denied)"),
+        libc::EPERM => Some("EPERM (operation not permitted)"),
+        _ => None,
+    }
+}
+
+/// A sled error after the database opened (meta checks, journal): disk or corruption.
+fn open_error(path: &str, e: sled::Error) -> OpenError {
+    match classify(e) {
+        Failure::InUse => OpenError::InUse(path.into()),
+        Failure::Disk(errno, message) => OpenError::Disk {
+            path: path.into(),
+            errno,
+            message,
+        },
+        Failure::Corrupt(message) => OpenError::Corrupt {
+            path: path.into(),
+            message,
+        },
+    }
+}
+
+fn classify(e: sled::Error) -> Failure {
+    match e {
+        sled::Error::Io(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+        {
+            Failure::InUse
+        }
+        sled::Error::Io(e) => match disk_errno(&e) {
+            Some(errno) => Failure::Disk(errno, e.to_string()),
+            None => Failure::Disk("I/O error", e.to_string()),
+        },
+        e => Failure::Corrupt(e.to_string()),
+    }
+}
+
+/// Deletes `snap.*.generating` files: sled writes a snapshot under that name and renames it
+/// when complete, so one left over is an interrupted write (a crash or a full disk), never
+/// the only copy of anything. Each is logged.
+fn clear_incomplete_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(file = %entry.path().display(),
+                    "deleted an incomplete store snapshot left by an interrupted write"),
+                Err(e) => tracing::error!(file = %entry.path().display(), error = %e,
+                    "cannot delete an incomplete store snapshot"),
+            }
         }
     }
 }
 
-fn try_open(dir: &Path, cache_mib: u64) -> std::result::Result<Db, Failure> {
+pub(super) fn try_open(dir: &Path, cache_mib: u64) -> std::result::Result<Db, Failure> {
     let config = sled::Config::new()
         .path(dir)
         .cache_capacity(cache_mib * 1024 * 1024);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e)))
-            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
-        {
-            Err(Failure::InUse)
-        }
-        Ok(Err(sled::Error::Io(e))) => Err(Failure::Other(e.to_string())),
-        Ok(Err(e @ sled::Error::Corruption { .. })) => Err(Failure::Corrupt(e.to_string())),
-        Ok(Err(e)) => Err(Failure::Corrupt(e.to_string())),
+        Ok(Err(e)) => Err(classify(e)),
         Err(_) => Err(Failure::Corrupt(
             "sled panicked while opening the store".into(),
         )),

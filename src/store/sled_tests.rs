@@ -73,20 +73,38 @@ fn a_second_process_is_refused() {
 }
 
 #[test]
-fn a_corrupt_store_is_moved_aside_and_rebuilt() {
+fn a_corrupt_store_is_refused_and_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     std::fs::create_dir_all(&path).unwrap();
-    std::fs::write(
-        path.join("conf"),
-        b"\xff\xfe garbage that is not a sled config",
-    )
-    .unwrap();
+    let conf = b"\xff\xfe garbage that is not a sled config";
+    std::fs::write(path.join("conf"), conf).unwrap();
     std::fs::write(path.join("db"), vec![0xA5; 4096]).unwrap();
-    let opened = SledStore::open(&path, params("fp1", "m=64,t=1,p=1")).unwrap();
-    let aside = opened.moved_aside.expect("moved aside");
-    assert!(Path::new(&aside).exists());
-    assert!(opened.created);
+    let e = SledStore::open(&path, params("fp1", "m=64,t=1,p=1"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, OpenError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("pinwarden store repair"), "{e}");
+    assert_eq!(std::fs::read(path.join("conf")).unwrap(), conf);
+    assert_eq!(std::fs::read(path.join("db")).unwrap(), vec![0xA5; 4096]);
+    let siblings = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(siblings, 1, "nothing moved aside");
+}
+
+#[test]
+fn an_incomplete_snapshot_is_deleted_and_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.insert_user(&crate::domain::User::new_local("alice"))
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let leftover = dir.path().join("snap.00000000000ABCDE.generating");
+    std::fs::write(&leftover, b"").unwrap();
+    let s = open(dir.path());
+    assert!(!leftover.exists());
+    assert!(s.user("alice").unwrap().is_some());
 }
 
 #[test]
@@ -213,4 +231,57 @@ fn mail_reminders_and_retired_tags_are_durable() {
         seqs[2] > seqs[1],
         "seq keeps increasing after a reopen: {seqs:?}"
     );
+}
+
+#[test]
+fn check_finds_bad_records_and_repair_keeps_the_rest_after_a_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let salt = {
+        let opened = reopen(&dir, "fp1", "m=64,t=1,p=1").unwrap();
+        let s = opened.store;
+        let mut alice = crate::domain::User::new_local("alice");
+        alice.cards = vec!["1234".into()];
+        s.insert_user(&alice).unwrap();
+        s.insert_user(&crate::domain::User::new_local("bob"))
+            .unwrap();
+        s.users.insert("mallory", &b"{not json"[..]).unwrap();
+        s.cards.insert("9999", &b"nobody"[..]).unwrap();
+        s.flush().unwrap();
+        opened.salt
+    };
+    let report = when_free(|| SledStore::check(&dir));
+    assert!(!report.clean());
+    let tree = |name: &str| report.trees.iter().find(|t| t.name == name).unwrap();
+    assert_eq!((tree("users").records, tree("users").bad), (3, 1));
+    assert_eq!((tree("card_ids").records, tree("card_ids").bad), (2, 1));
+    assert!(
+        tree("card_ids").problems[0].contains("nobody"),
+        "{report:?}"
+    );
+
+    let repaired = when_free(|| SledStore::repair(&dir));
+    assert!(Path::new(&repaired.backup).join("db").exists());
+    let report = when_free(|| SledStore::check(&dir));
+    assert!(report.clean(), "{report:?}");
+    let opened = reopen(&dir, "fp1", "m=64,t=1,p=1").unwrap();
+    assert_eq!(opened.salt, salt, "meta kept: PINs still verify");
+    assert!(!opened.created);
+    let s = opened.store;
+    assert_eq!(s.user_count().unwrap(), 2);
+    assert_eq!(s.card_owner("1234").unwrap().as_deref(), Some("alice"));
+    assert!(s.user("mallory").unwrap().is_none());
+}
+
+/// Runs `f` until the store this process just dropped is no longer in use (see `reopen`).
+fn when_free<T>(f: impl Fn() -> std::result::Result<T, OpenError>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match f() {
+            Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cups;
+pub mod disk;
 pub mod mosquitto;
 pub mod pty;
 pub mod smtp;

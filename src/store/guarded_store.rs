@@ -1,0 +1,179 @@
+//! The `Store` methods of `GuardedStore` (a child of `guarded.rs`): reads go straight to the
+//! store; writes through `write` (refused while not writable); lockout counters, flushes,
+//! audit events and the probe get their own handling there.
+
+use super::GuardedStore;
+use crate::domain::{
+    AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
+};
+use crate::store::{
+    ForgotRow, ForgotSettle, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Settled,
+    Store, SyncApplied, SyncState, SyncWrite, WriteHealth,
+};
+use std::sync::atomic::Ordering::SeqCst;
+
+impl Store for GuardedStore {
+    fn user(&self, id: &str) -> Result<Option<User>> {
+        self.read(|s| s.user(id))
+    }
+    fn tag_owner(&self, tag: &Tag) -> Result<Option<String>> {
+        self.read(|s| s.tag_owner(tag))
+    }
+    fn card_owner(&self, card: &str) -> Result<Option<String>> {
+        self.read(|s| s.card_owner(card))
+    }
+    fn insert_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
+        self.write(true, |s| s.insert_user_mailing(user, mail))
+    }
+    fn update_user_mailing(&self, user: &User, mail: &[QueuedMail]) -> Result<()> {
+        self.write(true, |s| s.update_user_mailing(user, mail))
+    }
+    fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome> {
+        self.write(true, |s| s.upsert_users_mailing(users, mail))
+    }
+    fn remove_user(&self, id: &str) -> Result<Option<User>> {
+        self.write(true, |s| s.remove_user(id))
+    }
+    fn users(&self) -> Result<Vec<User>> {
+        self.read(|s| s.users())
+    }
+    fn user_count(&self) -> Result<u64> {
+        self.read(|s| s.user_count())
+    }
+
+    fn lockout(&self, key: &str) -> Result<Option<LockoutState>> {
+        self.read(|s| s.lockout(key))
+    }
+    fn update_lockout(&self, key: &str, f: LockoutUpdate<'_>) -> Result<Option<LockoutState>> {
+        self.lockout_write(key, f)
+    }
+    fn lockouts(&self) -> Result<Vec<(String, LockoutState)>> {
+        self.read(|s| s.lockouts())
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<()> {
+        self.write(false, |s| s.append_audit(event))
+    }
+    /// While the store cannot write, events are counted and dropped without a log line
+    /// each (a flood of refused attempts must not flood the log too).
+    fn record(&self, kind: AuditKind) {
+        if !self.is_writable() {
+            self.audit_dropped.fetch_add(1, SeqCst);
+            return;
+        }
+        let event = AuditEvent {
+            at: Timestamp::now(),
+            kind,
+        };
+        if let Err(e) = self.append_audit(&event) {
+            self.audit_dropped.fetch_add(1, SeqCst);
+            tracing::error!(error = %e, "could not write an audit event");
+        }
+    }
+    fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
+        self.read(|s| s.audit_tail(n))
+    }
+    fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
+        self.write(false, |s| s.prune_audit(before, max_entries))
+    }
+
+    fn set_outbox_limit(&self, max: u64) {
+        self.outbox_max.store(max, SeqCst);
+        if let Ok((s, _)) = self.current() {
+            s.set_outbox_limit(max);
+        }
+    }
+    fn outbox_peek(&self, limit: usize) -> Result<OutboxBatch> {
+        self.read(|s| s.outbox_peek(limit))
+    }
+    fn outbox_ack(&self, upto: u64, dropped: u64) -> Result<()> {
+        self.write(false, |s| s.outbox_ack(upto, dropped))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.flush_all()
+    }
+    fn probe(&self) -> Result<()> {
+        self.probe_now()
+    }
+    fn write_health(&self) -> WriteHealth {
+        self.health_now()
+    }
+
+    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
+        self.read(|s| s.upstream_keys(source))
+    }
+    fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {
+        self.read(|s| s.sync_state(source))
+    }
+    fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()> {
+        self.write(true, |s| s.put_sync_state(source, state))
+    }
+    fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        self.write(true, |s| s.apply_sync(write))
+    }
+    fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
+        self.read(|s| s.pin_collisions())
+    }
+
+    fn mail_peek(&self, lane: Lane, limit: usize) -> Result<Vec<QueuedMail>> {
+        self.read(|s| s.mail_peek(lane, limit))
+    }
+    fn mail_peek_after(&self, lane: Lane, after: u64, limit: usize) -> Result<Vec<QueuedMail>> {
+        self.read(|s| s.mail_peek_after(lane, after, limit))
+    }
+    fn mail_all(&self) -> Result<Vec<QueuedMail>> {
+        self.read(|s| s.mail_all())
+    }
+    fn mail_depth(&self) -> Result<Vec<(Lane, LaneDepth)>> {
+        self.read(|s| s.mail_depth())
+    }
+    fn mail_update(&self, mail: &QueuedMail) -> Result<bool> {
+        self.write(false, |s| s.mail_update(mail))
+    }
+    fn mail_remove(&self, lane: Lane, seq: u64) -> Result<bool> {
+        self.write(false, |s| s.mail_remove(lane, seq))
+    }
+    fn queue_reminder(
+        &self,
+        user: &str,
+        pin_set_at: Timestamp,
+        threshold_secs: u64,
+        now: Timestamp,
+        mail: &QueuedMail,
+    ) -> Result<bool> {
+        self.write(true, |s| {
+            s.queue_reminder(user, pin_set_at, threshold_secs, now, mail)
+        })
+    }
+
+    fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>> {
+        self.write(true, |s| s.sweep_expired(now))
+    }
+    fn tag_retired_at(&self, tag: &Tag) -> Result<Option<Timestamp>> {
+        self.read(|s| s.tag_retired_at(tag))
+    }
+    fn prune_lifecycle(&self, before: Timestamp) -> Result<u64> {
+        self.write(false, |s| s.prune_lifecycle(before))
+    }
+    fn forget_reminders(&self, user: &str) -> Result<u64> {
+        self.write(true, |s| s.forget_reminders(user))
+    }
+
+    fn forgot_push(&self, row: &ForgotRow) -> Result<u64> {
+        self.write(true, |s| s.forgot_push(row))
+    }
+    fn forgot_peek(&self, limit: usize) -> Result<Vec<ForgotRow>> {
+        self.read(|s| s.forgot_peek(limit))
+    }
+    fn forgot_settle(&self, settle: &ForgotSettle<'_>) -> Result<Settled> {
+        self.write(true, |s| s.forgot_settle(settle))
+    }
+    fn recovery_times(&self, key: &str) -> Result<Vec<Timestamp>> {
+        self.read(|s| s.recovery_times(key))
+    }
+
+    fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
+        self.write(true, |s| s.use_pin(user, tag, now))
+    }
+}
