@@ -37,6 +37,9 @@ impl Store for GuardedStore {
     fn users(&self) -> Result<Vec<User>> {
         self.read(|s| s.users())
     }
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
+        self.read(|s| s.users_after(after, limit))
+    }
     fn user_count(&self) -> Result<u64> {
         self.read(|s| s.user_count())
     }
