@@ -53,6 +53,7 @@ pub struct Running {
 /// then waits for shutdown and the drain. Nothing keeps running after a startup error.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let started = Timestamp::now();
+    private_umask();
     for warning in crate::config::warnings(&config) {
         tracing::warn!("config: {warning}");
     }
@@ -115,13 +116,63 @@ impl Running {
     }
 }
 
+/// Everything the daemon creates from now on (store, pepper, reserve, backups, sockets) is
+/// private to its user whatever umask it was started with: card ids and audit records are
+/// nobody else's business.
+pub fn private_umask() {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates the state directory 0700, and closes what an older version or a loose umask left
+/// open in it: directories back to 0700, files to 0600 (sockets keep their mode).
 fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!(
-            "cannot create state_dir {}: create it or fix its permissions",
-            config.state_dir.display()
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = &config.state_dir;
+    let fix = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "cannot prepare state_dir {}: {e}: create it for the daemon's user or fix its \
+             permissions",
+            dir.display()
         )
-    })
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(fix)?;
+    let closed = close_modes(dir).map_err(fix)?;
+    if closed > 0 {
+        tracing::warn!(state_dir = %dir.display(), closed,
+            "state_dir held entries other users could reach: set them to 0700/0600");
+    }
+    Ok(())
+}
+
+/// Takes group and other bits off `path` and everything under it (not following symbolic
+/// links, leaving sockets alone); returns how many entries it changed.
+fn close_modes(path: &std::path::Path) -> std::io::Result<usize> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path)?;
+    let kind = meta.file_type();
+    if kind.is_symlink() || kind.is_socket() {
+        return Ok(0);
+    }
+    let mut changed = 0;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        let private = if kind.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
+        changed += 1;
+    }
+    if kind.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            changed += close_modes(&entry?.path())?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Builds the services, binds every listener (failing fast) and starts every worker and
@@ -151,6 +202,7 @@ async fn wire(
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
+    let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
     let admin = Arc::new(admin::Admin {
@@ -174,7 +226,7 @@ async fn wire(
     mail::spawn_sweeper(config, store, &life, supervisor);
     selfservice::spawn_recovery(config, store, &life, recovery, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
-    let server = control::Server::new(control_listener, admin);
+    let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     workers::spawn(config, store, supervisor);
     Ok(bound)

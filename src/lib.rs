@@ -14,6 +14,7 @@ pub mod frontend;
 pub mod heap;
 pub mod lifecycle;
 pub mod notify;
+pub mod secret;
 pub mod serial;
 pub mod store;
 pub mod sync;

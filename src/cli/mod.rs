@@ -216,6 +216,8 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Whatever a command creates (the daemon's files, a store backup) is private.
+    crate::daemon::private_umask();
     let config = Config::load(&cli.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

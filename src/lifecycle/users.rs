@@ -207,6 +207,7 @@ impl UserAdmin {
             action,
             user: Some(user.into()),
             detail,
+            by: Some(super::actor::current()),
         };
         self.store.record(kind);
     }

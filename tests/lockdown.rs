@@ -1,0 +1,187 @@
+//! Locked-down files and control socket, with the real binary: under a loose umask (022)
+//! nothing in the state dir is open to group or other; the control socket is 0660 and
+//! checks the caller's credentials against `[control]`; admin records say who acted.
+//! Runs as root (CI does): it runs the CLI as another uid.
+
+mod common;
+
+use common::{Daemon, BIN};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The uid the unprivileged CLI runs as (nobody), and groups it may be given.
+const NOBODY: u32 = 65534;
+const READERS: u32 = 4242;
+const ADMINS: u32 = 4343;
+
+fn require_root() {
+    // SAFETY: getuid cannot fail.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "tests/lockdown.rs runs the CLI as another user: run it as root (as .ci/run does)"
+    );
+}
+
+fn loose_umask() {
+    // SAFETY: swaps the mask only; every test of this file wants the same loose one.
+    unsafe {
+        libc::umask(0o022);
+    }
+}
+
+/// Every entry under `dir` with a group or other bit, but sockets (checked on their own).
+fn open_entries(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = Vec::new();
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.file_type().is_socket() && mode & 0o077 != 0 {
+        out.push((dir.to_path_buf(), mode));
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(open_entries(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn state_dir_and_every_file_are_private_under_a_loose_umask() {
+    loose_umask();
+    let mut d = Daemon::start();
+    d.add_user("alice", "staff", "482913");
+    assert_eq!(d.terminal().ask("PIN 000000"), "DENY");
+    let state = d.state_dir();
+    assert_eq!(mode(&state), 0o700, "state dir");
+    let socket = state.join("control.sock");
+    assert_eq!(mode(&socket), 0o660, "control socket");
+    d.stop();
+    let open = open_entries(&state);
+    assert!(open.is_empty(), "open to others: {open:?}");
+
+    // What an older version (or a hand) left open is closed at the next start.
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let loose = state.join("store").join("conf");
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    d.start_again();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&loose), 0o600);
+    d.stop();
+    assert!(open_entries(&state).is_empty());
+}
+
+/// A daemon whose control socket lies in a directory others may enter, with `control`
+/// as its `[control]` block; its config is readable by the unprivileged CLI.
+fn daemon_with_control(control: &str) -> (Daemon, PathBuf) {
+    require_root();
+    loose_umask();
+    let control = control.to_string();
+    let d = Daemon::start_prepared(false, move |dir| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = dir.join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let top = format!(
+            "control_socket = \"{}\"\n{control}\n",
+            run.join("control.sock").display()
+        );
+        (top, common::DEFAULT_TCP.to_string())
+    });
+    let socket = d.dir.path().join("run/control.sock");
+    (d, socket)
+}
+
+/// The CLI run as uid `NOBODY` with primary gid 0 (the socket's group: it may connect)
+/// and `groups` as its supplementary groups.
+fn cli_as(d: &Daemon, groups: &[u32], args: &[&str]) -> Output {
+    let groups = groups.to_vec();
+    let mut command = Command::new(BIN);
+    command
+        .arg("-c")
+        .arg(&d.config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let set = |rc: libc::c_int| match rc {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            };
+            set(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            set(libc::setgid(0))?;
+            set(libc::setuid(NOBODY))
+        });
+    }
+    command.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_caller_outside_the_configured_uids_and_groups_is_refused_and_audited() {
+    let (d, socket) = daemon_with_control("");
+    assert_eq!(mode(&socket), 0o660);
+    d.add_user("alice", "staff", "482913");
+    let out = cli_as(&d, &[], &["status"]);
+    assert!(!out.status.success(), "status as nobody was answered");
+    let err = stderr(&out);
+    assert!(err.contains("uid 65534"), "{err}");
+    assert!(err.contains("control.read_groups"), "{err}");
+    let out = cli_as(&d, &[], &["user", "disable", "alice"]);
+    assert!(!out.status.success());
+    let audit = d.wait_audit("\"refused\"", common::PATIENCE);
+    assert!(audit.contains("uid:65534"), "{audit}");
+    let alice = d.cli_ok(&["user", "show", "alice", "--json"], None);
+    assert!(
+        alice.contains("\"enabled\": true") || alice.contains("\"enabled\":true"),
+        "{alice}"
+    );
+}
+
+#[test]
+fn read_groups_may_read_and_admin_groups_may_write_as_themselves() {
+    let control =
+        format!("[control]\nread_groups = [\"{READERS}\"]\nadmin_groups = [\"{ADMINS}\"]");
+    let (d, _) = daemon_with_control(&control);
+    d.add_user("alice", "staff", "482913");
+
+    let out = cli_as(&d, &[READERS], &["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli_as(&d, &[READERS], &["user", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli_as(&d, &[READERS], &["user", "disable", "alice"]);
+    assert!(!out.status.success(), "a reader disabled a user");
+    let err = stderr(&out);
+    assert!(
+        err.contains("uid 65534") && err.contains("control.admin_groups"),
+        "{err}"
+    );
+
+    let out = cli_as(&d, &[ADMINS], &["user", "disable", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audit = d.wait_audit("user_disable", common::PATIENCE);
+    let events: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&audit)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let by = |action: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "admin" && e["action"] == action)
+            .map(|e| e["by"].clone())
+    };
+    assert_eq!(by("user_disable"), Some("uid:65534".into()), "{audit}");
+    assert_eq!(by("user_add"), Some("uid:0".into()), "{audit}");
+}
