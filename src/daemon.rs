@@ -127,7 +127,9 @@ pub fn private_umask() {
 }
 
 /// Creates the state directory 0700, and closes what an older version or a loose umask left
-/// open in it: directories back to 0700, files to 0600 (sockets keep their mode).
+/// open: the state directory itself and the store under it (directories back to 0700, files
+/// to 0600). A secret file is never changed behind the operator's back: the secret reader
+/// refuses an open one instead.
 fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = &config.state_dir;
@@ -143,7 +145,10 @@ fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(fix)?;
-    let closed = close_modes(dir).map_err(fix)?;
+    let mut closed = close_modes(dir, false).map_err(fix)?;
+    if config.store_dir.exists() {
+        closed += close_modes(&config.store_dir, true).map_err(fix)?;
+    }
     if closed > 0 {
         tracing::warn!(state_dir = %dir.display(), closed,
             "state_dir held entries other users could reach: set them to 0700/0600");
@@ -151,9 +156,9 @@ fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Takes group and other bits off `path` and everything under it (not following symbolic
-/// links, leaving sockets alone); returns how many entries it changed.
-fn close_modes(path: &std::path::Path) -> std::io::Result<usize> {
+/// Takes group and other bits off `path` and, with `deep`, everything under it (not
+/// following symbolic links, leaving sockets alone); returns how many entries it changed.
+fn close_modes(path: &std::path::Path, deep: bool) -> std::io::Result<usize> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let meta = std::fs::symlink_metadata(path)?;
     let kind = meta.file_type();
@@ -167,9 +172,9 @@ fn close_modes(path: &std::path::Path) -> std::io::Result<usize> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
         changed += 1;
     }
-    if kind.is_dir() {
+    if kind.is_dir() && deep {
         for entry in std::fs::read_dir(path)? {
-            changed += close_modes(&entry?.path())?;
+            changed += close_modes(&entry?.path(), true)?;
         }
     }
     Ok(changed)
