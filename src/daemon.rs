@@ -6,6 +6,7 @@
 mod actions;
 mod admin;
 mod mail;
+mod reload;
 mod selfservice;
 mod sync;
 mod workers;
@@ -47,6 +48,9 @@ pub struct Running {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     control_socket: PathBuf,
+    /// SIGHUP (caught from the start, so an early one cannot kill the daemon) and what a
+    /// reload replaces; taken by `reload_on_hangup`.
+    hangup: Option<(tokio::signal::unix::Signal, reload::Reloader)>,
 }
 
 /// Starts the daemon under `shutdown` and returns once it is ready; `Running::drained`
@@ -63,8 +67,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Our own token, so a failed start can stop what it already spawned.
     let token = shutdown.child_token();
     let supervisor = Supervisor::new(token.clone(), tasks.clone());
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot catch SIGHUP")?;
     let wired = wire(&config, &store, &hasher, &supervisor, started).await;
-    let bound = match wired {
+    let (bound, reloader) = match wired {
         Ok(wired) => wired,
         Err(e) => {
             token.cancel();
@@ -84,10 +90,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks,
         shutdown: token,
         control_socket: config.control_socket.clone(),
+        hangup: Some((hangup, reloader)),
     })
 }
 
 impl Running {
+    /// From now on a SIGHUP re-reads `path` and applies what it can (`reload.rs`).
+    pub fn reload_on_hangup(&mut self, path: PathBuf) {
+        if let Some((signal, reloader)) = self.hangup.take() {
+            let shutdown = self.shutdown.clone();
+            self.tasks
+                .spawn(reload::on_hangup(signal, path, reloader, shutdown));
+        }
+    }
+
     /// Waits for shutdown, lets requests in flight finish (within a deadline), audits the
     /// stop and flushes the store.
     pub async fn drained(self) {
@@ -188,7 +204,7 @@ async fn wire(
     hasher: &Arc<Hasher>,
     supervisor: &Supervisor,
     started: Timestamp,
-) -> anyhow::Result<Vec<SocketAddr>> {
+) -> anyhow::Result<(Vec<SocketAddr>, reload::Reloader)> {
     let pool = Arc::new(HashPool::new(
         Arc::clone(hasher),
         config.security.hash_workers,
@@ -210,6 +226,13 @@ async fn wire(
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
+    let (rules, users_lockout) = life.users.live_rules();
+    let reloader = reload::Reloader {
+        started: config.clone(),
+        rules,
+        lockout: [core.live_lockout(), users_lockout],
+        templates: life.templates.clone(),
+    };
     let admin = Arc::new(admin::Admin {
         users: Arc::clone(&life.users),
         core: Arc::clone(&core),
@@ -222,7 +245,7 @@ async fn wire(
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
-        templates: Some(Arc::clone(&life.templates)),
+        templates: Some(life.templates.clone()),
         mail: config.mail.clone(),
         outbox: config.smtp.is_some().then(|| life.outbox.clone()),
         generation: config.lifecycle.generation,
@@ -234,7 +257,7 @@ async fn wire(
     let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     workers::spawn(config, store, supervisor);
-    Ok(bound)
+    Ok((bound, reloader))
 }
 
 /// The MQTT connection settings, password and shared link, when `[mqtt]` is configured.

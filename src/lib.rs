@@ -13,6 +13,7 @@ pub mod duration;
 pub mod frontend;
 pub mod heap;
 pub mod lifecycle;
+pub mod live;
 pub mod notify;
 pub mod secret;
 pub mod serial;

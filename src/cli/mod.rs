@@ -231,7 +231,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(on_signal(shutdown.clone()));
-                crate::daemon::run(config, shutdown).await
+                let mut running = crate::daemon::start(config, shutdown).await?;
+                running.reload_on_hangup(cli.config.clone());
+                running.drained().await;
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -34,7 +34,7 @@ pub struct Admin {
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
     /// Loaded mail templates (`mail preview`); None when mail is not configured.
-    pub templates: Option<Arc<crate::notify::Templates>>,
+    pub templates: Option<crate::live::Live<crate::notify::Templates>>,
     pub mail: crate::notify::MailSettings,
 }
 
@@ -145,6 +145,7 @@ impl Admin {
             sponsor: None,
         };
         let rendered = templates
+            .get()
             .render(kind, &vars)
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         Ok(json!({
