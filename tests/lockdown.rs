@@ -185,3 +185,112 @@ fn read_groups_may_read_and_admin_groups_may_write_as_themselves() {
     assert_eq!(by("user_disable"), Some("uid:65534".into()), "{audit}");
     assert_eq!(by("user_add"), Some("uid:0".into()), "{audit}");
 }
+
+/// `pinwarden run` on `config` with `env`, expected to fail at start: its stderr.
+fn start_fails(config: &Path, env: &[(&str, &Path)]) -> String {
+    let out = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "pinwarden started");
+    stderr(&out)
+}
+
+fn write_config(dir: &Path, extra_top: &str, extra: &str) -> PathBuf {
+    let config = dir.join("pinwarden.toml");
+    std::fs::write(&config, common::config_text(dir, extra_top, extra)).unwrap();
+    config
+}
+
+#[test]
+fn a_secret_file_open_to_others_stops_the_start_naming_path_mode_and_fix() {
+    loose_umask();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("mqtt.pass");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let mqtt = format!(
+        "{}\n[mqtt]\nhost = \"127.0.0.1\"\nport = 1\nusername = \"edge\"\npassword_file = \"{}\"\n",
+        common::DEFAULT_TCP,
+        secret.display()
+    );
+    let config = write_config(dir.path(), "", &mqtt);
+    let err = start_fails(&config, &[]);
+    let shown = secret.display().to_string();
+    for part in ["mqtt.password_file", &shown, "640", "chmod 600"] {
+        assert!(err.contains(part), "`{part}` not in: {err}");
+    }
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn a_systemd_credential_is_taken_as_is() {
+    loose_umask();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    let pepper = creds.join("pinwarden-pepper");
+    // systemd hands credentials over in a private directory; the file's own mode is its.
+    std::fs::write(&pepper, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let top = "[security]\npepper_credential = \"pinwarden-pepper\"\n";
+    // Without the credential directory the same open file is refused.
+    let outside = dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).unwrap();
+    let config = write_config(dir.path(), "", common::DEFAULT_TCP);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let open_pepper = outside.join("pepper");
+    std::fs::copy(&pepper, &open_pepper).unwrap();
+    std::fs::set_permissions(&open_pepper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let security = "[security]\nhash_workers = 2";
+    let file_top = format!(
+        "[security]\npepper_file = \"{}\"\nhash_workers = 2",
+        open_pepper.display()
+    );
+    std::fs::write(&config, text.replacen(security, &file_top, 1)).unwrap();
+    let err = start_fails(&config, &[]);
+    assert!(err.contains("chmod 600"), "{err}");
+
+    std::fs::write(
+        &config,
+        text.replacen(security, &format!("{top}hash_workers = 2"), 1),
+    )
+    .unwrap();
+    let mut daemon = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = common::poll_until(
+        common::PATIENCE,
+        std::time::Duration::from_millis(100),
+        || {
+            if let Some(status) = daemon.try_wait().unwrap() {
+                return Ok(Err(format!("exited: {status}")));
+            }
+            let out = Command::new(BIN)
+                .arg("-c")
+                .arg(&config)
+                .arg("status")
+                .output()
+                .unwrap();
+            match out.status.success() {
+                true => Ok(Ok(())),
+                false => Err(stderr(&out)),
+            }
+        },
+    );
+    common::signal(&daemon, libc::SIGTERM);
+    let status = daemon.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(ready, Ok(Ok(())), "{log}");
+    assert!(status.success(), "{log}");
+}
