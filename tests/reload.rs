@@ -6,8 +6,9 @@ mod common;
 
 use common::{Daemon, PATIENCE};
 
-/// Rewrites the daemon's config with `policy` as its `[policy]` block, sends SIGHUP and
-/// waits for the log line saying how the reload ended (`needle`, seen `times` times).
+/// Rewrites the daemon's config with `policy` as its `[policy]` block (and whatever blocks
+/// follow it), sends SIGHUP and waits for the log line saying how the reload ended
+/// (`needle`, seen `times` times).
 fn reload_with(d: &Daemon, base: &str, policy: &str, needle: &str, times: usize) {
     std::fs::write(&d.config, format!("{base}\n[policy]\n{policy}\n")).unwrap();
     d.signal(libc::SIGHUP);
@@ -37,7 +38,25 @@ fn sighup_applies_a_new_pin_policy_keeps_connections_and_refuses_a_broken_config
     assert_eq!(terminal.ask("PING"), "PONG");
     assert!(set_pin(&d, "591736").0, "a 6-digit PIN before the reload");
 
-    reload_with(&d, &base, "min_length = 8", "configuration reloaded", 1);
+    let preview = || d.cli_ok(&["mail", "preview", "new_pin", "--user", "alice"], None);
+    assert!(!preview().contains("Reloaded Print Room"));
+    let next = "min_length = 8\n[lockout]\nfree_failures = 2\n\
+                [mail]\ncustomer_name = \"Reloaded Print Room\"\n\
+                [store]\ncache_capacity_mib = 8";
+    reload_with(&d, &base, next, "configuration reloaded", 1);
+    let logs = d.logs();
+    let waiting = logs
+        .lines()
+        .find(|l| l.contains("apply only after a restart"))
+        .unwrap_or_else(|| panic!("no restart notice for [store]:\n{logs}"));
+    assert!(
+        waiting.contains("store") && !waiting.contains("policy"),
+        "{waiting}"
+    );
+    assert!(
+        preview().contains("Reloaded Print Room"),
+        "templates not reloaded"
+    );
     assert_eq!(
         terminal.ask("PING"),
         "PONG",
@@ -49,6 +68,13 @@ fn sighup_applies_a_new_pin_policy_keeps_connections_and_refuses_a_broken_config
     let (ok, err) = set_pin(&d, "73195528");
     assert!(ok, "an 8-digit PIN was refused: {err}");
     assert_eq!(terminal.ask("PIN 73195528"), "OK alice 0");
+    // Lockout: 2 free failures now (5 before the reload), so a third locks the terminal.
+    for _ in 0..3 {
+        assert_eq!(terminal.ask("PIN 000000"), "DENY");
+    }
+    d.wait_status("the terminal locked after 3 failures", |s| {
+        s["locked"].as_array().is_some_and(|l| !l.is_empty())
+    });
 
     reload_with(&d, &base, "min_length = \"eight\"", "reload refused", 1);
     assert!(
@@ -58,6 +84,7 @@ fn sighup_applies_a_new_pin_policy_keeps_connections_and_refuses_a_broken_config
     // The CLI reads the same file: give it a readable one, with a looser policy the daemon
     // has not been asked to load. The daemon still runs on min_length = 8.
     std::fs::write(&d.config, format!("{base}\n[policy]\nmin_length = 4\n")).unwrap();
+    assert!(preview().contains("Reloaded Print Room"));
     let (ok, _) = set_pin(&d, "482915");
     assert!(!ok, "the broken config dropped the running policy");
     assert_eq!(terminal.ask("PING"), "PONG");
