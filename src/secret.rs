@@ -74,10 +74,12 @@ pub fn check(key: &str, path: &Path) -> Result<(), SecretError> {
 
 /// Whether `path` lies in the service's systemd credential directory.
 fn is_credential(path: &Path) -> bool {
-    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
-        return false;
-    };
-    let dir = Path::new(&dir);
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY");
+    dir.is_some_and(|dir| within(path, Path::new(&dir)))
+}
+
+/// Whether `path` resolves to a file under `dir` (both resolved: no `..` or link escapes).
+fn within(path: &Path, dir: &Path) -> bool {
     match (dir.canonicalize(), path.canonicalize()) {
         (Ok(dir), Ok(path)) => path.starts_with(dir),
         _ => false,
@@ -122,6 +124,20 @@ mod tests {
             assert!(e.contains("chmod 600"), "{e}");
             assert!(!e.contains("s3cret"), "{e}");
         }
+    }
+
+    #[test]
+    fn only_files_inside_the_credential_directory_count_as_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        let inside = file(&creds, 0o644, "s3cret\n");
+        let outside = file(dir.path(), 0o644, "s3cret\n");
+        assert!(within(&inside, &creds));
+        assert!(!within(&outside, &creds));
+        assert!(!within(&creds.join("../secret"), &creds), "a .. escape");
+        std::os::unix::fs::symlink(&outside, creds.join("link")).unwrap();
+        assert!(!within(&creds.join("link"), &creds), "a link escape");
     }
 
     #[test]
