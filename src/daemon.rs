@@ -5,7 +5,9 @@
 
 mod actions;
 mod admin;
+mod files;
 mod mail;
+mod reload;
 mod selfservice;
 mod sync;
 mod workers;
@@ -24,6 +26,7 @@ use crate::store::{
 };
 use crate::worker::Supervisor;
 use anyhow::Context;
+pub use files::private_umask;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,23 +52,29 @@ pub struct Running {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     control_socket: PathBuf,
+    /// SIGHUP (caught from the start, so an early one cannot kill the daemon) and what a
+    /// reload replaces; taken by `reload_on_hangup`.
+    hangup: Option<(tokio::signal::unix::Signal, reload::Reloader)>,
 }
 
 /// Starts the daemon under `shutdown` and returns once it is ready; `Running::drained`
 /// then waits for shutdown and the drain. Nothing keeps running after a startup error.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let started = Timestamp::now();
+    files::private_umask();
     for warning in crate::config::warnings(&config) {
         tracing::warn!("config: {warning}");
     }
-    prepare_state_dir(&config)?;
+    files::prepare_state_dir(&config)?;
     let (store, hasher) = open_store(&config)?;
     let tasks = TaskTracker::new();
     // Our own token, so a failed start can stop what it already spawned.
     let token = shutdown.child_token();
     let supervisor = Supervisor::new(token.clone(), tasks.clone());
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot catch SIGHUP")?;
     let wired = wire(&config, &store, &hasher, &supervisor, started).await;
-    let bound = match wired {
+    let (bound, reloader) = match wired {
         Ok(wired) => wired,
         Err(e) => {
             token.cancel();
@@ -85,10 +94,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks,
         shutdown: token,
         control_socket: config.control_socket.clone(),
+        hangup: Some((hangup, reloader)),
     })
 }
 
 impl Running {
+    /// From now on a SIGHUP re-reads `path` and applies what it can (`reload.rs`).
+    pub fn reload_on_hangup(&mut self, path: PathBuf) {
+        if let Some((signal, reloader)) = self.hangup.take() {
+            let shutdown = self.shutdown.clone();
+            self.tasks
+                .spawn(reload::on_hangup(signal, path, reloader, shutdown));
+        }
+    }
+
     /// Waits for shutdown, lets requests in flight finish (within a deadline), audits the
     /// stop and flushes the store.
     pub async fn drained(self) {
@@ -128,15 +147,6 @@ pub fn store_repair(config: &Config) -> Result<RepairReport, OpenError> {
     SledStore::repair(&config.store_dir)
 }
 
-fn prepare_state_dir(config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!(
-            "cannot create state_dir {}: create it or fix its permissions",
-            config.state_dir.display()
-        )
-    })
-}
-
 /// Builds the services, binds every listener (failing fast) and starts every worker and
 /// server; returns the TCP addresses.
 async fn wire(
@@ -145,7 +155,7 @@ async fn wire(
     hasher: &Arc<Hasher>,
     supervisor: &Supervisor,
     started: Timestamp,
-) -> anyhow::Result<Vec<SocketAddr>> {
+) -> anyhow::Result<(Vec<SocketAddr>, reload::Reloader)> {
     let pool = Arc::new(HashPool::new(
         Arc::clone(hasher),
         config.security.hash_workers,
@@ -164,8 +174,16 @@ async fn wire(
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
+    let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
+    let (rules, users_lockout) = life.users.live_rules();
+    let reloader = reload::Reloader {
+        started: config.clone(),
+        rules,
+        lockout: [core.live_lockout(), users_lockout],
+        templates: life.templates.clone(),
+    };
     let admin = Arc::new(admin::Admin {
         users: Arc::clone(&life.users),
         core: Arc::clone(&core),
@@ -178,7 +196,7 @@ async fn wire(
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
-        templates: Some(Arc::clone(&life.templates)),
+        templates: Some(life.templates.clone()),
         mail: config.mail.clone(),
         outbox: config.smtp.is_some().then(|| life.outbox.clone()),
         generation: config.lifecycle.generation,
@@ -187,10 +205,10 @@ async fn wire(
     mail::spawn_sweeper(config, store, &life, supervisor);
     selfservice::spawn_recovery(config, store, &life, recovery, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
-    let server = control::Server::new(control_listener, admin);
+    let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     workers::spawn(config, store, &pool, supervisor);
-    Ok(bound)
+    Ok((bound, reloader))
 }
 
 /// The MQTT connection settings, password and shared link, when `[mqtt]` is configured.

@@ -288,7 +288,7 @@ fn a_directory_server_stopped_and_started_again_is_followed_without_a_restart() 
     let groups = std::fs::read_to_string(slapd::fixture("groups.ldif")).unwrap();
     let mut server = slapd::Slapd::start(&groups);
     let secret = server.dir.path().join("bind.pass");
-    std::fs::write(&secret, format!("{}\n", slapd::BIND_PW)).unwrap();
+    common::write_secret(&secret, &format!("{}\n", slapd::BIND_PW));
     let directory = format!(
         "{DEFAULT_TCP}\n[[directory]]\nname = \"corp\"\nkind = \"ldap\"\ninterval = \"500ms\"\n\
          [directory.ldap]\nurl = \"{}\"\nbase_dn = \"ou=people,dc=example,dc=org\"\n\

@@ -240,7 +240,8 @@ fn an_invited_guest_is_told_its_pin_and_sponsor_and_leaves_at_expiry() {
     assert_eq!(d.terminal().ask(&format!("PIN {pin}")), "OK bob 0");
 
     d.set_clock("+9h");
-    d.wait_audit("\"detail\":\"expired\"", WITHIN);
+    // Ended by the lifecycle worker, not by anyone on the control socket.
+    d.wait_audit("\"detail\":\"expired\",\"by\":\"pinwarden\"", WITHIN);
     let out = d.cli(&["user", "show", "bob"], None);
     assert!(!out.status.success(), "the guest's account is gone");
     assert_eq!(d.terminal().ask(&format!("PIN {pin}")), "DENY");

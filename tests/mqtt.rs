@@ -315,7 +315,7 @@ fn a_wrong_password_is_a_status_error_not_a_crash() {
     let broker = Broker::start_with(Some(("edge", "right-password")));
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("mqtt.pass");
-    std::fs::write(&secret, "wrong-password\n").unwrap();
+    common::write_secret(&secret, "wrong-password\n");
     let extra = format!(
         "username = \"edge\"\npassword_file = \"{}\"\n",
         secret.display()

@@ -25,12 +25,7 @@ fn settings(server: &SmtpServer, tls: SmtpTls, auth: SmtpAuth) -> SmtpSettings {
     }
 }
 
-/// Writes `text` to a file only its owner may read, as a secret must be.
-fn secret_file(path: &std::path::Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
+use common::write_secret as secret_file;
 
 fn password(server: &SmtpServer, secret: &str) -> SmtpAuth {
     let file = server.dir.path().join("smtp-password");

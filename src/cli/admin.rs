@@ -348,9 +348,10 @@ fn audit_line(e: &AuditEvent) -> String {
             "lockout key={key} failures={failures} until={}",
             until.map_or("reset by admin".into(), |t| t.to_string())
         ),
-        AuditKind::Admin { action, user, detail } => format!(
-            "admin action={action} user={} {}",
+        AuditKind::Admin { action, user, detail, by } => format!(
+            "admin action={action} user={} by={} {}",
             user.as_deref().unwrap_or("-"),
+            by.as_deref().unwrap_or("-"),
             detail.as_deref().unwrap_or("")
         ),
         AuditKind::Refused { frontend, peer, reason } => format!("refused frontend={frontend} peer={peer} reason={reason}"),

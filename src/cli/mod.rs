@@ -220,6 +220,8 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Whatever a command creates (the daemon's files, a store backup) is private.
+    crate::daemon::private_umask();
     let config = Config::load(&cli.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -234,7 +236,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(on_signal(shutdown.clone()));
-                crate::daemon::run(config, shutdown).await
+                let mut running = crate::daemon::start(config, shutdown).await?;
+                running.reload_on_hangup(cli.config.clone());
+                running.drained().await;
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }

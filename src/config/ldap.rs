@@ -233,13 +233,9 @@ fn enabled_rule(key: &str, l: &RawLdap, rule: &str) -> Result<EnabledRule, Strin
 pub fn with_password(d: &LdapDirectory) -> Result<LdapSettings, String> {
     let mut s = d.settings.clone();
     if let Some(path) = &d.bind_password_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read ldap.bind_password_file {}: {e}",
-                path.display()
-            )
-        })?;
-        s.bind_password = text.trim_end_matches(['\r', '\n']).to_string();
+        let text =
+            crate::secret::read_line("ldap.bind_password_file", path).map_err(|e| e.to_string())?;
+        s.bind_password = text.as_str().to_string();
     }
     Ok(s)
 }

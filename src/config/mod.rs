@@ -36,6 +36,7 @@ use crate::action::print::{CupsConfig, PrintQueue};
 use crate::core::lockout::LockoutPolicy;
 use crate::domain::DeviceId;
 use crate::duration::parse_duration;
+use crate::frontend::control::access::ControlSettings;
 use crate::frontend::keypad::settings::KeypadConfig;
 use crate::frontend::mqtt::settings::MqttConfig;
 use crate::frontend::tcp::settings::TcpConfig;
@@ -65,6 +66,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub store_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// Who may use the control socket (`[control]`; group names resolved at start).
+    pub control: ControlSettings,
     pub log: LogConfig,
     pub security: SecurityConfig,
     pub lockout: LockoutPolicy,
@@ -162,6 +165,7 @@ fn duration_key(key: &str, value: Option<&str>, default: Duration) -> Result<Dur
 /// Validates section by section, in the order the errors have always been reported.
 fn validate(raw: RawConfig) -> Result<Config, String> {
     let (state_dir, control_socket) = validate_paths(&raw)?;
+    let control = validate_control(&raw.control)?;
     let log = validate_log(&raw.log)?;
     let security = security::validate_security(&raw.security, &state_dir)?;
     let lockout = security::validate_lockout(&raw.lockout)?;
@@ -195,6 +199,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         store_dir: state_dir.join("store"),
         state_dir,
         control_socket,
+        control,
         log,
         security,
         lockout,
@@ -227,6 +232,28 @@ fn validate_paths(raw: &RawConfig) -> Result<(PathBuf, PathBuf), String> {
         .map(absolute)
         .unwrap_or_else(|| state_dir.join("control.sock"));
     Ok((state_dir, control_socket))
+}
+
+/// `[control]`: group names are only checked for shape here; the daemon resolves them.
+fn validate_control(raw: &raw::RawControl) -> Result<ControlSettings, String> {
+    for (key, names) in [
+        ("admin_groups", &raw.admin_groups),
+        ("read_groups", &raw.read_groups),
+    ] {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.is_empty() || n.contains(|c: char| c.is_whitespace() || c == ':'))
+        {
+            return Err(format!(
+                "control.{key} has \"{bad}\": give group names (or gids) as on this system"
+            ));
+        }
+    }
+    Ok(ControlSettings {
+        admin_uids: raw.admin_uids.clone(),
+        admin_groups: raw.admin_groups.clone(),
+        read_groups: raw.read_groups.clone(),
+    })
 }
 
 fn validate_log(raw: &raw::RawLog) -> Result<LogConfig, String> {

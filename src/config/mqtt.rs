@@ -10,11 +10,15 @@ use crate::frontend::mqtt::settings::MqttConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The host's name (from the kernel, not /proc: the unit's `ProcSubset=pid` hides
+/// /proc/sys), or `site`.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..len]).trim().to_string())
+        .filter(|h| rc == 0 && !h.is_empty())
         .unwrap_or_else(|| "site".into())
 }
 

@@ -42,6 +42,20 @@ pub struct RawConfig {
     pub mail: Option<RawMail>,
     pub guests: Option<RawGuests>,
     pub recovery: Option<RawRecovery>,
+    #[serde(default)]
+    pub control: RawControl,
+}
+
+/// `[control]`: who may use the control socket beyond root and the daemon's own user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    #[serde(default)]
+    pub admin_uids: Vec<u32>,
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    #[serde(default)]
+    pub read_groups: Vec<String>,
 }
 
 /// `[guests]`: sponsored guests.

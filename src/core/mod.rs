@@ -16,6 +16,7 @@ use crate::crypto::HashPool;
 use crate::domain::{
     AuditKind, AuthRequest, Credential, Decision, DenyReason, DeviceId, Timestamp,
 };
+use crate::live::Live;
 use crate::store::Store;
 use admission::{budget_keys, Admission, Gate};
 use decide::{AccessRules, DeviceRules, View};
@@ -75,7 +76,8 @@ pub struct Core {
     pool: Arc<HashPool>,
     devices: BTreeMap<DeviceId, DeviceRules>,
     access: AccessRules,
-    lockout: LockoutPolicy,
+    /// Replaced by a reload (SIGHUP); each attempt reads the current settings.
+    lockout: Live<LockoutPolicy>,
     actions: Arc<dyn Actions>,
     gate: Gate,
     granted: AtomicU64,
@@ -130,7 +132,7 @@ impl Core {
             pool,
             devices,
             access,
-            lockout,
+            lockout: Live::new(lockout),
             actions,
             gate: Gate::default(),
             granted: AtomicU64::new(0),
@@ -146,6 +148,11 @@ impl Core {
     pub fn with_staleness(mut self, stale: Arc<Staleness>) -> Self {
         self.stale = stale;
         self
+    }
+
+    /// The lockout settings, for a reload to replace.
+    pub fn live_lockout(&self) -> Live<LockoutPolicy> {
+        self.lockout.clone()
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -165,7 +172,11 @@ impl Core {
         // A locked key costs no argon2; attempts in flight under a key are bounded by the
         // budget it has left, so parallel guesses cannot overrun it.
         let keys = budget_keys(&request);
-        let admitted = match self.gate.admit(keys, &*self.store, &self.lockout).await {
+        let admitted = match self
+            .gate
+            .admit(keys, &*self.store, &self.lockout.get())
+            .await
+        {
             Ok(Admission::Admitted(admitted)) => admitted,
             Ok(Admission::Locked) => {
                 // No argon2 for a locked key, but no faster answer either: the reply waits
@@ -316,7 +327,7 @@ impl Core {
         let user_locked = match &user {
             Some(u) => lockout::user_locked(
                 self.store.lockout(&lockout::user_key(&u.id))?,
-                &self.lockout,
+                &self.lockout.get(),
             ),
             None => false,
         };
@@ -359,7 +370,7 @@ impl Core {
         if !reason.counts_as_failure() {
             return;
         }
-        let policy = self.lockout;
+        let policy = *self.lockout.get();
         for key in budget_keys(request) {
             let bump = |old| Some(lockout::on_failure(old, &policy, now));
             match self.store.update_lockout(&key, &bump) {
@@ -380,7 +391,7 @@ impl Core {
                 Err(e) => tracing::error!(key, error = %e, "could not record a failure"),
             }
         }
-        let max = self.lockout.user_max_failures;
+        let max = self.lockout.get().user_max_failures;
         // A wrong PIN for a named user (ID+PIN, card+PIN) counts against that user.
         if let (DenyReason::WrongPin, Some(id)) = (reason, user) {
             let key = lockout::user_key(id);

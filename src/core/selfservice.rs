@@ -182,7 +182,7 @@ impl Core {
         };
         let admitted = match self
             .gate
-            .admit(budget_keys(&auth), &*self.store, &self.lockout)
+            .admit(budget_keys(&auth), &*self.store, &self.lockout.get())
             .await
         {
             Ok(Admission::Admitted(admitted)) => admitted,
@@ -208,7 +208,11 @@ impl Core {
             return self.change_denied(request, None, DenyReason::UnknownDevice);
         };
         let keys = budget_keys(request);
-        let admitted = match self.gate.admit(keys, &*self.store, &self.lockout).await {
+        let admitted = match self
+            .gate
+            .admit(keys, &*self.store, &self.lockout.get())
+            .await
+        {
             Ok(Admission::Admitted(admitted)) => admitted,
             Ok(Admission::Locked) => {
                 return self.change_denied(request, None, DenyReason::LockedOut)

@@ -3,7 +3,7 @@
 use blake2::{Blake2b512, Digest};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -22,10 +22,8 @@ pub enum PepperError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "the pepper file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    Mode { path: PathBuf, mode: u32 },
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
     #[error("the pepper file {path} must hold 32 bytes, raw or as 64 hex digits")]
     Format { path: PathBuf },
 }
@@ -52,21 +50,9 @@ impl Pepper {
     /// one with the OS CSPRNG and writes it with mode 0600.
     pub fn load(path: &Path, create: bool) -> Result<(Pepper, bool), PepperError> {
         match fs::metadata(path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(PepperError::Mode {
-                        path: path.into(),
-                        mode,
-                    });
-                }
-                let mut raw = fs::read(path).map_err(|source| PepperError::Read {
-                    path: path.into(),
-                    source,
-                })?;
-                let parsed = parse(&raw);
-                raw.zeroize();
-                parsed
+            Ok(_) => {
+                let raw = crate::secret::read_bytes("the pepper file", path)?;
+                parse(&raw)
                     .map(|p| (p, false))
                     .ok_or_else(|| PepperError::Format { path: path.into() })
             }
@@ -117,6 +103,7 @@ fn write_new(path: &Path, pepper: &Pepper) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_once_then_reloaded_with_mode_0600() {
@@ -139,7 +126,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             Pepper::load(&path, false),
-            Err(PepperError::Mode { .. })
+            Err(PepperError::Secret(crate::secret::SecretError::Open { .. }))
         ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(

@@ -5,6 +5,7 @@ use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
+use crate::frontend::control::access::Role;
 use crate::frontend::control::proto::{Request, Response, WirePin};
 use crate::frontend::control::{Handler, Progress, Reply, Session};
 use crate::lifecycle::users::{AdminError, ImportOptions, PinChoice, PinLimits, UserAdmin};
@@ -33,7 +34,7 @@ pub struct Admin {
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
     /// Loaded mail templates (`mail preview`); None when mail is not configured.
-    pub templates: Option<Arc<crate::notify::Templates>>,
+    pub templates: Option<crate::live::Live<crate::notify::Templates>>,
     pub mail: crate::notify::MailSettings,
 }
 
@@ -144,6 +145,7 @@ impl Admin {
             sponsor: None,
         };
         let rendered = templates
+            .get()
             .render(kind, &vars)
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         Ok(json!({
@@ -370,29 +372,65 @@ impl Admin {
 }
 
 impl Handler for Admin {
-    /// Every answer to a request that may write leaves after the store is flushed.
+    /// Refuses what the caller's credentials do not allow (audited); runs the rest as the
+    /// caller (`by` in its admin records). Every answer to a request that may write leaves
+    /// after the store is flushed.
     fn handle(&self, request: Request, session: Session) -> Reply<'_> {
         Box::pin(async move {
-            let writes = durable::writes(&request);
-            let result = if let Request::Import {
+            if !session.role.permits(&request) {
+                return self.refuse(&session);
+            }
+            let by = format!("uid:{}", session.caller.uid);
+            crate::lifecycle::actor::acting(by, self.handle_permitted(request, session)).await
+        })
+    }
+}
+
+impl Admin {
+    async fn handle_permitted(&self, request: Request, session: Session) -> Response {
+        let writes = durable::writes(&request);
+        let result = if let Request::Import {
+            dry_run,
+            check_unique,
+        } = request
+        {
+            let options = ImportOptions {
                 dry_run,
                 check_unique,
-            } = request
-            {
-                let options = ImportOptions {
-                    dry_run,
-                    check_unique,
-                };
-                let mut session = session;
-                admin_import::import(&self.users, options, &mut session).await
-            } else {
-                self.dispatch(request, session.progress).await
             };
-            if !writes {
-                return respond(result);
-            }
-            respond(durable::durable(&self.store, result).await)
-        })
+            let mut session = session;
+            admin_import::import(&self.users, options, &mut session).await
+        } else {
+            self.dispatch(request, session.progress).await
+        };
+        if !writes {
+            return respond(result);
+        }
+        respond(durable::durable(&self.store, result).await)
+    }
+
+    /// The answer and audit record of a request the caller may not make.
+    fn refuse(&self, session: &Session) -> Response {
+        let uid = session.caller.uid;
+        let (may, key) = match session.role {
+            Role::Read => (
+                "only read (status, user show/list, audit, mail list)",
+                "control.admin_uids or a group in control.admin_groups",
+            ),
+            _ => (
+                "not use the control socket",
+                "control.admin_uids, control.admin_groups or control.read_groups",
+            ),
+        };
+        let message = format!("uid {uid} may {may}: to allow it, add it to {key}");
+        tracing::warn!(uid, pid = ?session.caller.pid, "control request refused: {message}");
+        self.store.record(crate::domain::AuditKind::Admin {
+            action: crate::domain::AdminAction::Refused,
+            user: None,
+            detail: Some(format!("uid {uid}: not allowed by {key}")),
+            by: Some(format!("uid:{uid}")),
+        });
+        Response::error(message)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::domain::{AuditKind, Lane, QueuedMail, Timestamp};
 use crate::lifecycle::mail::Composer;
 use crate::lifecycle::sweeper::Sweeper;
 use crate::lifecycle::users::UserAdmin;
+use crate::live::Live;
 use crate::notify::outbox::{Currency, MailQueue, MailWorker, OutboxHandle, OutboxSettings};
 use crate::notify::{Mailer, Sealer, Templates};
 use crate::store::Store;
@@ -20,7 +21,8 @@ use std::time::Duration;
 const SEAL_PURPOSE: &str = "mail outbox v1";
 
 pub struct Lifecycle {
-    pub templates: Arc<Templates>,
+    /// Replaced by a reload (SIGHUP).
+    pub templates: Live<Templates>,
     /// None without `[smtp]`: nothing is queued.
     pub composer: Option<Arc<Composer>>,
     pub users: Arc<UserAdmin>,
@@ -39,7 +41,7 @@ pub fn build(
     pool: &Arc<HashPool>,
     hasher: &Hasher,
 ) -> anyhow::Result<Lifecycle> {
-    let templates = Arc::new(
+    let templates = Live::new(
         Templates::load(&config.mail)
             .map_err(anyhow::Error::msg)
             .context("mail templates: fix the template or [mail] templates")?,
@@ -47,7 +49,7 @@ pub fn build(
     let composer = config
         .smtp
         .as_ref()
-        .map(|_| Arc::new(Composer::new(Arc::clone(&templates), sealer(hasher))));
+        .map(|_| Arc::new(Composer::new(templates.clone(), sealer(hasher))));
     let worker = match &config.smtp {
         Some(smtp) => Some(outbox_worker(config, smtp, store, hasher)?),
         None => None,

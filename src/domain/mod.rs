@@ -270,6 +270,10 @@ pub enum AuditKind {
         user: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
+        /// Who acted: `uid:<n>` for a control-socket caller, `pinwarden` for the daemon's
+        /// own workers (absent in records written before it was kept).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        by: Option<String>,
     },
     /// A connection refused at the door of a frontend (unknown source, connection limit).
     Refused {

@@ -88,6 +88,9 @@ vocabulary! {
         /// A guest was removed: by its sponsor or an admin, `expired`, or its sponsor was
         /// disabled or removed.
         GuestEnd = "guest_end",
+        /// A control request its caller's credentials do not allow (detail: the uid and
+        /// the `[control]` key that would allow it).
+        Refused = "refused",
     }
 }
 

@@ -3,6 +3,7 @@
 //! Knows templates and the sealer; never sends anything and never touches the store.
 
 use crate::domain::{Lane, MailKind, Pin, QueuedMail, Timestamp, User};
+use crate::live::Live;
 use crate::notify::{MailVars, Sealer, Templates};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -17,17 +18,19 @@ pub struct About<'a> {
 }
 
 pub struct Composer {
-    templates: Arc<Templates>,
+    templates: Live<Templates>,
     sealer: Sealer,
 }
 
 impl Composer {
-    pub fn new(templates: Arc<Templates>, sealer: Sealer) -> Self {
+    /// `templates` may be replaced while the daemon runs (a reload): each message is
+    /// rendered with the templates current when it is composed.
+    pub fn new(templates: Live<Templates>, sealer: Sealer) -> Self {
         Composer { templates, sealer }
     }
 
-    pub fn templates(&self) -> &Arc<Templates> {
-        &self.templates
+    pub fn templates(&self) -> Arc<Templates> {
+        self.templates.get()
     }
 
     /// The message for `user` (as it will be written), or None when the user has no email
@@ -47,6 +50,7 @@ impl Composer {
         };
         let rendered = self
             .templates
+            .get()
             .render(about.kind, &vars)
             .map_err(|e| format!("the {} mail cannot be composed: {e}", about.kind.template()))?;
         let bound = QueuedMail::seal_binding(&user.id, &to, about.kind);

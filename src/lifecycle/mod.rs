@@ -1,6 +1,7 @@
 //! The PIN lifecycle: policy, generation, CSV import parsing and the admin service that
 //! creates and changes local users and PINs. Writes users through the `Store` trait only.
 
+pub mod actor;
 pub mod generate;
 pub mod import;
 pub mod mail;

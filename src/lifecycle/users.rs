@@ -17,6 +17,7 @@ use crate::domain::{
     check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin, PinRecord,
     PinSource, Tag, Timestamp, User, UserOrigin,
 };
+use crate::live::Live;
 use crate::notify::outbox::OutboxHandle;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -137,13 +138,22 @@ pub fn normalise_cards(raw: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// What a new PIN is checked against and how long a generated one is; a reload replaces
+/// both together, so generation never runs under one rule set's length and another's
+/// minimum.
+#[derive(Clone, Debug)]
+pub struct PinRules {
+    pub policy: PinPolicy,
+    pub generated_length: usize,
+}
+
 pub struct UserAdmin {
     store: Arc<dyn Store>,
     pool: Arc<HashPool>,
-    policy: PinPolicy,
-    generated_length: usize,
+    /// Replaced by a reload (SIGHUP): each change is checked against the current rules.
+    rules: Live<PinRules>,
     default_expiry: Expiry,
-    lockout: LockoutPolicy,
+    lockout: Live<LockoutPolicy>,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
     /// Woken after mail is queued.
@@ -191,10 +201,12 @@ impl UserAdmin {
         UserAdmin {
             store,
             pool,
-            policy,
-            generated_length,
+            rules: Live::new(PinRules {
+                policy,
+                generated_length,
+            }),
             default_expiry,
-            lockout,
+            lockout: Live::new(lockout),
             lifecycle: LifecycleSettings::default(),
             composer: None,
             outbox: OutboxHandle::default(),
@@ -202,11 +214,17 @@ impl UserAdmin {
         }
     }
 
+    /// The PIN rules and lockout settings, for a reload to replace.
+    pub fn live_rules(&self) -> (Live<PinRules>, Live<LockoutPolicy>) {
+        (self.rules.clone(), self.lockout.clone())
+    }
+
     fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {
         let kind = AuditKind::Admin {
             action,
             user: Some(user.into()),
             detail,
+            by: Some(super::actor::current()),
         };
         self.store.record(kind);
     }
@@ -222,7 +240,7 @@ impl UserAdmin {
     ) -> Result<(PinRecord, Option<Pin>), AdminError> {
         let (tag, shown) = match choice {
             PinChoice::Given(pin) => {
-                self.policy.check(&pin, &user.id, &user.cards)?;
+                self.rules.get().policy.check(&pin, &user.id, &user.cards)?;
                 let tag = self.pool.tag_waiting(pin).await?;
                 self.ensure_unique(&tag, &user.id)?;
                 (tag, None)
@@ -269,10 +287,11 @@ impl UserAdmin {
     }
 
     async fn generate_unique(&self, user: &User) -> Result<(Tag, Option<Pin>), AdminError> {
+        let rules = self.rules.get();
         for _ in 0..32 {
             let pin = generate_pin(
-                &self.policy,
-                self.generated_length,
+                &rules.policy,
+                rules.generated_length,
                 &user.id,
                 &user.cards,
                 &mut rand::rngs::OsRng,

@@ -214,6 +214,7 @@ impl UserAdmin {
         let mut pending = std::mem::take(&mut chunk.generate);
         let mut done = Vec::with_capacity(pending.len());
         let now = Timestamp::now();
+        let rules = self.rules.get();
         for _ in 0..8 {
             if pending.is_empty() {
                 break;
@@ -222,8 +223,8 @@ impl UserAdmin {
             for (index, line) in pending.drain(..) {
                 let user = &chunk.users[index].1;
                 let pin = generate_pin(
-                    &self.policy,
-                    self.generated_length,
+                    &rules.policy,
+                    rules.generated_length,
                     &user.id,
                     &user.cards,
                     &mut rand::rngs::OsRng,

@@ -199,7 +199,7 @@ impl ImportJob {
         };
         self.check_cards(admin, &user, line, checking)?;
         if let Some(pin) = row.pin {
-            match checking.then(|| admin.policy.check(&pin, &user.id, &user.cards)) {
+            match checking.then(|| admin.rules.get().policy.check(&pin, &user.id, &user.cards)) {
                 Some(Err(e)) => self.problem(line, e.to_string()),
                 _ => chunk.pins.push((chunk.users.len(), line, pin)),
             }

@@ -92,25 +92,10 @@ pub fn check_secrets(settings: &SmtpSettings) -> Result<(), String> {
     }
 }
 
-/// A secret from its file, refused when others may read it.
+/// A secret from its file, through the one secret-file reader (refused when others may
+/// read or write it).
 fn read_secret(key: &str, path: &std::path::Path) -> Result<Zeroizing<String>, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o007 != 0 {
-        return Err(format!(
-            "{key} {} is open to other users (mode {:o}): chmod 600 it",
-            path.display(),
-            mode & 0o777
-        ));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
-    Ok(Zeroizing::new(
-        text.trim_end_matches(['\r', '\n']).to_string(),
-    ))
+    crate::secret::read_line(key, path).map_err(|e| e.to_string())
 }
 
 fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, String> {

@@ -81,9 +81,8 @@ impl ScimSource {
         let Some(path) = &self.settings.token_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SourceError::Rejected(format!("cannot read token_file {}: {e}", path.display()))
-        })?;
+        let text = crate::secret::read_line("directory.token_file", path)
+            .map_err(|e| SourceError::Rejected(e.to_string()))?;
         Ok(Some(text.trim().to_string()))
     }
 

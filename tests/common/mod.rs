@@ -31,6 +31,21 @@ pub fn wait_until<T>(within: Duration, poll: impl FnMut() -> Result<T, String>) 
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// Writes a secret file (a password, a token) the way the daemon insists on: created with
+/// mode 0600 whatever the test's umask, so no other user may ever read it.
+pub fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// `wait_until` without the panic, polling `every` (more than 50 ms where a poll costs
 /// something, such as a failed attempt): `Err` with the last description once `within`
 /// passed.

@@ -49,10 +49,8 @@ impl SmtpOptions {
 
 /// Writes the password of `SmtpOptions::secure` to `dir/smtp-password`, mode 0600.
 pub fn password_file(dir: &std::path::Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let secret = dir.join("smtp-password");
-    std::fs::write(&secret, "s3cret\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    super::write_secret(&secret, "s3cret\n");
     secret
 }
 

@@ -279,15 +279,11 @@ impl PrintRelease {
                 username,
                 password_file,
             } => {
-                let text = std::fs::read_to_string(password_file).map_err(|e| {
-                    PrintError::Config(format!(
-                        "cannot read cups.password_file {}: {e}",
-                        password_file.display()
-                    ))
-                })?;
+                let password = crate::secret::read_line("cups.password_file", password_file)
+                    .map_err(|e| PrintError::Config(e.to_string()))?;
                 CupsAuth::Basic {
                     username: username.clone(),
-                    password: Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_string()),
+                    password,
                 }
             }
             CupsAuthConfig::LocalCertificate { cert_file } => CupsAuth::LocalCertificate {

@@ -2,13 +2,14 @@
 //! connection, answered by progress frames and one final response. The daemon supplies the
 //! `Handler`; this module only moves frames and never touches the store.
 
+pub mod access;
 pub mod client;
 pub mod proto;
 
 use crate::worker::{Context, Next, Settings, Worker};
 use proto::{Frame, Request, Response};
 use std::future::Future;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::pin::Pin as StdPin;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Caller {
 /// when the client goes away (long work stops between steps).
 pub struct Session {
     pub caller: Caller,
+    /// What the caller may ask for (`[control]`); the handler refuses and audits the rest.
+    pub role: access::Role,
     pub progress: Progress,
     pub gone: CancellationToken,
     pub input: Input,
@@ -84,7 +87,14 @@ pub enum BindError {
     },
 }
 
-/// Binds the socket, replacing a stale file left by a crash but never a live daemon's.
+/// The control socket's mode: its owner and group may connect; who may do what is then
+/// decided by the caller's credentials (`access`).
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// Binds the socket, replacing a stale file left by a crash but never a live daemon's. The
+/// socket is bound in a private (0700) directory beside its path, given its mode there and
+/// only then renamed into place, so it is never reachable with a looser mode, whatever the
+/// umask.
 pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     let shown = path.display().to_string();
     let io = |source| BindError::Io {
@@ -97,12 +107,22 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
         }
         std::fs::remove_file(path).map_err(io)?;
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let listener = UnixListener::bind(path).map_err(io)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
-    Ok(listener)
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let private = dir.join(format!(".control-bind.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(io)?;
+    let staged = private.join("control.sock");
+    let bound = UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    bound.map_err(io)
 }
 
 /// After a failed accept the control socket is tried again after this back-off.
@@ -115,16 +135,18 @@ pub const ACCEPT_RETRY: Settings =
 pub struct Server {
     listener: UnixListener,
     handler: Arc<dyn Handler>,
+    access: Arc<access::Access>,
     sessions: TaskTracker,
     places: Arc<tokio::sync::Semaphore>,
     accepted: Option<std::io::Result<UnixStream>>,
 }
 
 impl Server {
-    pub fn new(listener: UnixListener, handler: Arc<dyn Handler>) -> Self {
+    pub fn new(listener: UnixListener, handler: Arc<dyn Handler>, access: access::Access) -> Self {
         Server {
             listener,
             handler,
+            access: Arc::new(access),
             sessions: TaskTracker::new(),
             places: Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS)),
             accepted: None,
@@ -141,12 +163,13 @@ impl Worker for Server {
         match self.accepted.take() {
             Some(Ok(stream)) => {
                 let handler = Arc::clone(&self.handler);
+                let access = Arc::clone(&self.access);
                 let places = Arc::clone(&self.places);
                 self.sessions.spawn(async move {
                     let Ok(_place) = places.acquire_owned().await else {
                         return;
                     };
-                    session(stream, handler).await
+                    session(stream, handler, &access).await
                 });
             }
             Some(Err(e)) => return Err(format!("accept failed: {e}")),
@@ -165,7 +188,7 @@ impl Worker for Server {
     }
 }
 
-async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
+async fn session(stream: UnixStream, handler: Arc<dyn Handler>, access: &access::Access) {
     let caller = match stream.peer_cred() {
         Ok(c) => Caller {
             uid: c.uid(),
@@ -177,6 +200,7 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
             return;
         }
     };
+    let role = access.role_of(&caller);
     let (reader, mut writer) = stream.into_split();
     let mut line = zeroize::Zeroizing::new(Vec::new());
     let mut limited = BufReader::new(reader).take(MAX_REQUEST + 1);
@@ -206,6 +230,7 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>) {
                 request,
                 Session {
                     caller,
+                    role,
                     progress: tx,
                     gone: gone.clone(),
                     input: Input { lines, again },

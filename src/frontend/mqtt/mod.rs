@@ -137,9 +137,9 @@ pub fn read_password(cfg: &MqttConfig) -> Result<Option<String>, String> {
     let password = match &cfg.password_file {
         None => None,
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read mqtt.password_file {}: {e}", path.display()))?;
-            Some(text.trim_end_matches(['\r', '\n']).to_string())
+            let text =
+                crate::secret::read_line("mqtt.password_file", path).map_err(|e| e.to_string())?;
+            Some(text.as_str().to_string())
         }
     };
     options(cfg, cfg.client_id.clone(), password.as_deref(), true)?;
