@@ -97,6 +97,7 @@ fn admin_writes_on_a_full_disk_are_acknowledged_only_when_durable() {
     fill(&filler);
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
+    let mut uncertain = Vec::new();
     for i in 0..40 {
         let id = format!("user{i}");
         let pin = format!("{}", 593_017 + i * 7_919);
@@ -104,9 +105,13 @@ fn admin_writes_on_a_full_disk_are_acknowledged_only_when_durable() {
             &["user", "add", &id, "--group", "staff", "--pin-stdin"],
             Some(&pin),
         );
+        // A refusal says nothing was changed; an answer that the change was made but not
+        // yet on disk promises neither way (a later flush may still keep it).
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
         match out.status.success() {
             true => acknowledged.push(id),
-            false => refused.push(id),
+            false if said.contains("nothing was changed") => refused.push(id),
+            false => uncertain.push((id, said)),
         }
         if refused.len() >= 3 {
             break;
@@ -117,9 +122,10 @@ fn admin_writes_on_a_full_disk_are_acknowledged_only_when_durable() {
         "no admin write was refused on a full disk"
     );
     eprintln!(
-        "on the full disk: {} acknowledged, {} refused",
+        "on the full disk: {} acknowledged, {} refused, {} not known to be on disk: {uncertain:?}",
         acknowledged.len(),
-        refused.len()
+        refused.len(),
+        uncertain.len()
     );
     d.wait_status("store not writable", |s| s["store"]["writable"] == false);
     std::fs::remove_file(&filler).unwrap();
@@ -137,8 +143,16 @@ fn admin_writes_on_a_full_disk_are_acknowledged_only_when_durable() {
         let out = d.cli(&["user", "show", id], None);
         assert!(!out.status.success(), "refused {id} is there");
     }
+    let kept_uncertain = uncertain
+        .iter()
+        .filter(|(id, _)| d.cli(&["user", "show", id], None).status.success())
+        .count();
     let status = d.status();
-    assert_eq!(status["users"], 1 + acknowledged.len(), "{status}");
+    assert_eq!(
+        status["users"],
+        1 + acknowledged.len() + kept_uncertain,
+        "{status}"
+    );
     d.stop();
 }
 
