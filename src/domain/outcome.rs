@@ -139,6 +139,8 @@ vocabulary! {
     AlarmAction {
         /// More forgotten-PIN requests in an hour than `[recovery] spray_alarm_per_hour`.
         ForgotSpray = "forgot_spray",
+        /// More failed attempts at a device in an hour than `[lockout] alarm_per_hour`.
+        FailureRate = "failure_rate",
     }
 }
 

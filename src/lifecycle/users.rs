@@ -11,7 +11,6 @@ use super::mail::Composer;
 use super::policy::{PinPolicy, PolicyViolation};
 use super::settings::{Generation, LifecycleSettings};
 use crate::core::lockout;
-use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
     check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin, PinRecord,
@@ -143,7 +142,6 @@ pub struct UserAdmin {
     policy: PinPolicy,
     generated_length: usize,
     default_expiry: Expiry,
-    lockout: LockoutPolicy,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
     /// Woken after mail is queued.
@@ -186,7 +184,6 @@ impl UserAdmin {
         policy: PinPolicy,
         generated_length: usize,
         default_expiry: Expiry,
-        lockout: LockoutPolicy,
     ) -> Self {
         UserAdmin {
             store,
@@ -194,7 +191,6 @@ impl UserAdmin {
             policy,
             generated_length,
             default_expiry,
-            lockout,
             lifecycle: LifecycleSettings::default(),
             composer: None,
             outbox: OutboxHandle::default(),

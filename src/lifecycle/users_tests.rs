@@ -29,7 +29,6 @@ fn fixture() -> Fixture {
         PinPolicy::default(),
         6,
         Expiry::Never,
-        LockoutPolicy::default(),
     );
     Fixture {
         _dir: dir,
