@@ -161,7 +161,7 @@ async fn wire(
         started,
         tcp: bound.clone(),
         control_socket: config.control_socket.clone(),
-        user_max_failures: config.lockout.user_max_failures,
+        odds: admin::admin_odds::OddsStatus::new(Arc::new(config.clone())),
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
@@ -250,7 +250,15 @@ fn build_core(
         actions,
     )
     .with_staleness(Arc::clone(stale))
-    .with_self_service(self_service);
+    .with_self_service(self_service)
+    .with_credentials(
+        config
+            .devices
+            .iter()
+            .filter(|(_, d)| d.credentials.len() < crate::core::odds::Mode::ALL.len())
+            .map(|(id, d)| (id.clone(), d.credentials.clone()))
+            .collect(),
+    );
     Ok(Arc::new(core))
 }
 

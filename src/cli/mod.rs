@@ -5,6 +5,7 @@ mod admin;
 mod check;
 mod guest;
 mod import;
+mod lockout;
 mod mail;
 mod user;
 
@@ -90,6 +91,9 @@ pub enum Command {
     /// The mail outbox and templates.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Lockout counters: list them, clear one (audited).
+    #[command(subcommand)]
+    Lockout(lockout::LockoutCommand),
 }
 
 #[derive(Subcommand)]
@@ -189,7 +193,8 @@ pub enum UserCommand {
     Disable {
         id: String,
     },
-    /// Enable a user (also clears a lock after too many failed attempts).
+    /// Enable a user (also clears a lock after too many failed attempts; so does
+    /// `lockout clear user:ID`).
     Enable {
         id: String,
     },

@@ -162,6 +162,7 @@ pub struct RawDevice {
     pub fail_mode: Option<String>,
     pub queue: Option<String>,
     pub hold_queue: Option<String>,
+    pub credentials: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

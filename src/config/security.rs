@@ -147,7 +147,11 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
         )?,
         source_failures: raw
             .source_failures
-            .unwrap_or(raw.free_failures.unwrap_or(d.free_failures).saturating_sub(2))
+            .unwrap_or(
+                raw.free_failures
+                    .unwrap_or(d.free_failures)
+                    .saturating_sub(2),
+            )
             .max(1),
         user_max_failures: raw.user_max_failures.unwrap_or(d.user_max_failures),
         user_lock: duration_key("lockout.user_lock", raw.user_lock.as_deref(), d.user_lock)?,
@@ -196,9 +200,11 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
         ));
     }
     if p.user_lock.is_zero() || p.user_max_lock < p.user_lock {
-        return Err("lockout.user_lock must be above zero and at most lockout.user_max_lock \
+        return Err(
+            "lockout.user_lock must be above zero and at most lockout.user_max_lock \
                     (defaults 15m and 24h)"
-            .into());
+                .into(),
+        );
     }
     if !(1..=10).contains(&p.user_max_failures) {
         return Err(format!(

@@ -408,7 +408,11 @@ async fn one_source_out_of_budget_leaves_the_device_to_the_others() {
     let got = core.handle(from("10.0.0.66", pin(ALICE_PIN))).await;
     assert_eq!(got, Outcome::LockedOut, "the attacker's terminal is held");
     let got = core.handle(from("10.0.0.8", pin(ALICE_PIN))).await;
-    assert_eq!(got, granted("alice"), "another terminal of the device is not");
+    assert_eq!(
+        got,
+        granted("alice"),
+        "another terminal of the device is not"
+    );
     let device = store.lockout("device:lobby").unwrap().unwrap();
     assert_eq!((device.failures, device.locked_until), (sources, None));
 }

@@ -125,7 +125,11 @@ fn user_lock_is_time_limited_and_escalates() {
             s = Some(on_user_failure(s, &p, t1));
             failures += 1;
         }
-        assert_eq!(s.unwrap().locked_until, Some(t1.plus(secs(minutes * 60))), "{n}");
+        assert_eq!(
+            s.unwrap().locked_until,
+            Some(t1.plus(secs(minutes * 60))),
+            "{n}"
+        );
     }
 }
 
@@ -140,7 +144,10 @@ fn a_source_is_held_below_the_device_budget() {
     let mut guesses = 0;
     // One attacker at one terminal, guessing whenever the source lets them, for a day.
     while t < t0.plus(secs(24 * 3600)) {
-        if let Some(until) = src.and_then(|s: LockoutState| s.locked_until).filter(|u| t < *u) {
+        if let Some(until) = src
+            .and_then(|s: LockoutState| s.locked_until)
+            .filter(|u| t < *u)
+        {
             t = until;
             continue;
         }

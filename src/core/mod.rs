@@ -400,10 +400,9 @@ impl Core {
         // A wrong PIN for a named user (ID+PIN, card+PIN) counts against that user.
         if let (DenyReason::WrongPin, Some(id)) = (reason, user) {
             let key = lockout::user_key(id);
-            match self
-                .store
-                .update_lockout(&key, &|old| Some(lockout::on_user_failure(old, &policy, now)))
-            {
+            match self.store.update_lockout(&key, &|old| {
+                Some(lockout::on_user_failure(old, &policy, now))
+            }) {
                 Ok(Some(state)) if state.failures >= max => {
                     tracing::warn!(user = %id, "user locked after too many failed attempts");
                     self.record(AuditKind::Lockout {

@@ -211,7 +211,12 @@ pub fn fixes(
 ) -> Vec<String> {
     let mut out = Vec::new();
     let longer = (levers.min_length + 1..=levers.max_length_limit)
-        .map(|len| (len, chance(odds.users, (levers.space_of_length)(len), odds.guesses)))
+        .map(|len| {
+            (
+                len,
+                chance(odds.users, (levers.space_of_length)(len), odds.guesses),
+            )
+        })
         .find(|(_, o)| *o <= ceiling);
     if let Some((len, o)) = longer {
         out.push(format!(
@@ -223,8 +228,12 @@ pub fn fixes(
         for mode in [Mode::IdPin, Mode::CardPin] {
             let alt = assess(mode, odds.users, odds.space, policy);
             if alt.odds.is_some_and(|o| o <= ceiling) {
+                let needs = match mode {
+                    Mode::CardPin => " with a card reader set to card_then_pin",
+                    _ => "",
+                };
                 out.push(format!(
-                    "{}: [[device]] credentials = [\"{}\"] (drop \"pin\") gives {}",
+                    "{}: [[device]] credentials = [\"{}\"] (drop \"pin\"){needs} gives {}",
                     mode.label(),
                     mode.name(),
                     percent(alt.odds.unwrap_or(0.0))
@@ -254,8 +263,11 @@ fn stricter_budget(odds: &ModeOdds, ceiling: f64, policy: &LockoutPolicy) -> Str
     let allowed = allowed_guesses(odds.users, odds.space, ceiling);
     if allowed == 0 {
         return format!(
-            "no lockout budget suffices: a single guess a day already gives {}",
-            percent(chance(odds.users, odds.space, 1))
+            "no lockout budget suffices: a single guess a day already hits one of {} PINs \
+             among {:.0} (1 in {:.0}), above the ceiling",
+            odds.users,
+            odds.space,
+            odds.space / odds.users.max(1) as f64
         );
     }
     const WEEK_MINUTES: u64 = 7 * 24 * 60;

@@ -23,7 +23,10 @@ fn the_chance_matches_enumeration_of_every_placement() {
         for guesses in 0..=space {
             let want = enumerated(users, space, guesses);
             let got = chance(users.into(), space.into(), guesses.into());
-            assert!((got - want).abs() < 1e-12, "{users}/{space} x{guesses}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{users}/{space} x{guesses}: {got} vs {want}"
+            );
             assert!(got <= f64::from(guesses * users) / f64::from(space) + 1e-12);
         }
     }

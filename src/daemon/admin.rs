@@ -1,7 +1,6 @@
 //! Answers control-socket requests by delegating to the admin service, the core and the
 //! store. Lives under `daemon` because only the composition root may know all three.
 
-use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
@@ -16,6 +15,10 @@ use std::sync::Arc;
 
 #[path = "admin_import.rs"]
 mod admin_import;
+#[path = "admin_lockout.rs"]
+mod admin_lockout;
+#[path = "admin_odds.rs"]
+pub mod admin_odds;
 
 pub struct Admin {
     pub users: Arc<UserAdmin>,
@@ -28,7 +31,8 @@ pub struct Admin {
     pub started: Timestamp,
     pub tcp: Vec<SocketAddr>,
     pub control_socket: PathBuf,
-    pub user_max_failures: u32,
+    /// Each device's attack odds with the real user counts (`status`).
+    pub odds: admin_odds::OddsStatus,
     pub mqtt: Option<crate::frontend::mqtt::Link>,
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
@@ -157,18 +161,16 @@ impl Admin {
 
     fn status(&self) -> Result<serde_json::Value, AdminError> {
         let now = Timestamp::now();
-        let max = self.user_max_failures;
         let locked: Vec<_> = self
             .store
             .lockouts()?
             .into_iter()
-            .filter(|(key, s)| {
-                s.locked_until.is_some_and(|u| u > now)
-                    || (matches!(LockoutKey::parse(key), Some(LockoutKey::User(_)))
-                        && s.failures >= max)
-            })
+            .filter(|(_, s)| s.locked_until.is_some_and(|u| u > now))
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();
+        let (odds, odds_warnings) = self.odds.report(&*self.store)?;
+        let mut warnings = self.warnings()?;
+        warnings.extend(odds_warnings);
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "started": self.started,
@@ -184,7 +186,8 @@ impl Admin {
             "workers": self.workers.status(),
             "pin_collisions": self.store.pin_collisions()?,
             "mail": self.mail_status()?,
-            "warnings": self.warnings()?,
+            "odds": odds,
+            "warnings": warnings,
         }))
     }
 
@@ -248,6 +251,7 @@ impl Admin {
         &self,
         request: Request,
         progress: Progress,
+        caller: crate::frontend::control::Caller,
     ) -> Result<serde_json::Value, AdminError> {
         match request {
             Request::Status => self.status(),
@@ -335,6 +339,8 @@ impl Admin {
             // Streamed on the connection: see `handle`.
             Request::Import { .. } => Err(AdminError::Invalid("import needs its session".into())),
             Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
+            Request::LockoutList => self.lockout_list(),
+            Request::LockoutClear { key } => self.lockout_clear(&key, caller),
             Request::Sync {
                 source,
                 full,
@@ -376,7 +382,8 @@ impl Handler for Admin {
                 let mut session = session;
                 admin_import::import(&self.users, options, &mut session).await
             } else {
-                self.dispatch(request, session.progress).await
+                self.dispatch(request, session.progress, session.caller)
+                    .await
             };
             if !writes {
                 return respond(result);

@@ -88,6 +88,8 @@ vocabulary! {
         /// A guest was removed: by its sponsor or an admin, `expired`, or its sponsor was
         /// disabled or removed.
         GuestEnd = "guest_end",
+        /// An operator cleared a lockout counter (detail: the key and who).
+        LockoutClear = "lockout_clear",
     }
 }
 
