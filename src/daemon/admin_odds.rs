@@ -1,7 +1,8 @@
 //! `status`'s attack odds: each device's odds with the real number of users with a PIN it
 //! admits (enabled, in one of its groups), and a warning for each mode a sync or an admin
 //! change pushed over `[lockout] max_daily_odds`. Reads users; changes nothing. Cached for
-//! a few seconds, since status is polled and counting reads every user.
+//! a few seconds while the number of users stays the same, since status is polled and
+//! counting reads every user.
 
 use crate::config::{odds, Config};
 use crate::domain::DeviceId;
@@ -15,7 +16,8 @@ const FRESH: Duration = Duration::from_secs(5);
 
 pub struct OddsStatus {
     config: Arc<Config>,
-    cache: Mutex<Option<(Instant, Value, Vec<String>)>>,
+    /// The last report: when, for how many users in the store, what.
+    cache: Mutex<Option<(Instant, u64, Value, Vec<String>)>>,
 }
 
 impl OddsStatus {
@@ -28,9 +30,10 @@ impl OddsStatus {
 
     /// The odds per device (JSON for `status`) and a warning per mode above the ceiling.
     pub fn report(&self, store: &dyn Store) -> Result<(Value, Vec<String>), StoreError> {
+        let total = store.user_count()?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, value, warnings)) = cache.as_ref() {
-            if at.elapsed() < FRESH {
+        if let Some((at, users, value, warnings)) = cache.as_ref() {
+            if at.elapsed() < FRESH && *users == total {
                 return Ok((value.clone(), warnings.clone()));
             }
         }
@@ -47,7 +50,7 @@ impl OddsStatus {
             })).collect::<Vec<_>>(),
         });
         let warnings = odds::problems(&self.config, &devices);
-        *cache = Some((Instant::now(), value.clone(), warnings.clone()));
+        *cache = Some((Instant::now(), total, value.clone(), warnings.clone()));
         Ok((value, warnings))
     }
 }

@@ -424,6 +424,28 @@ impl Terminal {
         }
     }
 
+    /// A terminal connecting from another loopback address (`127.0.0.2`, …), so that the
+    /// daemon sees another source.
+    pub fn connect_from(source: &str, addr: SocketAddr) -> Terminal {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            socket.connect(addr).await.expect("connect")
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Terminal {
+            reader: BufReader::new(stream),
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).unwrap();
     }
