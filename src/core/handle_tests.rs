@@ -110,7 +110,7 @@ fn fixture(store: MemoryStore) -> Fixture {
         // A source locks with the device here, so these tests see the device budget (the
         // source limit has its own test below).
         LockoutPolicy {
-            source_failures: LockoutPolicy::default().free_failures + 1,
+            source_failures: LockoutPolicy::default().free_failures,
             ..LockoutPolicy::default()
         },
         Arc::clone(&actions) as Arc<dyn Actions>,
@@ -401,7 +401,7 @@ async fn one_source_out_of_budget_leaves_the_device_to_the_others() {
         ..request("lobby", credential)
     };
     let sources = LockoutPolicy::default().source_failures;
-    for _ in 0..sources {
+    for _ in 0..=sources {
         let got = core.handle(from("10.0.0.66", pin("000000"))).await;
         assert_eq!(got, Outcome::Denied);
     }
@@ -414,5 +414,5 @@ async fn one_source_out_of_budget_leaves_the_device_to_the_others() {
         "another terminal of the device is not"
     );
     let device = store.lockout("device:lobby").unwrap().unwrap();
-    assert_eq!((device.failures, device.locked_until), (sources, None));
+    assert_eq!((device.failures, device.locked_until), (sources + 1, None));
 }

@@ -4,9 +4,9 @@
 //! guessing is held to that rate whatever the attacker does. A grant does not reset the
 //! bucket (someone holding one valid PIN must not buy more guesses). `admits` bounds the
 //! attempts in flight under a key by the budget left, so concurrent attempts cannot overrun
-//! it. A source address is held to `source_failures` outstanding failures (leaking at the
-//! device's rate), fewer than the device's free budget, so one attacker at one terminal
-//! cannot lock the other terminals of the device. A user is locked after
+//! it. A source address has its own smaller budget (`source_failures` free, one more
+//! locks until one is forgiven, leaking at the device's rate), so one attacker at one
+//! terminal is held there and cannot lock the other terminals of the device. A user is locked after
 //! `user_max_failures` consecutive wrong PINs for `user_lock`, doubling per further failure
 //! up to `user_max_lock` (never for good); a grant resets only the user's count.
 //! Persistence is the caller's job; time is passed in.
@@ -121,8 +121,9 @@ pub fn on_failure(
     s
 }
 
-/// Records one failure from a source address: locked while `source_failures` are
-/// outstanding, until the next one is forgiven.
+/// Records one failure from a source address: like a device, `source_failures` failures
+/// are free and one more locks, here until the next failure is forgiven (no doubling: the
+/// device's back-off bounds the rate; this only keeps one source below the device's lock).
 pub fn on_source_failure(
     state: Option<LockoutState>,
     policy: &LockoutPolicy,
@@ -132,7 +133,7 @@ pub fn on_source_failure(
     s.failures = s.failures.saturating_add(1);
     let anchor = *s.last_failure.get_or_insert(now);
     s.locked_until =
-        (s.failures >= policy.source_failures).then(|| anchor.plus(policy.forgive_every));
+        (s.failures > policy.source_failures).then(|| anchor.plus(policy.forgive_every));
     s
 }
 

@@ -14,9 +14,9 @@ pub struct LockoutPolicy {
     /// One failure is forgiven per this period: the sustained guessing rate.
     #[serde(serialize_with = "crate::duration::serialize")]
     pub forgive_every: Duration,
-    /// A source address may have at most this many failures outstanding (leaking at the
-    /// device's rate), fewer than `free_failures`: one attacker at one terminal is held at
-    /// that terminal and cannot lock the device's other terminals.
+    /// Failures free per source address (one more locks it until one is forgiven); below
+    /// `free_failures`, one attacker at one terminal is held at that terminal and cannot
+    /// lock the device's other terminals.
     pub source_failures: u32,
     /// ID+PIN: consecutive failures before the user is locked…
     pub user_max_failures: u32,

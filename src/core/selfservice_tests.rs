@@ -86,7 +86,7 @@ fn core(change: bool) -> (Core, Arc<MemoryStore>, Arc<Service>) {
         BTreeMap::from([(DeviceId("lobby".into()), device)]),
         access,
         LockoutPolicy {
-            source_failures: LockoutPolicy::default().free_failures + 1,
+            source_failures: LockoutPolicy::default().free_failures,
             ..LockoutPolicy::default()
         },
         Arc::new(NoActions),
