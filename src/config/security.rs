@@ -150,7 +150,7 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
             .unwrap_or(
                 raw.free_failures
                     .unwrap_or(d.free_failures)
-                    .saturating_sub(2),
+                    .saturating_sub(1),
             )
             .max(1),
         user_max_failures: raw.user_max_failures.unwrap_or(d.user_max_failures),
@@ -195,7 +195,7 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
         return Err(format!(
             "lockout.source_failures = {}: use 1 to lockout.free_failures ({}); below it, one \
              attacker at one terminal cannot lock the device's other terminals (default \
-             free_failures - 2)",
+             free_failures - 1)",
             p.source_failures, p.free_failures
         ));
     }

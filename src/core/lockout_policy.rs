@@ -38,7 +38,7 @@ impl Default for LockoutPolicy {
             initial_backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3600),
             forgive_every: Duration::from_secs(15 * 60),
-            source_failures: 3,
+            source_failures: 4,
             user_max_failures: 10,
             user_lock: Duration::from_secs(15 * 60),
             user_max_lock: Duration::from_secs(24 * 3600),
