@@ -62,7 +62,11 @@ fn a_locked_device_is_listed_cleared_and_the_right_pin_works_at_once() {
     for wrong in ["111293", "220394", "330495"] {
         assert_eq!(a.ask(&format!("PIN {wrong}")), "DENY");
     }
-    assert_eq!(a.ask("PIN 482913"), "DENY", "the attacker's terminal is held");
+    assert_eq!(
+        a.ask("PIN 482913"),
+        "DENY",
+        "the attacker's terminal is held"
+    );
     let now = list();
     assert!(locked(&now, "source:127.0.0.1"), "{now}");
     assert!(!locked(&now, "device:lobby-printer"), "{now}");
@@ -83,7 +87,10 @@ fn a_locked_device_is_listed_cleared_and_the_right_pin_works_at_once() {
 
     // Cleared: the right PIN works at once, and the clear is audited with who did it.
     let out = d.cli_ok(&["lockout", "clear", "device:lobby-printer"], None);
-    assert!(out.contains("cleared device:lobby-printer (4 failures)"), "{out}");
+    assert!(
+        out.contains("cleared device:lobby-printer (4 failures)"),
+        "{out}"
+    );
     assert_eq!(c.ask("PIN 482913"), "OK alice 0");
     assert!(!locked(&list(), "device:lobby-printer"));
     d.cli_ok(&["lockout", "clear", "source:127.0.0.1"], None);
@@ -101,17 +108,26 @@ fn a_locked_device_is_listed_cleared_and_the_right_pin_works_at_once() {
         "{audit}"
     );
     assert_eq!(audit.matches("failure_rate").count(), 1, "{audit}");
-    assert!(audit.contains("device lobby-printer: 4 failed attempts"), "{audit}");
+    assert!(
+        audit.contains("device lobby-printer: 4 failed attempts"),
+        "{audit}"
+    );
     let human = d.cli_ok(&["audit", "--last", "100"], None);
     assert!(human.contains("failure_rate"), "{human}");
 
     // Mistakes are named.
     let bad = d.cli(&["lockout", "clear", "lobby-printer"], None);
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && err.contains("not a lockout key"), "{err}");
+    assert!(
+        !bad.status.success() && err.contains("not a lockout key"),
+        "{err}"
+    );
     let none = d.cli(&["lockout", "clear", "device:attic"], None);
     let err = String::from_utf8_lossy(&none.stderr);
-    assert!(!none.status.success() && err.contains("no lockout counter for device:attic"), "{err}");
+    assert!(
+        !none.status.success() && err.contains("no lockout counter for device:attic"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -131,17 +147,25 @@ fn status_shows_the_odds_with_real_users_and_warns_past_the_ceiling() {
     let printer = device(&status);
     assert_eq!(printer["users"], 1, "{printer}");
     assert_eq!(printer["above"], false, "{printer}");
-    assert!(printer["summary"].as_str().unwrap().contains("PIN only"), "{printer}");
+    assert!(
+        printer["summary"].as_str().unwrap().contains("PIN only"),
+        "{printer}"
+    );
     // A second user doubles PIN-only odds past max_daily_odds = 0.01 %.
     d.add_user("bob", "guests", "590317");
-    let status = d.wait_status("lobby-printer above the ceiling", |s| device(s)["above"] == true);
+    let status = d.wait_status("lobby-printer above the ceiling", |s| {
+        device(s)["above"] == true
+    });
     let warnings = status["warnings"].to_string();
     assert!(
         warnings.contains("device \\\"lobby-printer\\\": PIN only") && warnings.contains("2 users"),
         "{warnings}"
     );
     let text = d.cli_ok(&["status"], None);
-    assert!(text.contains("odds:") && text.contains("ABOVE THE CEILING"), "{text}");
+    assert!(
+        text.contains("odds:") && text.contains("ABOVE THE CEILING"),
+        "{text}"
+    );
 }
 
 /// An attacker with five terminals guessing as fast as the daemon answers, for a window,
@@ -168,7 +192,9 @@ forgive_every = "1m"
     };
     const WINDOW: Duration = Duration::from_secs(20);
     let device = LockoutKey::Device(String::new());
-    let model = odds::guesses_in(WINDOW, |s, t| lockout::count_failure(&device, s, &policy, t));
+    let model = odds::guesses_in(WINDOW, |s, t| {
+        lockout::count_failure(&device, s, &policy, t)
+    });
     assert_eq!(
         model, 7,
         "3 at once (2 free, the third locks), then after 1 s, 2 s, 4 s and 8 s"

@@ -249,7 +249,7 @@ pub fn fixes(
 pub fn allowed_guesses(users: u64, space: f64, ceiling: f64) -> u64 {
     let (mut lo, mut hi) = (0u64, GUESS_CAP);
     while lo < hi {
-        let mid = lo + (hi - lo + 1) / 2;
+        let mid = lo + (hi - lo).div_ceil(2);
         if chance(users, space, mid) <= ceiling {
             lo = mid;
         } else {

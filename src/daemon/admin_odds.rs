@@ -16,9 +16,11 @@ const FRESH: Duration = Duration::from_secs(5);
 
 pub struct OddsStatus {
     config: Arc<Config>,
-    /// The last report: when, for how many users in the store, what.
-    cache: Mutex<Option<(Instant, u64, Value, Vec<String>)>>,
+    cache: Mutex<Option<Cached>>,
 }
+
+/// The last report: when, for how many users in the store, what.
+type Cached = (Instant, u64, Value, Vec<String>);
 
 impl OddsStatus {
     pub fn new(config: Arc<Config>) -> Self {
