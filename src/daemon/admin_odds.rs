@@ -1,8 +1,8 @@
 //! `status`'s attack odds: each device's odds with the real number of users with a PIN it
 //! admits (enabled, in one of its groups), and a warning for each mode a sync or an admin
-//! change pushed over `[lockout] max_daily_odds`. Reads users; changes nothing. Cached for
-//! a few seconds while the number of users stays the same, since status is polled and
-//! counting reads every user.
+//! change pushed over `[lockout] max_daily_odds`. Reads users; changes nothing. Counting
+//! reads every user and status is polled, so a report is reused for 30 s while the number
+//! of users stays the same and is never recomputed more than once every 2 s.
 
 use crate::config::{odds, Config};
 use crate::domain::DeviceId;
@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const FRESH: Duration = Duration::from_secs(5);
+/// A report is reused this long while the number of users is unchanged…
+const FRESH: Duration = Duration::from_secs(30);
+/// …and this long whatever changes (an import or sync polled by `status`).
+const AT_MOST_EVERY: Duration = Duration::from_secs(2);
 
 pub struct OddsStatus {
     config: Arc<Config>,
@@ -35,7 +38,8 @@ impl OddsStatus {
         let total = store.user_count()?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, users, value, warnings)) = cache.as_ref() {
-            if at.elapsed() < FRESH && *users == total {
+            let age = at.elapsed();
+            if age < AT_MOST_EVERY || (age < FRESH && *users == total) {
                 return Ok((value.clone(), warnings.clone()));
             }
         }
