@@ -223,3 +223,41 @@ forgive_every = "1m"
     );
     eprintln!("attack: {tries} tries, {evaluated} evaluated, model {model} in {WINDOW:?}");
 }
+
+/// ID + PIN: a user locked by wrong PINs is locked for a while, not for good, and an
+/// operator can clear it at once.
+#[test]
+fn a_user_lock_runs_out_or_is_cleared() {
+    let lockout = "[lockout]\nfree_failures = 50\nuser_max_failures = 2\nuser_lock = \"2s\"\n";
+    let d = Daemon::start_with(lockout, common::DEFAULT_TCP);
+    d.add_user("alice", "staff", "482913");
+    let mut t = d.terminal();
+    let lock = |t: &mut Terminal| {
+        assert_eq!(t.ask("ID alice PIN 000111"), "DENY");
+        assert_eq!(t.ask("ID alice PIN 000222"), "DENY");
+        assert_eq!(t.ask("ID alice PIN 482913"), "DENY", "locked");
+    };
+    lock(&mut t);
+    let list = d.cli_ok(&["lockout", "list", "--json"], None);
+    assert!(list.contains("user:alice"), "{list}");
+    // The lock runs out by itself (2 s here). Each try while locked counts against the
+    // device, so try every 250 ms.
+    let every = Duration::from_millis(250);
+    common::poll_until(common::PATIENCE, every, || {
+        match t.ask("ID alice PIN 482913").as_str() {
+            "OK alice 0" => Ok(()),
+            other => Err(format!("still {other}")),
+        }
+    })
+    .expect("the user lock runs out");
+    // Locked again (a success reset the count), then cleared by an operator at once.
+    lock(&mut t);
+    let out = d.cli_ok(&["lockout", "clear", "user:alice"], None);
+    assert!(out.contains("cleared user:alice"), "{out}");
+    assert_eq!(t.ask("ID alice PIN 482913"), "OK alice 0");
+    let audit = d.cli_ok(&["audit", "--json", "--last", "100"], None);
+    assert!(
+        audit.contains(r#""action":"lockout_clear","user":"alice""#),
+        "{audit}"
+    );
+}
