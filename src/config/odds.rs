@@ -101,7 +101,7 @@ pub fn assess(config: &Config, users_of: &dyn Fn(&DeviceId) -> u64) -> Vec<Devic
             let users = users_of(&device);
             let modes: Vec<ModeOdds> = modes
                 .into_iter()
-                .map(|m| odds::assess(m, users, space, &config.lockout))
+                .map(|m| odds::assess(m, users, space, &config.lockout).under(ceiling))
                 .collect();
             let above = modes
                 .iter()
@@ -125,10 +125,11 @@ pub fn summary(d: &DeviceOdds) -> String {
         .iter()
         .map(|m| match m.odds {
             Some(o) => format!(
-                "{} {} ({} guesses/day)",
+                "{} {} ({} guesses/day, the ceiling allows {})",
                 m.mode.label(),
                 odds::percent(o),
-                m.guesses
+                m.guesses,
+                m.allowed.unwrap_or(0)
             ),
             None => format!("{} (no PIN to guess)", m.mode.label()),
         })

@@ -153,6 +153,18 @@ pub struct ModeOdds {
     pub guesses: u64,
     /// The chance per day; `None` for a card alone (nothing to guess).
     pub odds: Option<f64>,
+    /// The daily budget the ceiling allows this mode (`under`), if asked.
+    pub allowed: Option<u64>,
+}
+
+impl ModeOdds {
+    /// With the most guesses a day that keep this mode under `ceiling`.
+    pub fn under(mut self, ceiling: f64) -> Self {
+        self.allowed = self
+            .odds
+            .map(|_| allowed_guesses(self.users, self.space, ceiling));
+        self
+    }
 }
 
 /// The odds of `mode` at a device admitting `users` users with a PIN.
@@ -171,6 +183,7 @@ pub fn assess(mode: Mode, users: u64, space: f64, policy: &LockoutPolicy) -> Mod
         space,
         guesses,
         odds,
+        allowed: None,
     }
 }
 
@@ -245,18 +258,19 @@ pub fn fixes(
     out
 }
 
-/// The most guesses a day that keep `users` among `space` under `ceiling`.
+/// The daily budget that keeps `users` among `space` under `ceiling`, by the union bound
+/// (guesses × users / space ≤ ceiling): the exact chance never exceeds it, so this budget
+/// is safe, and it costs nothing to compute (the exact one may allow a few more).
 pub fn allowed_guesses(users: u64, space: f64, ceiling: f64) -> u64 {
-    let (mut lo, mut hi) = (0u64, GUESS_CAP);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if chance(users, space, mid) <= ceiling {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
+    if users == 0 {
+        return GUESS_CAP;
     }
-    lo
+    let bound = (ceiling * space / users as f64).floor();
+    if bound >= GUESS_CAP as f64 {
+        GUESS_CAP
+    } else {
+        bound as u64
+    }
 }
 
 fn stricter_budget(odds: &ModeOdds, ceiling: f64, policy: &LockoutPolicy) -> String {

@@ -142,3 +142,26 @@ fn modes_round_trip_through_their_names() {
     }
     assert_eq!(Mode::parse("pin+card"), None);
 }
+
+#[test]
+fn the_allowed_budget_is_safe_and_tight() {
+    for (users, space) in [
+        (1000u64, 999_834.0),
+        (1, 999_834.0),
+        (1000, 99_999_891.0),
+        (7, 9_700.0),
+    ] {
+        let allowed = allowed_guesses(users, space, 0.001);
+        assert!(
+            chance(users, space, allowed) <= 0.001,
+            "{users}/{space}: {allowed}"
+        );
+        // One or two more would go over (the exact chance is just below the bound).
+        assert!(
+            chance(users, space, allowed + 2) > 0.001 || allowed == 0,
+            "{users}/{space}"
+        );
+    }
+    assert_eq!(allowed_guesses(1000, 999_834.0, 0.001), 0);
+    assert_eq!(allowed_guesses(1000, 99_999_891.0, 0.001), 99);
+}
