@@ -416,3 +416,48 @@ async fn one_source_out_of_budget_leaves_the_device_to_the_others() {
     let device = store.lockout("device:lobby").unwrap().unwrap();
     assert_eq!((device.failures, device.locked_until), (sources + 1, None));
 }
+
+#[tokio::test]
+async fn a_mode_the_device_does_not_take_is_refused_without_argon2_or_counting() {
+    let f = fixture(MemoryStore::new());
+    let devices = BTreeMap::from([(DeviceId("lobby".into()), device(false, true))]);
+    let access = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    let core = Core::new(
+        Arc::clone(&f.store) as Arc<dyn Store>,
+        Arc::clone(&f.pool),
+        devices,
+        access,
+        LockoutPolicy::default(),
+        Arc::new(FakeActions::default()) as Arc<dyn Actions>,
+    )
+    .with_credentials(BTreeMap::from([(
+        DeviceId("lobby".into()),
+        vec![odds::Mode::IdPin],
+    )]));
+    let got = core.handle(request("lobby", pin(ALICE_PIN))).await;
+    assert_eq!(got, Outcome::Denied);
+    assert_eq!(f.pool.stats().computed, 0, "no argon2");
+    assert_eq!(
+        f.store.lockout("device:lobby").unwrap(),
+        None,
+        "not a guess"
+    );
+    let audited = decisions(&f.store);
+    assert!(
+        matches!(
+            audited.as_slice(),
+            [AuditKind::Decision {
+                reason: Some(DenyReason::CredentialNotAdmitted),
+                ..
+            }]
+        ),
+        "{audited:?}"
+    );
+    let got = core
+        .handle(request("lobby", id_pin("alice", ALICE_PIN)))
+        .await;
+    assert_eq!(got, granted("alice"));
+}
