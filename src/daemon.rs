@@ -177,11 +177,11 @@ async fn wire(
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
-    let (rules, users_lockout) = life.users.live_rules();
+    let rules = life.users.live_rules();
     let reloader = reload::Reloader {
         started: config.clone(),
         rules,
-        lockout: [core.live_lockout(), users_lockout],
+        lockout: core.live_lockout(),
         templates: life.templates.clone(),
     };
     let admin = Arc::new(admin::Admin {
@@ -192,7 +192,7 @@ async fn wire(
         started,
         tcp: bound.clone(),
         control_socket: config.control_socket.clone(),
-        user_max_failures: config.lockout.user_max_failures,
+        odds: admin::admin_odds::OddsStatus::new(Arc::new(config.clone())),
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
@@ -281,7 +281,15 @@ fn build_core(
         actions,
     )
     .with_staleness(Arc::clone(stale))
-    .with_self_service(self_service);
+    .with_self_service(self_service)
+    .with_credentials(
+        config
+            .devices
+            .iter()
+            .filter(|(_, d)| d.credentials.len() < crate::core::odds::Mode::ALL.len())
+            .map(|(id, d)| (id.clone(), d.credentials.clone()))
+            .collect(),
+    );
     Ok(Arc::new(core))
 }
 

@@ -59,9 +59,12 @@ device = "front-door"
     assert!(audit.contains(r#""reason":"disabled""#), "{audit}");
 }
 
+// Sources as roomy as the device, so that one terminal reaches the device's lock here
+// (by default a source is held below it: tests/lockout_admin.rs).
 const STRICT_LOCKOUT: &str = r#"
 [lockout]
 free_failures = 3
+source_failures = 3
 initial_backoff = "1h"
 max_backoff = "2h"
 user_max_failures = 3

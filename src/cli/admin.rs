@@ -31,6 +31,7 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
             json,
         } => super::import::run(config, &file, dry_run, check_unique, json).await?,
         Command::Mail(cmd) => super::mail::run(config, cmd).await?,
+        Command::Lockout(cmd) => super::lockout::run(config, cmd).await?,
         Command::Audit { last, json } => {
             let data = call(config, &Request::Audit { last }).await?;
             let events: Vec<AuditEvent> = serde_json::from_value(data)?;
@@ -200,6 +201,14 @@ fn print_status(data: &serde_json::Value) {
     println!("decisions: {}", data["decisions"]);
     println!("hash pool: {}", data["hash_pool"]);
     println!("locked:    {}", data["locked"]);
+    for d in data["odds"]["devices"].as_array().into_iter().flatten() {
+        let above = if d["above"] == true {
+            "  ABOVE THE CEILING"
+        } else {
+            ""
+        };
+        println!("odds:      {}{above}", d["summary"].as_str().unwrap_or("?"));
+    }
     let mqtt = &data["mqtt"];
     if mqtt.is_object() {
         let state = match (&mqtt["connected"], &mqtt["last_error"]) {
@@ -346,7 +355,7 @@ fn audit_line(e: &AuditEvent) -> String {
         ),
         AuditKind::Lockout { key, failures, until } => format!(
             "lockout key={key} failures={failures} until={}",
-            until.map_or("reset by admin".into(), |t| t.to_string())
+            until.map_or("-".into(), |t| t.to_string())
         ),
         AuditKind::Admin { action, user, detail, by } => format!(
             "admin action={action} user={} by={} {}",

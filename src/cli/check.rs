@@ -15,6 +15,9 @@ pub async fn run(
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
     print!("{}", config.render());
+    if !print_odds(config, path) {
+        return Ok(ExitCode::FAILURE);
+    }
     if let Some(smtp) = &config.smtp {
         crate::notify::transport::check_secrets(smtp).map_err(anyhow::Error::msg)?;
     }
@@ -40,6 +43,34 @@ pub async fn run(
         check_smtp(config).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each device's attack odds (with `assumed_users`) as comments; false, after
+/// printing why and how to fix it, when a device is above `max_daily_odds`.
+fn print_odds(config: &Config, path: &Path) -> bool {
+    use crate::config::odds;
+    let assumed = config.odds.assumed_users;
+    let devices = odds::assess(config, &|_| assumed);
+    println!(
+        "\n# attack odds per day and device (lockout.assumed_users = {assumed}, ceiling \
+         lockout.max_daily_odds = {}):",
+        crate::core::odds::percent(config.odds.max_daily_odds)
+    );
+    for d in &devices {
+        println!("#   {}", odds::summary(d));
+    }
+    let problems = odds::problems(config, &devices);
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "{}: {} device mode(s) above lockout.max_daily_odds",
+            path.display(),
+            problems.len()
+        );
+    }
+    problems.is_empty()
 }
 
 /// What a running daemon reports in `status` (`warnings`), if one answers within a second.

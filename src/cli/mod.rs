@@ -5,6 +5,7 @@ mod admin;
 mod check;
 mod guest;
 mod import;
+mod lockout;
 mod mail;
 mod store;
 mod user;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Check or repair a stopped daemon's store (refused while the daemon holds it).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Lockout counters: list them, clear one (audited).
+    #[command(subcommand)]
+    Lockout(lockout::LockoutCommand),
 }
 
 #[derive(Subcommand)]
@@ -193,7 +197,8 @@ pub enum UserCommand {
     Disable {
         id: String,
     },
-    /// Enable a user (also clears a lock after too many failed attempts).
+    /// Enable a user (also clears a lock after too many failed attempts; so does
+    /// `lockout clear user:ID`).
     Enable {
         id: String,
     },

@@ -3,6 +3,7 @@
 
 use super::access::{check_schedule, Access};
 use super::raw::RawDevice;
+use crate::core::odds::Mode;
 use crate::domain::DeviceId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ pub struct Device {
     pub schedule: Option<String>,
     /// Doors only: unlock on any attempt when the store is unreadable. Default: stay locked.
     pub fail_open: bool,
+    /// The credential modes the device takes (default: all its frontends present).
+    pub credentials: Vec<Mode>,
 }
 
 pub fn validate_devices(
@@ -87,5 +90,32 @@ fn validate_device(key: &str, d: &RawDevice, access: &Access) -> Result<Device, 
         allow_groups: d.allow_groups.clone(),
         schedule: d.schedule.clone(),
         fail_open,
+        credentials: validate_credentials(key, d.credentials.as_deref())?,
     })
+}
+
+/// `credentials = ["id_pin", "card_pin"]`: the modes a device takes (default all).
+fn validate_credentials(key: &str, raw: Option<&[String]>) -> Result<Vec<Mode>, String> {
+    let Some(raw) = raw else {
+        return Ok(Mode::ALL.to_vec());
+    };
+    let mut modes = Vec::new();
+    for name in raw {
+        let mode = Mode::parse(name).ok_or_else(|| {
+            format!(
+                "{key}.credentials: \"{name}\" is not a credential mode: use \"pin\", \
+                 \"id_pin\", \"card\" or \"card_pin\""
+            )
+        })?;
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    if modes.is_empty() {
+        return Err(format!(
+            "{key}.credentials is empty, so the device would take nothing: list the modes, \
+             for example credentials = [\"id_pin\"], or leave the key out for all"
+        ));
+    }
+    Ok(modes)
 }

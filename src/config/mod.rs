@@ -15,6 +15,7 @@ mod ldap;
 mod lifecycle;
 mod mail;
 mod mqtt;
+pub mod odds;
 mod policy;
 mod print;
 mod raw;
@@ -71,6 +72,8 @@ pub struct Config {
     pub log: LogConfig,
     pub security: SecurityConfig,
     pub lockout: LockoutPolicy,
+    /// `[lockout] max_daily_odds`, `assumed_users`: the ceiling on attack odds.
+    pub odds: crate::core::odds::OddsSettings,
     pub policy: PolicyConfig,
     pub store: StoreConfig,
     pub access: Access,
@@ -169,6 +172,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let log = validate_log(&raw.log)?;
     let security = security::validate_security(&raw.security, &state_dir)?;
     let lockout = security::validate_lockout(&raw.lockout)?;
+    let odds = security::validate_odds(&raw.lockout)?;
     let policy = policy::validate_policy(&raw.policy)?;
     let store = validate_store(&raw.store)?;
     let access = access::validate_access(&raw)?;
@@ -203,6 +207,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         log,
         security,
         lockout,
+        odds,
         policy,
         store,
         access,

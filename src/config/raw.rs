@@ -131,7 +131,13 @@ pub struct RawLockout {
     pub initial_backoff: Option<String>,
     pub max_backoff: Option<String>,
     pub forgive_every: Option<String>,
+    pub source_failures: Option<u32>,
     pub user_max_failures: Option<u32>,
+    pub user_lock: Option<String>,
+    pub user_max_lock: Option<String>,
+    pub max_daily_odds: Option<f64>,
+    pub assumed_users: Option<u64>,
+    pub alarm_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +177,7 @@ pub struct RawDevice {
     pub fail_mode: Option<String>,
     pub queue: Option<String>,
     pub hold_queue: Option<String>,
+    pub credentials: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

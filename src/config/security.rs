@@ -5,6 +5,7 @@
 use super::raw::{RawLockout, RawSecurity};
 use super::{absolute, duration_key};
 use crate::core::lockout::LockoutPolicy;
+use crate::core::odds::OddsSettings;
 use crate::crypto::HashParams;
 use crate::duration::format_duration;
 use serde::Serialize;
@@ -101,6 +102,30 @@ fn pepper_source(raw: &RawSecurity, state_dir: &Path) -> Result<PepperSource, St
     }
 }
 
+/// `[lockout] max_daily_odds` and `assumed_users`: the ceiling on an attacker's daily odds.
+pub fn validate_odds(raw: &RawLockout) -> Result<OddsSettings, String> {
+    let d = OddsSettings::default();
+    let o = OddsSettings {
+        max_daily_odds: raw.max_daily_odds.unwrap_or(d.max_daily_odds),
+        assumed_users: raw.assumed_users.unwrap_or(d.assumed_users),
+    };
+    if !(o.max_daily_odds > 0.0 && o.max_daily_odds < 1.0) {
+        return Err(format!(
+            "lockout.max_daily_odds = {}: give a chance between 0 and 1, e.g. 0.001 (0.1 % a \
+             day, the default)",
+            o.max_daily_odds
+        ));
+    }
+    if o.assumed_users == 0 {
+        return Err(
+            "lockout.assumed_users = 0: give the number of users with a PIN you expect \
+             (default 1000); check-config uses it, status uses the real count"
+                .into(),
+        );
+    }
+    Ok(o)
+}
+
 pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
     let d = LockoutPolicy::default();
     let p = LockoutPolicy {
@@ -120,7 +145,22 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
             raw.forgive_every.as_deref(),
             d.forgive_every,
         )?,
+        source_failures: raw
+            .source_failures
+            .unwrap_or(
+                raw.free_failures
+                    .unwrap_or(d.free_failures)
+                    .saturating_sub(1),
+            )
+            .max(1),
         user_max_failures: raw.user_max_failures.unwrap_or(d.user_max_failures),
+        user_lock: duration_key("lockout.user_lock", raw.user_lock.as_deref(), d.user_lock)?,
+        user_max_lock: duration_key(
+            "lockout.user_max_lock",
+            raw.user_max_lock.as_deref(),
+            d.user_max_lock,
+        )?,
+        alarm_per_hour: raw.alarm_per_hour.unwrap_or(d.alarm_per_hour),
     };
     if p.free_failures == 0 || p.free_failures > 100 {
         return Err(format!(
@@ -141,6 +181,30 @@ pub fn validate_lockout(raw: &RawLockout) -> Result<LockoutPolicy, String> {
              use 1m or more (default 15m)",
             format_duration(p.forgive_every)
         ));
+    }
+    if p.max_backoff < p.forgive_every {
+        return Err(format!(
+            "lockout.max_backoff = \"{}\" is shorter than lockout.forgive_every = \"{}\": \
+             guessing would then refill faster than one failure is forgiven; raise max_backoff \
+             to at least forgive_every",
+            format_duration(p.max_backoff),
+            format_duration(p.forgive_every)
+        ));
+    }
+    if p.source_failures == 0 || p.source_failures > p.free_failures {
+        return Err(format!(
+            "lockout.source_failures = {}: use 1 to lockout.free_failures ({}); below it, one \
+             attacker at one terminal cannot lock the device's other terminals (default \
+             free_failures - 1)",
+            p.source_failures, p.free_failures
+        ));
+    }
+    if p.user_lock.is_zero() || p.user_max_lock < p.user_lock {
+        return Err(
+            "lockout.user_lock must be above zero and at most lockout.user_max_lock \
+                    (defaults 15m and 24h)"
+                .into(),
+        );
     }
     if !(1..=10).contains(&p.user_max_failures) {
         return Err(format!(

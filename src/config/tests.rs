@@ -45,6 +45,14 @@ fn bundled_config_is_valid_and_matches_the_issue() {
         DeviceKind::Door
     );
     assert_eq!(c.lockout, LockoutPolicy::default());
+    assert_eq!(c.odds, crate::core::odds::OddsSettings::default());
+    assert_eq!(
+        c.devices[printer].credentials,
+        [
+            crate::core::odds::Mode::IdPin,
+            crate::core::odds::Mode::Card
+        ]
+    );
     assert_eq!(c.security.argon2, HashParams::default());
     assert!(c.render().contains("pepper"));
 }
@@ -59,6 +67,13 @@ fn errors_name_the_key_and_the_fix() {
         (minimal("[policy]\ndefault_expiry = \"3y\""), "policy.default_expiry"),
         (minimal("[lockout]\ninitial_backoff = \"soon\""), "lockout.initial_backoff"),
         (minimal("[lockout]\nuser_max_failures = 0"), "lockout.user_max_failures"),
+        (minimal("[lockout]\nmax_daily_odds = 1.5"), "lockout.max_daily_odds = 1.5"),
+        (minimal("[lockout]\nassumed_users = 0"), "lockout.assumed_users = 0"),
+        (minimal("[lockout]\nsource_failures = 6"), "lockout.source_failures = 6: use 1 to lockout.free_failures (5)"),
+        (minimal("[lockout]\nforgive_every = \"2h\""), "raise max_backoff to at least forgive_every"),
+        (minimal("[lockout]\nuser_lock = \"2d\""), "lockout.user_lock"),
+        (minimal("").replace("kind = \"printer\"\n", "kind = \"printer\"\ncredentials = [\"pin+card\"]\n"), "device[0].credentials: \"pin+card\" is not a credential mode"),
+        (minimal("").replace("kind = \"printer\"\n", "kind = \"printer\"\ncredentials = []\n"), "device[0].credentials is empty"),
         (minimal("[security]\nargon2_memory_kib = 1"), "security.argon2_*"),
         (minimal("[store]\ncache_capacity_mib = 0"), "store.cache_capacity_mib"),
         (minimal("[store]\nreserve_mib = 5000"), "store.reserve_mib = 5000 is too large"),
@@ -404,5 +419,36 @@ fn a_reminder_no_forced_validity_outlives_is_named_with_the_validity() {
     assert!(
         w.iter().all(|w| w.contains("policy.pin_validity = \"5d\"")),
         "{w:?}"
+    );
+}
+
+#[test]
+fn the_bundled_configs_pass_their_own_odds_check() {
+    let production = include_str!("../../config/pinwarden.production.toml");
+    for text in [BUNDLED, production] {
+        let c = Config::parse(text).expect("parses");
+        let devices = odds::assess(&c, &|_| c.odds.assumed_users);
+        assert_eq!(odds::problems(&c, &devices), Vec::<String>::new());
+    }
+    // Left at its defaults, a PIN-only terminal is refused with the fixes named.
+    let c = Config::parse(&minimal(
+        "[[tcp]]\nlisten = \"127.0.0.1:0\"\n[[tcp.terminal]]\naddress = \"127.0.0.1\"\ndevice = \"p\"",
+    ))
+    .unwrap();
+    let devices = odds::assess(&c, &|_| 1000);
+    let problems = odds::problems(&c, &devices);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    for part in [
+        "device \"p\": PIN only gives an attacker 10.064 % a day with 1000 users",
+        "min_length = 9",
+        "credentials = [\"id_pin\"]",
+    ] {
+        assert!(problems[0].contains(part), "{part}: {}", problems[0]);
+    }
+    let modes = odds::admitted_modes(&c);
+    use crate::core::odds::Mode;
+    assert_eq!(
+        modes[&DeviceId("p".into())],
+        [Mode::Pin, Mode::IdPin, Mode::Card]
     );
 }

@@ -17,15 +17,15 @@ use tokio::sync::Notify;
 pub(super) const ADMISSION_WAIT: Duration = Duration::from_secs(10);
 
 /// The lockout keys a request is budgeted under.
-pub(super) fn budget_keys(request: &AuthRequest) -> Vec<String> {
-    let mut keys = vec![LockoutKey::Device(request.device.0.clone()).to_string()];
+pub(super) fn budget_keys(request: &AuthRequest) -> Vec<LockoutKey> {
+    let mut keys = vec![LockoutKey::Device(request.device.0.clone())];
     if let Some(ip) = request.origin.source_ip() {
-        keys.push(LockoutKey::Source(ip).to_string());
+        keys.push(LockoutKey::Source(ip));
     }
     keys
 }
 
-/// Attempts in flight per budget key (see `lockout::admits`).
+/// Attempts in flight per budget key (see `lockout::room`).
 #[derive(Default)]
 pub(super) struct Gate {
     inflight: Mutex<HashMap<String, u32>>,
@@ -66,11 +66,12 @@ impl Gate {
     /// (the caller fails closed).
     pub(super) async fn admit(
         &self,
-        keys: Vec<String>,
+        budget: Vec<LockoutKey>,
         store: &dyn Store,
         policy: &LockoutPolicy,
     ) -> Result<Admission<'_>, StoreError> {
         let deadline = tokio::time::Instant::now() + ADMISSION_WAIT;
+        let keys: Vec<String> = budget.iter().map(LockoutKey::to_string).collect();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -79,12 +80,12 @@ impl Gate {
                 let now = Timestamp::now();
                 let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
                 let mut fits = true;
-                for key in &keys {
+                for (kind, key) in budget.iter().zip(&keys) {
                     let state = store.lockout(key)?;
                     if lockout::is_locked(state, now) {
                         return Ok(Admission::Locked);
                     }
-                    let room = lockout::admits(state, policy, now);
+                    let room = lockout::room(kind, state, policy, now);
                     fits &= inflight.get(key).copied().unwrap_or(0) < room;
                 }
                 if fits {

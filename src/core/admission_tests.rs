@@ -5,8 +5,11 @@ use tokio::time::Instant;
 
 const KEY: &str = "device:lobby";
 
-fn keys() -> Vec<String> {
-    vec![KEY.to_string(), "source:10.0.0.7".to_string()]
+fn keys() -> Vec<LockoutKey> {
+    vec![
+        LockoutKey::parse(KEY).unwrap(),
+        LockoutKey::Source("10.0.0.7".parse().unwrap()),
+    ]
 }
 
 /// A store where `KEY` has `failures` recent failures (none forgiven yet), locked or not.

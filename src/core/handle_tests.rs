@@ -107,7 +107,12 @@ fn fixture(store: MemoryStore) -> Fixture {
         Arc::clone(&pool),
         devices,
         access,
-        LockoutPolicy::default(),
+        // A source locks with the device here, so these tests see the device budget (the
+        // source limit has its own test below).
+        LockoutPolicy {
+            source_failures: LockoutPolicy::default().free_failures,
+            ..LockoutPolicy::default()
+        },
         Arc::clone(&actions) as Arc<dyn Actions>,
     )
     .with_staleness(Arc::clone(&stale));
@@ -215,7 +220,8 @@ async fn handle_table() {
         Case { name: "locked device: no argon2", device: "lobby", credential: || pin(ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::Device("lobby".into()), 6, true), outcome: Outcome::LockedOut, reason: Some(DenyReason::LockedOut), hashes: 0 },
         Case { name: "locked source: no argon2", device: "exit", credential: || pin(ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::Source(PEER.parse().unwrap()), 6, true), outcome: Outcome::LockedOut, reason: Some(DenyReason::LockedOut), hashes: 0 },
         Case { name: "used budget, not locked", device: "lobby", credential: || pin(ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::Device("lobby".into()), 5, false), outcome: granted("alice"), reason: None, hashes: 1 },
-        Case { name: "locked user", device: "lobby", credential: || id_pin("alice", ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::User("alice".into()), 10, false), outcome: denied.clone(), reason: Some(DenyReason::UserLockedOut), hashes: 1 },
+        Case { name: "locked user", device: "lobby", credential: || id_pin("alice", ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::User("alice".into()), 10, true), outcome: denied.clone(), reason: Some(DenyReason::UserLockedOut), hashes: 1 },
+        Case { name: "user lock run out", device: "lobby", credential: || id_pin("alice", ALICE_PIN), prepare: |f| lock(&f.store, LockoutKey::User("alice".into()), 10, false), outcome: granted("alice"), reason: None, hashes: 1 },
         Case { name: "stale directory, denying device", device: "lobby", credential: || pin(BOB_PIN), prepare: |f| f.stale.set(["hr".to_string()]), outcome: denied.clone(), reason: Some(DenyReason::DirectoryStale), hashes: 1 },
         Case { name: "stale directory, other device", device: "exit", credential: || pin(BOB_PIN), prepare: |f| f.stale.set(["hr".to_string()]), outcome: granted("bob"), reason: None, hashes: 1 },
         Case { name: "another directory stale", device: "lobby", credential: || pin(BOB_PIN), prepare: |f| f.stale.set(["ldap".to_string()]), outcome: granted("bob"), reason: None, hashes: 1 },
@@ -369,3 +375,89 @@ async fn duress_grants_and_raises_the_alarm_silently() {
 
 #[path = "handle_pin_tests.rs"]
 mod pin_use;
+
+#[tokio::test]
+async fn one_source_out_of_budget_leaves_the_device_to_the_others() {
+    let f = fixture(MemoryStore::new());
+    let store = Arc::clone(&f.store);
+    let pool = Arc::clone(&f.pool);
+    let devices = BTreeMap::from([(DeviceId("lobby".into()), device(false, true))]);
+    let access = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    let core = Core::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        pool,
+        devices,
+        access,
+        LockoutPolicy::default(),
+        Arc::new(FakeActions::default()) as Arc<dyn Actions>,
+    );
+    let from = |peer: &str, credential| AuthRequest {
+        origin: Origin::Tcp {
+            peer: peer.parse().unwrap(),
+        },
+        ..request("lobby", credential)
+    };
+    let sources = LockoutPolicy::default().source_failures;
+    for _ in 0..=sources {
+        let got = core.handle(from("10.0.0.66", pin("000000"))).await;
+        assert_eq!(got, Outcome::Denied);
+    }
+    let got = core.handle(from("10.0.0.66", pin(ALICE_PIN))).await;
+    assert_eq!(got, Outcome::LockedOut, "the attacker's terminal is held");
+    let got = core.handle(from("10.0.0.8", pin(ALICE_PIN))).await;
+    assert_eq!(
+        got,
+        granted("alice"),
+        "another terminal of the device is not"
+    );
+    let device = store.lockout("device:lobby").unwrap().unwrap();
+    assert_eq!((device.failures, device.locked_until), (sources + 1, None));
+}
+
+#[tokio::test]
+async fn a_mode_the_device_does_not_take_is_refused_without_argon2_or_counting() {
+    let f = fixture(MemoryStore::new());
+    let devices = BTreeMap::from([(DeviceId("lobby".into()), device(false, true))]);
+    let access = AccessRules {
+        group_schedules: BTreeMap::new(),
+        tz: TimeZone::utc(),
+    };
+    let core = Core::new(
+        Arc::clone(&f.store) as Arc<dyn Store>,
+        Arc::clone(&f.pool),
+        devices,
+        access,
+        LockoutPolicy::default(),
+        Arc::new(FakeActions::default()) as Arc<dyn Actions>,
+    )
+    .with_credentials(BTreeMap::from([(
+        DeviceId("lobby".into()),
+        vec![odds::Mode::IdPin],
+    )]));
+    let got = core.handle(request("lobby", pin(ALICE_PIN))).await;
+    assert_eq!(got, Outcome::Denied);
+    assert_eq!(f.pool.stats().computed, 0, "no argon2");
+    assert_eq!(
+        f.store.lockout("device:lobby").unwrap(),
+        None,
+        "not a guess"
+    );
+    let audited = decisions(&f.store);
+    assert!(
+        matches!(
+            audited.as_slice(),
+            [AuditKind::Decision {
+                reason: Some(DenyReason::CredentialNotAdmitted),
+                ..
+            }]
+        ),
+        "{audited:?}"
+    );
+    let got = core
+        .handle(request("lobby", id_pin("alice", ALICE_PIN)))
+        .await;
+    assert_eq!(got, granted("alice"));
+}

@@ -4,7 +4,11 @@
 //! guessing is held to that rate whatever the attacker does. A grant does not reset the
 //! bucket (someone holding one valid PIN must not buy more guesses). `admits` bounds the
 //! attempts in flight under a key by the budget left, so concurrent attempts cannot overrun
-//! it. Users have a hard limit of consecutive wrong ID+PIN attempts.
+//! it. A source address has its own smaller budget (`source_failures` free, one more
+//! locks until one is forgiven, leaking at the device's rate), so one attacker at one
+//! terminal is held there and cannot lock the other terminals of the device. A user is locked after
+//! `user_max_failures` consecutive wrong PINs for `user_lock`, doubling per further failure
+//! up to `user_max_lock` (never for good); a grant resets only the user's count.
 //! Persistence is the caller's job; time is passed in.
 
 #[path = "lockout_policy.rs"]
@@ -83,9 +87,9 @@ pub fn is_locked(state: Option<LockoutState>, now: Timestamp) -> bool {
         .is_some_and(|until| now < until)
 }
 
-/// Whether a user is locked by the consecutive-failure limit.
-pub fn user_locked(state: Option<LockoutState>, policy: &LockoutPolicy) -> bool {
-    state.is_some_and(|s| s.failures >= policy.user_max_failures)
+/// Whether a user is locked (the consecutive-failure lock has not run out).
+pub fn user_locked(state: Option<LockoutState>, now: Timestamp) -> bool {
+    is_locked(state, now)
 }
 
 /// The lock after `failures` failures: none within the free budget, then the initial
@@ -117,19 +121,82 @@ pub fn on_failure(
     s
 }
 
-/// How many attempts may be in flight under a key at `now`: the failures left in the free
-/// budget, and at least one (so that over budget attempts go one at a time and each
-/// failure's lock applies before the next guess is hashed).
-pub fn admits(state: Option<LockoutState>, policy: &LockoutPolicy, now: Timestamp) -> u32 {
-    let level = leaked(state, policy, now).failures;
-    policy.free_failures.saturating_sub(level).max(1)
+/// Records one failure from a source address: like a device, `source_failures` failures
+/// are free and one more locks, here until the next failure is forgiven (no doubling: the
+/// device's back-off bounds the rate; this only keeps one source below the device's lock).
+pub fn on_source_failure(
+    state: Option<LockoutState>,
+    policy: &LockoutPolicy,
+    now: Timestamp,
+) -> LockoutState {
+    let mut s = leaked(state, policy, now);
+    s.failures = s.failures.saturating_add(1);
+    let anchor = *s.last_failure.get_or_insert(now);
+    s.locked_until =
+        (s.failures > policy.source_failures).then(|| anchor.plus(policy.forgive_every));
+    s
 }
 
-/// Records one failed ID+PIN attempt for a user: counted, never time-limited.
-pub fn on_user_failure(state: Option<LockoutState>, now: Timestamp) -> LockoutState {
+/// Records one failure under `key` by the key's own rule.
+pub fn count_failure(
+    key: &LockoutKey,
+    state: Option<LockoutState>,
+    policy: &LockoutPolicy,
+    now: Timestamp,
+) -> LockoutState {
+    match key {
+        LockoutKey::Device(_) => on_failure(state, policy, now),
+        LockoutKey::Source(_) => on_source_failure(state, policy, now),
+        LockoutKey::User(_) => on_user_failure(state, policy, now),
+    }
+}
+
+/// How many attempts may be in flight under a key at `now`: the failures left in its free
+/// budget (`free_failures` for a device, `source_failures` for a source), and at least one
+/// (so that over budget attempts go one at a time and each failure's lock applies before
+/// the next guess is hashed).
+pub fn room(
+    key: &LockoutKey,
+    state: Option<LockoutState>,
+    policy: &LockoutPolicy,
+    now: Timestamp,
+) -> u32 {
+    let level = leaked(state, policy, now).failures;
+    let free = match key {
+        LockoutKey::Source(_) => policy.source_failures,
+        _ => policy.free_failures,
+    };
+    free.saturating_sub(level).max(1)
+}
+
+/// `room` for a device.
+pub fn admits(state: Option<LockoutState>, policy: &LockoutPolicy, now: Timestamp) -> u32 {
+    room(&LockoutKey::Device(String::new()), state, policy, now)
+}
+
+/// Records one failed ID+PIN (or card+PIN) attempt for a user: from `user_max_failures`
+/// consecutive failures on, the user is locked for `user_lock`, doubling per further
+/// failure, at most `user_max_lock`.
+pub fn on_user_failure(
+    state: Option<LockoutState>,
+    policy: &LockoutPolicy,
+    now: Timestamp,
+) -> LockoutState {
     let mut s = state.unwrap_or_default();
     s.failures = s.failures.saturating_add(1);
     s.last_failure = Some(now);
+    s.locked_until = s
+        .failures
+        .checked_sub(policy.user_max_failures)
+        .map(|over| {
+            let factor = 1u32.checked_shl(over).unwrap_or(u32::MAX);
+            now.plus(
+                policy
+                    .user_lock
+                    .saturating_mul(factor)
+                    .min(policy.user_max_lock),
+            )
+        });
     s
 }
 

@@ -104,15 +104,62 @@ fn admission_shrinks_with_the_budget_left() {
 }
 
 #[test]
-fn user_limit_is_consecutive_failures() {
+fn user_lock_is_time_limited_and_escalates() {
     let p = policy();
+    let t0 = Timestamp::from_millis(0);
     let mut s = None;
     for _ in 0..9 {
-        s = Some(on_user_failure(s, Timestamp::from_millis(0)));
+        s = Some(on_user_failure(s, &p, t0));
     }
-    assert!(!user_locked(s, &p));
-    s = Some(on_user_failure(s, Timestamp::from_millis(0)));
-    assert!(user_locked(s, &p));
+    assert!(!user_locked(s, t0));
+    s = Some(on_user_failure(s, &p, t0));
+    assert!(user_locked(s, t0) && user_locked(s, t0.plus(secs(15 * 60 - 1))));
+    let t1 = t0.plus(secs(15 * 60));
+    assert!(!user_locked(s, t1), "the lock runs out");
+    // (failures, lock in minutes): doubling per further failure, at most a day.
+    #[rustfmt::skip]
+    let table = [(11, 30), (12, 60), (13, 120), (17, 1440), (40, 1440)];
+    let mut failures = 10;
+    for (n, minutes) in table {
+        while failures < n {
+            s = Some(on_user_failure(s, &p, t1));
+            failures += 1;
+        }
+        assert_eq!(
+            s.unwrap().locked_until,
+            Some(t1.plus(secs(minutes * 60))),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn a_source_is_held_below_the_device_budget() {
+    let p = policy();
+    let ip = LockoutKey::Source("10.0.0.7".parse().unwrap());
+    let dev = LockoutKey::Device("lobby".into());
+    let t0 = Timestamp::from_millis(0);
+    let (mut src, mut device) = (None, None);
+    let mut t = t0;
+    let mut guesses = 0;
+    // One attacker at one terminal, guessing whenever the source lets them, for a day.
+    while t < t0.plus(secs(24 * 3600)) {
+        if let Some(until) = src
+            .and_then(|s: LockoutState| s.locked_until)
+            .filter(|u| t < *u)
+        {
+            t = until;
+            continue;
+        }
+        assert!(!is_locked(device, t), "the device stays open to others");
+        src = Some(count_failure(&ip, src, &p, t));
+        device = Some(count_failure(&dev, device, &p, t));
+        guesses += 1;
+    }
+    // 5 at once (4 free, the fifth locks), then one per 15 minutes.
+    assert_eq!(guesses, 5 + 96 - 1);
+    assert_eq!(room(&ip, None, &p, t0), 4);
+    assert_eq!(room(&ip, src, &p, t), 1);
 }
 
 #[test]

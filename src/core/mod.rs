@@ -6,8 +6,10 @@
 //! parses bytes.
 
 mod admission;
+mod alarm;
 pub mod decide;
 pub mod lockout;
+pub mod odds;
 mod pin_use;
 pub mod schedule;
 pub mod selfservice;
@@ -87,6 +89,10 @@ pub struct Core {
     stale: Arc<Staleness>,
     /// Self-change and forgotten PINs (`selfservice.rs`); None: not offered.
     self_service: Option<selfservice::SelfService>,
+    /// The credential modes a device takes, where it does not take them all.
+    credentials: BTreeMap<DeviceId, Vec<odds::Mode>>,
+    /// Failures per device in the current clock hour, for the `alarm` event.
+    alarms: std::sync::Mutex<BTreeMap<DeviceId, alarm::Window>>,
 }
 
 /// The directory sources whose cache is past `max_staleness`. Set by the daemon from sync
@@ -141,7 +147,15 @@ impl Core {
             locked_out: AtomicU64::new(0),
             stale: Arc::default(),
             self_service: None,
+            credentials: BTreeMap::new(),
+            alarms: Default::default(),
         }
+    }
+
+    /// Restricts devices to the credential modes listed (a device not named takes all).
+    pub fn with_credentials(mut self, credentials: BTreeMap<DeviceId, Vec<odds::Mode>>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Shares the set of stale directory sources with whoever maintains it.
@@ -169,6 +183,17 @@ impl Core {
         let Some(device) = self.devices.get(&request.device) else {
             return self.deny(&request, None, DenyReason::UnknownDevice).await;
         };
+        let mode = odds::Mode::of(&request.credential);
+        if self
+            .credentials
+            .get(&request.device)
+            .is_some_and(|modes| !modes.contains(&mode))
+        {
+            // Not a guess: nothing is hashed or counted.
+            return self
+                .deny(&request, None, DenyReason::CredentialNotAdmitted)
+                .await;
+        }
         // A locked key costs no argon2; attempts in flight under a key are bounded by the
         // budget it has left, so parallel guesses cannot overrun it.
         let keys = budget_keys(&request);
@@ -325,10 +350,7 @@ impl Core {
             }
         };
         let user_locked = match &user {
-            Some(u) => lockout::user_locked(
-                self.store.lockout(&lockout::user_key(&u.id))?,
-                &self.lockout.get(),
-            ),
+            Some(u) => lockout::user_locked(self.store.lockout(&lockout::user_key(&u.id))?, now),
             None => false,
         };
         let user_id = user.as_ref().map(|u| u.id.clone());
@@ -371,8 +393,9 @@ impl Core {
             return;
         }
         let policy = *self.lockout.get();
-        for key in budget_keys(request) {
-            let bump = |old| Some(lockout::on_failure(old, &policy, now));
+        for budget in budget_keys(request) {
+            let key = budget.to_string();
+            let bump = |old| Some(lockout::count_failure(&budget, old, &policy, now));
             match self.store.update_lockout(&key, &bump) {
                 Ok(Some(state)) if state.locked_until.is_some() => {
                     tracing::warn!(
@@ -391,20 +414,20 @@ impl Core {
                 Err(e) => tracing::error!(key, error = %e, "could not record a failure"),
             }
         }
+        self.count_for_alarm(&request.device, now);
         let max = self.lockout.get().user_max_failures;
         // A wrong PIN for a named user (ID+PIN, card+PIN) counts against that user.
         if let (DenyReason::WrongPin, Some(id)) = (reason, user) {
             let key = lockout::user_key(id);
-            match self
-                .store
-                .update_lockout(&key, &|old| Some(lockout::on_user_failure(old, now)))
-            {
+            match self.store.update_lockout(&key, &|old| {
+                Some(lockout::on_user_failure(old, &policy, now))
+            }) {
                 Ok(Some(state)) if state.failures >= max => {
                     tracing::warn!(user = %id, "user locked after too many failed attempts");
                     self.record(AuditKind::Lockout {
                         key,
                         failures: state.failures,
-                        until: None,
+                        until: state.locked_until,
                     });
                 }
                 Ok(_) => {}

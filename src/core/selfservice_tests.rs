@@ -85,7 +85,10 @@ fn core(change: bool) -> (Core, Arc<MemoryStore>, Arc<Service>) {
         Arc::new(HashPool::new(hasher, 2, 8)),
         BTreeMap::from([(DeviceId("lobby".into()), device)]),
         access,
-        LockoutPolicy::default(),
+        LockoutPolicy {
+            source_failures: LockoutPolicy::default().free_failures,
+            ..LockoutPolicy::default()
+        },
         Arc::new(NoActions),
     )
     .with_self_service(SelfService {

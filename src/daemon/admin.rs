@@ -1,7 +1,6 @@
 //! Answers control-socket requests by delegating to the admin service, the core and the
 //! store. Lives under `daemon` because only the composition root may know all three.
 
-use crate::core::lockout::LockoutKey;
 use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
@@ -17,6 +16,10 @@ use std::sync::Arc;
 
 #[path = "admin_import.rs"]
 mod admin_import;
+#[path = "admin_lockout.rs"]
+mod admin_lockout;
+#[path = "admin_odds.rs"]
+pub mod admin_odds;
 
 pub struct Admin {
     pub users: Arc<UserAdmin>,
@@ -29,7 +32,8 @@ pub struct Admin {
     pub started: Timestamp,
     pub tcp: Vec<SocketAddr>,
     pub control_socket: PathBuf,
-    pub user_max_failures: u32,
+    /// Each device's attack odds with the real user counts (`status`).
+    pub odds: admin_odds::OddsStatus,
     pub mqtt: Option<crate::frontend::mqtt::Link>,
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
@@ -161,20 +165,20 @@ impl Admin {
     /// empty and `not_ready` says why).
     fn status(&self) -> Result<serde_json::Value, AdminError> {
         let now = Timestamp::now();
-        let max = self.user_max_failures;
         let locked: Vec<_> = self
             .store
             .lockouts()
             .unwrap_or_default()
             .into_iter()
-            .filter(|(key, s)| {
-                s.locked_until.is_some_and(|u| u > now)
-                    || (matches!(LockoutKey::parse(key), Some(LockoutKey::User(_)))
-                        && s.failures >= max)
-            })
+            .filter(|(_, s)| s.locked_until.is_some_and(|u| u > now))
             .map(|(key, s)| json!({ "key": key, "failures": s.failures, "until": s.locked_until }))
             .collect();
         let not_ready = super::workers::not_ready(self.store.as_ref(), &self.workers);
+        // Status answers even while the store is closed for a reopen: what cannot be read
+        // is left empty rather than failing the whole answer.
+        let (odds, odds_warnings) = self.odds.report(&*self.store).unwrap_or_default();
+        let mut warnings = self.warnings().unwrap_or_default();
+        warnings.extend(odds_warnings);
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "ready": not_ready.is_empty(),
@@ -193,7 +197,8 @@ impl Admin {
             "workers": self.workers.status(),
             "pin_collisions": self.store.pin_collisions().unwrap_or_default(),
             "mail": self.mail_status().unwrap_or_default(),
-            "warnings": self.warnings().unwrap_or_default(),
+            "odds": odds,
+            "warnings": warnings,
         }))
     }
 
@@ -260,6 +265,7 @@ impl Admin {
         &self,
         request: Request,
         progress: Progress,
+        caller: crate::frontend::control::Caller,
     ) -> Result<serde_json::Value, AdminError> {
         match request {
             Request::Status => self.status(),
@@ -347,6 +353,8 @@ impl Admin {
             // Streamed on the connection: see `handle`.
             Request::Import { .. } => Err(AdminError::Invalid("import needs its session".into())),
             Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
+            Request::LockoutList => self.lockout_list(),
+            Request::LockoutClear { key } => self.lockout_clear(&key, caller),
             Request::Sync {
                 source,
                 full,
@@ -401,7 +409,8 @@ impl Admin {
             let mut session = session;
             admin_import::import(&self.users, options, &mut session).await
         } else {
-            self.dispatch(request, session.progress).await
+            self.dispatch(request, session.progress, session.caller)
+                .await
         };
         if !writes {
             return respond(result);

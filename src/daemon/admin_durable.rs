@@ -18,7 +18,8 @@ pub(super) fn writes(request: &Request) -> bool {
         | Request::GuestList { .. }
         | Request::MailList
         | Request::MailPreview { .. }
-        | Request::Audit { .. } => false,
+        | Request::Audit { .. }
+        | Request::LockoutList => false,
         Request::UserAdd { .. }
         | Request::UserSetPin { .. }
         | Request::UserSetDuress { .. }
@@ -31,7 +32,8 @@ pub(super) fn writes(request: &Request) -> bool {
         | Request::GuestExtend { .. }
         | Request::GuestEnd { .. }
         | Request::Import { .. }
-        | Request::Sync { .. } => true,
+        | Request::Sync { .. }
+        | Request::LockoutClear { .. } => true,
     }
 }
 

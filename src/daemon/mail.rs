@@ -61,7 +61,6 @@ pub fn build(
         config.policy.pin_policy(),
         config.policy.generated_length,
         config.policy.default_expiry,
-        config.lockout,
     )
     .with_lifecycle(config.lifecycle.clone(), composer.clone(), outbox.clone())
     .with_guests(config.guests.clone());

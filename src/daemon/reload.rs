@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Reloader {
     pub started: Config,
     pub rules: Live<PinRules>,
-    /// The core's and the admin service's copies of the lockout settings.
-    pub lockout: [Live<LockoutPolicy>; 2],
+    /// The core's lockout settings (the one copy: user views read lock ends from records).
+    pub lockout: Live<LockoutPolicy>,
     pub templates: Live<Templates>,
 }
 
@@ -33,8 +33,8 @@ impl Reloader {
             policy: new.policy.pin_policy(),
             generated_length: new.policy.generated_length,
         });
-        for lockout in &self.lockout {
-            lockout.set(new.lockout);
+        {
+            self.lockout.set(new.lockout);
         }
         Ok(needs_restart(&self.started, new))
     }

@@ -183,6 +183,8 @@ pub enum DenyReason {
     UsesExhausted,
     /// The PIN's own weekday/time windows do not include now.
     OutsidePinWindow,
+    /// The device does not take this credential mode (`[[device]] credentials`).
+    CredentialNotAdmitted,
 }
 
 impl DenyReason {
@@ -195,6 +197,7 @@ impl DenyReason {
                 | DenyReason::StoreUnavailable
                 | DenyReason::UnknownDevice
                 | DenyReason::DirectoryStale
+                | DenyReason::CredentialNotAdmitted
         )
     }
     pub fn as_str(self) -> &'static str {
@@ -217,6 +220,7 @@ impl DenyReason {
             DenyReason::DirectoryStale => "directory_stale",
             DenyReason::UsesExhausted => "uses_exhausted",
             DenyReason::OutsidePinWindow => "outside_pin_window",
+            DenyReason::CredentialNotAdmitted => "credential_not_admitted",
         }
     }
 }
@@ -361,7 +365,7 @@ pub enum AuditKind {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
     },
-    /// An alarm for the operator (a forgotten-PIN spray). Never a PIN.
+    /// An alarm for the operator (a forgotten-PIN spray, failures at a device). Never a PIN.
     Alarm {
         action: AlarmAction,
         #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -91,6 +91,8 @@ vocabulary! {
         /// A control request its caller's credentials do not allow (detail: the uid and
         /// the `[control]` key that would allow it).
         Refused = "refused",
+        /// An operator cleared a lockout counter (detail: the key and who).
+        LockoutClear = "lockout_clear",
     }
 }
 
@@ -142,6 +144,8 @@ vocabulary! {
     AlarmAction {
         /// More forgotten-PIN requests in an hour than `[recovery] spray_alarm_per_hour`.
         ForgotSpray = "forgot_spray",
+        /// More failed attempts at a device in an hour than `[lockout] alarm_per_hour`.
+        FailureRate = "failure_rate",
     }
 }
 

@@ -62,7 +62,6 @@ fn the_sponsor_ends_at_the_earlier_of_validity_and_pin_expiry() {
 }
 
 mod service {
-    use crate::core::lockout::LockoutPolicy;
     use crate::crypto::{HashParams, HashPool, Hasher, Pepper};
     use crate::domain::{Expiry, Timestamp, User};
     use crate::lifecycle::policy::PinPolicy;
@@ -82,12 +81,12 @@ mod service {
         let hasher = Hasher::new(Pepper::from_bytes([5; 32]), opened.salt, HashParams::TEST);
         let pool = Arc::new(HashPool::new(Arc::new(hasher.unwrap()), 2, 8));
         let policy = PinPolicy::default();
-        let lockout = LockoutPolicy::default();
-        let admin = UserAdmin::new(Arc::clone(&store), pool, policy, 6, Expiry::Never, lockout)
-            .with_guests(GuestSettings {
+        let admin = UserAdmin::new(Arc::clone(&store), pool, policy, 6, Expiry::Never).with_guests(
+            GuestSettings {
                 allowed: true,
                 ..GuestSettings::default()
-            });
+            },
+        );
         let mut alice = User::new_local("alice");
         alice.groups = vec!["staff".into()];
         store.insert_user(&alice).unwrap();

@@ -4,6 +4,9 @@ use crate::domain::Pin;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+#[path = "policy_space.rs"]
+mod space;
+
 /// Which characters a PIN may contain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,6 @@ use super::mail::Composer;
 use super::policy::{PinPolicy, PolicyViolation};
 use super::settings::{Generation, LifecycleSettings};
 use crate::core::lockout;
-use crate::core::lockout::LockoutPolicy;
 use crate::crypto::HashPool;
 use crate::domain::{
     check_user_id, AdminAction, AuditKind, BadUserId, Expiry, Lane, MailKind, Pin, PinRecord,
@@ -153,7 +152,6 @@ pub struct UserAdmin {
     /// Replaced by a reload (SIGHUP): each change is checked against the current rules.
     rules: Live<PinRules>,
     default_expiry: Expiry,
-    lockout: Live<LockoutPolicy>,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
     /// Woken after mail is queued.
@@ -196,7 +194,6 @@ impl UserAdmin {
         policy: PinPolicy,
         generated_length: usize,
         default_expiry: Expiry,
-        lockout: LockoutPolicy,
     ) -> Self {
         UserAdmin {
             store,
@@ -206,7 +203,6 @@ impl UserAdmin {
                 generated_length,
             }),
             default_expiry,
-            lockout: Live::new(lockout),
             lifecycle: LifecycleSettings::default(),
             composer: None,
             outbox: OutboxHandle::default(),
@@ -214,9 +210,9 @@ impl UserAdmin {
         }
     }
 
-    /// The PIN rules and lockout settings, for a reload to replace.
-    pub fn live_rules(&self) -> (Live<PinRules>, Live<LockoutPolicy>) {
-        (self.rules.clone(), self.lockout.clone())
+    /// The PIN rules, for a reload to replace.
+    pub fn live_rules(&self) -> Live<PinRules> {
+        self.rules.clone()
     }
 
     fn audit(&self, action: AdminAction, user: &str, detail: Option<String>) {

@@ -29,7 +29,6 @@ fn fixture() -> Fixture {
         PinPolicy::default(),
         6,
         Expiry::Never,
-        LockoutPolicy::default(),
     );
     Fixture {
         _dir: dir,
@@ -117,9 +116,11 @@ async fn enable_clears_a_user_lock_and_set_pin_replaces_the_tag() {
         .unwrap();
     f.store
         .update_lockout(&lockout::user_key("dave"), &|_| {
+            let now = crate::domain::Timestamp::now();
             Some(crate::domain::LockoutState {
                 failures: 10,
-                ..Default::default()
+                locked_until: Some(now.plus(std::time::Duration::from_secs(900))),
+                last_failure: Some(now),
             })
         })
         .unwrap();

@@ -103,6 +103,7 @@ pub fn read_only(request: &Request) -> bool {
         | Request::GuestList { .. }
         | Request::MailList
         | Request::MailPreview { .. }
+        | Request::LockoutList
         | Request::Audit { .. } => true,
         Request::UserAdd { .. }
         | Request::UserSetPin { .. }
@@ -116,6 +117,7 @@ pub fn read_only(request: &Request) -> bool {
         | Request::GuestExtend { .. }
         | Request::GuestEnd { .. }
         | Request::Import { .. }
+        | Request::LockoutClear { .. }
         | Request::Sync { .. } => false,
     }
 }

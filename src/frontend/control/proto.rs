@@ -134,6 +134,12 @@ pub enum Request {
     Audit {
         last: usize,
     },
+    /// Every lockout counter (device, source, user) and whether it is locked.
+    LockoutList,
+    /// Remove one lockout counter (`device:…`, `source:…`, `user:…`); audited.
+    LockoutClear {
+        key: String,
+    },
     /// Run directory sync now (every source, or `source`) and answer with the summaries.
     Sync {
         #[serde(default)]
