@@ -176,7 +176,7 @@ impl Admin {
         let not_ready = super::workers::not_ready(self.store.as_ref(), &self.workers);
         // Status answers even while the store is closed for a reopen: what cannot be read
         // is left empty rather than failing the whole answer.
-        let (odds, odds_warnings) = self.odds.report(&*self.store).unwrap_or_default();
+        let (odds, odds_warnings) = self.odds.report(&self.store).unwrap_or_default();
         let mut warnings = self.warnings().unwrap_or_default();
         warnings.extend(odds_warnings);
         Ok(json!({

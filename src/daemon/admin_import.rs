@@ -79,6 +79,9 @@ pub(super) async fn import(
     };
     let applied = job.applied_rows();
     let report = users.import_finish(job, stopped.as_deref());
+    if !options.dry_run && report.added + report.updated >= crate::store::RELEASE_AFTER {
+        users.release_memory().await;
+    }
     match stopped {
         None => Ok(json!(report)),
         Some(why) => Err(AdminError::Invalid(format!(

@@ -150,6 +150,17 @@ impl UserAdmin {
 
     /// Ends an apply pass (whole, or stopped by `stopped`: the client went away, a chunk
     /// failed): audits what was written and returns it to the allocator.
+    /// After a large import: the store gives back what it kept in memory for it (see
+    /// `Store::release_memory`); a failure is logged, the import stands.
+    pub async fn release_memory(&self) {
+        let store = std::sync::Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || store.release_memory()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the store's memory"),
+            Err(e) => tracing::warn!(error = %e, "releasing the store's memory panicked"),
+        }
+    }
+
     pub fn import_finish(&self, job: ImportJob, stopped: Option<&str>) -> ImportReport {
         let report = job.applied;
         let mut detail = format!(

@@ -367,6 +367,49 @@ impl GuardedStore {
         Ok(())
     }
 
+    /// `release_memory`: flushes the store, closes it and opens it again, so the pages sled
+    /// kept in memory for a large batch are given back. Only on a writable store with no
+    /// other operation holding it (else skipped: the next large batch tries again). While
+    /// it runs, other store calls wait.
+    fn release_now(&self) -> Result<()> {
+        if !self.is_writable() {
+            return Ok(());
+        }
+        let _one = lock(&self.reopening);
+        let mut slot = self.slot.write().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = slot.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + REOPEN_WAIT;
+        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if Arc::strong_count(&old) > 1 {
+            *slot = Some(old);
+            return Ok(());
+        }
+        let covered = self.done.load(SeqCst);
+        if let Err(e) = old.flush() {
+            *slot = Some(old);
+            return Err(e);
+        }
+        self.flushed.fetch_max(covered, SeqCst);
+        lock(&self.pending).clear();
+        self.generation.fetch_add(1, SeqCst);
+        drop(old);
+        let store = self.open_again().map_err(|e| {
+            let reason = format!("reopening the store to release memory failed: {e}");
+            self.set_not_writable(&reason);
+            StoreError::Unavailable(reason)
+        })?;
+        store.set_outbox_limit(self.outbox_max.load(SeqCst));
+        *slot = Some(Arc::new(store));
+        drop(slot);
+        crate::heap::release();
+        tracing::info!("reopened the store to give back the memory of a large batch");
+        Ok(())
+    }
+
     fn free(&self) -> Result<u64> {
         let dir = &self.settings.state_dir;
         free_bytes(dir).map_err(|e| {

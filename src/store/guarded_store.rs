@@ -102,6 +102,9 @@ impl Store for GuardedStore {
     fn write_health(&self) -> WriteHealth {
         self.health_now()
     }
+    fn release_memory(&self) -> Result<()> {
+        self.release_now()
+    }
 
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
         self.read(|s| s.upstream_keys(source))

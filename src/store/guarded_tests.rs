@@ -74,3 +74,43 @@ fn not_writable_refuses_writes_keeps_lockouts_and_recovers_on_probe() {
     s.insert_user(&User::new_local("bob")).unwrap();
     assert_eq!(s.lockout("device:p").unwrap().unwrap().failures, 1);
 }
+
+/// Releasing memory closes and reopens the store: everything written before is there,
+/// lockout counters included, the store stays writable, and a reader holding the old
+/// handle is waited for rather than cut off.
+#[test]
+fn releasing_memory_reopens_the_store_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(guarded(dir.path()));
+    for i in 0..50 {
+        s.insert_user(&User::new_local(&format!("u{i:03}")))
+            .unwrap();
+    }
+    s.update_lockout("device:door", &|_| {
+        Some(LockoutState {
+            failures: 3,
+            ..Default::default()
+        })
+    })
+    .unwrap();
+    let before = s.generation.load(SeqCst);
+    // A reader in the middle of a call holds the old handle for a moment.
+    let (held, _) = s.current().unwrap();
+    let releasing = {
+        let s = std::sync::Arc::clone(&s);
+        std::thread::spawn(move || s.release_memory())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        held.user("u000").unwrap().is_some(),
+        "the old handle still reads"
+    );
+    drop(held);
+    releasing.join().unwrap().unwrap();
+    assert_eq!(s.generation.load(SeqCst), before + 1, "reopened once");
+    assert_eq!(s.users().unwrap().len(), 50);
+    assert_eq!(s.lockout("device:door").unwrap().unwrap().failures, 3);
+    assert!(s.write_health().writable);
+    s.insert_user(&User::new_local("after")).unwrap();
+    s.flush().unwrap();
+}

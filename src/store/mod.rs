@@ -329,6 +329,13 @@ pub trait Store: Send + Sync + 'static {
     fn write_health(&self) -> WriteHealth {
         WriteHealth::writable()
     }
+    /// After a batch of at least [`RELEASE_AFTER`] users: gives back the memory the store
+    /// keeps for what it wrote (sled holds written pages and their page-table entries until
+    /// it is closed; `GuardedStore` flushes, closes and opens it again). Nothing is lost;
+    /// reads wait for the reopen.
+    fn release_memory(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// The users `source` owns: (key at the source, user id).
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>>;
@@ -488,6 +495,10 @@ fn pin_is_current(user: &User, set_at: Timestamp, now: Timestamp) -> bool {
         .as_ref()
         .is_some_and(|p| p.set_at == set_at && p.expires_at.is_none_or(|at| at > now))
 }
+
+/// Users written by one batch (an import, a sync run) past which the store is asked to
+/// [`Store::release_memory`].
+pub const RELEASE_AFTER: usize = 10_000;
 
 /// Users visited per page by [`each_user`]: a sweep over a million users holds a thousand
 /// at a time, not the whole directory.

@@ -91,8 +91,25 @@ impl Engine {
     ) -> Result<Summary, SyncError> {
         self.live().running = true;
         let result = self.run_once(opts, progress, shutdown).await;
-        // The run's batch, plan and transaction are gone now.
-        let _ = tokio::task::spawn_blocking(crate::heap::release).await;
+        // The run's batch, plan and transaction are gone now; after a large one the store
+        // gives back what it kept in memory for it too.
+        let large = result
+            .as_ref()
+            .is_ok_and(|s| s.added + s.changed + s.removed >= crate::store::RELEASE_AFTER);
+        let store = Arc::clone(&self.store);
+        let released = tokio::task::spawn_blocking(move || {
+            let released = if large {
+                store.release_memory()
+            } else {
+                Ok(())
+            };
+            crate::heap::release();
+            released
+        })
+        .await;
+        if let Ok(Err(e)) = released {
+            tracing::warn!(error = %e, "could not release the store's memory after a sync");
+        }
         self.record(&result, manual);
         self.live().running = false;
         result
