@@ -208,6 +208,7 @@ async fn wire(
     let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     workers::spawn(config, store, &pool, supervisor);
+    workers::spawn_flood_counts(&core, supervisor);
     Ok((bound, reloader))
 }
 

@@ -493,3 +493,34 @@ fn a_garbage_stream_is_closed_and_a_flood_is_held_to_the_byte_rate() {
         "other terminals are served"
     );
 }
+
+#[test]
+fn a_flood_of_locked_out_requests_is_audited_once_not_once_each() {
+    let d = Daemon::start_with(STRICT_LOCKOUT, common::DEFAULT_TCP);
+    let mut t = d.terminal();
+    for wrong in ["111293", "220394", "330495", "440596"] {
+        assert_eq!(t.ask(&format!("PIN {wrong}")), "DENY");
+    }
+    // 8 terminals × 40 requests at the locked device, as fast as the answers come.
+    let floods: Vec<_> = (0..8)
+        .map(|_| {
+            let mut t = d.terminal();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    assert_eq!(t.ask(&format!("PIN {}", 500_000 + i)), "DENY");
+                }
+            })
+        })
+        .collect();
+    for f in floods {
+        f.join().unwrap();
+    }
+    let locked = d.status()["decisions"]["locked_out"].as_u64().unwrap();
+    assert!(locked >= 320, "{locked} locked-out answers counted");
+    let audit = d.cli_ok(&["audit", "--json", "--last", "1000"], None);
+    let records = audit.matches(r#""reason":"locked_out""#).count();
+    assert!(
+        (1..=2).contains(&records),
+        "{records} audit records for {locked} locked-out answers within a minute\n{audit}"
+    );
+}

@@ -347,11 +347,12 @@ fn worker_line(w: &crate::worker::WorkerStatus) -> String {
 
 fn audit_line(e: &AuditEvent) -> String {
     let detail = match &e.kind {
-        AuditKind::Decision { device, origin, credential, user, outcome, reason } => format!(
-            "decision device={device} origin={} credential={credential} user={} outcome={outcome}{}",
+        AuditKind::Decision { device, origin, credential, user, outcome, reason, repeated } => format!(
+            "decision device={device} origin={} credential={credential} user={} outcome={outcome}{}{}",
             serde_json::to_string(origin).unwrap_or_default(),
             user.as_deref().unwrap_or("-"),
-            reason.map(|r| format!(" reason={}", r.as_str())).unwrap_or_default()
+            reason.map(|r| format!(" reason={}", r.as_str())).unwrap_or_default(),
+            repeated.map(|n| format!(" repeated={n} more within a minute")).unwrap_or_default()
         ),
         AuditKind::Lockout { key, failures, until } => format!(
             "lockout key={key} failures={failures} until={}",

@@ -8,6 +8,7 @@
 mod admission;
 mod alarm;
 pub mod decide;
+mod flood;
 pub mod lockout;
 pub mod odds;
 mod pin_use;
@@ -93,6 +94,8 @@ pub struct Core {
     credentials: BTreeMap<DeviceId, Vec<odds::Mode>>,
     /// Failures per device in the current clock hour, for the `alarm` event.
     alarms: std::sync::Mutex<BTreeMap<DeviceId, alarm::Window>>,
+    /// Refusal floods being counted for the audit.
+    flood: flood::Flood,
 }
 
 /// The directory sources whose cache is past `max_staleness`. Set by the daemon from sync
@@ -149,6 +152,7 @@ impl Core {
             self_service: None,
             credentials: BTreeMap::new(),
             alarms: Default::default(),
+            flood: Default::default(),
         }
     }
 
@@ -444,14 +448,46 @@ impl Core {
         outcome: crate::domain::DecisionOutcome,
         reason: Option<DenyReason>,
     ) {
-        self.record(AuditKind::Decision {
+        let kind = AuditKind::Decision {
             device: request.device.clone(),
             origin: request.origin.clone(),
             credential: request.credential.kind().into(),
             user,
             outcome,
             reason,
-        });
+            repeated: None,
+        };
+        // Refusals that cost no argon2 come as fast as they are sent: once per window and
+        // key, then counted (`flood.rs`). Evaluated attempts are written one by one.
+        let flooding = outcome == crate::domain::DecisionOutcome::Busy
+            || matches!(
+                reason,
+                Some(
+                    DenyReason::LockedOut
+                        | DenyReason::CredentialNotAdmitted
+                        | DenyReason::UnknownDevice
+                )
+            );
+        if !flooding {
+            return self.record(kind);
+        }
+        let key = format!(
+            "{}|{}|{outcome}|{}",
+            request.device,
+            serde_json::to_string(&request.origin).unwrap_or_default(),
+            reason.map(DenyReason::as_str).unwrap_or("-")
+        );
+        for kind in self.flood.admit(key, kind, Timestamp::now().millis()) {
+            self.record(kind);
+        }
+    }
+
+    /// Writes the counts of refusal floods whose window has closed (the audit pruning
+    /// worker calls this every minute, so a flood that stopped still gets its count).
+    pub fn close_floods(&self) {
+        for kind in self.flood.drain(Timestamp::now().millis()) {
+            self.record(kind);
+        }
     }
 
     /// Appends an audit event (frontends and actions report through this).

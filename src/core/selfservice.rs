@@ -306,6 +306,7 @@ impl Core {
             user,
             outcome,
             reason,
+            repeated: None,
         });
     }
 }

@@ -165,3 +165,23 @@ impl Worker for Watchdog {
         tokio::time::sleep(self.every).await
     }
 }
+
+/// Every minute, writes the counts of refusal floods that stopped (`core::flood`).
+pub fn spawn_flood_counts(core: &Arc<crate::core::Core>, supervisor: &Supervisor) {
+    let every = Duration::from_secs(60);
+    let worker = FloodCounts(Arc::clone(core), every);
+    supervisor.spawn("audit flood counts", Settings::new(every, every), worker);
+}
+
+struct FloodCounts(Arc<crate::core::Core>, Duration);
+
+impl Worker for FloodCounts {
+    async fn work(&mut self, _cx: &Context) -> Result<Next, String> {
+        self.0.close_floods();
+        Ok(Next::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.1).await
+    }
+}

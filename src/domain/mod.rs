@@ -259,6 +259,10 @@ pub enum AuditKind {
         outcome: DecisionOutcome,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         reason: Option<DenyReason>,
+        /// This decision came this many more times within a minute after this record's
+        /// first (a flood of refusals is written once per window, then counted).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        repeated: Option<u64>,
     },
     /// A failure budget ran out and a lock was set.
     Lockout {
@@ -428,6 +432,7 @@ mod tests {
                 user: None,
                 outcome: DecisionOutcome::Deny,
                 reason: Some(DenyReason::UnknownPin),
+                repeated: None,
             },
         };
         let json = serde_json::to_string(&ev).unwrap();
