@@ -83,8 +83,7 @@ fn releasing_memory_reopens_the_store_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = std::sync::Arc::new(guarded(dir.path()));
     for i in 0..50 {
-        s.insert_user(&User::new_local(format!("u{i:03}")))
-            .unwrap();
+        s.insert_user(&User::new_local(format!("u{i:03}"))).unwrap();
     }
     s.update_lockout("device:door", &|_| {
         Some(LockoutState {
