@@ -1,0 +1,21 @@
+//! Zigbee2MQTT keypad messages: the state decoder and the `set` encoder.
+//! Invariants: an attempt's transaction is a number and is echoed in a valid JSON answer.
+
+use pinwarden::frontend::mqtt::proto;
+use serde_json::Value;
+
+pub fn run(data: &[u8]) {
+    let Ok(Some(attempt)) = proto::parse_zigbee(data) else {
+        return;
+    };
+    assert!(attempt.transaction.is_number(), "transaction type");
+    for granted in [true, false] {
+        let bytes = proto::encode_zigbee(&attempt.transaction, granted);
+        let back: Value = serde_json::from_slice(&bytes).expect("the answer is JSON");
+        assert_eq!(
+            back.pointer("/arm_mode/transaction"),
+            Some(&attempt.transaction),
+            "the transaction is echoed"
+        );
+    }
+}
