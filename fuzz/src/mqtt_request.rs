@@ -19,9 +19,11 @@ pub fn run(data: &[u8]) {
         None => ("pinwarden/request/door-1".into(), data),
     };
     match proto::classify(&topic, "pinwarden", "zigbee2mqtt") {
-        Topic::Request(device) | Topic::Zigbee(device) => {
+        Topic::Request(device) => {
             assert!(!device.is_empty() && !device.contains('/'), "device name")
         }
+        // Zigbee2MQTT friendly names may contain `/`; our own `<name>/set` is not a keypad.
+        Topic::Zigbee(name) => assert!(!name.is_empty() && !name.ends_with("/set"), "name"),
         _ => {}
     }
     match proto::parse_request(payload) {

@@ -12,10 +12,13 @@ pub fn run(data: &[u8]) {
     for granted in [true, false] {
         let bytes = proto::encode_zigbee(&attempt.transaction, granted);
         let back: Value = serde_json::from_slice(&bytes).expect("the answer is JSON");
-        assert_eq!(
-            back.pointer("/arm_mode/transaction"),
-            Some(&attempt.transaction),
-            "the transaction is echoed"
-        );
+        assert!(back
+            .pointer("/arm_mode/transaction")
+            .is_some_and(Value::is_number));
+        // Compared as written: serde_json's default float parsing may land one ulp from the
+        // shortest form it prints, so a float read back need not be equal.
+        let text = String::from_utf8(bytes).expect("the answer is UTF-8");
+        let echoed = format!("\"transaction\":{}", attempt.transaction);
+        assert!(text.contains(&echoed), "the transaction is echoed");
     }
 }

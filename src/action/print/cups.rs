@@ -159,7 +159,20 @@ impl Client {
         if let Some(value) = authorization {
             builder = builder.http_header("authorization", value.as_str());
         }
-        match builder.build().send(req).await {
+        // The crate parses the answer itself, unchecked (see `ipp_frame.rs`): in its own
+        // task, so a decoder panic on a malformed answer is an error, not a lost release.
+        let mut exchange =
+            AbortOnDrop(tokio::spawn(async move { builder.build().send(req).await }));
+        let answer = match (&mut exchange.0).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => {
+                return Err(PrintError::Protocol(
+                    "CUPS's answer is not IPP (the decoder failed on it)".into(),
+                ))
+            }
+            Err(e) => return Err(PrintError::Unreachable(e.to_string())),
+        };
+        match answer {
             Ok(resp) => Ok(resp),
             Err(IppError::RequestError(code)) => Err(http_error(code)),
             Err(IppError::AsyncClientError(e)) if e.is_timeout() => {
@@ -338,8 +351,10 @@ pub(crate) fn job_answer_of(
     }
 }
 
-/// An IPP response body as CUPS sent it.
+/// An IPP response body as CUPS sent it (framing checked first: see `ipp_frame.rs`).
 pub(crate) fn parse_response(body: Bytes) -> Result<IppRequestResponse, PrintError> {
+    super::ipp_frame::check(&body)
+        .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))?;
     ipp::parser::IppParser::new(std::io::Cursor::new(body))
         .parse()
         .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))

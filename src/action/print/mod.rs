@@ -5,6 +5,7 @@
 //! speaks IPP. Knows nothing of terminals or the store: the daemon audits the outcome.
 
 pub(crate) mod cups;
+mod ipp_frame;
 
 use crate::backoff::Backoff;
 use crate::domain::DeviceId;
