@@ -10,7 +10,14 @@ use std::time::{Duration, Instant};
 fn reply_is_json(id: &Value, reply: &Reply<'_>) {
     let bytes = proto::encode_reply(id, reply);
     let back: Value = serde_json::from_slice(&bytes).expect("a reply is JSON");
-    assert_eq!(back.get("id"), Some(id), "the reply echoes the id");
+    assert!(back.get("id").is_some(), "the reply has an id");
+    // Compared as written: serde_json's default float parsing may land one ulp from the
+    // shortest form it prints, so a float id read back need not be equal.
+    let text = String::from_utf8(bytes).expect("a reply is UTF-8");
+    assert!(
+        text.contains(&format!("\"id\":{id}")),
+        "the reply echoes the id"
+    );
 }
 
 pub fn run(data: &[u8]) {
