@@ -11,6 +11,8 @@ pub mod daemon;
 pub mod domain;
 pub mod duration;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod heap;
 pub mod lifecycle;
 pub mod live;

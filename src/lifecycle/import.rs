@@ -315,7 +315,7 @@ fn is_blank(record: &ByteRecord) -> bool {
 struct Tracked<R> {
     inner: std::io::BufReader<R>,
     offset: u64,
-    breaks: Rc<RefCell<VecDeque<(u64, u8)>>>,
+    breaks: Rc<RefCell<Breaks>>,
 }
 
 impl<R: Read> Read for Tracked<R> {
@@ -324,7 +324,7 @@ impl<R: Read> Read for Tracked<R> {
         let mut breaks = self.breaks.borrow_mut();
         for (i, b) in buf[..n].iter().enumerate() {
             if matches!(b, b'\r' | b'\n') {
-                breaks.push_back((self.offset + i as u64, *b));
+                breaks.pending.push_back((self.offset + i as u64, *b));
             }
         }
         self.offset += n as u64;
@@ -332,21 +332,48 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
+/// Line-break bytes read but not yet behind a record, and the physical lines ended before
+/// them. A line ends in LF, CRLF or a lone CR, as the csv crate reads records (its own line
+/// count sees only LFs, so a file with CR line ends would be all "line 1").
+#[derive(Default)]
+struct Breaks {
+    pending: VecDeque<(u64, u8)>,
+    lines_ended: usize,
+    last_cr: Option<u64>,
+}
+
+/// Whether the break byte at `at` ends a line (an LF right after a CR does not).
+fn ends_line(last_cr: &mut Option<u64>, at: u64, b: u8) -> bool {
+    let ends = !(b == b'\n' && last_cr.is_some_and(|cr| cr + 1 == at));
+    *last_cr = (b == b'\r').then_some(at);
+    ends
+}
+
 /// The physical line on which a record starts. The csv crate reports the position just after
 /// the previous record, before any empty lines it skipped, so those are counted here (and
 /// line breaks before that position forgotten).
-fn start_line(breaks: &RefCell<VecDeque<(u64, u8)>>, position: &Position) -> usize {
+fn start_line(breaks: &RefCell<Breaks>, position: &Position) -> usize {
     let mut breaks = breaks.borrow_mut();
-    while breaks.front().is_some_and(|(at, _)| *at < position.byte()) {
-        breaks.pop_front();
+    while let Some(&(at, b)) = breaks
+        .pending
+        .front()
+        .filter(|(at, _)| *at < position.byte())
+    {
+        breaks.pending.pop_front();
+        if ends_line(&mut breaks.last_cr, at, b) {
+            breaks.lines_ended += 1;
+        }
     }
+    // Empty lines the csv crate skipped: the breaks that follow on from the position.
+    let mut last_cr = breaks.last_cr;
     let skipped = breaks
+        .pending
         .iter()
         .zip(position.byte()..)
         .take_while(|((at, _), want)| at == want)
-        .filter(|((_, b), _)| *b == b'\n')
+        .filter(|((at, b), _)| ends_line(&mut last_cr, *at, *b))
         .count();
-    usize::try_from(position.line()).map_or(usize::MAX, |l| l.saturating_add(skipped))
+    breaks.lines_ended.saturating_add(skipped).saturating_add(1)
 }
 
 /// What one record of an import file gave: a valid row, or the problems it has.
@@ -360,7 +387,7 @@ pub enum Parsed {
 /// whatever the file's size. Every problem is reported, each with the record it belongs to.
 pub struct RowStream<R: Read> {
     reader: csv::Reader<Tracked<R>>,
-    breaks: Rc<RefCell<VecDeque<(u64, u8)>>>,
+    breaks: Rc<RefCell<Breaks>>,
     checker: Checker,
     header: Option<Header>,
     record: ByteRecord,
@@ -383,7 +410,7 @@ impl<R: Read> RowStream<R> {
                 std::io::BufRead::consume(&mut inner, BOM.len());
             }
         }
-        let breaks = Rc::new(RefCell::new(VecDeque::new()));
+        let breaks = Rc::new(RefCell::new(Breaks::default()));
         let tracked = Tracked {
             inner,
             offset: 0,

@@ -179,6 +179,16 @@ fn lines_of(rows: &[ImportRow]) -> Vec<usize> {
     rows.iter().map(|r| r.line).collect()
 }
 
+/// Found by the `csv_import` fuzz target: the csv crate ends a record at a lone CR but counts
+/// only LFs, so every row of a file with CR line ends (or a stray CR) had a wrong line.
+#[test]
+fn lone_cr_line_ends_count_as_lines() {
+    let rows = rows(b"id,name\ralice,A\r\rbob,B\r\ncarol,C\n\r\ndave,D", b',');
+    assert_eq!(lines_of(&rows), [2, 4, 5, 7]);
+    let found = problems("id,name\ralice\rbob,B,x\r\n\rcarol,C");
+    assert_eq!(lines(&found), [2, 3]);
+}
+
 #[test]
 fn messages_never_contain_pins() {
     let pins = [

@@ -122,11 +122,12 @@ impl ScimSource {
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body: ListResponse = response.json().await.map_err(|e| {
-            SourceError::Malformed(format!(
-                "{url}: not a SCIM list response ({})",
-                without_url(&e)
-            ))
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("{url}: {}", without_url(&e))))?;
+        let body = parse_list(&bytes).map_err(|e| {
+            SourceError::Malformed(format!("{url}: not a SCIM list response ({e})"))
         })?;
         Ok(Page::Resources {
             items: body.resources,
@@ -198,7 +199,7 @@ impl ScimSource {
         let mut changed = Vec::new();
         let mut present = Vec::new();
         for item in &items {
-            let (user, modified) = self.map_user(item)?;
+            let (user, modified) = map_resource(&self.settings.attributes, item)?;
             if let Some((text, ms)) = modified {
                 if ms > next.high_water_ms || next.high_water.is_none() {
                     next.high_water = Some(text);
@@ -229,58 +230,66 @@ impl ScimSource {
             cursor: Some(cursor),
         })
     }
-
-    /// Maps one SCIM resource; also returns its `meta.lastModified` (text and unix ms).
-    fn map_user(&self, item: &Value) -> Result<(UpstreamUser, Option<(String, i64)>), SourceError> {
-        let a = &self.settings.attributes;
-        let key = item
-            .get("id")
-            .and_then(text)
-            .ok_or_else(|| SourceError::Malformed("a resource without an `id`".into()))?;
-        let first = |path: &str| select(item, path).into_iter().find_map(text);
-        let all = |path: &str| select(item, path).into_iter().filter_map(text).collect();
-        let when = |path: &Option<String>| {
-            path.as_deref()
-                .and_then(first)
-                .and_then(|t| Timestamp::parse(&t))
-        };
-        let modified = item
-            .pointer("/meta/lastModified")
-            .and_then(Value::as_str)
-            .and_then(|t| Some((t.to_owned(), Timestamp::parse(t)?.millis())));
-        let user = UpstreamUser {
-            id: first(&a.id).unwrap_or_default(),
-            key,
-            name: first(&a.name).unwrap_or_default(),
-            email: first(&a.email),
-            groups: all(&a.groups),
-            pin: a
-                .pin
-                .as_deref()
-                .and_then(first)
-                .filter(|p| !p.is_empty())
-                .map(Pin::new),
-            cards: a.card.as_deref().map(all).unwrap_or_default(),
-            enabled: select(item, &a.enabled)
-                .first()
-                .and_then(|v| v.as_bool())
-                .unwrap_or(true),
-            valid_from: when(&a.valid_from),
-            valid_until: when(&a.valid_until),
-            // Unchanged entries of a complete listing are reported as present instead.
-            version: None,
-        };
-        Ok((user, modified))
-    }
 }
 
+/// Maps one SCIM resource; also returns its `meta.lastModified` (text and unix ms).
+pub fn map_resource(
+    a: &ScimAttributes,
+    item: &Value,
+) -> Result<(UpstreamUser, Option<(String, i64)>), SourceError> {
+    let key = item
+        .get("id")
+        .and_then(text)
+        .ok_or_else(|| SourceError::Malformed("a resource without an `id`".into()))?;
+    let first = |path: &str| select(item, path).into_iter().find_map(text);
+    let all = |path: &str| select(item, path).into_iter().filter_map(text).collect();
+    let when = |path: &Option<String>| {
+        path.as_deref()
+            .and_then(first)
+            .and_then(|t| Timestamp::parse(&t))
+    };
+    let modified = item
+        .pointer("/meta/lastModified")
+        .and_then(Value::as_str)
+        .and_then(|t| Some((t.to_owned(), Timestamp::parse(t)?.millis())));
+    let user = UpstreamUser {
+        id: first(&a.id).unwrap_or_default(),
+        key,
+        name: first(&a.name).unwrap_or_default(),
+        email: first(&a.email),
+        groups: all(&a.groups),
+        pin: a
+            .pin
+            .as_deref()
+            .and_then(first)
+            .filter(|p| !p.is_empty())
+            .map(Pin::new),
+        cards: a.card.as_deref().map(all).unwrap_or_default(),
+        enabled: select(item, &a.enabled)
+            .first()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+        valid_from: when(&a.valid_from),
+        valid_until: when(&a.valid_until),
+        // Unchanged entries of a complete listing are reported as present instead.
+        version: None,
+    };
+    Ok((user, modified))
+}
+
+/// A SCIM ListResponse body: its resources and `totalResults`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListResponse {
+pub struct ListResponse {
     #[serde(default)]
-    total_results: usize,
+    pub total_results: usize,
     #[serde(default, rename = "Resources")]
-    resources: Vec<Value>,
+    pub resources: Vec<Value>,
+}
+
+/// Decodes a page's body (the bytes as the server sent them).
+pub fn parse_list(body: &[u8]) -> Result<ListResponse, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
 fn status_error(status: reqwest::StatusCode, url: &str) -> Option<SourceError> {

@@ -159,7 +159,20 @@ impl Client {
         if let Some(value) = authorization {
             builder = builder.http_header("authorization", value.as_str());
         }
-        match builder.build().send(req).await {
+        // The crate parses the answer itself, unchecked (see `ipp_frame.rs`): in its own
+        // task, so a decoder panic on a malformed answer is an error, not a lost release.
+        let mut exchange =
+            AbortOnDrop(tokio::spawn(async move { builder.build().send(req).await }));
+        let answer = match (&mut exchange.0).await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => {
+                return Err(PrintError::Protocol(
+                    "CUPS's answer is not IPP (the decoder failed on it)".into(),
+                ))
+            }
+            Err(e) => return Err(PrintError::Unreachable(e.to_string())),
+        };
+        match answer {
             Ok(resp) => Ok(resp),
             Err(IppError::RequestError(code)) => Err(http_error(code)),
             Err(IppError::AsyncClientError(e)) if e.is_timeout() => {
@@ -183,26 +196,7 @@ impl Client {
                 IppValue::Array(wanted),
             ),
         );
-        let resp = self.send(queue, req).await?;
-        let status = resp.header().status_code();
-        if !status.is_success() {
-            let code = resp.header().operation_or_status as u16;
-            return Err(if code == NOT_FOUND {
-                PrintError::Config(format!("CUPS has no queue `{queue}`"))
-            } else {
-                PrintError::Protocol(format!("Get-Printer-Attributes: {status}"))
-            });
-        }
-        let mut out = PrinterStatus::default();
-        for group in resp.attributes().groups_of(DelimiterTag::PrinterAttributes) {
-            if let Some(a) = group.get("printer-state") {
-                out.state = a.value().as_enum().copied().unwrap_or(0);
-            }
-            if let Some(a) = group.get("printer-state-reasons") {
-                out.reasons = strings(a.value());
-            }
-        }
-        Ok(out)
+        printer_status_of(&self.send(queue, req).await?, queue)
     }
 
     /// The queue's jobs that are held (`pending-held`), or, where the server rejects that
@@ -215,30 +209,7 @@ impl Client {
         } else {
             resp
         };
-        let status = resp.header().status_code();
-        if !status.is_success() {
-            return Err(PrintError::Protocol(format!(
-                "Get-Jobs on `{queue}`: {status}"
-            )));
-        }
-        Ok(resp
-            .attributes()
-            .groups_of(DelimiterTag::JobAttributes)
-            .filter_map(|g| {
-                let id = *g.get("job-id")?.value().as_integer()?;
-                Some(Job {
-                    id,
-                    state: g
-                        .get("job-state")
-                        .and_then(|a| a.value().as_enum().copied())
-                        .unwrap_or(0),
-                    owner: g
-                        .get("job-originating-user-name")
-                        .and_then(|a| strings(a.value()).into_iter().next())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect())
+        jobs_of(&resp, queue)
     }
 
     async fn get_jobs(&self, queue: &str, which: &str) -> Result<IppRequestResponse, PrintError> {
@@ -305,18 +276,88 @@ impl Client {
         queue: &str,
         req: IppRequestResponse,
     ) -> Result<JobAnswer, PrintError> {
-        let resp = self.send(queue, req).await?;
-        let status = resp.header().status_code();
-        match resp.header().operation_or_status as u16 {
-            _ if status.is_success() => Ok(JobAnswer::Done),
-            NOT_POSSIBLE => Ok(JobAnswer::NotPossible),
-            NOT_FOUND => Ok(JobAnswer::NotFound),
-            0x0401..=0x0403 => Err(PrintError::Auth(format!(
-                "{what} refused ({status}): pinwarden's CUPS account must be in the system group"
-            ))),
-            _ => Err(PrintError::Protocol(format!("{what}: {status}"))),
+        job_answer_of(&self.send(queue, req).await?, what)
+    }
+}
+
+/// A Get-Printer-Attributes answer as a status (the queue is named in errors).
+pub(crate) fn printer_status_of(
+    resp: &IppRequestResponse,
+    queue: &str,
+) -> Result<PrinterStatus, PrintError> {
+    let status = resp.header().status_code();
+    if !status.is_success() {
+        let code = resp.header().operation_or_status as u16;
+        return Err(if code == NOT_FOUND {
+            PrintError::Config(format!("CUPS has no queue `{queue}`"))
+        } else {
+            PrintError::Protocol(format!("Get-Printer-Attributes: {status}"))
+        });
+    }
+    let mut out = PrinterStatus::default();
+    for group in resp.attributes().groups_of(DelimiterTag::PrinterAttributes) {
+        if let Some(a) = group.get("printer-state") {
+            out.state = a.value().as_enum().copied().unwrap_or(0);
+        }
+        if let Some(a) = group.get("printer-state-reasons") {
+            out.reasons = strings(a.value());
         }
     }
+    Ok(out)
+}
+
+/// A Get-Jobs answer as jobs (groups without a `job-id` integer are skipped).
+pub(crate) fn jobs_of(resp: &IppRequestResponse, queue: &str) -> Result<Vec<Job>, PrintError> {
+    let status = resp.header().status_code();
+    if !status.is_success() {
+        return Err(PrintError::Protocol(format!(
+            "Get-Jobs on `{queue}`: {status}"
+        )));
+    }
+    Ok(resp
+        .attributes()
+        .groups_of(DelimiterTag::JobAttributes)
+        .filter_map(|g| {
+            let id = *g.get("job-id")?.value().as_integer()?;
+            Some(Job {
+                id,
+                state: g
+                    .get("job-state")
+                    .and_then(|a| a.value().as_enum().copied())
+                    .unwrap_or(0),
+                owner: g
+                    .get("job-originating-user-name")
+                    .and_then(|a| strings(a.value()).into_iter().next())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+/// A Release-Job or CUPS-Move-Job answer (`what` names the operation in errors).
+pub(crate) fn job_answer_of(
+    resp: &IppRequestResponse,
+    what: &str,
+) -> Result<JobAnswer, PrintError> {
+    let status = resp.header().status_code();
+    match resp.header().operation_or_status as u16 {
+        _ if status.is_success() => Ok(JobAnswer::Done),
+        NOT_POSSIBLE => Ok(JobAnswer::NotPossible),
+        NOT_FOUND => Ok(JobAnswer::NotFound),
+        0x0401..=0x0403 => Err(PrintError::Auth(format!(
+            "{what} refused ({status}): pinwarden's CUPS account must be in the system group"
+        ))),
+        _ => Err(PrintError::Protocol(format!("{what}: {status}"))),
+    }
+}
+
+/// An IPP response body as CUPS sent it (framing checked first: see `ipp_frame.rs`).
+pub(crate) fn parse_response(body: Bytes) -> Result<IppRequestResponse, PrintError> {
+    super::ipp_frame::check(&body)
+        .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))?;
+    ipp::parser::IppParser::new(std::io::Cursor::new(body))
+        .parse()
+        .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))
 }
 
 /// An HTTP refusal from CUPS.
@@ -377,9 +418,7 @@ async fn post_unix(
         .map_err(|e| PrintError::Protocol(format!("reading CUPS's answer: {e}")))?
         .to_bytes();
     drop(connection);
-    ipp::parser::IppParser::new(std::io::Cursor::new(body))
-        .parse()
-        .map_err(|e| PrintError::Protocol(format!("CUPS's answer is not IPP: {e}")))
+    parse_response(body)
 }
 
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);

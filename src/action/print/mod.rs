@@ -4,7 +4,8 @@
 //! printer trouble, when to stop trying a dead CUPS) are pure functions here; `cups.rs`
 //! speaks IPP. Knows nothing of terminals or the store: the daemon audits the outcome.
 
-mod cups;
+pub(crate) mod cups;
+mod ipp_frame;
 
 use crate::backoff::Backoff;
 use crate::domain::DeviceId;

@@ -238,7 +238,11 @@ fn generalized_time(v: &str) -> Option<Timestamp> {
     }
     let offset_secs = match rest {
         "Z" => 0,
-        _ if rest.len() == 5 && matches!(&rest[..1], "+" | "-") => {
+        // Checked as bytes: slicing text by byte offsets panics inside a multi-byte character.
+        _ if rest.len() == 5
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && rest.bytes().skip(1).all(|b| b.is_ascii_digit()) =>
+        {
             let h: i64 = rest[1..3].parse().ok()?;
             let m: i64 = rest[3..5].parse().ok()?;
             let s = h * 3600 + m * 60;

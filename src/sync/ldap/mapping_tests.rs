@@ -104,6 +104,21 @@ fn enabled_rules() {
     assert_eq!(enabled(&EnabledRule::Always, &entry(&[])), Ok(true));
 }
 
+/// A GeneralizedTime whose zone has a multi-byte character where a digit belongs made the
+/// offset slicing panic (the directory's bytes are any UTF-8); now it is simply not a time.
+/// Seen while writing the `ldap_entry` fuzz target, which replays it from its corpus.
+#[test]
+fn a_multibyte_zone_is_not_a_time() {
+    for bad in [
+        "20260131080000é000",
+        "20260131080000+0é0",
+        "20260131080000-é00",
+        "20260131080000.5+01é",
+    ] {
+        assert_eq!(parse_time(bad), None, "{bad}");
+    }
+}
+
 #[test]
 fn ldap_time_formats() {
     let t = |v: &str| parse_time(v).map(|t| t.map(|t| t.to_string()));

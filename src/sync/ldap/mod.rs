@@ -5,7 +5,7 @@
 mod conn;
 mod cursor;
 mod fetch;
-mod mapping;
+pub(crate) mod mapping;
 mod refresh;
 mod settings;
 
