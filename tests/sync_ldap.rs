@@ -14,7 +14,7 @@ use std::time::Duration;
 
 fn start(server: &Slapd) -> Daemon {
     let secret = server.dir.path().join("bind.pass");
-    std::fs::write(&secret, format!("{BIND_PW}\n")).unwrap();
+    common::write_secret(&secret, &format!("{BIND_PW}\n"));
     let directory = format!(
         r#"
 [[directory]]

@@ -86,7 +86,7 @@ fn summary(out: &str) -> &str {
 fn scim_users_follow_the_server_incrementally_with_etags_and_full_reconciles() {
     let files = tempfile::tempdir().unwrap();
     let token = files.path().join("token");
-    std::fs::write(&token, "s3cret-token\n").unwrap();
+    common::write_secret(&token, "s3cret-token\n");
     let t1 = "2026-01-01T00:00:00Z";
     let server = Server::start(
         files.path(),
@@ -156,7 +156,7 @@ attributes = {{ pin = "{EXT}:pin" }}
     assert_eq!(t.ask("PIN 905172"), "DENY");
 
     // A bad token: the run fails and says so; decisions go on from the cache.
-    std::fs::write(&token, "wrong\n").unwrap();
+    common::write_secret(&token, "wrong\n");
     let out = d.cli(&["sync"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
@@ -177,7 +177,7 @@ attributes = {{ pin = "{EXT}:pin" }}
 fn an_incremental_scim_run_replaces_a_pin_set_here_with_the_unchanged_directory_pin() {
     let files = tempfile::tempdir().unwrap();
     let token = files.path().join("token");
-    std::fs::write(&token, "s3cret-token\n").unwrap();
+    common::write_secret(&token, "s3cret-token\n");
     let t1 = "2026-01-01T00:00:00Z";
     let server = Server::start(
         files.path(),
