@@ -393,6 +393,12 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<Hasher>)> 
     }
     let hasher = Hasher::new(pepper, opened.salt, params).map_err(anyhow::Error::msg)?;
     let store = GuardedStore::new(opened.store, guard);
+    // The lockout clock never starts behind a lockout on record: a wall clock set back
+    // while the daemon was stopped cannot stretch a lock.
+    let latest = store.lockouts().unwrap_or_default().into_iter();
+    if let Some(t) = latest.filter_map(|(_, s)| s.last_failure).max() {
+        crate::core::clock::not_before(t);
+    }
     Ok((Arc::new(store), Arc::new(hasher)))
 }
 

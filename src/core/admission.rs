@@ -6,7 +6,7 @@
 
 use super::lockout::{self, LockoutKey};
 use crate::core::lockout::LockoutPolicy;
-use crate::domain::{AuthRequest, Timestamp};
+use crate::domain::AuthRequest;
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -77,7 +77,7 @@ impl Gate {
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
-                let now = Timestamp::now();
+                let now = super::clock::now();
                 let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
                 let mut fits = true;
                 for (kind, key) in budget.iter().zip(&keys) {

@@ -7,6 +7,7 @@
 
 mod admission;
 mod alarm;
+pub mod clock;
 pub mod decide;
 mod flood;
 pub mod lockout;
@@ -248,8 +249,9 @@ impl Core {
                 // A person under threat whose duress PIN is refused still raises the alarm.
                 self.raise_duress(&request, user.as_deref().unwrap_or("?"));
             }
-            // Counted and flushed before the next admitted attempt and before the DENY.
-            self.commit_failure(&request, *reason, user.as_deref(), now)
+            // Counted and flushed before the next admitted attempt and before the DENY; on
+            // the lockout clock, which wall-clock jumps do not move.
+            self.commit_failure(&request, *reason, user.as_deref(), clock::now())
                 .await;
         }
         drop(admitted);
@@ -354,7 +356,9 @@ impl Core {
             }
         };
         let user_locked = match &user {
-            Some(u) => lockout::user_locked(self.store.lockout(&lockout::user_key(&u.id))?, now),
+            Some(u) => {
+                lockout::user_locked(self.store.lockout(&lockout::user_key(&u.id))?, clock::now())
+            }
             None => false,
         };
         let user_id = user.as_ref().map(|u| u.id.clone());

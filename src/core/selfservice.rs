@@ -157,7 +157,7 @@ impl Core {
                 // Probing for another person's PIN costs what guessing it does: counted
                 // against the user, the device and the source, flushed before the answer.
                 self.denied.fetch_add(1, Ordering::Relaxed);
-                self.commit_failure(&auth, DenyReason::WrongPin, Some(&id), Timestamp::now())
+                self.commit_failure(&auth, DenyReason::WrongPin, Some(&id), super::clock::now())
                     .await;
                 ChangeOutcome::Refused(reason)
             }
@@ -246,7 +246,7 @@ impl Core {
                 if duress {
                     self.raise_duress(request, user.as_deref().unwrap_or("?"));
                 }
-                self.commit_failure(request, reason, user.as_deref(), now)
+                self.commit_failure(request, reason, user.as_deref(), super::clock::now())
                     .await;
                 self.change_denied(request, user, reason)
             }

@@ -164,7 +164,8 @@ impl Admin {
     /// Answers even while the store is closed for a reopen (its fields are then null or
     /// empty and `not_ready` says why).
     fn status(&self) -> Result<serde_json::Value, AdminError> {
-        let now = Timestamp::now();
+        // Lockout times are on the lockout clock (monotonic since start).
+        let now = crate::core::clock::now();
         let locked: Vec<_> = self
             .store
             .lockouts()

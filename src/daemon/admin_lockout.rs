@@ -4,7 +4,7 @@
 
 use super::Admin;
 use crate::core::lockout::LockoutKey;
-use crate::domain::{AdminAction, AuditKind, Timestamp};
+use crate::domain::{AdminAction, AuditKind};
 use crate::frontend::control::Caller;
 use crate::lifecycle::users::AdminError;
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 impl Admin {
     /// Every counter: key, failures, locked until (when still locked), last failure.
     pub(super) fn lockout_list(&self) -> Result<Value, AdminError> {
-        let now = Timestamp::now();
+        let now = crate::core::clock::now();
         let rows: Vec<Value> = self
             .store
             .lockouts()?

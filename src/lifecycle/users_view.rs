@@ -61,7 +61,7 @@ impl UserAdmin {
     fn view(&self, u: User) -> Result<UserView, AdminError> {
         let state = self.store.lockout(&lockout::user_key(&u.id))?;
         Ok(UserView {
-            locked: lockout::user_locked(state, crate::domain::Timestamp::now()),
+            locked: lockout::user_locked(state, crate::core::clock::now()),
             has_duress_pin: u.duress.is_some(),
             failed_attempts: state.map_or(0, |s| s.failures),
             pin: u.pin.map(|p| PinView {
