@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::LockoutState;
+use crate::domain::Timestamp;
 use crate::store::MemoryStore;
 use tokio::time::Instant;
 
