@@ -7,34 +7,12 @@ use crate::lifecycle::users::AdminError;
 use crate::store::Store;
 use std::sync::Arc;
 
-/// Whether `request` may change the store. No wildcard arm on purpose: a new request does
-/// not compile until it is sorted here, so no write can forget its flush. When in doubt,
-/// `true`: a flush with nothing to write costs next to nothing.
+/// Whether `request` may change the store: every request that is not read-only. The one
+/// exhaustive list is `control::access::read_only` (no wildcard arm: a new request does not
+/// compile until it is sorted there), so no write can forget its flush and the access check
+/// and the flush can never disagree about what writes.
 pub(super) fn writes(request: &Request) -> bool {
-    match request {
-        Request::Status
-        | Request::UserShow { .. }
-        | Request::UserList
-        | Request::GuestList { .. }
-        | Request::MailList
-        | Request::MailPreview { .. }
-        | Request::Audit { .. }
-        | Request::LockoutList => false,
-        Request::UserAdd { .. }
-        | Request::UserSetPin { .. }
-        | Request::UserSetDuress { .. }
-        | Request::UserClearDuress { .. }
-        | Request::UserRemove { .. }
-        | Request::UserDisable { .. }
-        | Request::UserEnable { .. }
-        | Request::UserSetValidity { .. }
-        | Request::GuestAdd { .. }
-        | Request::GuestExtend { .. }
-        | Request::GuestEnd { .. }
-        | Request::Import { .. }
-        | Request::Sync { .. }
-        | Request::LockoutClear { .. } => true,
-    }
+    !crate::frontend::control::access::read_only(request)
 }
 
 /// Flushes the store after a writing request, whatever its result (a refusal may follow

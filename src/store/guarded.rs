@@ -66,6 +66,16 @@ pub struct GuardedStore {
     audit_dropped: AtomicU64,
 }
 
+/// Waits up to `REOPEN_WAIT` for the calls still holding `old` to finish (the slot is
+/// write-locked, so no new one starts); whether it is now the only holder.
+fn alone(old: &Arc<SledStore>) -> bool {
+    let deadline = Instant::now() + REOPEN_WAIT;
+    while Arc::strong_count(old) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Arc::strong_count(old) == 1
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -269,10 +279,7 @@ impl GuardedStore {
             lock(&self.health).lost = true;
         }
         if let Some(old) = slot.take() {
-            let deadline = Instant::now() + REOPEN_WAIT;
-            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            alone(&old);
         }
         let store = self.open_again().map_err(|e| {
             let reason = format!("reopening the store failed: {e}");
@@ -380,11 +387,7 @@ impl GuardedStore {
         let Some(old) = slot.take() else {
             return Ok(());
         };
-        let deadline = Instant::now() + REOPEN_WAIT;
-        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if Arc::strong_count(&old) > 1 {
+        if !alone(&old) {
             *slot = Some(old);
             return Ok(());
         }
