@@ -6,6 +6,7 @@
 mod actions;
 mod admin;
 mod files;
+mod http;
 mod mail;
 mod reload;
 mod selfservice;
@@ -174,6 +175,10 @@ async fn wire(
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
+    let http_bound = match &config.http {
+        Some(settings) => Some(crate::frontend::http::bind(settings).await?),
+        None => None,
+    };
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
@@ -191,6 +196,7 @@ async fn wire(
         store: Arc::clone(store),
         started,
         tcp: bound.clone(),
+        http: http_bound.as_ref().map(|b| b.addr),
         control_socket: config.control_socket.clone(),
         odds: admin::admin_odds::OddsStatus::new(Arc::new(config.clone())),
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
@@ -207,6 +213,9 @@ async fn wire(
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
     let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
+    if let (Some(bound), Some(settings)) = (http_bound, &config.http) {
+        http::spawn(bound, settings, store, supervisor);
+    }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);
     Ok((bound, reloader))

@@ -198,6 +198,9 @@ fn print_status(data: &serde_json::Value) {
     }
     println!("users:     {}", data["users"]);
     println!("tcp:       {}", data["tcp"]);
+    if !data["http"].is_null() {
+        println!("http:      {}", data["http"]);
+    }
     println!("decisions: {}", data["decisions"]);
     println!("hash pool: {}", data["hash_pool"]);
     println!("locked:    {}", data["locked"]);

@@ -11,6 +11,7 @@ mod access;
 mod devices;
 mod directory;
 mod guests;
+mod http;
 mod ldap;
 mod lifecycle;
 mod mail;
@@ -102,6 +103,8 @@ pub struct Config {
     pub guests: crate::lifecycle::users::GuestSettings,
     /// Self-change (`[policy] user_can_change`) and forgotten PINs (`[recovery]`).
     pub self_service: crate::lifecycle::selfservice::SelfServiceSettings,
+    /// The HTTP listener (`[http]`; off without it).
+    pub http: Option<crate::frontend::http::HttpSettings>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -191,7 +194,9 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let mail = mail::validate_mail(raw.mail.as_ref(), raw.time_zone.as_deref())?;
     let guests = guests::validate_guests(raw.guests.as_ref())?;
     let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
+    let http = raw.http.as_ref().map(http::validate_http).transpose()?;
     Ok(Config {
+        http,
         guests,
         self_service,
         lifecycle,

@@ -44,6 +44,18 @@ pub struct RawConfig {
     pub recovery: Option<RawRecovery>,
     #[serde(default)]
     pub control: RawControl,
+    pub http: Option<RawHttp>,
+}
+
+/// `[http]`: the HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub public_url: Option<String>,
+    pub max_connections: Option<usize>,
 }
 
 /// `[control]`: who may use the control socket beyond root and the daemon's own user.

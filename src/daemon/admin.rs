@@ -31,6 +31,8 @@ pub struct Admin {
     pub store: Arc<dyn Store>,
     pub started: Timestamp,
     pub tcp: Vec<SocketAddr>,
+    /// The HTTP listener's address (None without `[http]`).
+    pub http: Option<SocketAddr>,
     pub control_socket: PathBuf,
     /// Each device's attack odds with the real user counts (`status`).
     pub odds: admin_odds::OddsStatus,
@@ -189,6 +191,7 @@ impl Admin {
             "uptime_secs": self.started.until(now).as_secs(),
             "users": self.store.user_count().ok(),
             "tcp": self.tcp,
+            "http": self.http,
             "control_socket": self.control_socket,
             "hash_pool": self.pool.stats(),
             "decisions": self.core.stats(),

@@ -59,7 +59,9 @@ pub fn not_ready(store: &dyn Store, supervisor: &Supervisor) -> Vec<String> {
         why.push(format!("store: not writable ({reason})"));
     }
     for w in supervisor.status() {
-        let listener = w.name.starts_with("tcp listener") || w.name == "control socket";
+        let listener = w.name.starts_with("tcp listener")
+            || w.name.starts_with("http listener")
+            || w.name == "control socket";
         if listener && matches!(w.state, State::BackingOff | State::Stopped) {
             why.push(format!("{}: {}", w.name, w.state));
         }

@@ -4,6 +4,7 @@
 
 pub mod card_hold;
 pub mod control;
+pub mod http;
 pub mod keypad;
 pub mod mqtt;
 pub mod tcp;

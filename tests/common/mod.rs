@@ -104,6 +104,12 @@ allow_groups = ["staff"]
     )
 }
 
+/// An `[http]` block on a free loopback port, for `start_with`'s `extra`.
+pub const HTTP: &str = r#"
+[http]
+listen = "127.0.0.1:0"
+"#;
+
 pub const DEFAULT_TCP: &str = r#"
 [[tcp]]
 listen = "127.0.0.1:0"
@@ -304,6 +310,15 @@ impl Daemon {
 
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.cli_ok(&["status", "--json"], None)).unwrap()
+    }
+
+    /// The HTTP listener's address (`[http]` must be configured).
+    pub fn http(&self) -> SocketAddr {
+        let status = self.status();
+        let addr = status["http"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no [http] listener in status: {status}"));
+        addr.parse().unwrap()
     }
 
     pub fn terminal(&self) -> Terminal {

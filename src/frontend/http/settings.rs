@@ -1,0 +1,38 @@
+//! The settings of the `[http]` block: the HTTP frontend's own types, which `config` parses
+//! into. Plain data; knows nothing of config files.
+
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpSettings {
+    /// Where the listener binds (`127.0.0.1:8080`; port 0 picks one).
+    pub listen: SocketAddr,
+    /// TLS from PEM files (certificate chain, private key); plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// The address people reach this listener at, for links in mail
+    /// (`https://pins.example.org`); by default `http(s)://<listen>`.
+    pub public_url: Option<String>,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl HttpSettings {
+    /// The base of links in mail, without a trailing slash, for the address actually bound.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            }
+        }
+    }
+}
