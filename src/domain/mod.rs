@@ -1,12 +1,14 @@
 //! Plain domain types shared by every module: PINs, tags, users, requests, decisions and
 //! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
 
+mod audit_query;
 mod mail;
 mod outcome;
 mod time;
 mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
+pub use audit_query::{AuditQuery, AUDIT_MAX_RESULTS, AUDIT_SCAN_LIMIT};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
     AdminAction, AlarmAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction,

@@ -76,6 +76,9 @@ impl Store for GuardedStore {
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>> {
         self.read(|s| s.audit_tail(n))
     }
+    fn audit_query(&self, query: &crate::domain::AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.read(|s| s.audit_query(query))
+    }
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
         self.write(false, |s| s.prune_audit(before, max_entries))
     }

@@ -277,6 +277,22 @@ impl Store for MemoryStore {
         Ok(events)
     }
 
+    fn audit_query(&self, query: &crate::domain::AuditQuery) -> Result<Vec<AuditEvent>> {
+        let log = lock(&self.log);
+        let mut events: Vec<_> = log
+            .audit
+            .values()
+            .rev()
+            .filter(|e| query.in_time(e.at))
+            .take(crate::domain::AUDIT_SCAN_LIMIT)
+            .filter(|e| query.matches(e))
+            .take(query.cap())
+            .cloned()
+            .collect();
+        events.reverse();
+        Ok(events)
+    }
+
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
         let cutoff = before.millis().max(0) as u64;
         let mut log = lock(&self.log);

@@ -304,6 +304,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The newest `n` events, oldest first.
     fn audit_tail(&self, n: usize) -> Result<Vec<AuditEvent>>;
+    /// The newest events matching `query` (at most `query.cap()`), oldest first, found
+    /// among at most `AUDIT_SCAN_LIMIT` events of its time range, newest first.
+    fn audit_query(&self, query: &crate::domain::AuditQuery) -> Result<Vec<AuditEvent>>;
     /// Drops events older than `before` and beyond `max_entries`; returns how many.
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64>;
 

@@ -403,6 +403,10 @@ impl Store for SledStore {
         log::tail(self, n)
     }
 
+    fn audit_query(&self, query: &crate::domain::AuditQuery) -> Result<Vec<AuditEvent>> {
+        log::query(self, query)
+    }
+
     fn prune_audit(&self, before: Timestamp, max_entries: u64) -> Result<u64> {
         log::prune(self, before, max_entries)
     }

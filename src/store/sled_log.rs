@@ -3,7 +3,7 @@
 //! same sequence. Both keep their length in memory (sled's `len()` walks the tree).
 
 use super::{decode, encode, unavailable, SledStore, OUTBOX_DROPPED};
-use crate::domain::{AuditEvent, Timestamp};
+use crate::domain::{AuditEvent, AuditQuery, Timestamp, AUDIT_SCAN_LIMIT};
 use crate::store::{OutboxBatch, Result};
 use std::sync::atomic::Ordering;
 
@@ -84,6 +84,30 @@ pub(super) fn tail(store: &SledStore, n: usize) -> Result<Vec<AuditEvent>> {
                 .and_then(|(_, v)| decode("audit", &v))
         })
         .collect::<Result<Vec<AuditEvent>>>()?;
+    events.reverse();
+    Ok(events)
+}
+
+/// Walks the query's time range newest first (the keys begin with the time), decoding at
+/// most `AUDIT_SCAN_LIMIT` events.
+pub(super) fn query(store: &SledStore, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+    let bound = |t: Option<Timestamp>| (t.map_or(0, |t| t.millis().max(0)) as u64).to_be_bytes();
+    let low = bound(query.since);
+    let range = match query.until {
+        Some(_) => store.audit.range(low..bound(query.until)),
+        None => store.audit.range(low..),
+    };
+    let mut events = Vec::new();
+    for kv in range.rev().take(AUDIT_SCAN_LIMIT) {
+        let (_, v) = kv.map_err(unavailable)?;
+        let event: AuditEvent = decode("audit", &v)?;
+        if query.matches(&event) {
+            events.push(event);
+            if events.len() >= query.cap() {
+                break;
+            }
+        }
+    }
     events.reverse();
     Ok(events)
 }

@@ -246,6 +246,23 @@ pub(super) fn audit_is_in_time_order_and_pruned_by_age_then_count(s: &dyn Store)
         [daemon(3), daemon(4), daemon(1)],
         "the newest, oldest first"
     );
+    let query = |q: crate::domain::AuditQuery| order(s.audit_query(&q).unwrap());
+    let two = crate::domain::AuditQuery {
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(query(two.clone()), [daemon(4), daemon(1)], "the newest");
+    let range = crate::domain::AuditQuery {
+        since: Some(Timestamp::from_millis(1000)),
+        until: Some(Timestamp::from_millis(3000)),
+        ..two.clone()
+    };
+    assert_eq!(query(range), [daemon(0), daemon(5)], "since ≤ at < until");
+    let kind = crate::domain::AuditQuery {
+        kind: Some("decision".into()),
+        ..two
+    };
+    assert!(query(kind).is_empty());
     let pruned = s.prune_audit(Timestamp::from_millis(2000), 1_000_000);
     assert_eq!(pruned.unwrap(), 2, "older than the cut-off");
     let pruned = s.prune_audit(Timestamp::from_millis(0), 2);
