@@ -42,6 +42,22 @@ fn p(samples: &mut [Duration], q: f64) -> Duration {
 
 const PIN: &str = "482913";
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
 fn main() {
     let secs = env("BENCH_SECS", 10);
     let broker = mosquitto::Broker::start();
@@ -91,10 +107,18 @@ devices = ["door"]
     let phase = Duration::from_secs(secs);
     println!("pinwarden flood benchmark: {secs}s per phase, argon2id m=19456,t=2,p=1");
 
+    let pid = daemon.pid();
     let mut rows = Vec::new();
+    let cpu = cpu_secs(pid);
     let mut quiet = terminal(addr, phase);
+    let quiet_cpu = cpu_secs(pid) - cpu;
     let quiet_p99 = p(&mut quiet, 0.99);
-    rows.push(("TCP terminal, quiet".to_string(), quiet, quiet_p99));
+    rows.push((
+        "TCP terminal, quiet".to_string(),
+        quiet,
+        quiet_p99,
+        quiet_cpu,
+    ));
     for (name, flood) in [
         (
             "garbage streams (8 connections of random bytes)",
@@ -109,7 +133,9 @@ devices = ["door"]
         let opened = Arc::new(AtomicU64::new(0));
         let attackers = flood.start(addr, &stop, &opened);
         std::thread::sleep(Duration::from_secs(1));
+        let cpu = cpu_secs(pid);
         let samples = terminal(addr, phase);
+        let cpu = cpu_secs(pid) - cpu;
         stop.store(true, Ordering::Relaxed);
         for a in attackers {
             let _ = a.join();
@@ -121,35 +147,50 @@ devices = ["door"]
             ),
             samples,
             quiet_p99,
+            cpu,
         ));
     }
 
-    let mut mqtt_quiet = mqtt_requests(broker.port, phase, false);
+    let cpu = cpu_secs(pid);
+    let mut mqtt_quiet = mqtt_requests(broker.port, phase, None);
+    let cpu = cpu_secs(pid) - cpu;
     let mqtt_quiet_p99 = p(&mut mqtt_quiet.0, 0.99);
     rows.push((
         "MQTT requests at 10/s, quiet".into(),
         mqtt_quiet.0,
         mqtt_quiet_p99,
+        cpu,
     ));
-    let (loud, oversize) = mqtt_requests(broker.port, phase, true);
-    rows.push((
-        format!("MQTT requests at 10/s, oversize flood ({oversize} publishes of 64 KiB)"),
-        loud,
-        mqtt_quiet_p99,
-    ));
+    // As fast as the broker takes them, then at a fixed rate.
+    for rate in [0, env("BENCH_OVERSIZE_RATE", 200)] {
+        let cpu = cpu_secs(pid);
+        let (loud, oversize) = mqtt_requests(broker.port, phase, Some(rate));
+        let cpu = cpu_secs(pid) - cpu;
+        let pace = if rate == 0 {
+            "as fast as the broker takes them".to_string()
+        } else {
+            format!("{rate}/s")
+        };
+        rows.push((
+            format!("MQTT requests at 10/s, 64 KiB publishes {pace} ({oversize} sent)"),
+            loud,
+            mqtt_quiet_p99,
+            cpu,
+        ));
+    }
     let after: serde_json::Value =
         serde_json::from_str(&daemon.cli_ok(&["status", "--json"])).unwrap();
     daemon.stop();
 
     println!();
-    println!("| phase | answered | p50 | p99 | p99 / quiet p99 |");
-    println!("|---|---|---|---|---|");
-    for (name, mut samples, quiet) in rows {
+    println!("| phase | answered | p50 | p99 | p99 / quiet p99 | daemon CPU |");
+    println!("|---|---|---|---|---|---|");
+    for (name, mut samples, quiet, cpu) in rows {
         let n = samples.len();
         let p50 = p(&mut samples, 0.5);
         let p99 = p(&mut samples, 0.99);
         println!(
-            "| {name} | {n} | {:.2} ms | {:.2} ms | {:.2} |",
+            "| {name} | {n} | {:.2} ms | {:.2} ms | {:.2} | {cpu:.1} s |",
             ms(p50),
             ms(p99),
             ms(p99) / ms(quiet)
@@ -237,7 +278,15 @@ async fn attacker(
     seed: usize,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut junk = vec![0u8; 4096];
+    // Made once: the attacker's own CPU should go into sending, not into random numbers.
+    let mut junk: Vec<u8> = (0..64 * 1024).map(|_| rand::random()).collect();
+    if seed % 2 == 1 {
+        // Half the streams send malformed lines, half binary with no line end.
+        for b in junk.iter_mut().step_by(40) {
+            *b = b'\n';
+        }
+    }
+    let mut at = 0;
     while !stop.load(Ordering::Relaxed) {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
@@ -248,17 +297,9 @@ async fn attacker(
         opened.fetch_add(1, Ordering::Relaxed);
         match flood {
             Flood::Garbage => {
-                // Half the streams send binary with no line end, half malformed lines.
                 loop {
-                    for b in junk.iter_mut() {
-                        *b = rand::random();
-                    }
-                    if seed % 2 == 1 {
-                        for b in junk.iter_mut().step_by(40) {
-                            *b = b'\n';
-                        }
-                    }
-                    let write = stream.write_all(&junk);
+                    at = (at + 4096) % junk.len();
+                    let write = stream.write_all(&junk[at..at + 4096]);
                     match tokio::time::timeout(Duration::from_millis(200), write).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break,
@@ -293,8 +334,11 @@ async fn attacker(
 /// A controller's unlock requests at 10/s for `phase`, with or without another client
 /// publishing 64 KiB payloads to the request topic meanwhile. Returns the reply latencies
 /// and the number of oversize publishes. Every request must be answered.
-fn mqtt_requests(port: u16, phase: Duration, oversize: bool) -> (Vec<Duration>, u64) {
-    let tag = if oversize { "loud" } else { "quiet" };
+fn mqtt_requests(port: u16, phase: Duration, oversize: Option<u64>) -> (Vec<Duration>, u64) {
+    let tag = match oversize {
+        None => "quiet".to_string(),
+        Some(rate) => format!("loud{rate}-"),
+    };
     let (client, mut connection) = Client::new(
         MqttOptions::new(format!("bench-{tag}"), "127.0.0.1", port),
         1024,
@@ -330,15 +374,25 @@ fn mqtt_requests(port: u16, phase: Duration, oversize: bool) -> (Vec<Duration>, 
     subscribed.recv().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(AtomicU64::new(0));
-    let flooder = oversize.then(|| {
+    let flooder = oversize.map(|rate| {
         let (stop, published) = (Arc::clone(&stop), Arc::clone(&published));
         std::thread::spawn(move || {
-            let mut options = MqttOptions::new("bench-oversize", "127.0.0.1", port);
+            let mut options = MqttOptions::new(format!("bench-oversize{rate}"), "127.0.0.1", port);
             options.set_max_packet_size(1 << 20, 1 << 20);
             let (client, mut connection) = Client::new(options, 64);
             std::thread::spawn(move || for _ in connection.iter() {});
             let payload = vec![b'x'; 64 * 1024];
+            let start = Instant::now();
             while !stop.load(Ordering::Relaxed) {
+                if rate > 0 {
+                    let due = start
+                        + Duration::from_secs_f64(
+                            published.load(Ordering::Relaxed) as f64 / rate as f64,
+                        );
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
                 if client
                     .publish(
                         "bench/request/door",
@@ -354,7 +408,7 @@ fn mqtt_requests(port: u16, phase: Duration, oversize: bool) -> (Vec<Duration>, 
             let _ = client.disconnect();
         })
     });
-    if oversize {
+    if oversize.is_some() {
         std::thread::sleep(Duration::from_secs(1));
     }
     let every = Duration::from_millis(100);
