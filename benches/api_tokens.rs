@@ -78,6 +78,7 @@ fn over_http(tries: usize) {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(true)
             .mode(0o600)
             .open(&file)
             .unwrap();
