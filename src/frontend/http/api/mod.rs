@@ -283,8 +283,9 @@ impl Api {
         self.call_with(caller, request, Input::new(rx, again)).await
     }
 
-    /// Runs `request` with `input` as its lines. The request is cancelled (`gone`) if the
-    /// HTTP request is dropped (the client went away).
+    /// Runs `request` with `input` as its lines, on its own task: when the client goes
+    /// away (hyper drops this future) the handler is told through `gone` and stops between
+    /// steps, as on the socket, instead of being dropped between a write and its flush.
     async fn call_with(&self, caller: &Caller, request: Request, input: Input) -> ApiResult {
         let (progress, _ignored) = mpsc::unbounded_channel();
         let gone = CancellationToken::new();
@@ -300,7 +301,15 @@ impl Api {
             gone,
             input,
         };
-        let response = self.handler.handle(request, session).await;
+        let handler = Arc::clone(&self.handler);
+        let task = tokio::spawn(async move { handler.handle(request, session).await });
+        let response = task.await.map_err(|e| {
+            tracing::error!(error = %e, "an admin API request failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request failed: see the log",
+            )
+        })?;
         if response.ok {
             Ok(axum::Json(response.data.unwrap_or(serde_json::Value::Null)))
         } else {
