@@ -627,4 +627,14 @@ fn a_token_file_others_may_read_is_refused_at_start() {
         err.contains("token portal") && err.contains("chmod 600"),
         "{err}"
     );
+    let out = std::process::Command::new(common::BIN)
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("chmod 600"),
+        "check-config: {err}"
+    );
 }
