@@ -87,8 +87,9 @@ fn parts(api: Shared) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document (for `check-config`-style tools and the tests).
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document without a server (unit tests).
+#[cfg(test)]
+fn document() -> utoipa::openapi::OpenApi {
     let handler: Arc<dyn Handler> = Arc::new(NoHandler);
     let tokens = Tokens::from_secrets(Vec::new()).expect("no tokens is valid");
     parts(Arc::new(Api {
@@ -99,7 +100,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     .1
 }
 
+#[cfg(test)]
 struct NoHandler;
+#[cfg(test)]
 impl Handler for NoHandler {
     fn handle(&self, _: Request, _: Session) -> crate::frontend::control::Reply<'_> {
         Box::pin(async { Response::error("no handler") })
