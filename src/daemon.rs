@@ -176,7 +176,10 @@ async fn wire(
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
     let http_bound = match &config.http {
-        Some(settings) => Some(crate::frontend::http::bind(settings).await?),
+        Some(settings) => Some((
+            crate::frontend::http::bind(settings).await?,
+            http::api_tokens(settings)?,
+        )),
         None => None,
     };
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
@@ -196,7 +199,7 @@ async fn wire(
         store: Arc::clone(store),
         started,
         tcp: bound.clone(),
-        http: http_bound.as_ref().map(|b| b.addr),
+        http: http_bound.as_ref().map(|(b, _)| b.addr),
         control_socket: config.control_socket.clone(),
         odds: admin::admin_odds::OddsStatus::new(Arc::new(config.clone())),
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
@@ -211,10 +214,11 @@ async fn wire(
     mail::spawn_sweeper(config, store, &life, supervisor);
     selfservice::spawn_recovery(config, store, &life, recovery, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
-    let server = control::Server::new(control_listener, admin, access);
+    let server = control::Server::new(control_listener, admin.clone(), access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
-    if let (Some(bound), Some(settings)) = (http_bound, &config.http) {
-        http::spawn(bound, settings, store, supervisor);
+    if let (Some((listener, tokens)), Some(settings)) = (http_bound, &config.http) {
+        let handler: Arc<dyn control::Handler> = admin;
+        http::spawn(listener, settings, store, supervisor, (handler, tokens));
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);

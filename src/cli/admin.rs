@@ -32,8 +32,41 @@ pub async fn run(config: &Config, command: Command) -> anyhow::Result<ExitCode> 
         } => super::import::run(config, &file, dry_run, check_unique, json).await?,
         Command::Mail(cmd) => super::mail::run(config, cmd).await?,
         Command::Lockout(cmd) => super::lockout::run(config, cmd).await?,
-        Command::Audit { last, json } => {
-            let data = call(config, &Request::Audit { last }).await?;
+        Command::Audit {
+            last,
+            user,
+            device,
+            kind,
+            since,
+            until,
+            json,
+        } => {
+            let when = |flag: &str, text: Option<String>| {
+                text.map(|t| {
+                    Timestamp::parse(&t).ok_or_else(|| {
+                        anyhow::anyhow!("--{flag} `{t}`: use 2026-12-31 or 2026-12-31T08:00:00Z")
+                    })
+                })
+                .transpose()
+            };
+            let query = crate::domain::AuditQuery {
+                since: when("since", since)?,
+                until: when("until", until)?,
+                user,
+                device,
+                kind,
+                limit: last,
+            };
+            let request = if query
+                == (crate::domain::AuditQuery {
+                    limit: last,
+                    ..Default::default()
+                }) {
+                Request::Audit { last }
+            } else {
+                Request::AuditQuery { query }
+            };
+            let data = call(config, &request).await?;
             let events: Vec<AuditEvent> = serde_json::from_value(data)?;
             for event in events {
                 if json {

@@ -15,6 +15,10 @@ pub async fn run(
     strict: bool,
 ) -> anyhow::Result<ExitCode> {
     print!("{}", config.render());
+    if let Some(http) = &config.http {
+        // The admin API's token files, read and checked as `run` will (then dropped).
+        crate::frontend::http::api::Tokens::load(&http.tokens).map_err(anyhow::Error::msg)?;
+    }
     if !print_odds(config, path) {
         return Ok(ExitCode::FAILURE);
     }

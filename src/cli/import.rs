@@ -6,14 +6,13 @@
 use super::admin::into_data;
 use crate::config::Config;
 use crate::frontend::control::client::{self, Feed};
-use crate::frontend::control::proto::{ImportFeed, Request, WirePin, WireRow, IMPORT_CHUNK_ROWS};
-use crate::lifecycle::import::{ImportProblem, Parsed, RowStream};
+use crate::frontend::control::import_feed;
+use crate::frontend::control::proto::Request;
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use zeroize::Zeroizing;
 
 /// Without a terminal, a progress line at most this often.
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(3);
@@ -61,78 +60,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads the file on a blocking thread into feed lines: chunks of rows, the parser's
-/// problems, and `end`. Stops when the call no longer wants lines.
+/// Reads the file on a blocking thread into feed lines (`control::import_feed`). Stops
+/// when the call no longer wants lines.
 fn send_file(path: PathBuf, delimiter: u8) -> Feed {
     let (tx, rx) = mpsc::channel(2);
     std::thread::spawn(move || {
-        let send = |feed: &ImportFeed| {
-            let mut line = Zeroizing::new(serde_json::to_vec(feed).expect("feed serialises"));
-            line.push(b'\n');
-            tx.blocking_send(line).is_ok()
-        };
-        let mut rows = Vec::with_capacity(IMPORT_CHUNK_ROWS);
-        let mut problems = Vec::new();
-        let stream = std::fs::File::open(&path)
-            .map_err(|e| problem(format!("cannot read the file: {e}")))
-            .and_then(|f| RowStream::new(f, delimiter));
-        match stream {
-            Err(p) => problems.push(p),
-            Ok(stream) => {
-                for item in stream {
-                    match item {
-                        Parsed::Row(r) => rows.push(wire(r)),
-                        Parsed::Problems(p) => problems.extend(p),
-                    }
-                    if rows.len() < IMPORT_CHUNK_ROWS && problems.len() < IMPORT_CHUNK_ROWS {
-                        continue;
-                    }
-                    if !flush(&send, &mut rows, &mut problems) {
-                        return;
-                    }
-                }
-            }
-        }
-        if flush(&send, &mut rows, &mut problems) {
-            send(&ImportFeed::End);
-        }
+        let send = |line| tx.blocking_send(line).is_ok();
+        import_feed::feed_rows(std::fs::File::open(&path), delimiter, &send);
     });
     rx
-}
-
-/// Sends the rows and problems gathered; false when the call has ended.
-fn flush(
-    send: &dyn Fn(&ImportFeed) -> bool,
-    rows: &mut Vec<WireRow>,
-    problems: &mut Vec<ImportProblem>,
-) -> bool {
-    if !problems.is_empty() {
-        let problems = std::mem::take(problems);
-        if !send(&ImportFeed::Problems { problems }) {
-            return false;
-        }
-    }
-    if rows.is_empty() {
-        return true;
-    }
-    let rows = std::mem::replace(rows, Vec::with_capacity(IMPORT_CHUNK_ROWS));
-    send(&ImportFeed::Rows { rows })
-}
-
-fn problem(message: String) -> ImportProblem {
-    ImportProblem { line: 0, message }
-}
-
-fn wire(r: crate::lifecycle::import::ImportRow) -> WireRow {
-    WireRow {
-        line: r.line,
-        id: r.id,
-        name: r.name,
-        email: r.email,
-        groups: r.groups,
-        pin: r.pin.map(WirePin),
-        cards: r.cards,
-    }
 }
 
 /// Progress as the daemon reports it: `(checked, 0)` while it checks, `(applied, total)`

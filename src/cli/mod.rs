@@ -82,10 +82,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the newest audit events.
+    /// Show the newest audit events, optionally filtered (all filters must match).
     Audit {
         #[arg(long, default_value_t = 50)]
         last: usize,
+        /// Only events about this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events at this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only events of this kind (decision, admin, door, print, mail, …).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At or after this time (2026-12-31 or 2026-12-31T08:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long)]
         json: bool,
     },

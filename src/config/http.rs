@@ -2,7 +2,7 @@
 
 use super::absolute;
 use super::raw::RawHttp;
-use crate::frontend::http::{HttpSettings, TlsFiles};
+use crate::frontend::http::{ApiToken, HttpSettings, TlsFiles, TokenScope};
 
 pub fn validate_http(raw: &RawHttp) -> Result<HttpSettings, String> {
     let listen = raw.listen.parse().map_err(|_| {
@@ -50,5 +50,43 @@ pub fn validate_http(raw: &RawHttp) -> Result<HttpSettings, String> {
         tls,
         public_url,
         max_connections,
+        tokens: tokens(&raw.token)?,
     })
+}
+
+/// `[[http.token]]`: unique plain names, a file, a scope of `read` or `admin`.
+fn tokens(raw: &[super::raw::RawHttpToken]) -> Result<Vec<ApiToken>, String> {
+    let mut out: Vec<ApiToken> = Vec::new();
+    for t in raw {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if t.name.is_empty() || t.name.len() > 64 || !t.name.chars().all(plain) {
+            return Err(format!(
+                "http.token.name = \"{}\": use 1 to 64 letters, digits, `-`, `_` or `.` \
+                 (audit records name it as token:<name>)",
+                t.name
+            ));
+        }
+        if out.iter().any(|o| o.name == t.name) {
+            return Err(format!(
+                "http.token.name = \"{}\" is given twice: give each token its own name",
+                t.name
+            ));
+        }
+        let scope = match t.scope.as_str() {
+            "read" => TokenScope::Read,
+            "admin" => TokenScope::Admin,
+            other => {
+                return Err(format!(
+                    "http.token.scope = \"{other}\" (token {}): use \"read\" or \"admin\"",
+                    t.name
+                ))
+            }
+        };
+        out.push(ApiToken {
+            name: t.name.clone(),
+            file: absolute(&t.file),
+            scope,
+        });
+    }
+    Ok(out)
 }

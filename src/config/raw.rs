@@ -56,6 +56,18 @@ pub struct RawHttp {
     pub tls_key: Option<String>,
     pub public_url: Option<String>,
     pub max_connections: Option<usize>,
+    /// `[[http.token]]`: admin API bearer tokens.
+    #[serde(default)]
+    pub token: Vec<RawHttpToken>,
+}
+
+/// `[[http.token]]`: one admin API token, read from a 0600 file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpToken {
+    pub name: String,
+    pub file: String,
+    pub scope: String,
 }
 
 /// `[control]`: who may use the control socket beyond root and the daemon's own user.

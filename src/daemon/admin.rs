@@ -5,8 +5,8 @@ use crate::core::Core;
 use crate::crypto::HashPool;
 use crate::domain::{parse_expiry, Expiry, MailKind, Pin, QueuedMail, Timestamp, UserOrigin};
 use crate::frontend::control::access::Role;
-use crate::frontend::control::proto::{Request, Response, WirePin};
-use crate::frontend::control::{Handler, Progress, Reply, Session};
+use crate::frontend::control::proto::{ErrorKind, Request, Response, WirePin};
+use crate::frontend::control::{Handler, Principal, Progress, Reply, Session};
 use crate::lifecycle::users::{AdminError, ImportOptions, PinChoice, PinLimits, UserAdmin};
 use crate::store::Store;
 use serde_json::json;
@@ -99,13 +99,25 @@ fn mail_row(m: &QueuedMail) -> serde_json::Value {
 }
 
 fn respond(result: Result<serde_json::Value, AdminError>) -> Response {
+    use crate::lifecycle::policy::PolicyViolation;
+    let kind = match &result {
+        Ok(data) => return Response::ok(data),
+        Err(AdminError::Import(_)) | Err(AdminError::Policy(_)) => ErrorKind::Policy,
+        Err(AdminError::NoSuchUser(_)) => ErrorKind::NotFound,
+        Err(AdminError::UserExists(_)) => ErrorKind::Conflict,
+        Err(AdminError::Invalid(_)) => ErrorKind::Invalid,
+        Err(AdminError::Store(_)) => ErrorKind::Unavailable,
+    };
     match result {
-        Ok(data) => Response::ok(data),
         Err(AdminError::Import(problems)) => Response {
             problems,
-            ..Response::error("import refused: nothing was applied")
+            ..Response::refused(kind, "import refused: nothing was applied")
         },
-        Err(e) => Response::error(e.to_string()),
+        Err(AdminError::Policy(PolicyViolation::NotUnique)) => {
+            Response::refused(ErrorKind::Conflict, PolicyViolation::NotUnique.to_string())
+        }
+        Err(e) => Response::refused(kind, e.to_string()),
+        Ok(_) => unreachable!("answered above"),
     }
 }
 
@@ -269,7 +281,7 @@ impl Admin {
         &self,
         request: Request,
         progress: Progress,
-        caller: crate::frontend::control::Caller,
+        caller: &Principal,
     ) -> Result<serde_json::Value, AdminError> {
         match request {
             Request::Status => self.status(),
@@ -357,6 +369,7 @@ impl Admin {
             // Streamed on the connection: see `handle`.
             Request::Import { .. } => Err(AdminError::Invalid("import needs its session".into())),
             Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
+            Request::AuditQuery { query } => Ok(json!(self.store.audit_query(&query)?)),
             Request::LockoutList => self.lockout_list(),
             Request::LockoutClear { key } => self.lockout_clear(&key, caller),
             Request::Sync {
@@ -392,7 +405,7 @@ impl Handler for Admin {
             if !session.role.permits(&request) {
                 return self.refuse(&session);
             }
-            let by = format!("uid:{}", session.caller.uid);
+            let by = session.caller.by();
             crate::lifecycle::actor::acting(by, self.handle_permitted(request, session)).await
         })
     }
@@ -413,7 +426,7 @@ impl Admin {
             let mut session = session;
             admin_import::import(&self.users, options, &mut session).await
         } else {
-            self.dispatch(request, session.progress, session.caller)
+            self.dispatch(request, session.progress, &session.caller)
                 .await
         };
         if !writes {
@@ -424,26 +437,40 @@ impl Admin {
 
     /// The answer and audit record of a request the caller may not make.
     fn refuse(&self, session: &Session) -> Response {
-        let uid = session.caller.uid;
-        let (may, key) = match session.role {
-            Role::Read => (
-                "only read (status, user show/list, audit, mail list)",
-                "control.admin_uids or a group in control.admin_groups",
+        let reads = "only read (status, user show/list, audit, mail list)";
+        let (message, key) = match (&session.caller, session.role) {
+            (Principal::Token(name), _) => (
+                format!(
+                    "token {name} may {reads}: to allow it, give it scope = \"admin\" in its \
+                     [[http.token]] block"
+                ),
+                "its [[http.token]] scope",
             ),
-            _ => (
-                "not use the control socket",
-                "control.admin_uids, control.admin_groups or control.read_groups",
-            ),
+            (Principal::Peer(c), Role::Read) => {
+                let key = "control.admin_uids or a group in control.admin_groups";
+                (
+                    format!("uid {} may {reads}: to allow it, add it to {key}", c.uid),
+                    key,
+                )
+            }
+            (Principal::Peer(c), _) => {
+                let key = "control.admin_uids, control.admin_groups or control.read_groups";
+                let may = "not use the control socket";
+                (
+                    format!("uid {} may {may}: to allow it, add it to {key}", c.uid),
+                    key,
+                )
+            }
         };
-        let message = format!("uid {uid} may {may}: to allow it, add it to {key}");
-        tracing::warn!(uid, pid = ?session.caller.pid, "control request refused: {message}");
+        let who = session.caller.describe();
+        tracing::warn!(caller = %who, "admin request refused: {message}");
         self.store.record(crate::domain::AuditKind::Admin {
             action: crate::domain::AdminAction::Refused,
             user: None,
-            detail: Some(format!("uid {uid}: not allowed by {key}")),
-            by: Some(format!("uid:{uid}")),
+            detail: Some(format!("{who}: not allowed by {key}")),
+            by: Some(session.caller.by()),
         });
-        Response::error(message)
+        Response::refused(ErrorKind::Forbidden, message)
     }
 }
 

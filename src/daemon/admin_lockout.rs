@@ -1,11 +1,11 @@
 //! `lockout list` and `lockout clear KEY`: the lockout counters as operators see them, and
-//! clearing one (a device, source or user lock), audited with the caller's uid. Reads and
+//! clearing one (a device, source or user lock), audited with the caller (uid or API token). Reads and
 //! removes counters through the store; must not change how counters are kept (`core`).
 
 use super::Admin;
 use crate::core::lockout::LockoutKey;
 use crate::domain::{AdminAction, AuditKind};
-use crate::frontend::control::Caller;
+use crate::frontend::control::Principal;
 use crate::lifecycle::users::AdminError;
 use serde_json::{json, Value};
 
@@ -30,7 +30,7 @@ impl Admin {
     }
 
     /// Removes the counter `key`: the device, source or user may try again at once.
-    pub(super) fn lockout_clear(&self, key: &str, caller: Caller) -> Result<Value, AdminError> {
+    pub(super) fn lockout_clear(&self, key: &str, caller: &Principal) -> Result<Value, AdminError> {
         let Some(parsed) = LockoutKey::parse(key) else {
             return Err(AdminError::Invalid(format!(
                 "\"{key}\" is not a lockout key: use device:ID, source:ADDRESS or user:ID as \
@@ -44,19 +44,18 @@ impl Admin {
             )));
         };
         self.store.update_lockout(&key, &|_| None)?;
-        tracing::info!(key, uid = caller.uid, "lockout cleared by an operator");
+        tracing::info!(key, by = caller.by(), "lockout cleared by an operator");
         self.store.record(AuditKind::Admin {
-            by: Some(format!("uid:{}", caller.uid)),
+            by: Some(caller.by()),
             action: AdminAction::LockoutClear,
             user: match &parsed {
                 LockoutKey::User(id) => Some(id.clone()),
                 _ => None,
             },
             detail: Some(format!(
-                "{key} cleared ({} failures) by uid {}{}",
+                "{key} cleared ({} failures) by {}",
                 before.failures,
-                caller.uid,
-                caller.pid.map(|p| format!(" pid {p}")).unwrap_or_default()
+                caller.describe()
             )),
         });
         Ok(json!({ "key": key, "failures": before.failures }))

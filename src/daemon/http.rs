@@ -1,6 +1,8 @@
 //! The HTTP listener's routes, built from what the daemon has: readiness from the store and
-//! the supervisor; the self-service page, admin API and metrics join here.
+//! the supervisor; the admin API over the control socket's handler (with `[[http.token]]`);
+//! the self-service page and metrics join here.
 
+use crate::frontend::control::Handler;
 use crate::frontend::http::{self, health::Health, HttpSettings};
 use crate::store::Store;
 use crate::worker::Supervisor;
@@ -18,17 +20,28 @@ impl Health for Readiness {
     }
 }
 
+/// The admin API's tokens, read from their files (refused when others may read one).
+pub fn api_tokens(settings: &HttpSettings) -> anyhow::Result<http::api::Tokens> {
+    http::api::Tokens::load(&settings.tokens).map_err(anyhow::Error::msg)
+}
+
 pub fn spawn(
     bound: http::Bound,
     settings: &HttpSettings,
     store: &Arc<dyn Store>,
     supervisor: &Supervisor,
+    admin: (Arc<dyn Handler>, http::api::Tokens),
 ) {
     let readiness = Arc::new(Readiness {
         store: Arc::clone(store),
         supervisor: supervisor.clone(),
     });
-    let routes = http::health::routes(readiness);
+    let mut routes = http::health::routes(readiness);
+    // The admin API over the control socket's handler, only with a token to use it.
+    let (handler, tokens) = admin;
+    if !tokens.is_empty() {
+        routes = routes.merge(http::api::routes(handler, tokens));
+    }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);

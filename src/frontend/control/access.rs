@@ -104,7 +104,8 @@ pub fn read_only(request: &Request) -> bool {
         | Request::MailList
         | Request::MailPreview { .. }
         | Request::LockoutList
-        | Request::Audit { .. } => true,
+        | Request::Audit { .. }
+        | Request::AuditQuery { .. } => true,
         Request::UserAdd { .. }
         | Request::UserSetPin { .. }
         | Request::UserSetDuress { .. }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod client;
+pub mod import_feed;
 pub mod proto;
 
 use crate::worker::{Context, Next, Settings, Worker};
@@ -41,11 +42,42 @@ pub struct Caller {
     pub pid: Option<i32>,
 }
 
+/// Who made a request: a control-socket peer (its kernel credentials) or an admin API
+/// token (`[[http.token]]`, by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Peer(Caller),
+    Token(String),
+}
+
+impl Principal {
+    /// As audit records name the actor: `uid:N` or `token:NAME`.
+    pub fn by(&self) -> String {
+        match self {
+            Principal::Peer(c) => format!("uid:{}", c.uid),
+            Principal::Token(name) => format!("token:{name}"),
+        }
+    }
+
+    /// For messages and audit details: `uid N pid P` or `token NAME`.
+    pub fn describe(&self) -> String {
+        match self {
+            Principal::Peer(c) => format!(
+                "uid {}{}",
+                c.uid,
+                c.pid.map(|p| format!(" pid {p}")).unwrap_or_default()
+            ),
+            Principal::Token(name) => format!("token {name}"),
+        }
+    }
+}
+
 /// One control request's context: who asked, where progress goes, and a token cancelled
 /// when the client goes away (long work stops between steps).
 pub struct Session {
-    pub caller: Caller,
-    /// What the caller may ask for (`[control]`); the handler refuses and audits the rest.
+    pub caller: Principal,
+    /// What the caller may ask for (`[control]`, or the API token's scope); the handler
+    /// refuses and audits the rest.
     pub role: access::Role,
     pub progress: Progress,
     pub gone: CancellationToken,
@@ -60,6 +92,15 @@ pub struct Input {
 }
 
 impl Input {
+    /// Lines from `lines`; `again` is told when the handler asks for them again. The admin
+    /// API feeds an uploaded file through here as the socket feeds a client's lines.
+    pub fn new(
+        lines: mpsc::Receiver<zeroize::Zeroizing<Vec<u8>>>,
+        again: mpsc::UnboundedSender<()>,
+    ) -> Self {
+        Input { lines, again }
+    }
+
     /// The next line, or None once the client has gone (or sent an over-long line).
     pub async fn next(&mut self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
         self.lines.recv().await
@@ -229,7 +270,7 @@ async fn session(stream: UnixStream, handler: Arc<dyn Handler>, access: &access:
             let mut reply = handler.handle(
                 request,
                 Session {
-                    caller,
+                    caller: Principal::Peer(caller),
                     role,
                     progress: tx,
                     gone: gone.clone(),
@@ -286,7 +327,7 @@ async fn write_frame(
     writer.write_all(&bytes).await
 }
 
-trait ClassifyName {
+pub trait ClassifyName {
     fn classify_name(&self) -> &'static str;
 }
 

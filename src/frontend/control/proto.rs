@@ -134,6 +134,10 @@ pub enum Request {
     Audit {
         last: usize,
     },
+    /// Audit events filtered by user, device, kind and time, newest first.
+    AuditQuery {
+        query: crate::domain::AuditQuery,
+    },
     /// Every lockout counter (device, source, user) and whether it is locked.
     LockoutList,
     /// Remove one lockout counter (`device:…`, `source:…`, `user:…`); audited.
@@ -164,6 +168,24 @@ pub enum ImportFeed {
     End,
 }
 
+/// What kind of refusal an error is, for clients that map it (the admin API's status codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request's values are not acceptable (bad expiry, bad id, malformed request).
+    Invalid,
+    /// The caller may not make this request.
+    Forbidden,
+    /// No such user (or guest).
+    NotFound,
+    /// It exists already, or the PIN is taken.
+    Conflict,
+    /// A PIN rule refused it, or an import has problems.
+    Policy,
+    /// The store cannot be written now.
+    Unavailable,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
@@ -171,6 +193,8 @@ pub struct Response {
     pub data: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ImportProblem>,
 }
@@ -188,6 +212,12 @@ impl Response {
             ok: false,
             error: Some(message.into()),
             ..Default::default()
+        }
+    }
+    pub fn refused(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Response {
+            kind: Some(kind),
+            ..Response::error(message)
         }
     }
 }

@@ -5,11 +5,12 @@
 //! headers, and an access log line that names the route, never the path or query (a link's
 //! token is in its path). Like every frontend, it never touches the store.
 
+pub mod api;
 pub mod health;
 pub mod settings;
 mod tls;
 
-pub use settings::{HttpSettings, TlsFiles};
+pub use settings::{ApiToken, HttpSettings, TlsFiles, TokenScope};
 
 use crate::worker::{Context, Next, Settings, Worker};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};

@@ -16,6 +16,26 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Admin API bearer tokens (`[[http.token]]`); the API is served only with one.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// An admin API token: its name (audit records say `token:<name>`), the 0600 file holding
+/// it, and what it may do.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub file: PathBuf,
+    pub scope: TokenScope,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Read-only requests (the control socket's read role).
+    Read,
+    /// Everything.
+    Admin,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,0 +1,375 @@
+//! The admin JSON API under `/api/v1`: a thin frontend over the control socket's `Handler`
+//! (routes → control `Request`s → `Handler::handle` → JSON), so the API and the socket can
+//! never differ in rules, auditing or durability. Bearer tokens (`auth.rs`) map to the
+//! socket's roles; refusals map to status codes (`ErrorKind`); PINs travel only in request
+//! bodies (a PIN-like query parameter is refused, errors never quote a body). The OpenAPI
+//! document at `/api/v1/openapi.json` is built from the handlers' own path attributes
+//! (utoipa), so it lists exactly the routes served. Never touches the store.
+
+mod auth;
+mod import;
+mod ops;
+mod types;
+mod users;
+
+pub use auth::{Holder, Tokens, MIN_TOKEN_CHARS};
+
+use crate::frontend::control::access::Role;
+use crate::frontend::control::proto::{ErrorKind, Request, Response};
+use crate::frontend::control::{ClassifyName, Handler, Input, Principal, Session};
+use crate::frontend::http::TokenScope;
+use axum::extract::{FromRequestParts, Request as HttpRequest, State};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::Router;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Where the API lives.
+pub const BASE: &str = "/api/v1";
+/// Largest import upload (the one route with its own body limit).
+pub const MAX_IMPORT_BODY: usize = 32 << 20;
+
+/// What every API handler shares.
+pub struct Api {
+    handler: Arc<dyn Handler>,
+    tokens: Tokens,
+    /// The OpenAPI document as served, set once the routes are built.
+    document: OnceLock<String>,
+}
+
+type Shared = Arc<Api>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pinwarden admin API",
+        description = "What the control socket does, over HTTP: users, PINs, guests, import, \
+                       sync, status, lockouts, audit and mail. Bearer tokens from \
+                       [[http.token]]; scope read or admin. PINs only in request bodies."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "users", description = "Users and their PINs"),
+        (name = "guests", description = "Sponsored guests"),
+        (name = "operations", description = "Status, sync, import, lockouts, audit, mail"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The API's routes and its OpenAPI document, both from the same handler attributes.
+fn parts(api: Shared) -> (Router, utoipa::openapi::OpenApi) {
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    let router = users::routes(router);
+    let router = ops::routes(router);
+    let router = import::routes(router);
+    router
+        .routes(utoipa_axum::routes!(openapi_json))
+        .with_state(api)
+        .split_for_parts()
+}
+
+/// The OpenAPI document without a server (unit tests).
+#[cfg(test)]
+fn document() -> utoipa::openapi::OpenApi {
+    let handler: Arc<dyn Handler> = Arc::new(NoHandler);
+    let tokens = Tokens::from_secrets(Vec::new()).expect("no tokens is valid");
+    parts(Arc::new(Api {
+        handler,
+        tokens,
+        document: OnceLock::new(),
+    }))
+    .1
+}
+
+#[cfg(test)]
+struct NoHandler;
+#[cfg(test)]
+impl Handler for NoHandler {
+    fn handle(&self, _: Request, _: Session) -> crate::frontend::control::Reply<'_> {
+        Box::pin(async { Response::error("no handler") })
+    }
+}
+
+/// The `/api/v1` routes over `handler`, checked by `tokens`.
+pub fn routes(handler: Arc<dyn Handler>, tokens: Tokens) -> Router {
+    let api = Arc::new(Api {
+        handler,
+        tokens,
+        document: OnceLock::new(),
+    });
+    let (router, doc) = parts(Arc::clone(&api));
+    let json = doc
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    let _ = api.document.set(json);
+    router.layer(axum::middleware::from_fn(no_pin_in_url))
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+async fn openapi_json(State(api): State<Shared>) -> HttpResponse {
+    let body = api.document.get().cloned().unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Refuses a query that names a PIN (or another secret): URLs end up in logs and
+/// histories, so a PIN travels only in a request body.
+async fn no_pin_in_url(request: HttpRequest, next: Next) -> HttpResponse {
+    let secretish = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["pin", "code", "secret", "password", "token"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    let query = request.uri().query().unwrap_or("");
+    let named = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .any(|key| secretish(key) || secretish(&percent_decoded(key)));
+    if named {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PINs and other secrets go in the request body, never in the URL: nothing was done",
+        )
+        .into_response();
+    }
+    let mut response = next.run(request).await;
+    // Answers may carry a generated PIN: no cache keeps them.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The caller, from its `Authorization: Bearer` header; no token or a wrong one is 401.
+pub struct Caller(Holder);
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Shared) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(presented) = presented else {
+            return Err(ApiError::unauthorized(
+                "give a token: Authorization: Bearer <token> (see [[http.token]])",
+            ));
+        };
+        match api.tokens.find(presented) {
+            Some(holder) => Ok(Caller(holder)),
+            None => Err(ApiError::unauthorized("the token is not valid")),
+        }
+    }
+}
+
+/// A refusal: a status code and a JSON body `{"error", "problems"}` that never quotes a
+/// request body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: serde_json::json!({ "error": message.into() }),
+        }
+    }
+
+    fn unauthorized(message: &str) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// A body that did not parse: the category only (serde could quote a PIN).
+    fn malformed(e: &serde_json::Error) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("malformed request body: {}", e.classify_name()),
+        )
+    }
+
+    fn from_response(response: Response) -> Self {
+        let status = match response.kind {
+            Some(ErrorKind::Invalid) => StatusCode::BAD_REQUEST,
+            Some(ErrorKind::Forbidden) => StatusCode::FORBIDDEN,
+            Some(ErrorKind::NotFound) => StatusCode::NOT_FOUND,
+            Some(ErrorKind::Conflict) => StatusCode::CONFLICT,
+            Some(ErrorKind::Policy) => StatusCode::UNPROCESSABLE_ENTITY,
+            Some(ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            None => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut body = serde_json::json!({
+            "error": response.error.unwrap_or_else(|| "refused".into()),
+        });
+        if !response.problems.is_empty() {
+            body["problems"] = serde_json::json!(response.problems);
+        }
+        ApiError { status, body }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> HttpResponse {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"pinwarden\""),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult = Result<axum::Json<serde_json::Value>, ApiError>;
+
+impl Api {
+    /// Runs `request` through the handler as `caller` with no input lines.
+    async fn call(&self, caller: &Caller, request: Request) -> ApiResult {
+        let (_lines, rx) = mpsc::channel(1);
+        let (again, _) = mpsc::unbounded_channel();
+        self.call_with(caller, request, Input::new(rx, again)).await
+    }
+
+    /// Runs `request` with `input` as its lines, on its own task: when the client goes
+    /// away (hyper drops this future) the handler is told through `gone` and stops between
+    /// steps, as on the socket, instead of being dropped between a write and its flush.
+    async fn call_with(&self, caller: &Caller, request: Request, input: Input) -> ApiResult {
+        let (progress, _ignored) = mpsc::unbounded_channel();
+        let gone = CancellationToken::new();
+        let _cancel_on_drop = gone.clone().drop_guard();
+        let role = match caller.0.scope {
+            TokenScope::Admin => Role::Admin,
+            TokenScope::Read => Role::Read,
+        };
+        let session = Session {
+            caller: Principal::Token(caller.0.name.clone()),
+            role,
+            progress,
+            gone,
+            input,
+        };
+        let handler = Arc::clone(&self.handler);
+        let task = tokio::spawn(async move { handler.handle(request, session).await });
+        let response = task.await.map_err(|e| {
+            tracing::error!(error = %e, "an admin API request failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request failed: see the log",
+            )
+        })?;
+        if response.ok {
+            Ok(axum::Json(response.data.unwrap_or(serde_json::Value::Null)))
+        } else {
+            Err(ApiError::from_response(response))
+        }
+    }
+}
+
+/// A JSON body parsed into `T` (unknown fields refused); the buffer is wiped afterwards
+/// where it is ours alone (it may hold a PIN).
+fn parse<T: serde::de::DeserializeOwned>(body: bytes::Bytes) -> Result<T, ApiError> {
+    let parsed = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(&e));
+    if let Ok(mut owned) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut owned[..]);
+    }
+    parsed
+}
+
+/// An id taken from the path: never `.`/`..` or one with `/` (a URL-encoded slash), which
+/// could only be an attempt to reach another path.
+fn path_id(what: &str, id: &str) -> Result<(), ApiError> {
+    if id == "." || id == ".." || id.contains('/') || id.contains(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a {what} in the URL may not be `.` or `..` nor hold `/` or control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A query string parsed into `T`, naming no value in its error.
+fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed query: unknown parameter or wrong value (see /api/v1/openapi.json)",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_names_every_route_once() {
+        let doc = super::document();
+        let paths: Vec<&String> = doc.paths.paths.keys().collect();
+        assert!(paths.iter().all(|p| p.starts_with("/api/v1/")), "{paths:?}");
+        assert!(doc.paths.paths.contains_key("/api/v1/users/{id}/pin"));
+    }
+
+    #[test]
+    fn query_keys_are_decoded_before_the_pin_check() {
+        assert_eq!(super::percent_decoded("p%69n"), "pin");
+        assert_eq!(super::percent_decoded("a+b%2"), "a b%2");
+    }
+}
