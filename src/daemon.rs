@@ -8,6 +8,7 @@ mod admin;
 mod files;
 mod http;
 mod mail;
+mod metrics;
 mod reload;
 mod selfservice;
 mod sync;
@@ -211,10 +212,10 @@ async fn wire(
     mail::spawn_sweeper(config, store, &life, supervisor);
     selfservice::spawn_recovery(config, store, &life, recovery, supervisor);
     spawn_frontends(config, &core, listeners, mqtt, store, supervisor);
-    let server = control::Server::new(control_listener, admin, access);
+    let server = control::Server::new(control_listener, admin.clone(), access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     if let (Some(bound), Some(settings)) = (http_bound, &config.http) {
-        http::spawn(bound, settings, store, supervisor);
+        http::spawn(bound, settings, store, supervisor, &admin);
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);

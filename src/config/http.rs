@@ -50,5 +50,6 @@ pub fn validate_http(raw: &RawHttp) -> Result<HttpSettings, String> {
         tls,
         public_url,
         max_connections,
+        metrics: raw.metrics.unwrap_or(true),
     })
 }

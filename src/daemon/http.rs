@@ -1,5 +1,6 @@
 //! The HTTP listener's routes, built from what the daemon has: readiness from the store and
-//! the supervisor; the self-service page, admin API and metrics join here.
+//! the supervisor, `/metrics` from the registry `metrics.rs` fills (unless
+//! `[http] metrics = false`); the self-service page and admin API join here.
 
 use crate::frontend::http::{self, health::Health, HttpSettings};
 use crate::store::Store;
@@ -23,12 +24,17 @@ pub fn spawn(
     settings: &HttpSettings,
     store: &Arc<dyn Store>,
     supervisor: &Supervisor,
+    admin: &Arc<super::admin::Admin>,
 ) {
     let readiness = Arc::new(Readiness {
         store: Arc::clone(store),
         supervisor: supervisor.clone(),
     });
-    let routes = http::health::routes(readiness);
+    let mut routes = http::health::routes(readiness);
+    if settings.metrics {
+        let registry = Arc::new(super::metrics::registry(admin));
+        routes = routes.merge(http::metrics::routes(registry));
+    }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);

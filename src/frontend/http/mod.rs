@@ -6,6 +6,7 @@
 //! token is in its path). Like every frontend, it never touches the store.
 
 pub mod health;
+pub mod metrics;
 pub mod settings;
 mod tls;
 
