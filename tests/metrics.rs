@@ -143,7 +143,7 @@ fn known_traffic_is_counted_exactly_without_pins_or_user_ids() {
             "pinwarden_argon2_duration_seconds_count",
             &[("work", "attempt")],
         ) {
-            Some(n) if n == 7.0 => Ok(page),
+            Some(7.0) => Ok(page),
             other => Err(format!("attempt count {other:?}:\n{}", page.text)),
         }
     });
