@@ -8,6 +8,7 @@ mod admin;
 mod files;
 mod http;
 mod mail;
+mod metrics;
 mod reload;
 mod selfservice;
 mod sync;
@@ -217,8 +218,7 @@ async fn wire(
     let server = control::Server::new(control_listener, admin.clone(), access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     if let (Some((listener, tokens)), Some(settings)) = (http_bound, &config.http) {
-        let handler: Arc<dyn control::Handler> = admin;
-        http::spawn(listener, settings, store, supervisor, (handler, tokens));
+        http::spawn(listener, settings, store, supervisor, &admin, tokens);
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);

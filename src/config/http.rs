@@ -51,6 +51,7 @@ pub fn validate_http(raw: &RawHttp) -> Result<HttpSettings, String> {
         public_url,
         max_connections,
         tokens: tokens(&raw.token)?,
+        metrics: raw.metrics.unwrap_or(true),
     })
 }
 

@@ -56,6 +56,7 @@ pub struct RawHttp {
     pub tls_key: Option<String>,
     pub public_url: Option<String>,
     pub max_connections: Option<usize>,
+    pub metrics: Option<bool>,
     /// `[[http.token]]`: admin API bearer tokens.
     #[serde(default)]
     pub token: Vec<RawHttpToken>,

@@ -452,3 +452,17 @@ fn the_bundled_configs_pass_their_own_odds_check() {
         [Mode::Pin, Mode::IdPin, Mode::Card]
     );
 }
+
+#[test]
+fn http_metrics_default_on_and_can_be_turned_off() {
+    let http = |extra: &str| {
+        let text = minimal(&format!("[http]\nlisten = \"127.0.0.1:0\"\n{extra}"));
+        Config::parse(&text).map(|c| c.http.unwrap().metrics)
+    };
+    assert_eq!(http(""), Ok(true));
+    assert_eq!(http("metrics = false"), Ok(false));
+    assert!(err(&minimal(
+        "[http]\nlisten = \"127.0.0.1:0\"\nmetrics = \"yes\""
+    ))
+    .contains("metrics"));
+}

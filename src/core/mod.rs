@@ -11,6 +11,7 @@ pub mod clock;
 pub mod decide;
 mod flood;
 pub mod lockout;
+pub mod metrics;
 pub mod odds;
 mod pin_use;
 pub mod schedule;
@@ -25,11 +26,11 @@ use crate::store::Store;
 use admission::{budget_keys, Admission, Gate};
 use decide::{AccessRules, DeviceRules, View};
 use lockout::LockoutPolicy;
+use metrics::{Counted, DecisionCounts, Locks};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin as StdPin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a frontend tells the person. `Denied` carries no reason: the wire is uniform.
@@ -84,10 +85,10 @@ pub struct Core {
     lockout: Live<LockoutPolicy>,
     actions: Arc<dyn Actions>,
     gate: Gate,
-    granted: AtomicU64,
-    denied: AtomicU64,
-    busy: AtomicU64,
-    locked_out: AtomicU64,
+    /// Decisions by device, outcome and reason (`status`, `/metrics`).
+    counts: DecisionCounts,
+    /// The lockout keys locked now, kept as locks are set.
+    locks: Locks,
     stale: Arc<Staleness>,
     /// Self-change and forgotten PINs (`selfservice.rs`); None: not offered.
     self_service: Option<selfservice::SelfService>,
@@ -137,6 +138,9 @@ impl Core {
         lockout: LockoutPolicy,
         actions: Arc<dyn Actions>,
     ) -> Self {
+        let counts = DecisionCounts::new(devices.keys());
+        // Locks set before this start (a restart inside a lock) count too: read once here.
+        let locks = Locks::from_counters(store.lockouts().unwrap_or_default(), clock::now());
         Core {
             store,
             pool,
@@ -145,10 +149,8 @@ impl Core {
             lockout: Live::new(lockout),
             actions,
             gate: Gate::default(),
-            granted: AtomicU64::new(0),
-            denied: AtomicU64::new(0),
-            busy: AtomicU64::new(0),
-            locked_out: AtomicU64::new(0),
+            counts,
+            locks,
             stale: Arc::default(),
             self_service: None,
             credentials: BTreeMap::new(),
@@ -175,12 +177,25 @@ impl Core {
     }
 
     pub fn stats(&self) -> CoreStats {
+        let counts = &self.counts;
         CoreStats {
-            granted: self.granted.load(Ordering::Relaxed),
-            denied: self.denied.load(Ordering::Relaxed),
-            busy: self.busy.load(Ordering::Relaxed),
-            locked_out: self.locked_out.load(Ordering::Relaxed),
+            granted: counts.total(|c| c == Counted::Grant),
+            denied: counts.total(|c| matches!(c, Counted::Deny(_))),
+            busy: counts.total(|c| c == Counted::Busy),
+            locked_out: counts.total(|c| c == Counted::Deny(DenyReason::LockedOut)),
         }
+    }
+
+    /// Decisions by device, outcome and reason, zeros included.
+    pub fn decision_counts(&self) -> Vec<metrics::DecisionCount<'_>> {
+        self.counts.cells()
+    }
+
+    /// How many lockout keys (devices, sources, users) are locked now: one store read per
+    /// key locked, never a walk of every counter.
+    pub fn active_lockouts(&self) -> Result<usize, crate::store::StoreError> {
+        self.locks
+            .active(clock::now(), |key| self.store.lockout(key))
     }
 
     pub async fn handle(&self, request: AuthRequest) -> Outcome {
@@ -265,7 +280,7 @@ impl Core {
     }
 
     fn busy(&self, request: &AuthRequest) -> Outcome {
-        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.counts.count(&request.device, Counted::Busy);
         self.audit(request, None, crate::domain::DecisionOutcome::Busy, None);
         Outcome::Busy
     }
@@ -276,7 +291,7 @@ impl Core {
         user: Option<String>,
         reason: DenyReason,
     ) -> Outcome {
-        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.counts.count(&request.device, Counted::Deny(reason));
         self.audit(
             request,
             user,
@@ -284,7 +299,6 @@ impl Core {
             Some(reason),
         );
         if reason == DenyReason::LockedOut {
-            self.locked_out.fetch_add(1, Ordering::Relaxed);
             return Outcome::LockedOut;
         }
         Outcome::Denied
@@ -307,7 +321,7 @@ impl Core {
                 tracing::warn!(error = %e, "could not reset the user's failure count");
             }
         }
-        self.granted.fetch_add(1, Ordering::Relaxed);
+        self.counts.count(&request.device, Counted::Grant);
         self.audit(
             request,
             Some(user.clone()),
@@ -412,6 +426,9 @@ impl Core {
                         "failure budget exhausted: locked"
                     );
                     let until = state.locked_until;
+                    if let Some(end) = until {
+                        self.locks.set(key.clone(), end);
+                    }
                     self.record(AuditKind::Lockout {
                         key,
                         failures: state.failures,
@@ -432,6 +449,9 @@ impl Core {
             }) {
                 Ok(Some(state)) if state.failures >= max => {
                     tracing::warn!(user = %id, "user locked after too many failed attempts");
+                    if let Some(end) = state.locked_until {
+                        self.locks.set(key.clone(), end);
+                    }
                     self.record(AuditKind::Lockout {
                         key,
                         failures: state.failures,

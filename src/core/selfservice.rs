@@ -4,6 +4,7 @@
 //! mail are the `PinService`'s (the daemon's, over the lifecycle); core never parses bytes.
 
 use super::admission::{budget_keys, Admission};
+use super::metrics::Counted;
 use super::Core;
 use crate::domain::{
     AuditKind, AuthRequest, Credential, Decision, DecisionOutcome, DenyReason, DeviceId, Origin,
@@ -11,7 +12,6 @@ use crate::domain::{
 };
 use std::future::Future;
 use std::pin::Pin as StdPin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The audit's credential kind for the old PIN of a change: a decision like an ID+PIN
@@ -156,7 +156,8 @@ impl Core {
             Err(ChangeError::Taken(reason)) => {
                 // Probing for another person's PIN costs what guessing it does: counted
                 // against the user, the device and the source, flushed before the answer.
-                self.denied.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .count(&auth.device, Counted::Deny(DenyReason::WrongPin));
                 self.commit_failure(&auth, DenyReason::WrongPin, Some(&id), super::clock::now())
                     .await;
                 ChangeOutcome::Refused(reason)
@@ -277,17 +278,16 @@ impl Core {
         user: Option<String>,
         reason: DenyReason,
     ) -> Verified {
-        self.denied.fetch_add(1, Ordering::Relaxed);
+        self.counts.count(&request.device, Counted::Deny(reason));
         self.change_audit(request, user, DecisionOutcome::Deny, Some(reason));
         if reason == DenyReason::LockedOut {
-            self.locked_out.fetch_add(1, Ordering::Relaxed);
             return Verified::No(ChangeOutcome::LockedOut);
         }
         Verified::No(ChangeOutcome::Denied)
     }
 
     fn change_busy(&self, request: &AuthRequest) -> Verified {
-        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.counts.count(&request.device, Counted::Busy);
         self.change_audit(request, None, DecisionOutcome::Busy, None);
         Verified::No(ChangeOutcome::Busy)
     }

@@ -3,6 +3,7 @@
 //! Authentication attempts are served before administrative work (imports), and past the
 //! queue limit attempts get `PoolBusy` instead of waiting.
 
+use super::timing::HistogramSnapshot;
 use super::{Hasher, Workspace};
 use crate::domain::{Pin, Tag};
 use std::collections::VecDeque;
@@ -44,6 +45,9 @@ struct Shared {
     queues: Mutex<Queues>,
     ready: Condvar,
     computed: AtomicU64,
+    /// argon2 computation times (the work alone, no queueing): attempts and admin work.
+    attempt_times: super::timing::Histogram,
+    admin_times: super::timing::Histogram,
 }
 
 pub struct HashPool {
@@ -83,10 +87,18 @@ fn work(shared: &Shared, hasher: &Hasher) {
             // The caller gave up (timeout, disconnect): no one wants this tag.
             continue;
         }
+        let times = match slot {
+            Some(_) => &shared.attempt_times,
+            None => &shared.admin_times,
+        };
+        let started = std::time::Instant::now();
         // A worker must outlive any one computation: a panic drops only that job's reply.
         let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             hasher.tag_in(&pin, &mut workspace)
         }));
+        if computed.is_ok() {
+            times.record(started.elapsed());
+        }
         drop(pin);
         // The place in the queue is given back before the caller is woken, so a caller
         // that reads the count (or asks again) after its answer finds it released.
@@ -119,6 +131,8 @@ impl HashPool {
                 queues: Mutex::new(Queues::default()),
                 ready: Condvar::new(),
                 computed: AtomicU64::new(0),
+                attempt_times: Default::default(),
+                admin_times: Default::default(),
             }),
             workers: workers.max(1),
             queue,
@@ -186,6 +200,14 @@ impl HashPool {
         }
         self.shared.ready.notify_one();
         answer.await.map_err(|_| PoolBusy)
+    }
+
+    /// argon2 computation times of attempts and of admin work (enrolment, import, sync).
+    pub fn argon2_times(&self) -> [(&'static str, HistogramSnapshot); 2] {
+        [
+            ("attempt", self.shared.attempt_times.snapshot()),
+            ("admin", self.shared.admin_times.snapshot()),
+        ]
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -281,6 +303,8 @@ mod tests {
             job.await.unwrap();
         }
         assert_eq!(pool.stats().computed, 21);
+        let [(_, attempts), (_, admin)] = pool.argon2_times();
+        assert_eq!((attempts.count, admin.count), (1, 20), "timed by kind");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

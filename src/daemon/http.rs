@@ -1,6 +1,7 @@
 //! The HTTP listener's routes, built from what the daemon has: readiness from the store and
 //! the supervisor; the admin API over the control socket's handler (with `[[http.token]]`);
-//! the self-service page and metrics join here.
+//! `/metrics` from the registry `metrics.rs` fills (unless `[http] metrics = false`); the
+//! self-service page joins here.
 
 use crate::frontend::control::Handler;
 use crate::frontend::http::{self, health::Health, HttpSettings};
@@ -30,7 +31,8 @@ pub fn spawn(
     settings: &HttpSettings,
     store: &Arc<dyn Store>,
     supervisor: &Supervisor,
-    admin: (Arc<dyn Handler>, http::api::Tokens),
+    admin: &Arc<super::admin::Admin>,
+    tokens: http::api::Tokens,
 ) {
     let readiness = Arc::new(Readiness {
         store: Arc::clone(store),
@@ -38,9 +40,13 @@ pub fn spawn(
     });
     let mut routes = http::health::routes(readiness);
     // The admin API over the control socket's handler, only with a token to use it.
-    let (handler, tokens) = admin;
     if !tokens.is_empty() {
+        let handler: Arc<dyn Handler> = admin.clone();
         routes = routes.merge(http::api::routes(handler, tokens));
+    }
+    if settings.metrics {
+        let registry = Arc::new(super::metrics::registry(admin));
+        routes = routes.merge(http::metrics::routes(registry));
     }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings);

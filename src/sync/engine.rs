@@ -30,6 +30,16 @@ pub struct EngineSettings {
     pub backoff_max: Duration,
 }
 
+/// A source's sync health, for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct SourceHealth {
+    pub name: String,
+    pub last_success: Option<Timestamp>,
+    /// The last run's outcome (`applied`, `unchanged`, `completed`), the error kind when
+    /// it failed (`unavailable`, `rejected`, `refused`, `store`, …), `none` before the first.
+    pub last_result: &'static str,
+}
+
 /// Live state for `status`.
 #[derive(Default)]
 struct Live {
@@ -382,6 +392,27 @@ impl Engine {
     /// Whether the cache of this source is older than `max_staleness`.
     pub fn stale(&self, now: Timestamp) -> bool {
         now > self.stale_at()
+    }
+
+    /// What `/metrics` shows of this source: one store read, no user ids.
+    pub fn health(&self) -> SourceHealth {
+        let state = self
+            .store
+            .sync_state(&self.name)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let live = self.live();
+        let last_result = match (live.last_error_kind, &live.last_run) {
+            (Some(kind), _) => kind,
+            (None, Some(run)) => run.outcome.as_str(),
+            (None, None) => "none",
+        };
+        SourceHealth {
+            name: self.name.clone(),
+            last_success: state.last_success,
+            last_result,
+        }
     }
 
     pub fn status(&self, now: Timestamp) -> serde_json::Value {

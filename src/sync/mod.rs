@@ -130,6 +130,11 @@ impl SyncService {
         Ok(out)
     }
 
+    /// Each source's last success and last result (`/metrics`): one store read a source.
+    pub fn health(&self) -> Vec<engine::SourceHealth> {
+        self.engines.iter().map(|(e, _)| e.health()).collect()
+    }
+
     pub fn status(&self) -> Vec<serde_json::Value> {
         let now = Timestamp::now();
         self.engines.iter().map(|(e, _)| e.status(now)).collect()

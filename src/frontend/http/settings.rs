@@ -16,6 +16,8 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Serve `/metrics` (Prometheus text format); on by default.
+    pub metrics: bool,
     /// Admin API bearer tokens (`[[http.token]]`); the API is served only with one.
     pub tokens: Vec<ApiToken>,
 }
