@@ -11,6 +11,7 @@ mod mail;
 mod reload;
 mod selfservice;
 mod sync;
+mod web;
 mod workers;
 
 use crate::action::door::{CommandSink, Door};
@@ -214,7 +215,11 @@ async fn wire(
     let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     if let (Some(bound), Some(settings)) = (http_bound, &config.http) {
-        http::spawn(bound, settings, store, supervisor);
+        let page = config.web.as_ref().map(|w| {
+            let base = settings.base_url(bound.addr);
+            web::build(config, w, store, &life, hasher, base)
+        });
+        http::spawn(bound, settings, store, supervisor, page);
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);

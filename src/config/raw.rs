@@ -45,6 +45,16 @@ pub struct RawConfig {
     #[serde(default)]
     pub control: RawControl,
     pub http: Option<RawHttp>,
+    pub web: Option<RawWeb>,
+}
+
+/// `[web]`: the self-service page (needs `[http]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub enabled: Option<bool>,
+    pub link_lifetime: Option<String>,
+    pub new_pin: Option<String>,
 }
 
 /// `[http]`: the HTTP listener.

@@ -23,12 +23,16 @@ pub fn spawn(
     settings: &HttpSettings,
     store: &Arc<dyn Store>,
     supervisor: &Supervisor,
+    web: Option<Arc<dyn http::web::WebService>>,
 ) {
     let readiness = Arc::new(Readiness {
         store: Arc::clone(store),
         supervisor: supervisor.clone(),
     });
-    let routes = http::health::routes(readiness);
+    let mut routes = http::health::routes(readiness);
+    if let Some(web) = web {
+        routes = routes.merge(http::web::routes(web, settings.tls.is_some()));
+    }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);

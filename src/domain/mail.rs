@@ -50,10 +50,12 @@ pub enum MailKind {
     GuestNotice,
     /// To a person who changed their own PIN: the change, never the PIN.
     PinChanged,
+    /// A self-service sign-in link with its code and lifetime (never a PIN).
+    SignIn,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 7] = [
+    pub const ALL: [MailKind; 8] = [
         MailKind::NewPin,
         MailKind::ResetPin,
         MailKind::ExpiryReminder,
@@ -61,6 +63,7 @@ impl MailKind {
         MailKind::ForgottenPin,
         MailKind::GuestNotice,
         MailKind::PinChanged,
+        MailKind::SignIn,
     ];
 
     /// The template's file stem under the templates directory (`new_pin.txt`, …).
@@ -73,6 +76,7 @@ impl MailKind {
             MailKind::ForgottenPin => "forgotten_pin",
             MailKind::GuestNotice => "guest_notice",
             MailKind::PinChanged => "pin_changed",
+            MailKind::SignIn => "sign_in",
         }
     }
 
@@ -84,7 +88,10 @@ impl MailKind {
     pub fn carries_pin(self) -> bool {
         !matches!(
             self,
-            MailKind::ExpiryReminder | MailKind::GuestNotice | MailKind::PinChanged
+            MailKind::ExpiryReminder
+                | MailKind::GuestNotice
+                | MailKind::PinChanged
+                | MailKind::SignIn
         )
     }
 }

@@ -136,6 +136,12 @@ vocabulary! {
         ResetIssued = "reset_issued",
         /// A forgotten-PIN request was dropped (unknown id, no address, disabled, a cap).
         ResetDropped = "reset_dropped",
+        /// A self-service sign-in link was mailed (the detail: the link's lifetime).
+        WebLinkSent = "web_link_sent",
+        /// A person signed in to the self-service page (the detail: how).
+        WebSignIn = "web_sign_in",
+        /// A self-service link or code was refused (the detail says why); nothing changed.
+        WebRefused = "web_refused",
     }
 }
 

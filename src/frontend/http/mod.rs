@@ -8,6 +8,7 @@
 pub mod health;
 pub mod settings;
 mod tls;
+pub mod web;
 
 pub use settings::{HttpSettings, TlsFiles};
 

@@ -1,0 +1,174 @@
+//! The self-service page's HTML (maud: every value escaped unless marked otherwise). Plain
+//! forms that work without JavaScript, a `<label for>` on every field, one stylesheet
+//! served as a file (the CSP allows no inline style). Knows nothing of sessions or links.
+
+use super::service::{Account, Opened};
+use maud::{html, Markup, DOCTYPE};
+
+pub const CSS: &str = include_str!("self.css");
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — PIN self-service" }
+                link rel="stylesheet" href="/static/self.css";
+            }
+            body {
+                header { p.brand { "PIN self-service" } }
+                main id="main" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn sign_in(mail_configured: bool) -> Markup {
+    layout(
+        "Sign in",
+        html! {
+            @if mail_configured {
+                p { "Type the email address or user name on record. We will mail you a link that signs you in." }
+                form method="post" action="/sign-in" {
+                    label for="who" { "Email address or user name" }
+                    input id="who" name="who" type="text" autocomplete="username" required maxlength="256";
+                    button type="submit" { "Email me a sign-in link" }
+                }
+            } @else {
+                p.notice role="status" {
+                    "Mail is not configured on this server, so sign-in links cannot be sent. "
+                    "Ask your administrator to set up [smtp]."
+                }
+            }
+        },
+    )
+}
+
+pub fn link_sent(lifetime: &str) -> Markup {
+    layout(
+        "Check your mail",
+        html! {
+            p role="status" {
+                "If the address or name is on record, a sign-in link is on its way. "
+                "It works for " (lifetime) " and only once; open it in this browser."
+            }
+            p { a href="/" { "Back" } }
+        },
+    )
+}
+
+/// A link's page: a visible button spends it (a GET never does).
+pub fn link(token: &str, opened: &Opened, need_code: bool, wrong_code: bool) -> Markup {
+    let action = format!("/link/{token}");
+    match opened {
+        Opened::Refused(why) => refused_link(why),
+        Opened::Usable => layout(
+            "Sign in",
+            html! {
+                @if wrong_code {
+                    p.error role="alert" id="code-error" { "That code is not the one in the mail. Try again." }
+                }
+                form method="post" action=(action) {
+                    @if need_code {
+                        p { "This browser did not ask for the link. Type the code printed in the same mail." }
+                        label for="code" { "Code from the mail" }
+                        input id="code" name="code" type="text" autocomplete="one-time-code" required maxlength="16";
+                    }
+                    button type="submit" { "Sign in" }
+                }
+            },
+        ),
+    }
+}
+
+pub fn refused_link(why: &str) -> Markup {
+    layout(
+        "This link cannot be used",
+        html! {
+            p.error role="alert" { "This sign-in link " (why) ". Ask for a new one." }
+            p { a href="/" { "Ask for a new link" } }
+        },
+    )
+}
+
+pub fn account(a: &Account, csrf: &str, notice: Option<&str>, error: Option<&str>) -> Markup {
+    layout(
+        &format!("Hello, {}", if a.name.is_empty() { &a.id } else { &a.name }),
+        html! {
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
+            section aria-labelledby="pin-h" {
+                h2 id="pin-h" { "Your PIN" }
+                p id="validity" { (a.validity) }
+                form method="post" action="/pin/new" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Generate a new PIN" }
+                }
+            }
+            @if a.can_change {
+                section aria-labelledby="set-h" {
+                    h2 id="set-h" { "Choose your own PIN" }
+                    @if let Some(e) = error { p.error role="alert" id="pin-error" { (e) } }
+                    form method="post" action="/pin/change" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="new" { "New PIN" }
+                        input id="new" name="new" type="password" inputmode="numeric" autocomplete="new-password" required maxlength="64";
+                        label for="repeat" { "New PIN again" }
+                        input id="repeat" name="repeat" type="password" inputmode="numeric" autocomplete="new-password" required maxlength="64";
+                        button type="submit" { "Set this PIN" }
+                    }
+                }
+            }
+            section aria-labelledby="use-h" {
+                h2 id="use-h" { "Your recent use at devices" }
+                @if a.decisions.is_empty() {
+                    p { "None recorded." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "When" } th scope="col" { "Device" } th scope="col" { "Result" } } }
+                        tbody {
+                            @for d in &a.decisions {
+                                tr { td { (d.at) } td { (d.device) } td { (d.outcome) } }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/sign-out" {
+                input type="hidden" name="csrf" value=(csrf);
+                button.secondary type="submit" { "Sign out" }
+            }
+        },
+    )
+}
+
+/// The one time a generated PIN is shown (served with `Cache-Control: no-store`).
+pub fn new_pin(pin: Option<&str>, mailed: bool) -> Markup {
+    layout(
+        "Your new PIN",
+        html! {
+            @if let Some(pin) = pin {
+                p { "Your new PIN is shown only this once:" }
+                p.pin id="pin" { (pin) }
+            }
+            @if mailed { p role="status" { "It has also been sent to your email address." } }
+            @if pin.is_none() && !mailed { p { "No PIN could be delivered." } }
+            p { "Your previous PIN no longer works." }
+            p { a href="/" { "Back to your account" } }
+        },
+    )
+}
+
+pub fn problem(title: &str, text: &str) -> Markup {
+    layout(
+        title,
+        html! {
+            p.error role="alert" { (text) }
+            p { a href="/" { "Back" } }
+        },
+    )
+}

@@ -1,0 +1,118 @@
+//! What the self-service page asks of the daemon (`daemon/web.rs` implements it over the
+//! lifecycle), and the page's settings. Plain types: no store, no HTTP.
+
+use crate::domain::Pin;
+use serde::Serialize;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin as Boxed;
+use std::time::Duration;
+
+pub type WebFuture<'a, T> = Boxed<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a generated PIN does: shown once on the page, mailed, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NewPinDelivery {
+    Show,
+    Mail,
+    Both,
+}
+
+impl NewPinDelivery {
+    pub fn shows(self) -> bool {
+        matches!(self, NewPinDelivery::Show | NewPinDelivery::Both)
+    }
+    pub fn mails(self) -> bool {
+        matches!(self, NewPinDelivery::Mail | NewPinDelivery::Both)
+    }
+}
+
+/// `[web]`: the self-service page.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebSettings {
+    /// How long a sign-in link works (default 30 minutes: greylisting alone delays mail
+    /// 10–15); stated in the mail.
+    #[serde(serialize_with = "crate::duration::serialize")]
+    pub link_lifetime: Duration,
+    pub new_pin: NewPinDelivery,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            link_lifetime: Duration::from_secs(30 * 60),
+            new_pin: NewPinDelivery::Both,
+        }
+    }
+}
+
+/// A signed-in person, as the page needs them.
+#[derive(Clone, Debug)]
+pub struct Who {
+    pub user: String,
+    pub csrf: String,
+}
+
+/// What opening a link (GET) shows: nothing is changed.
+pub enum Opened {
+    /// Usable: the page offers the button.
+    Usable,
+    /// Dead: why, in plain words.
+    Refused(&'static str),
+}
+
+/// What a POST on a link did.
+pub enum Spent {
+    /// Signed in: the session cookie's value.
+    SignedIn(String),
+    /// Another browser: the page asks for the code from the mail.
+    NeedCode,
+    /// A wrong code (counted): ask again.
+    WrongCode,
+    Refused(&'static str),
+}
+
+/// The account page's facts (never the PIN).
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    /// "valid until …", "never expires", "none".
+    pub validity: String,
+    pub has_pin: bool,
+    pub can_change: bool,
+    pub mail_configured: bool,
+    pub decisions: Vec<Decision>,
+}
+
+pub struct Decision {
+    pub at: String,
+    pub device: String,
+    pub outcome: String,
+}
+
+/// A generated PIN: shown (`Some`) or only mailed.
+pub type Generated = Option<Pin>;
+
+pub trait WebService: Send + Sync + 'static {
+    /// Starts sending a sign-in link to whoever `who` names (an address or an id), bound to
+    /// the browser's `nonce`; returns at once, the same for every `who`.
+    fn request_link(&self, who: String, nonce: String, source: IpAddr);
+    fn open_link<'a>(&'a self, token: &'a str) -> WebFuture<'a, Opened>;
+    fn spend_link<'a>(
+        &'a self,
+        token: &'a str,
+        nonce: Option<&'a str>,
+        code: Option<&'a str>,
+        source: IpAddr,
+    ) -> WebFuture<'a, Spent>;
+    fn session(&self, cookie: &str) -> Option<Who>;
+    fn sign_out(&self, cookie: &str);
+    fn account<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Account, String>>;
+    /// Err: a message safe to show.
+    fn generate<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Generated, String>>;
+    /// Err: the policy's message (or a generic one), safe to show.
+    fn change<'a>(&'a self, who: &'a Who, new: Pin) -> WebFuture<'a, Result<(), String>>;
+    fn mail_configured(&self) -> bool;
+    fn settings(&self) -> &WebSettings;
+}
