@@ -165,7 +165,12 @@ async fn wire(
     ));
     let mqtt = mqtt_parts(config, store)?;
     let stale = Arc::new(crate::core::Staleness::default());
-    let mut life = mail::build(config, store, &pool, hasher)?;
+    let http_bound = match &config.http {
+        Some(settings) => Some(crate::frontend::http::bind(settings).await?),
+        None => None,
+    };
+    let reveal = web::reveal(config, http_bound.as_ref().map(|b| b.addr), hasher);
+    let mut life = mail::build(config, store, &pool, hasher, reveal)?;
     let recovery = crate::lifecycle::selfservice::RecoveryHandle::default();
     let self_service = selfservice::build(config, store, &life, &recovery);
     let parts = (mqtt.as_ref(), &stale, self_service);
@@ -176,10 +181,6 @@ async fn wire(
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
-    let http_bound = match &config.http {
-        Some(settings) => Some(crate::frontend::http::bind(settings).await?),
-        None => None,
-    };
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);

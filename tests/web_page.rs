@@ -256,3 +256,62 @@ fn another_browser_needs_the_code_and_bad_input_changes_nothing() {
     assert!(!d.logs().contains(token), "a link's token is never logged");
     assert!(!d.cli_ok(&["audit", "--json"], None).contains(token));
 }
+
+/// `[mail] delivery = "reveal"`: the new-PIN mail carries a link and a code, never the PIN;
+/// the page shows the PIN once (a scanner's GET first changes nothing); the link dies once
+/// shown, once its PIN is used, and when a newer PIN replaces it.
+#[test]
+fn a_pin_delivered_by_reveal_link_is_shown_once_and_no_mail_or_store_holds_it() {
+    let server = web::smtp();
+    let d = web::start(&server, false, "delivery = \"reveal\"");
+    let pin = d
+        .cli_ok(&["user", "set-pin", "alice", "--generate"], None)
+        .trim()
+        .to_string();
+    assert_eq!(pin.len(), 6, "{pin}");
+    let (link, code, mail) = web::link_mail(&server, "/reveal/", 1);
+    assert!(!mail.contains(&pin), "the mail carries no PIN: {mail}");
+    assert!(
+        common::found_in_files(&d.state_dir(), pin.as_bytes()).is_empty(),
+        "no PIN in the store or outbox"
+    );
+    let scanner = reqwest::blocking::Client::new();
+    assert_eq!(scanner.get(&link).send().unwrap().status(), 200);
+    assert_eq!(scanner.head(&link).send().unwrap().status(), 200);
+    // A scanner that submits the form has no code: nothing is shown or spent.
+    let submitted = scanner.post(&link).form(&[("code", "")]).send().unwrap();
+    assert!(!submitted.text().unwrap().contains(&pin));
+
+    let browser = Browser::start();
+    browser.goto(&link);
+    browser.wait_text("Show my PIN");
+    browser.screenshot("8-reveal-link");
+    browser.fill("#code", &code);
+    browser.click("button[type=submit]");
+    browser.wait_text("shown only this once");
+    assert_eq!(browser.text("#pin"), pin);
+    browser.screenshot("9-revealed-pin");
+    browser.goto(&link);
+    browser.wait_text("has already been used");
+    let reply = d.terminal().ask(&format!("PIN {pin}"));
+    assert!(reply.starts_with("OK alice"), "{reply}");
+    d.wait_audit("web_pin_revealed", web::WITHIN);
+
+    // Used at a device before it was shown: the link is closed.
+    let second = d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    let (link2, _, _) = web::link_mail(&server, "/reveal/", 2);
+    assert_eq!(scanner.get(&link2).send().unwrap().status(), 200);
+    let reply = d.terminal().ask(&format!("PIN {}", second.trim()));
+    assert!(reply.starts_with("OK alice"), "{reply}");
+    let closed = scanner.get(&link2).send().unwrap();
+    assert_eq!(closed.status(), 410);
+    assert!(closed.text().unwrap().contains("its PIN has been used"));
+
+    // Replaced by a newer PIN: the older link is gone.
+    d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    let (link3, _, _) = web::link_mail(&server, "/reveal/", 3);
+    d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    web::link_mail(&server, "/reveal/", 4);
+    assert_eq!(scanner.get(&link3).send().unwrap().status(), 410);
+    assert!(!d.logs().contains(&pin), "the PIN is never logged");
+}

@@ -199,6 +199,13 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
     let http = raw.http.as_ref().map(http::validate_http).transpose()?;
     let web = web::validate_web(raw.web.as_ref(), http.is_some())?;
+    if mail.delivery == crate::notify::PinDelivery::Reveal && web.is_none() {
+        return Err(
+            "mail.delivery = \"reveal\" sends a link to the self-service page: add \
+                    [http] and [web] blocks (or use delivery = \"pin\")"
+                .into(),
+        );
+    }
     Ok(Config {
         http,
         web,

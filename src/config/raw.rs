@@ -109,6 +109,7 @@ pub struct RawMail {
     pub per_minute: Option<u32>,
     pub per_day: Option<u32>,
     pub max_age: Option<String>,
+    pub delivery: Option<String>,
 }
 
 /// `[smtp]`: the relay new and reset PINs are mailed through.

@@ -8,9 +8,9 @@ use super::mail::Lifecycle;
 use crate::config::Config;
 use crate::crypto::Hasher;
 use crate::domain::Pin;
-use crate::domain::{AuditKind, AuditQuery, PinAction, Timestamp, User};
+use crate::domain::{AuditKind, AuditQuery, Lane, MailKind, PinAction, Timestamp, User};
 use crate::frontend::http::web::service::{
-    Account, Decision, Generated, Opened, Spent, WebFuture, Who,
+    Account, Decision, Generated, Opened, Revealed, Spent, WebFuture, Who,
 };
 use crate::frontend::http::web::{WebService, WebSettings};
 use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Proof, Sessions, Spend};
@@ -74,6 +74,21 @@ pub fn build(
     })))
 }
 
+/// What `[mail] delivery = "reveal"` makes links with: the page's address (the bound one
+/// unless `public_url` says otherwise) and the same keys the page checks them with.
+pub fn reveal(
+    config: &Config,
+    bound: Option<std::net::SocketAddr>,
+    hasher: &Hasher,
+) -> Option<links::Reveal> {
+    let on = config.mail.delivery == crate::notify::PinDelivery::Reveal && config.web.is_some();
+    let (settings, bound) = (config.http.as_ref()?, bound?);
+    on.then(|| links::Reveal {
+        base_url: settings.base_url(bound),
+        keys: LinkKeys::new(hasher.derive_key(KEY_PURPOSE)),
+    })
+}
+
 fn source_key(ip: IpAddr) -> String {
     format!("source:{ip}")
 }
@@ -89,6 +104,7 @@ fn dead_text(dead: Dead) -> &'static str {
         Dead::Expired => "has expired",
         Dead::Revoked => "was replaced by a newer link or a PIN change",
         Dead::TooManyCodes => "was closed after too many wrong codes",
+        Dead::Used => "was closed: its PIN has been used",
     }
 }
 
@@ -197,7 +213,13 @@ impl Inner {
         let url = format!("{}/link/{}", self.base_url, made.token);
         let minutes = self.settings.link_lifetime.as_secs().div_ceil(60);
         let mail = composer
-            .compose_link(&user, &url, &made.code, &format!("{minutes} minutes"))
+            .compose_link(
+                &user,
+                (MailKind::SignIn, Lane::Reset),
+                &url,
+                &made.code,
+                &format!("{minutes} minutes"),
+            )
             .map_err(StoreError::Unavailable)?;
         let mail: Vec<_> = mail.into_iter().collect();
         self.store.link_put(&made.link, &mail)?;
@@ -215,6 +237,7 @@ impl Inner {
         Ok(self.store.user(id)?.map(|u| Holder {
             enabled: u.enabled,
             pin_set_at: u.pin.as_ref().map(|p| p.set_at),
+            pending_set_at: u.pending_pin.as_ref().map(|p| p.set_at),
         }))
     }
 
@@ -309,6 +332,118 @@ impl Inner {
                 );
                 Ok(Spent::Refused(dead_text(dead)))
             }
+        }
+    }
+
+    /// A well-formed token's reveal link, if it is one.
+    fn reveal_link(&self, token: &str) -> Result<Option<crate::domain::WebLink>, StoreError> {
+        if !links::is_token(token) {
+            return Ok(None);
+        }
+        let link = self.store.link_get(&self.keys.token_key(token))?;
+        Ok(link.filter(|l| l.purpose == crate::domain::LinkPurpose::Reveal))
+    }
+
+    /// `links::usable`, and for a reveal link: its PIN not used at a device since it was
+    /// made (a grant for its user in the audit).
+    fn reveal_usable(&self, link: &crate::domain::WebLink) -> Result<Result<(), Dead>, StoreError> {
+        let now = Timestamp::now();
+        if let Err(dead) = links::usable(link, self.holder(&link.user)?, now) {
+            return Ok(Err(dead));
+        }
+        let query = AuditQuery {
+            user: Some(link.user.clone()),
+            kind: Some("decision".into()),
+            since: Some(link.created_at),
+            until: None,
+            device: None,
+            limit: 50,
+        };
+        let used = self.store.audit_query(&query)?.iter().any(|e| {
+            matches!(&e.kind, AuditKind::Decision { outcome, .. } if outcome.as_str() == "grant")
+        });
+        Ok(if used { Err(Dead::Used) } else { Ok(()) })
+    }
+
+    fn open_reveal(&self, token: &str) -> Result<Opened, StoreError> {
+        let Some(link) = self.reveal_link(token)? else {
+            return Ok(Opened::Refused(dead_text(Dead::Unknown)));
+        };
+        Ok(match self.reveal_usable(&link)? {
+            Ok(()) => Opened::Usable,
+            Err(dead) => Opened::Refused(dead_text(dead)),
+        })
+    }
+
+    fn reveal(
+        &self,
+        token: &str,
+        code: Option<&str>,
+        source: IpAddr,
+    ) -> Result<Revealed, StoreError> {
+        let now = Timestamp::now();
+        if lock(&self.budget).locked(&source_key(source), now) {
+            self.audit(
+                PinAction::WebRefused,
+                "",
+                Some(format!("reveal from {source}: budget")),
+            );
+            return Ok(Revealed::Refused(PAUSED));
+        }
+        let Some(link) = self.reveal_link(token)? else {
+            lock(&self.budget).count(&source_key(source), now);
+            self.audit(
+                PinAction::WebRefused,
+                "",
+                Some(format!("unknown reveal link from {source}")),
+            );
+            return Ok(Revealed::Refused(dead_text(Dead::Unknown)));
+        };
+        if let Err(dead) = self.reveal_usable(&link)? {
+            lock(&self.budget).count(&source_key(source), now);
+            self.audit(
+                PinAction::WebRefused,
+                &link.user,
+                Some(format!("reveal link {}", dead.reason())),
+            );
+            return Ok(Revealed::Refused(dead_text(dead)));
+        }
+        let proof = Proof {
+            browser: None,
+            code: code.map(|c| self.keys.code_key(c)),
+        };
+        match links::spend(&link, self.holder(&link.user)?, &proof, now) {
+            Spend::Granted(spent) => {
+                let Some(pin) = links::open_pin(&self.keys, token, &link) else {
+                    return Ok(Revealed::Refused(dead_text(Dead::Unknown)));
+                };
+                let spent = crate::domain::WebLink {
+                    sealed_pin: None,
+                    ..spent
+                };
+                if !self.store.link_swap(&link, &spent)? {
+                    return Ok(Revealed::Refused(dead_text(Dead::Spent)));
+                }
+                self.store.flush()?;
+                self.audit(PinAction::WebPinRevealed, &link.user, None);
+                Ok(Revealed::Pin(pin))
+            }
+            Spend::NeedCode => Ok(Revealed::NeedCode),
+            Spend::WrongCode(counted) => {
+                self.store.link_swap(&link, &counted)?;
+                self.store.flush()?;
+                let mut budget = lock(&self.budget);
+                budget.count(&source_key(source), now);
+                budget.count(&user_key(&link.user), now);
+                drop(budget);
+                self.audit(
+                    PinAction::WebRefused,
+                    &link.user,
+                    Some("reveal: wrong code".into()),
+                );
+                Ok(Revealed::WrongCode)
+            }
+            Spend::Refused(dead) => Ok(Revealed::Refused(dead_text(dead))),
         }
     }
 
@@ -420,6 +555,35 @@ impl WebService for DaemonWeb {
                 .blocking(move |i| i.spend(&token, nonce.as_deref(), code.as_deref(), source))
                 .await
                 .unwrap_or(Spent::Refused(
+                    "cannot be used just now; try again in a minute",
+                ))
+        })
+    }
+
+    fn open_reveal<'a>(&'a self, token: &'a str) -> WebFuture<'a, Opened> {
+        let token = token.to_string();
+        Box::pin(async move {
+            self.0
+                .blocking(move |i| i.open_reveal(&token))
+                .await
+                .unwrap_or(Opened::Refused(
+                    "cannot be checked just now; try again in a minute",
+                ))
+        })
+    }
+
+    fn reveal<'a>(
+        &'a self,
+        token: &'a str,
+        code: Option<&'a str>,
+        source: IpAddr,
+    ) -> WebFuture<'a, Revealed> {
+        let (token, code) = (token.to_string(), code.map(str::to_string));
+        Box::pin(async move {
+            self.0
+                .blocking(move |i| i.reveal(&token, code.as_deref(), source))
+                .await
+                .unwrap_or(Revealed::Refused(
                     "cannot be used just now; try again in a minute",
                 ))
         })

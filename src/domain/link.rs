@@ -1,5 +1,5 @@
 //! A sign-in or reveal link as stored: only keyed hashes of its token, code and browser
-//! nonce, never the token itself. Plain data; the rules are in `lifecycle::links`.
+//! nonce, never the token itself (a reveal link's PIN sealed under a key from the token). Plain data; the rules are in `lifecycle::links`.
 
 use super::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,17 @@ use serde::{Deserialize, Serialize};
 pub enum LinkPurpose {
     /// Signs the person in to the self-service page.
     SignIn,
+    /// Shows a new PIN once (`[mail] delivery = "reveal"`).
+    Reveal,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::SignIn => "sign_in",
+            LinkPurpose::Reveal => "reveal",
+        }
+    }
 }
 
 /// One live link; at most one per user (a newer link replaces it).
@@ -37,4 +48,32 @@ pub struct WebLink {
     /// Spent by a POST: never usable again.
     #[serde(default)]
     pub spent: bool,
+    /// A reveal link's PIN, sealed under a key derived from the link's own token (the store
+    /// alone cannot open it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
+    pub sealed_pin: Option<Vec<u8>>,
+}
+
+impl WebLink {
+    /// The store's key for "the user's live link of this purpose".
+    pub fn owner_key(&self) -> String {
+        format!("{}\0{}", self.purpose.as_str(), self.user)
+    }
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| hex::decode(t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }

@@ -52,10 +52,13 @@ pub enum MailKind {
     PinChanged,
     /// A self-service sign-in link with its code and lifetime (never a PIN).
     SignIn,
+    /// `[mail] delivery = "reveal"`: a link to a page that shows a new PIN once, its code
+    /// and lifetime, instead of the PIN.
+    PinLink,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 8] = [
+    pub const ALL: [MailKind; 9] = [
         MailKind::NewPin,
         MailKind::ResetPin,
         MailKind::ExpiryReminder,
@@ -64,6 +67,7 @@ impl MailKind {
         MailKind::GuestNotice,
         MailKind::PinChanged,
         MailKind::SignIn,
+        MailKind::PinLink,
     ];
 
     /// The template's file stem under the templates directory (`new_pin.txt`, …).
@@ -77,6 +81,7 @@ impl MailKind {
             MailKind::GuestNotice => "guest_notice",
             MailKind::PinChanged => "pin_changed",
             MailKind::SignIn => "sign_in",
+            MailKind::PinLink => "pin_link",
         }
     }
 
@@ -92,6 +97,7 @@ impl MailKind {
                 | MailKind::GuestNotice
                 | MailKind::PinChanged
                 | MailKind::SignIn
+                | MailKind::PinLink
         )
     }
 }

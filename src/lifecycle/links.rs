@@ -122,8 +122,63 @@ pub fn new_link(
         code: keys.code_key(&code),
         code_failures: 0,
         spent: false,
+        sealed_pin: None,
     };
     NewLink { token, code, link }
+}
+
+/// What `[mail] delivery = "reveal"` needs to make links: the page's address and the keys
+/// the page checks them with.
+#[derive(Clone)]
+pub struct Reveal {
+    pub base_url: String,
+    pub keys: LinkKeys,
+}
+
+/// A reveal link lives at most this long (less when its PIN expires sooner).
+pub const REVEAL_MAX: Duration = Duration::from_secs(7 * 86_400);
+
+fn reveal_sealer(keys: &LinkKeys, token: &str) -> crate::notify::Sealer {
+    crate::notify::Sealer::new(&keys.hash("reveal seal", token.as_bytes()))
+}
+
+/// A link that shows `pin` once (`[mail] delivery = "reveal"`): the PIN sealed under a key
+/// derived from the token, which only the mail holds; spent with the mail's code (nobody's
+/// browser asked for it, and a scanner that submits forms has no code).
+pub fn reveal_link(
+    keys: &LinkKeys,
+    user: &str,
+    pin_set_at: Timestamp,
+    pin: &crate::domain::Pin,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> NewLink {
+    let token = random_token();
+    let code = random_code();
+    let key = keys.token_key(&token);
+    let sealed = reveal_sealer(keys, &token).seal(&key, pin.expose().as_bytes());
+    let link = WebLink {
+        key,
+        user: user.into(),
+        purpose: LinkPurpose::Reveal,
+        created_at: now,
+        expires_at: expires_at.min(now.plus(REVEAL_MAX)),
+        pin_set_at: Some(pin_set_at),
+        browser: keys.hash("no browser", token.as_bytes()),
+        code: keys.code_key(&code),
+        code_failures: 0,
+        spent: false,
+        sealed_pin: Some(sealed),
+    };
+    NewLink { token, code, link }
+}
+
+/// The PIN a reveal link holds, opened with the link's own token.
+pub fn open_pin(keys: &LinkKeys, token: &str, link: &WebLink) -> Option<crate::domain::Pin> {
+    let sealed = link.sealed_pin.as_ref()?;
+    let plain = reveal_sealer(keys, token).open(&link.key, sealed).ok()?;
+    let text = std::str::from_utf8(&plain).ok()?;
+    Some(crate::domain::Pin::new(text))
 }
 
 /// Why a link cannot be used (shown to the person in plain words).
@@ -135,6 +190,8 @@ pub enum Dead {
     /// Its user's PIN changed, or the user is gone or disabled.
     Revoked,
     TooManyCodes,
+    /// A reveal link whose PIN was used at a device.
+    Used,
 }
 
 impl Dead {
@@ -145,6 +202,7 @@ impl Dead {
             Dead::Expired => "expired",
             Dead::Revoked => "revoked",
             Dead::TooManyCodes => "too_many_codes",
+            Dead::Used => "pin_used",
         }
     }
 }
@@ -154,6 +212,8 @@ impl Dead {
 pub struct Holder {
     pub enabled: bool,
     pub pin_set_at: Option<Timestamp>,
+    /// A forgotten-PIN PIN waiting for its first use (a reveal link may carry it).
+    pub pending_set_at: Option<Timestamp>,
 }
 
 /// Whether a link may still be used (opened or spent) at `now`.
@@ -165,13 +225,22 @@ pub fn usable(link: &WebLink, holder: Option<Holder>, now: Timestamp) -> Result<
         Err(Dead::Spent)
     } else if now >= link.expires_at {
         Err(Dead::Expired)
-    } else if !holder.enabled || holder.pin_set_at != link.pin_set_at {
+    } else if !holder.enabled || !current_pin(link, &holder) {
         Err(Dead::Revoked)
     } else if link.code_failures >= MAX_CODE_FAILURES {
         Err(Dead::TooManyCodes)
     } else {
         Ok(())
     }
+}
+
+/// Whether the PIN version the link was made for is still the user's: the PIN for a
+/// sign-in link; for a reveal link the PIN or the pending PIN it carries.
+fn current_pin(link: &WebLink, holder: &Holder) -> bool {
+    holder.pin_set_at == link.pin_set_at
+        || (link.purpose == LinkPurpose::Reveal
+            && link.pin_set_at.is_some()
+            && holder.pending_set_at == link.pin_set_at)
 }
 
 /// What a POST on a link brings: the hash of the browser's nonce cookie, a typed code.

@@ -12,6 +12,7 @@ fn holder(pin_set_at: Option<i64>) -> Option<Holder> {
     Some(Holder {
         enabled: true,
         pin_set_at: pin_set_at.map(at),
+        pending_set_at: None,
     })
 }
 
@@ -114,6 +115,7 @@ fn expiry_a_pin_change_and_a_disabled_user_revoke() {
     let disabled = Some(Holder {
         enabled: false,
         pin_set_at: Some(at(10)),
+        pending_set_at: None,
     });
     assert_eq!(usable(&link, disabled, at(2_000)), Err(Dead::Revoked));
 }
@@ -147,4 +149,47 @@ fn the_budget_locks_after_the_free_failures_and_drains() {
     assert!(budget.locked("source:10.0.0.1", at(0)));
     assert!(!budget.locked("source:10.0.0.2", at(0)));
     assert!(!budget.locked("source:10.0.0.1", at(31_000)));
+}
+
+#[test]
+fn a_reveal_link_opens_its_pin_only_with_its_token_and_code() {
+    let k = keys();
+    let pin = crate::domain::Pin::new("482913");
+    let made = reveal_link(&k, "alice", at(10), &pin, at(1_000_000_000_000), at(1_000));
+    assert_eq!(made.link.expires_at, at(1_000).plus(REVEAL_MAX), "capped");
+    let stored = serde_json::to_string(&made.link).unwrap();
+    assert!(!stored.contains("482913"), "{stored}");
+    assert_eq!(
+        open_pin(&k, &made.token, &made.link).unwrap().expose(),
+        "482913"
+    );
+    assert!(open_pin(&k, &random_token(), &made.link).is_none());
+    assert!(open_pin(&LinkKeys::new([9; 32]), &made.token, &made.link).is_none());
+    let no_code = Proof {
+        browser: None,
+        code: None,
+    };
+    assert_eq!(
+        spend(&made.link, holder(Some(10)), &no_code, at(2_000)),
+        Spend::NeedCode
+    );
+    let typed = Proof {
+        browser: None,
+        code: Some(k.code_key(&made.code)),
+    };
+    assert!(matches!(
+        spend(&made.link, holder(Some(10)), &typed, at(2_000)),
+        Spend::Granted(_)
+    ));
+    // A pending (forgotten-PIN) PIN it carries keeps it alive; another PIN revokes it.
+    let pending = Some(Holder {
+        enabled: true,
+        pin_set_at: Some(at(3)),
+        pending_set_at: Some(at(10)),
+    });
+    assert_eq!(usable(&made.link, pending, at(2_000)), Ok(()));
+    assert_eq!(
+        usable(&made.link, holder(Some(11)), at(2_000)),
+        Err(Dead::Revoked)
+    );
 }

@@ -52,11 +52,12 @@ impl Composer {
         self.finish(user, to, about, &vars)
     }
 
-    /// A sign-in link for `user` (None without an address): the link, code and lifetime are
-    /// sealed in the body like a PIN.
+    /// A link for `user` (None without an address): a sign-in link, or a reveal link in
+    /// place of a new PIN; the link, code and lifetime are sealed in the body like a PIN.
     pub fn compose_link(
         &self,
         user: &User,
+        (kind, lane): (MailKind, Lane),
         link: &str,
         code: &str,
         lifetime: &str,
@@ -74,8 +75,8 @@ impl Composer {
             ..Default::default()
         };
         let about = About {
-            kind: MailKind::SignIn,
-            lane: Lane::Reset,
+            kind,
+            lane,
             pin: None,
             sponsor: None,
         };

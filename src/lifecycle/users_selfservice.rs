@@ -126,9 +126,9 @@ impl UserAdmin {
         &self,
         user: &User,
     ) -> Result<Option<(PinRecord, QueuedMail)>, AdminError> {
-        let Some(composer) = &self.composer else {
+        if self.composer.is_none() {
             return Ok(None);
-        };
+        }
         let (mut record, shown) = self
             .new_pin(user, PinChoice::Generate, None, PinSource::Generated)
             .await?;
@@ -142,15 +142,7 @@ impl UserAdmin {
             pin: Some(record.clone()),
             ..user.clone()
         };
-        let about = About {
-            kind: MailKind::ForgottenPin,
-            lane: Lane::Reset,
-            pin: Some(&pin),
-            sponsor: None,
-        };
-        let Some(mut mail) = composer
-            .compose(&view, about)
-            .map_err(AdminError::Invalid)?
+        let Some(mut mail) = self.pin_mail(&view, MailKind::ForgottenPin, Lane::Reset, &pin)?
         else {
             return Ok(None);
         };

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 pub const PREVIEW_PIN: &str = "••••••";
 
 /// The bundled defaults (`config/templates/`), compiled in.
-const BUNDLED: [(MailKind, &str); 8] = [
+const BUNDLED: [(MailKind, &str); 9] = [
     (
         MailKind::NewPin,
         include_str!("../../config/templates/new_pin.txt"),
@@ -52,13 +52,17 @@ const BUNDLED: [(MailKind, &str); 8] = [
         MailKind::SignIn,
         include_str!("../../config/templates/sign_in.txt"),
     ),
+    (
+        MailKind::PinLink,
+        include_str!("../../config/templates/pin_link.txt"),
+    ),
 ];
 
 /// Kinds added after the first release: a templates directory may predate them.
 fn bundled_only(kind: MailKind) -> bool {
     matches!(
         kind,
-        MailKind::GuestNotice | MailKind::PinChanged | MailKind::SignIn
+        MailKind::GuestNotice | MailKind::PinChanged | MailKind::SignIn | MailKind::PinLink
     )
 }
 

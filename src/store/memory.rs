@@ -457,7 +457,7 @@ impl Store for MemoryStore {
 
     fn link_put(&self, link: &crate::domain::WebLink, mail: &[QueuedMail]) -> Result<()> {
         self.write("link_put", |t| {
-            if let Some(old) = t.link_users.insert(link.user.clone(), link.key) {
+            if let Some(old) = t.link_users.insert(link.owner_key(), link.key) {
                 t.links.remove(&old);
             }
             t.links.insert(link.key, link.clone());

@@ -419,7 +419,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- Self-service links (`web_links`; see `lifecycle::links`) ---
 
-    /// Makes `link` its user's one live link (the previous one, if any, is gone) and queues
+    /// Makes `link` its user's one live link of its purpose (the previous one is gone) and queues
     /// `mail`, in one transaction.
     fn link_put(&self, link: &WebLink, mail: &[QueuedMail]) -> Result<()>;
     /// The live link whose token hashes to `key`.

@@ -1,6 +1,6 @@
 //! Self-service links in the sled store (a child of `sled.rs`; only the sled files name
 //! sled): `web_links` (keyed hash of the token → JSON `WebLink`) and `web_link_users`
-//! (user → key of the one live link). Replacing a link and queueing its mail is one
+//! (purpose NUL user → key of the one live link of that purpose). Replacing a link and queueing its mail is one
 //! transaction. Must not decide whether a link is good (`lifecycle::links` does).
 
 use super::{abort, decode, encode, mail, tx_error, unavailable, SledStore};
@@ -12,7 +12,7 @@ pub(super) fn put(store: &SledStore, link: &WebLink, queued: &[QueuedMail]) -> R
     let value = encode(link);
     (&store.links, &store.link_users, &store.mail)
         .transaction(|(links, users, mail)| {
-            if let Some(old) = users.insert(link.user.as_bytes(), &link.key[..])? {
+            if let Some(old) = users.insert(link.owner_key().as_bytes(), &link.key[..])? {
                 if old.as_ref() != link.key {
                     links.remove(old)?;
                 }

@@ -184,6 +184,7 @@ fn link(user: &str, key: u8) -> crate::domain::WebLink {
         code: [8; 32],
         code_failures: 0,
         spent: false,
+        sealed_pin: None,
     }
 }
 
@@ -223,4 +224,14 @@ pub(in crate::store) fn a_newer_link_replaces_the_older_and_a_swap_needs_the_one
         "a replaced link cannot come back"
     );
     assert_eq!(s.link_get(&[2; 32]).unwrap(), Some(spent));
+    let reveal = crate::domain::WebLink {
+        purpose: crate::domain::LinkPurpose::Reveal,
+        ..link("alice", 4)
+    };
+    s.link_put(&reveal, &[]).unwrap();
+    assert!(
+        s.link_get(&[2; 32]).unwrap().is_some(),
+        "one live link per purpose"
+    );
+    assert_eq!(s.link_get(&[4; 32]).unwrap(), Some(reveal));
 }

@@ -13,18 +13,19 @@ pub const WITHIN: Duration = Duration::from_secs(30);
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A daemon serving the page, mailing through `server`, with alice (a PIN, an address).
-pub fn start(server: &SmtpServer, faked: bool, web_extra: &str) -> Daemon {
+/// A daemon serving the page, mailing through `server` (`mail_extra`: more `[mail]` lines),
+/// with alice (a PIN, an address).
+pub fn start(server: &SmtpServer, faked: bool, mail_extra: &str) -> Daemon {
     let d = Daemon::start_prepared(faked, |dir| {
         let secret = password_file(dir);
         (
             "\n[policy]\nmin_length = 6\nuser_can_change = true\n".to_string(),
             format!(
-                "{DEFAULT_TCP}{HTTP}\n[web]\nlink_lifetime = \"30m\"\n{web_extra}\n\
+                "{DEFAULT_TCP}{HTTP}\n[web]\nlink_lifetime = \"30m\"\n\
                  [smtp]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\n\
                  username = \"pinwarden\"\npassword_file = \"{}\"\n\
                  from = \"PIN desk <pins@example.org>\"\ntimeout = \"5s\"\n\
-                 \n[mail]\ncustomer_name = \"ACME\"\n",
+                 \n[mail]\ncustomer_name = \"ACME\"\n{mail_extra}\n",
                 server.port,
                 server.ca.display(),
                 secret.display(),
@@ -55,16 +56,26 @@ pub fn smtp() -> SmtpServer {
 
 /// The `n`th sign-in mail (1-based): its link and its code.
 pub fn sign_in_mail(server: &SmtpServer, n: usize) -> (String, String) {
+    let (link, code, mail) = link_mail(server, "sign-in link", n);
+    assert!(
+        mail.contains("30 minutes"),
+        "the mail states the lifetime: {mail}"
+    );
+    (link, code)
+}
+
+/// The `n`th mail whose text contains `marker`: its link, its code and the whole mail.
+pub fn link_mail(server: &SmtpServer, marker: &str, n: usize) -> (String, String, String) {
     let mail = crate::common::wait_until(WITHIN, || {
         let found: Vec<String> = server
             .messages()
             .into_iter()
-            .filter(|m| m.contains("sign-in link"))
+            .filter(|m| m.contains(marker))
             .collect();
         match found.len() >= n {
             true => Ok(found[n - 1].clone()),
             false => Err(format!(
-                "{} sign-in mails; events {:?}",
+                "{} mails with {marker:?}; events {:?}",
                 found.len(),
                 server.events()
             )),
@@ -78,20 +89,16 @@ pub fn sign_in_mail(server: &SmtpServer, n: usize) -> (String, String) {
     let link = mail
         .lines()
         .map(str::trim)
-        .find(|l| l.contains("/link/"))
+        .find(|l| l.contains("/link/") || l.contains("/reveal/"))
         .unwrap_or_else(|| panic!("no link in {mail}"))
         .to_string();
     let mut lines = mail.lines().map(str::trim);
-    lines.find(|l| l.contains("asks for this code"));
+    lines.find(|l| l.contains("for this code"));
     let code = lines
         .find(|l| !l.is_empty())
         .unwrap_or_else(|| panic!("no code in {mail}"))
         .to_string();
-    assert!(
-        mail.contains("30 minutes"),
-        "the mail states the lifetime: {mail}"
-    );
-    (link, code)
+    (link, code, mail)
 }
 
 pub fn client() -> reqwest::blocking::Client {

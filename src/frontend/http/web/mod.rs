@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::Markup;
-use service::{Opened, Spent, Who};
+use service::{Opened, Revealed, Spent, Who};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ pub fn routes(service: Arc<dyn WebService>, secure: bool) -> Router {
         .route("/static/self.css", get(css))
         .route("/sign-in", post(request_link))
         .route("/link/{token}", get(open_link).post(spend_link))
+        .route("/reveal/{token}", get(open_reveal).post(reveal))
         .route("/pin/new", post(new_pin))
         .route("/pin/change", post(change_pin))
         .route("/sign-out", post(sign_out))
@@ -300,5 +301,46 @@ async fn sign_out(
     let mut r = Redirect::to("/").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     set_cookie(&mut r, SESSION, "", Some(0), web.secure);
+    r
+}
+
+/// GET (and HEAD) of a reveal link: its state; nothing changes.
+async fn open_reveal(State(web): State<Web>, Path(token): Path<String>) -> Response {
+    let opened = web.service.open_reveal(&token).await;
+    let status = match opened {
+        Opened::Usable => StatusCode::OK,
+        Opened::Refused(_) => StatusCode::GONE,
+    };
+    let mut r = page(pages::reveal(&token_for_page(&token), &opened, false));
+    *r.status_mut() = status;
+    r
+}
+
+async fn reveal(
+    State(web): State<Web>,
+    Extension(peer): Extension<Peer>,
+    Path(token): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let code = form
+        .get("code")
+        .map(String::as_str)
+        .filter(|c| !c.trim().is_empty());
+    let revealed = web.service.reveal(&token, code, peer.0.ip()).await;
+    let token = token_for_page(&token);
+    let (markup, status) = match revealed {
+        Revealed::Pin(pin) => (pages::revealed(pin.expose()), StatusCode::OK),
+        Revealed::NeedCode => (
+            pages::reveal(&token, &Opened::Usable, false),
+            StatusCode::OK,
+        ),
+        Revealed::WrongCode => (
+            pages::reveal(&token, &Opened::Usable, true),
+            StatusCode::FORBIDDEN,
+        ),
+        Revealed::Refused(why) => (pages::refused_link(why), StatusCode::GONE),
+    };
+    let mut r = page(markup);
+    *r.status_mut() = status;
     r
 }

@@ -86,11 +86,45 @@ pub fn link(token: &str, opened: &Opened, need_code: bool, wrong_code: bool) -> 
     }
 }
 
+/// A reveal link's page: the code from the mail and a visible button show the PIN.
+pub fn reveal(token: &str, opened: &Opened, wrong_code: bool) -> Markup {
+    let action = format!("/reveal/{token}");
+    match opened {
+        Opened::Refused(why) => refused_link(why),
+        Opened::Usable => layout(
+            "Your new PIN is ready",
+            html! {
+                @if wrong_code {
+                    p.error role="alert" id="code-error" { "That code is not the one in the mail. Try again." }
+                }
+                p { "Type the code printed in the same mail. Your PIN is then shown once." }
+                form method="post" action=(action) {
+                    label for="code" { "Code from the mail" }
+                    input id="code" name="code" type="text" autocomplete="one-time-code" required maxlength="16";
+                    button type="submit" { "Show my PIN" }
+                }
+            },
+        ),
+    }
+}
+
+/// The one time a revealed PIN is shown (served with `Cache-Control: no-store`).
+pub fn revealed(pin: &str) -> Markup {
+    layout(
+        "Your new PIN",
+        html! {
+            p { "Your new PIN is shown only this once. Learn it or keep it safe:" }
+            p.pin id="pin" { (pin) }
+            p { "This link no longer works." }
+        },
+    )
+}
+
 pub fn refused_link(why: &str) -> Markup {
     layout(
         "This link cannot be used",
         html! {
-            p.error role="alert" { "This sign-in link " (why) ". Ask for a new one." }
+            p.error role="alert" { "This link " (why) "." }
             p { a href="/" { "Ask for a new link" } }
         },
     )

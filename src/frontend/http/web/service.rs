@@ -73,6 +73,15 @@ pub enum Spent {
     Refused(&'static str),
 }
 
+/// What a POST on a reveal link did.
+pub enum Revealed {
+    /// Shown once; the link is spent.
+    Pin(Pin),
+    NeedCode,
+    WrongCode,
+    Refused(&'static str),
+}
+
 /// The account page's facts (never the PIN).
 pub struct Account {
     pub id: String,
@@ -106,6 +115,15 @@ pub trait WebService: Send + Sync + 'static {
         code: Option<&'a str>,
         source: IpAddr,
     ) -> WebFuture<'a, Spent>;
+    /// GET of a reveal link: its state only.
+    fn open_reveal<'a>(&'a self, token: &'a str) -> WebFuture<'a, Opened>;
+    /// POST of a reveal link with the mail's code: the PIN, once.
+    fn reveal<'a>(
+        &'a self,
+        token: &'a str,
+        code: Option<&'a str>,
+        source: IpAddr,
+    ) -> WebFuture<'a, Revealed>;
     fn session(&self, cookie: &str) -> Option<Who>;
     fn sign_out(&self, cookie: &str);
     fn account<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Account, String>>;
