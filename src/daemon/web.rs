@@ -10,7 +10,7 @@ use crate::crypto::Hasher;
 use crate::domain::Pin;
 use crate::domain::{AuditKind, AuditQuery, Lane, MailKind, PinAction, Timestamp, User};
 use crate::frontend::http::web::service::{
-    Account, Decision, Generated, Opened, Revealed, Spent, WebFuture, Who,
+    Account, Decision, Generated, Guest, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
 };
 use crate::frontend::http::web::{WebService, WebSettings};
 use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Proof, Sessions, Spend};
@@ -41,6 +41,8 @@ struct Inner {
     base_url: String,
     settings: WebSettings,
     can_change: bool,
+    /// `[guests] allowed`: sponsors manage their guests on the page.
+    guests_on: bool,
     sessions: Mutex<Sessions>,
     budget: Mutex<Budget>,
 }
@@ -69,6 +71,7 @@ pub fn build(
         base_url,
         settings: settings.clone(),
         can_change: config.self_service.user_can_change,
+        guests_on: config.guests.allowed,
         sessions: Mutex::default(),
         budget: Mutex::default(),
     })))
@@ -447,6 +450,40 @@ impl Inner {
         }
     }
 
+    /// A sponsor's guests with their end and last use (the newest grant in the audit).
+    fn guests_of(&self, sponsor: &str) -> Result<Vec<Guest>, StoreError> {
+        let templates = self.templates.get();
+        let listed = self
+            .users
+            .guest_list(Some(sponsor))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut guests = Vec::new();
+        for g in listed {
+            let query = AuditQuery {
+                user: Some(g.id.clone()),
+                kind: Some("decision".into()),
+                limit: 50,
+                ..AuditQuery::default()
+            };
+            let last = self.store.audit_query(&query)?.into_iter().find(|e| {
+                matches!(&e.kind, AuditKind::Decision { outcome, .. } if outcome.as_str() == "grant")
+            });
+            guests.push(Guest {
+                name: if g.name.is_empty() {
+                    g.id.clone()
+                } else {
+                    g.name.clone()
+                },
+                until: templates.expiration(g.valid_until),
+                last_use: last
+                    .map(|e| templates.expiration(Some(e.at)))
+                    .unwrap_or_else(|| "not yet".into()),
+                id: g.id,
+            });
+        }
+        Ok(guests)
+    }
+
     fn account(&self, who: &Who) -> Result<Account, StoreError> {
         let user = self
             .store
@@ -494,7 +531,12 @@ impl Inner {
                 _ => None,
             })
             .collect();
+        let guests = match self.guests_on && user.sponsor.is_none() {
+            true => Some(self.guests_of(&user.id)?),
+            false => None,
+        };
         Ok(Account {
+            guests,
             id: user.id.clone(),
             name: user.name.clone(),
             validity,
@@ -661,6 +703,73 @@ impl WebService for DaemonWeb {
                     })
                 }
                 Err(e) => Err(shown(e, &who.user, "a PIN change")),
+            }
+        })
+    }
+
+    fn guest<'a>(&'a self, who: &'a Who, form: GuestForm) -> WebFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            if !self.0.guests_on {
+                return Err("Guests are not allowed here.".into());
+            }
+            let users = &self.0.users;
+            let sponsor = who.user.as_str();
+            let by = format!("web:{sponsor}");
+            let templates = self.0.templates.get();
+            let work = async {
+                match form {
+                    GuestForm::Invite {
+                        id,
+                        name,
+                        email,
+                        valid_for,
+                    } => {
+                        let new = crate::lifecycle::users::NewGuest {
+                            id: id.clone(),
+                            name,
+                            email,
+                            groups: Vec::new(),
+                            valid_for,
+                        };
+                        let added = users.guest_add(sponsor, new).await?;
+                        let until = templates.expiration(Some(added.valid_until));
+                        Ok(match added.shown {
+                            Some(pin) => format!(
+                                "Guest {id} can come in until {until}. Their PIN, shown only \
+                                 this once: {}",
+                                pin.expose()
+                            ),
+                            None => format!("Guest {id} can come in until {until}; their PIN was mailed to them."),
+                        })
+                    }
+                    GuestForm::Extend { id, valid_for } => {
+                        let until = users.guest_extend(&id, Some(sponsor), &valid_for)?;
+                        Ok(format!(
+                            "Guest {id} can now come in until {}.",
+                            templates.expiration(Some(until))
+                        ))
+                    }
+                    GuestForm::End { id } => {
+                        users.guest_end(&id, Some(sponsor))?;
+                        Ok(format!("Guest {id} has been ended."))
+                    }
+                }
+            };
+            let done: Result<String, AdminError> = crate::lifecycle::actor::acting(by, work).await;
+            match done {
+                Ok(notice) => {
+                    self.0
+                        .blocking(|i| i.store.flush())
+                        .await
+                        .map_err(|_| BUSY.to_string())?;
+                    self.0.outbox.wake();
+                    Ok(notice)
+                }
+                Err(AdminError::Store(e)) => {
+                    tracing::error!(error = %e, "a guest change on the self-service page failed");
+                    Err(BUSY.to_string())
+                }
+                Err(e) => Err(e.to_string()),
             }
         })
     }

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! (Included by the web tests with `#[path]`, beside `mod common`.)
 //! The self-service page's test peers: a daemon with `[http]`, `[web]`, a terminal and mail
 //! to a real aiosmtpd, the sign-in mail read back, and a headless Debian chromium driven
@@ -13,7 +14,8 @@ pub const WITHIN: Duration = Duration::from_secs(30);
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A daemon serving the page, mailing through `server` (`mail_extra`: more `[mail]` lines),
+/// A daemon serving the page, mailing through `server` (`mail_extra`: more `[mail]` lines,
+/// then any further blocks),
 /// with alice (a PIN, an address).
 pub fn start(server: &SmtpServer, faked: bool, mail_extra: &str) -> Daemon {
     let d = Daemon::start_prepared(faked, |dir| {

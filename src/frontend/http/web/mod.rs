@@ -46,6 +46,7 @@ pub fn routes(service: Arc<dyn WebService>, secure: bool) -> Router {
         .route("/reveal/{token}", get(open_reveal).post(reveal))
         .route("/pin/new", post(new_pin))
         .route("/pin/change", post(change_pin))
+        .route("/guests", post(guests))
         .route("/sign-out", post(sign_out))
         .layer(axum::middleware::from_fn(same_site_posts))
         .with_state(web)
@@ -153,9 +154,14 @@ async fn home(State(web): State<Web>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn account_page(web: &Web, who: &Who, notice: Option<&str>, error: Option<&str>) -> Response {
+async fn account_page(
+    web: &Web,
+    who: &Who,
+    notice: Option<&str>,
+    problem: Option<pages::Problem<'_>>,
+) -> Response {
     match web.service.account(who).await {
-        Ok(a) => page(pages::account(&a, &who.csrf, notice, error)),
+        Ok(a) => page(pages::account(&a, &who.csrf, notice, problem)),
         Err(e) => page(pages::problem("Something went wrong", &e)),
     }
 }
@@ -257,7 +263,7 @@ async fn new_pin(
     let mails = web.service.settings().new_pin.mails() && web.service.mail_configured();
     match web.service.generate(&who).await {
         Ok(pin) => page(pages::new_pin(pin.as_ref().map(Pin::expose), mails)),
-        Err(e) => account_page(&web, &who, None, Some(&e)).await,
+        Err(e) => account_page(&web, &who, None, Some(pages::Problem::Pin(&e))).await,
     }
 }
 
@@ -277,13 +283,15 @@ async fn change_pin(
             &web,
             &who,
             None,
-            Some("The two PINs differ. Type the same PIN twice."),
+            Some(pages::Problem::Pin(
+                "The two PINs differ. Type the same PIN twice.",
+            )),
         )
         .await;
     }
     match web.service.change(&who, Pin::new(new)).await {
         Ok(()) => account_page(&web, &who, Some("Your new PIN is set."), None).await,
-        Err(e) => account_page(&web, &who, None, Some(&e)).await,
+        Err(e) => account_page(&web, &who, None, Some(pages::Problem::Pin(&e))).await,
     }
 }
 
@@ -343,4 +351,47 @@ async fn reveal(
     let mut r = page(markup);
     *r.status_mut() = status;
     r
+}
+
+/// A sponsor's guest form: invite, extend or end (the CLI's rules, audited as `web:<id>`).
+async fn guests(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let who = match checked(&web, &headers, &form) {
+        Ok(who) => who,
+        Err(why) => return forbidden(why),
+    };
+    let field = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let asked = match form.get("action").map(String::as_str) {
+        Some("invite") => service::GuestForm::Invite {
+            id: field("id"),
+            name: field("name"),
+            email: field("email"),
+            valid_for: field("valid_for"),
+        },
+        Some("extend") => service::GuestForm::Extend {
+            id: field("id"),
+            valid_for: field("valid_for"),
+        },
+        Some("end") => service::GuestForm::End { id: field("id") },
+        _ => {
+            return account_page(
+                &web,
+                &who,
+                None,
+                Some(pages::Problem::Guest("Choose what to do with the guest.")),
+            )
+            .await
+        }
+    };
+    match web.service.guest(&who, asked).await {
+        Ok(notice) => account_page(&web, &who, Some(&notice), None).await,
+        Err(e) => account_page(&web, &who, None, Some(pages::Problem::Guest(&e))).await,
+    }
 }

@@ -130,7 +130,18 @@ pub fn refused_link(why: &str) -> Markup {
     )
 }
 
-pub fn account(a: &Account, csrf: &str, notice: Option<&str>, error: Option<&str>) -> Markup {
+/// Where a refusal is shown: next to the PIN form, or above the guests.
+pub enum Problem<'a> {
+    Pin(&'a str),
+    Guest(&'a str),
+}
+
+pub fn account(a: &Account, csrf: &str, notice: Option<&str>, problem: Option<Problem>) -> Markup {
+    let (error, guest_error) = match problem {
+        Some(Problem::Pin(e)) => (Some(e), None),
+        Some(Problem::Guest(e)) => (None, Some(e)),
+        None => (None, None),
+    };
     layout(
         &format!("Hello, {}", if a.name.is_empty() { &a.id } else { &a.name }),
         html! {
@@ -138,6 +149,7 @@ pub fn account(a: &Account, csrf: &str, notice: Option<&str>, error: Option<&str
             section aria-labelledby="pin-h" {
                 h2 id="pin-h" { "Your PIN" }
                 p id="validity" { (a.validity) }
+                @if !a.can_change { @if let Some(e) = error { p.error role="alert" id="pin-error" { (e) } } }
                 form method="post" action="/pin/new" {
                     input type="hidden" name="csrf" value=(csrf);
                     button type="submit" { "Generate a new PIN" }
@@ -172,6 +184,7 @@ pub fn account(a: &Account, csrf: &str, notice: Option<&str>, error: Option<&str
                     }
                 }
             }
+            @if let Some(guests) = &a.guests { (guests_section(guests, csrf, guest_error)) }
             form method="post" action="/sign-out" {
                 input type="hidden" name="csrf" value=(csrf);
                 button.secondary type="submit" { "Sign out" }
@@ -205,4 +218,56 @@ pub fn problem(title: &str, text: &str) -> Markup {
             p { a href="/" { "Back" } }
         },
     )
+}
+
+fn guests_section(guests: &[super::service::Guest], csrf: &str, error: Option<&str>) -> Markup {
+    html! {
+        section aria-labelledby="guests-h" {
+            h2 id="guests-h" { "Your guests" }
+            @if let Some(e) = error { p.error role="alert" id="guest-error" { (e) } }
+            @if guests.is_empty() {
+                p { "You have no guests." }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Guest" } th scope="col" { "Access until" }
+                        th scope="col" { "Last use" } th scope="col" { "Change" }
+                    } }
+                    tbody {
+                        @for g in guests {
+                            tr {
+                                td { (g.name) " (" (g.id) ")" }
+                                td { (g.until) }
+                                td { (g.last_use) }
+                                td {
+                                    form method="post" action="/guests" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="id" value=(g.id);
+                                        label for=(format!("for-{}", g.id)) { "Extend by" }
+                                        input id=(format!("for-{}", g.id)) name="valid_for" type="text" value="1d" maxlength="16";
+                                        button type="submit" name="action" value="extend" { "Extend" }
+                                        button.secondary type="submit" name="action" value="end" { "End now" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Invite a guest" }
+            form method="post" action="/guests" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="invite";
+                label for="g-id" { "User name for the guest" }
+                input id="g-id" name="id" type="text" required maxlength="64";
+                label for="g-name" { "Name" }
+                input id="g-name" name="name" type="text" maxlength="128";
+                label for="g-email" { "Email address (the PIN is sent there)" }
+                input id="g-email" name="email" type="email" required maxlength="256";
+                label for="g-for" { "Access for (such as 8h or 3d)" }
+                input id="g-for" name="valid_for" type="text" value="1d" required maxlength="16";
+                button type="submit" { "Invite" }
+            }
+        }
+    }
 }

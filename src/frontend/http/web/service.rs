@@ -92,6 +92,32 @@ pub struct Account {
     pub can_change: bool,
     pub mail_configured: bool,
     pub decisions: Vec<Decision>,
+    /// A sponsor's guests (None: guests are off here, or the person is a guest).
+    pub guests: Option<Vec<Guest>>,
+}
+
+pub struct Guest {
+    pub id: String,
+    pub name: String,
+    pub until: String,
+    pub last_use: String,
+}
+
+/// What a sponsor asks for on the page (the same rules as `pinwarden guest …`).
+pub enum GuestForm {
+    Invite {
+        id: String,
+        name: String,
+        email: String,
+        valid_for: String,
+    },
+    Extend {
+        id: String,
+        valid_for: String,
+    },
+    End {
+        id: String,
+    },
 }
 
 pub struct Decision {
@@ -131,6 +157,8 @@ pub trait WebService: Send + Sync + 'static {
     fn generate<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Generated, String>>;
     /// Err: the policy's message (or a generic one), safe to show.
     fn change<'a>(&'a self, who: &'a Who, new: Pin) -> WebFuture<'a, Result<(), String>>;
+    /// A sponsor's guest action; Ok: what to tell them; Err: a refusal safe to show.
+    fn guest<'a>(&'a self, who: &'a Who, form: GuestForm) -> WebFuture<'a, Result<String, String>>;
     fn mail_configured(&self) -> bool;
     fn settings(&self) -> &WebSettings;
 }
