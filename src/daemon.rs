@@ -216,10 +216,14 @@ async fn wire(
     let server = control::Server::new(control_listener, admin, access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     if let (Some(bound), Some(settings)) = (http_bound, &config.http) {
-        let page = config.web.as_ref().map(|w| {
-            let base = settings.base_url(bound.addr);
-            web::build(config, w, store, &life, hasher, base)
-        });
+        let page = config
+            .web
+            .as_ref()
+            .map(|w| {
+                let base = settings.base_url(bound.addr);
+                web::build(config, w, store, &life, hasher, base)
+            })
+            .transpose()?;
         http::spawn(bound, settings, store, supervisor, page);
     }
     workers::spawn(config, store, &pool, supervisor);

@@ -198,7 +198,10 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let guests = guests::validate_guests(raw.guests.as_ref())?;
     let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
     let http = raw.http.as_ref().map(http::validate_http).transpose()?;
-    let web = web::validate_web(raw.web.as_ref(), http.is_some())?;
+    let has_ldap = directories
+        .iter()
+        .any(|d| matches!(d.source, directory::DirectorySource::Ldap(_)));
+    let web = web::validate_web(raw.web.as_ref(), http.is_some(), has_ldap)?;
     if mail.delivery == crate::notify::PinDelivery::Reveal && web.is_none() {
         return Err(
             "mail.delivery = \"reveal\" sends a link to the self-service page: add \

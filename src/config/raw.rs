@@ -55,6 +55,7 @@ pub struct RawWeb {
     pub enabled: Option<bool>,
     pub link_lifetime: Option<String>,
     pub new_pin: Option<String>,
+    pub sign_in: Option<Vec<String>>,
 }
 
 /// `[http]`: the HTTP listener.

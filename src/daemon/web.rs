@@ -43,6 +43,9 @@ struct Inner {
     can_change: bool,
     /// `[guests] allowed`: sponsors manage their guests on the page.
     guests_on: bool,
+    /// LDAP directories by name, for `sign_in = ["ldap"]` (a user signs in against the
+    /// directory that owns them).
+    directories: Vec<(String, crate::sync::ldap::LdapSettings)>,
     sessions: Mutex<Sessions>,
     budget: Mutex<Budget>,
 }
@@ -60,8 +63,17 @@ pub fn build(
     life: &Lifecycle,
     hasher: &Hasher,
     base_url: String,
-) -> Arc<dyn WebService> {
-    Arc::new(DaemonWeb(Arc::new(Inner {
+) -> anyhow::Result<Arc<dyn WebService>> {
+    let mut directories = Vec::new();
+    if settings.directory_password {
+        for d in &config.directories {
+            if let crate::config::DirectorySource::Ldap(l) = &d.source {
+                let ldap = crate::config::ldap_settings(l).map_err(anyhow::Error::msg)?;
+                directories.push((d.name.clone(), ldap));
+            }
+        }
+    }
+    Ok(Arc::new(DaemonWeb(Arc::new(Inner {
         store: Arc::clone(store),
         users: Arc::clone(&life.users),
         composer: life.composer.clone(),
@@ -72,9 +84,10 @@ pub fn build(
         settings: settings.clone(),
         can_change: config.self_service.user_can_change,
         guests_on: config.guests.allowed,
+        directories,
         sessions: Mutex::default(),
         budget: Mutex::default(),
-    })))
+    }))))
 }
 
 /// What `[mail] delivery = "reveal"` makes links with: the page's address (the bound one
@@ -628,6 +641,82 @@ impl WebService for DaemonWeb {
                 .unwrap_or(Revealed::Refused(
                     "cannot be used just now; try again in a minute",
                 ))
+        })
+    }
+
+    fn password_sign_in<'a>(
+        &'a self,
+        id: &'a str,
+        password: zeroize::Zeroizing<String>,
+        source: IpAddr,
+    ) -> WebFuture<'a, Spent> {
+        Box::pin(async move {
+            const WRONG: &str = "The user name or password is wrong.";
+            let inner = &self.0;
+            let now = Timestamp::now();
+            {
+                let budget = lock(&inner.budget);
+                if budget.locked(&source_key(source), now) || budget.locked(&user_key(id), now) {
+                    drop(budget);
+                    inner.audit(
+                        PinAction::WebRefused,
+                        "",
+                        Some(format!("password from {source}: budget")),
+                    );
+                    return Spent::Refused("Too many failed attempts; wait a few minutes.");
+                }
+            }
+            let found = {
+                let id = id.to_string();
+                inner.blocking(move |i| i.store.user(&id)).await
+            };
+            let user = match found {
+                Ok(Some(u)) if u.enabled => Some(u),
+                Ok(_) => None,
+                Err(_) => {
+                    return Spent::Refused(
+                        "The page cannot check that just now; try again in a minute.",
+                    )
+                }
+            };
+            let directory = user.as_ref().and_then(|u| {
+                let source_name = &u.upstream.as_ref()?.source;
+                inner.directories.iter().find(|(n, _)| n == source_name)
+            });
+            let checked = match (user.as_ref(), directory) {
+                (Some(u), Some((_, ldap))) => {
+                    crate::sync::ldap::bind::check_password(ldap, &u.id, &password).await
+                }
+                _ => Ok(false),
+            };
+            match checked {
+                Ok(true) => {
+                    let user = user.map(|u| u.id).unwrap_or_default();
+                    inner.audit(
+                        PinAction::WebSignIn,
+                        &user,
+                        Some("directory password".into()),
+                    );
+                    Spent::SignedIn(lock(&inner.sessions).start(&inner.keys, &user, now))
+                }
+                Ok(false) => {
+                    let mut budget = lock(&inner.budget);
+                    budget.count(&source_key(source), now);
+                    budget.count(&user_key(id), now);
+                    drop(budget);
+                    let who = user.map(|u| u.id).unwrap_or_default();
+                    inner.audit(
+                        PinAction::WebRefused,
+                        &who,
+                        Some(format!("directory password from {source}")),
+                    );
+                    Spent::Refused(WRONG)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a directory password could not be checked");
+                    Spent::Refused("The directory cannot be reached just now; try again later.")
+                }
+            }
         })
     }
 

@@ -42,6 +42,7 @@ pub fn routes(service: Arc<dyn WebService>, secure: bool) -> Router {
         .route("/", get(home))
         .route("/static/self.css", get(css))
         .route("/sign-in", post(request_link))
+        .route("/sign-in/password", post(password_sign_in))
         .route("/link/{token}", get(open_link).post(spend_link))
         .route("/reveal/{token}", get(open_reveal).post(reveal))
         .route("/pin/new", post(new_pin))
@@ -150,7 +151,7 @@ async fn css() -> Response {
 async fn home(State(web): State<Web>, headers: HeaderMap) -> Response {
     match signed_in(&web, &headers) {
         Some(who) => account_page(&web, &who, None, None).await,
-        None => page(pages::sign_in(web.service.mail_configured())),
+        None => page(sign_in_page(&web, None)),
     }
 }
 
@@ -393,5 +394,44 @@ async fn guests(
     match web.service.guest(&who, asked).await {
         Ok(notice) => account_page(&web, &who, Some(&notice), None).await,
         Err(e) => account_page(&web, &who, None, Some(pages::Problem::Guest(&e))).await,
+    }
+}
+
+fn sign_in_page(web: &Web, error: Option<&str>) -> Markup {
+    let directory = web.service.settings().directory_password;
+    pages::sign_in(web.service.mail_configured(), directory, error)
+}
+
+/// The directory password (`[web] sign_in = ["ldap"]`): an LDAP bind as the person.
+async fn password_sign_in(
+    State(web): State<Web>,
+    Extension(peer): Extension<Peer>,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    if !web.service.settings().directory_password {
+        return forbidden("Signing in with a directory password is not enabled here.");
+    }
+    let id = form
+        .get("id")
+        .map(|i| i.trim().to_string())
+        .unwrap_or_default();
+    let password = zeroize::Zeroizing::new(form.remove("password").unwrap_or_default());
+    match web
+        .service
+        .password_sign_in(&id, password, peer.0.ip())
+        .await
+    {
+        Spent::SignedIn(session) => {
+            let mut r = Redirect::to("/").into_response();
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            set_cookie(&mut r, SESSION, &session, None, web.secure);
+            r
+        }
+        Spent::Refused(why) => {
+            let mut r = page(sign_in_page(&web, Some(why)));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r
+        }
+        Spent::NeedCode | Spent::WrongCode => forbidden("Sign-in refused."),
     }
 }

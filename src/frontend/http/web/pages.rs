@@ -28,10 +28,22 @@ fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-pub fn sign_in(mail_configured: bool) -> Markup {
+pub fn sign_in(mail_configured: bool, directory: bool, error: Option<&str>) -> Markup {
     layout(
         "Sign in",
         html! {
+            @if let Some(e) = error { p.error role="alert" id="sign-in-error" { (e) } }
+            @if directory {
+                h2 { "With your directory password" }
+                form method="post" action="/sign-in/password" {
+                    label for="id" { "User name" }
+                    input id="id" name="id" type="text" autocomplete="username" required maxlength="256";
+                    label for="password" { "Password" }
+                    input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024";
+                    button type="submit" { "Sign in" }
+                }
+                h2 { "Or by email" }
+            }
             @if mail_configured {
                 p { "Type the email address or user name on record. We will mail you a link that signs you in." }
                 form method="post" action="/sign-in" {

@@ -36,6 +36,9 @@ pub struct WebSettings {
     #[serde(serialize_with = "crate::duration::serialize")]
     pub link_lifetime: Duration,
     pub new_pin: NewPinDelivery,
+    /// `sign_in = ["ldap"]`: people may also sign in with their directory password (an
+    /// LDAP bind as them; never stored).
+    pub directory_password: bool,
 }
 
 impl Default for WebSettings {
@@ -43,6 +46,7 @@ impl Default for WebSettings {
         WebSettings {
             link_lifetime: Duration::from_secs(30 * 60),
             new_pin: NewPinDelivery::Both,
+            directory_password: false,
         }
     }
 }
@@ -150,6 +154,14 @@ pub trait WebService: Send + Sync + 'static {
         code: Option<&'a str>,
         source: IpAddr,
     ) -> WebFuture<'a, Revealed>;
+    /// Sign-in with the directory password: `SignedIn` or `Refused` (the same for an
+    /// unknown id and a wrong password).
+    fn password_sign_in<'a>(
+        &'a self,
+        id: &'a str,
+        password: zeroize::Zeroizing<String>,
+        source: IpAddr,
+    ) -> WebFuture<'a, Spent>;
     fn session(&self, cookie: &str) -> Option<Who>;
     fn sign_out(&self, cookie: &str);
     fn account<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Account, String>>;
