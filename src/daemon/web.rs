@@ -8,19 +8,19 @@ use super::mail::Lifecycle;
 use crate::config::Config;
 use crate::crypto::Hasher;
 use crate::domain::Pin;
-use crate::domain::{AuditKind, AuditQuery, Lane, MailKind, PinAction, Timestamp, User};
+use crate::domain::{AuditKind, AuditQuery, PinAction, Timestamp};
 use crate::frontend::http::web::service::{
-    Account, Decision, Generated, Guest, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
+    Account, Decision, Generated, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
 };
 use crate::frontend::http::web::{WebService, WebSettings};
-use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Proof, Sessions, Spend};
+use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Sessions};
 use crate::lifecycle::mail::Composer;
 use crate::lifecycle::policy::PolicyViolation;
 use crate::lifecycle::users::{AdminError, UserAdmin};
 use crate::live::Live;
 use crate::notify::outbox::OutboxHandle;
 use crate::notify::Templates;
-use crate::store::{each_user, Store, StoreError};
+use crate::store::{Store, StoreError};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -51,6 +51,15 @@ struct Inner {
 }
 
 pub struct DaemonWeb(Arc<Inner>);
+
+#[path = "web_guests.rs"]
+mod guests;
+#[path = "web_password.rs"]
+mod password;
+#[path = "web_reveal.rs"]
+mod reveal;
+#[path = "web_links.rs"]
+mod sign_in;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -146,355 +155,12 @@ impl Inner {
             .map_err(|e| e.to_string())
     }
 
-    /// The user `who` names: an id, else (with an `@`) the one enabled user with that
-    /// address. A walk over every user for an address; it runs after the answer was sent.
-    fn find(&self, who: &str) -> Result<Option<User>, StoreError> {
-        if let Some(user) = self.store.user(who)? {
-            return Ok(Some(user));
-        }
-        if !who.contains('@') {
-            return Ok(None);
-        }
-        let mut found = Vec::new();
-        each_user(self.store.as_ref(), |u: User| {
-            if u.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(who))
-            {
-                found.push(u);
-            }
-            Ok::<_, StoreError>(())
-        })?;
-        // An address shared by several people signs none of them in.
-        Ok(match found.len() {
-            1 => found.pop(),
-            _ => None,
-        })
-    }
-
-    fn send_link(&self, who: &str, nonce: &str, source: IpAddr) -> Result<(), StoreError> {
-        let now = Timestamp::now();
-        if lock(&self.budget).locked(&source_key(source), now) {
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("link request from {source}: budget")),
-            );
-            return Ok(());
-        }
-        // An unknown address counts against the source (a whole office may share one
-        // address, so a known person's request does not); every link counts against its
-        // person (no one's mailbox is flooded).
-        let Some(user) = self.find(who)? else {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("link request from {source}: no such person")),
-            );
-            return Ok(());
-        };
-        let Some(composer) = &self.composer else {
-            return Ok(());
-        };
-        if !user.enabled || user.email.as_deref().is_none_or(str::is_empty) {
-            self.audit(
-                PinAction::WebRefused,
-                &user.id,
-                Some("link request: disabled or no address".into()),
-            );
-            return Ok(());
-        }
-        {
-            let mut budget = lock(&self.budget);
-            if budget.locked(&user_key(&user.id), now) {
-                drop(budget);
-                self.audit(
-                    PinAction::WebRefused,
-                    &user.id,
-                    Some("link request: budget".into()),
-                );
-                return Ok(());
-            }
-            budget.count(&user_key(&user.id), now);
-        }
-        let made = links::new_link(
-            &self.keys,
-            &user.id,
-            user.pin.as_ref().map(|p| p.set_at),
-            self.keys.nonce_key(nonce),
-            self.settings.link_lifetime,
-            now,
-        );
-        let url = format!("{}/link/{}", self.base_url, made.token);
-        let minutes = self.settings.link_lifetime.as_secs().div_ceil(60);
-        let mail = composer
-            .compose_link(
-                &user,
-                (MailKind::SignIn, Lane::Reset),
-                &url,
-                &made.code,
-                &format!("{minutes} minutes"),
-            )
-            .map_err(StoreError::Unavailable)?;
-        let mail: Vec<_> = mail.into_iter().collect();
-        self.store.link_put(&made.link, &mail)?;
-        self.store.flush()?;
-        self.audit(
-            PinAction::WebLinkSent,
-            &user.id,
-            Some(format!("{minutes} minutes")),
-        );
-        self.outbox.wake();
-        Ok(())
-    }
-
     fn holder(&self, id: &str) -> Result<Option<Holder>, StoreError> {
         Ok(self.store.user(id)?.map(|u| Holder {
             enabled: u.enabled,
             pin_set_at: u.pin.as_ref().map(|p| p.set_at),
             pending_set_at: u.pending_pin.as_ref().map(|p| p.set_at),
         }))
-    }
-
-    fn open(&self, token: &str) -> Result<Opened, StoreError> {
-        if !links::is_token(token) {
-            return Ok(Opened::Refused(dead_text(Dead::Unknown)));
-        }
-        let Some(link) = self.store.link_get(&self.keys.token_key(token))? else {
-            return Ok(Opened::Refused(dead_text(Dead::Unknown)));
-        };
-        let holder = self.holder(&link.user)?;
-        Ok(match links::usable(&link, holder, Timestamp::now()) {
-            Ok(()) => Opened::Usable,
-            Err(dead) => Opened::Refused(dead_text(dead)),
-        })
-    }
-
-    fn spend(
-        &self,
-        token: &str,
-        nonce: Option<&str>,
-        code: Option<&str>,
-        source: IpAddr,
-    ) -> Result<Spent, StoreError> {
-        let now = Timestamp::now();
-        if lock(&self.budget).locked(&source_key(source), now) {
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("link from {source}: budget")),
-            );
-            return Ok(Spent::Refused(PAUSED));
-        }
-        let link = match links::is_token(token) {
-            true => self.store.link_get(&self.keys.token_key(token))?,
-            false => None,
-        };
-        let Some(link) = link else {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("unknown link from {source}")),
-            );
-            return Ok(Spent::Refused(dead_text(Dead::Unknown)));
-        };
-        if lock(&self.budget).locked(&user_key(&link.user), now) {
-            self.audit(
-                PinAction::WebRefused,
-                &link.user,
-                Some("link: budget".into()),
-            );
-            return Ok(Spent::Refused(PAUSED));
-        }
-        let proof = Proof {
-            browser: nonce.map(|n| self.keys.nonce_key(n)),
-            code: code.map(|c| self.keys.code_key(c)),
-        };
-        let holder = self.holder(&link.user)?;
-        match links::spend(&link, holder, &proof, now) {
-            Spend::Granted(spent) => {
-                if !self.store.link_swap(&link, &spent)? {
-                    return Ok(Spent::Refused(dead_text(Dead::Spent)));
-                }
-                self.store.flush()?;
-                let how = if proof.browser.is_some_and(|b| b == link.browser) {
-                    "link, same browser"
-                } else {
-                    "link and code"
-                };
-                self.audit(PinAction::WebSignIn, &link.user, Some(how.into()));
-                let cookie = lock(&self.sessions).start(&self.keys, &link.user, now);
-                Ok(Spent::SignedIn(cookie))
-            }
-            Spend::NeedCode => Ok(Spent::NeedCode),
-            Spend::WrongCode(counted) => {
-                self.store.link_swap(&link, &counted)?;
-                self.store.flush()?;
-                let mut budget = lock(&self.budget);
-                budget.count(&source_key(source), now);
-                budget.count(&user_key(&link.user), now);
-                drop(budget);
-                self.audit(PinAction::WebRefused, &link.user, Some("wrong code".into()));
-                Ok(Spent::WrongCode)
-            }
-            Spend::Refused(dead) => {
-                lock(&self.budget).count(&source_key(source), now);
-                self.audit(
-                    PinAction::WebRefused,
-                    &link.user,
-                    Some(format!("link {}", dead.reason())),
-                );
-                Ok(Spent::Refused(dead_text(dead)))
-            }
-        }
-    }
-
-    /// A well-formed token's reveal link, if it is one.
-    fn reveal_link(&self, token: &str) -> Result<Option<crate::domain::WebLink>, StoreError> {
-        if !links::is_token(token) {
-            return Ok(None);
-        }
-        let link = self.store.link_get(&self.keys.token_key(token))?;
-        Ok(link.filter(|l| l.purpose == crate::domain::LinkPurpose::Reveal))
-    }
-
-    /// `links::usable`, and for a reveal link: its PIN not used at a device since it was
-    /// made (a grant for its user in the audit).
-    fn reveal_usable(&self, link: &crate::domain::WebLink) -> Result<Result<(), Dead>, StoreError> {
-        let now = Timestamp::now();
-        if let Err(dead) = links::usable(link, self.holder(&link.user)?, now) {
-            return Ok(Err(dead));
-        }
-        let query = AuditQuery {
-            user: Some(link.user.clone()),
-            kind: Some("decision".into()),
-            since: Some(link.created_at),
-            until: None,
-            device: None,
-            limit: 50,
-        };
-        let used = self.store.audit_query(&query)?.iter().any(|e| {
-            matches!(&e.kind, AuditKind::Decision { outcome, .. } if outcome.as_str() == "grant")
-        });
-        Ok(if used { Err(Dead::Used) } else { Ok(()) })
-    }
-
-    fn open_reveal(&self, token: &str) -> Result<Opened, StoreError> {
-        let Some(link) = self.reveal_link(token)? else {
-            return Ok(Opened::Refused(dead_text(Dead::Unknown)));
-        };
-        Ok(match self.reveal_usable(&link)? {
-            Ok(()) => Opened::Usable,
-            Err(dead) => Opened::Refused(dead_text(dead)),
-        })
-    }
-
-    fn reveal(
-        &self,
-        token: &str,
-        code: Option<&str>,
-        source: IpAddr,
-    ) -> Result<Revealed, StoreError> {
-        let now = Timestamp::now();
-        if lock(&self.budget).locked(&source_key(source), now) {
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("reveal from {source}: budget")),
-            );
-            return Ok(Revealed::Refused(PAUSED));
-        }
-        let Some(link) = self.reveal_link(token)? else {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("unknown reveal link from {source}")),
-            );
-            return Ok(Revealed::Refused(dead_text(Dead::Unknown)));
-        };
-        if let Err(dead) = self.reveal_usable(&link)? {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                &link.user,
-                Some(format!("reveal link {}", dead.reason())),
-            );
-            return Ok(Revealed::Refused(dead_text(dead)));
-        }
-        let proof = Proof {
-            browser: None,
-            code: code.map(|c| self.keys.code_key(c)),
-        };
-        match links::spend(&link, self.holder(&link.user)?, &proof, now) {
-            Spend::Granted(spent) => {
-                let Some(pin) = links::open_pin(&self.keys, token, &link) else {
-                    return Ok(Revealed::Refused(dead_text(Dead::Unknown)));
-                };
-                let spent = crate::domain::WebLink {
-                    sealed_pin: None,
-                    ..spent
-                };
-                if !self.store.link_swap(&link, &spent)? {
-                    return Ok(Revealed::Refused(dead_text(Dead::Spent)));
-                }
-                self.store.flush()?;
-                self.audit(PinAction::WebPinRevealed, &link.user, None);
-                Ok(Revealed::Pin(pin))
-            }
-            Spend::NeedCode => Ok(Revealed::NeedCode),
-            Spend::WrongCode(counted) => {
-                self.store.link_swap(&link, &counted)?;
-                self.store.flush()?;
-                let mut budget = lock(&self.budget);
-                budget.count(&source_key(source), now);
-                budget.count(&user_key(&link.user), now);
-                drop(budget);
-                self.audit(
-                    PinAction::WebRefused,
-                    &link.user,
-                    Some("reveal: wrong code".into()),
-                );
-                Ok(Revealed::WrongCode)
-            }
-            Spend::Refused(dead) => Ok(Revealed::Refused(dead_text(dead))),
-        }
-    }
-
-    /// A sponsor's guests with their end and last use (the newest grant in the audit).
-    fn guests_of(&self, sponsor: &str) -> Result<Vec<Guest>, StoreError> {
-        let templates = self.templates.get();
-        let listed = self
-            .users
-            .guest_list(Some(sponsor))
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let mut guests = Vec::new();
-        for g in listed {
-            let query = AuditQuery {
-                user: Some(g.id.clone()),
-                kind: Some("decision".into()),
-                limit: 50,
-                ..AuditQuery::default()
-            };
-            let last = self.store.audit_query(&query)?.into_iter().find(|e| {
-                matches!(&e.kind, AuditKind::Decision { outcome, .. } if outcome.as_str() == "grant")
-            });
-            guests.push(Guest {
-                name: if g.name.is_empty() {
-                    g.id.clone()
-                } else {
-                    g.name.clone()
-                },
-                until: templates.expiration(g.valid_until),
-                last_use: last
-                    .map(|e| templates.expiration(Some(e.at)))
-                    .unwrap_or_else(|| "not yet".into()),
-                id: g.id,
-            });
-        }
-        Ok(guests)
     }
 
     fn account(&self, who: &Who) -> Result<Account, StoreError> {
@@ -650,74 +316,7 @@ impl WebService for DaemonWeb {
         password: zeroize::Zeroizing<String>,
         source: IpAddr,
     ) -> WebFuture<'a, Spent> {
-        Box::pin(async move {
-            const WRONG: &str = "The user name or password is wrong.";
-            let inner = &self.0;
-            let now = Timestamp::now();
-            {
-                let budget = lock(&inner.budget);
-                if budget.locked(&source_key(source), now) || budget.locked(&user_key(id), now) {
-                    drop(budget);
-                    inner.audit(
-                        PinAction::WebRefused,
-                        "",
-                        Some(format!("password from {source}: budget")),
-                    );
-                    return Spent::Refused("Too many failed attempts; wait a few minutes.");
-                }
-            }
-            let found = {
-                let id = id.to_string();
-                inner.blocking(move |i| i.store.user(&id)).await
-            };
-            let user = match found {
-                Ok(Some(u)) if u.enabled => Some(u),
-                Ok(_) => None,
-                Err(_) => {
-                    return Spent::Refused(
-                        "The page cannot check that just now; try again in a minute.",
-                    )
-                }
-            };
-            let directory = user.as_ref().and_then(|u| {
-                let source_name = &u.upstream.as_ref()?.source;
-                inner.directories.iter().find(|(n, _)| n == source_name)
-            });
-            let checked = match (user.as_ref(), directory) {
-                (Some(u), Some((_, ldap))) => {
-                    crate::sync::ldap::bind::check_password(ldap, &u.id, &password).await
-                }
-                _ => Ok(false),
-            };
-            match checked {
-                Ok(true) => {
-                    let user = user.map(|u| u.id).unwrap_or_default();
-                    inner.audit(
-                        PinAction::WebSignIn,
-                        &user,
-                        Some("directory password".into()),
-                    );
-                    Spent::SignedIn(lock(&inner.sessions).start(&inner.keys, &user, now))
-                }
-                Ok(false) => {
-                    let mut budget = lock(&inner.budget);
-                    budget.count(&source_key(source), now);
-                    budget.count(&user_key(id), now);
-                    drop(budget);
-                    let who = user.map(|u| u.id).unwrap_or_default();
-                    inner.audit(
-                        PinAction::WebRefused,
-                        &who,
-                        Some(format!("directory password from {source}")),
-                    );
-                    Spent::Refused(WRONG)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a directory password could not be checked");
-                    Spent::Refused("The directory cannot be reached just now; try again later.")
-                }
-            }
-        })
+        Box::pin(self.password(id, password, source))
     }
 
     fn session(&self, cookie: &str) -> Option<Who> {
@@ -797,70 +396,7 @@ impl WebService for DaemonWeb {
     }
 
     fn guest<'a>(&'a self, who: &'a Who, form: GuestForm) -> WebFuture<'a, Result<String, String>> {
-        Box::pin(async move {
-            if !self.0.guests_on {
-                return Err("Guests are not allowed here.".into());
-            }
-            let users = &self.0.users;
-            let sponsor = who.user.as_str();
-            let by = format!("web:{sponsor}");
-            let templates = self.0.templates.get();
-            let work = async {
-                match form {
-                    GuestForm::Invite {
-                        id,
-                        name,
-                        email,
-                        valid_for,
-                    } => {
-                        let new = crate::lifecycle::users::NewGuest {
-                            id: id.clone(),
-                            name,
-                            email,
-                            groups: Vec::new(),
-                            valid_for,
-                        };
-                        let added = users.guest_add(sponsor, new).await?;
-                        let until = templates.expiration(Some(added.valid_until));
-                        Ok(match added.shown {
-                            Some(pin) => format!(
-                                "Guest {id} can come in until {until}. Their PIN, shown only \
-                                 this once: {}",
-                                pin.expose()
-                            ),
-                            None => format!("Guest {id} can come in until {until}; their PIN was mailed to them."),
-                        })
-                    }
-                    GuestForm::Extend { id, valid_for } => {
-                        let until = users.guest_extend(&id, Some(sponsor), &valid_for)?;
-                        Ok(format!(
-                            "Guest {id} can now come in until {}.",
-                            templates.expiration(Some(until))
-                        ))
-                    }
-                    GuestForm::End { id } => {
-                        users.guest_end(&id, Some(sponsor))?;
-                        Ok(format!("Guest {id} has been ended."))
-                    }
-                }
-            };
-            let done: Result<String, AdminError> = crate::lifecycle::actor::acting(by, work).await;
-            match done {
-                Ok(notice) => {
-                    self.0
-                        .blocking(|i| i.store.flush())
-                        .await
-                        .map_err(|_| BUSY.to_string())?;
-                    self.0.outbox.wake();
-                    Ok(notice)
-                }
-                Err(AdminError::Store(e)) => {
-                    tracing::error!(error = %e, "a guest change on the self-service page failed");
-                    Err(BUSY.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        })
+        Box::pin(self.guest_change(who, form))
     }
 
     fn mail_configured(&self) -> bool {
