@@ -79,6 +79,10 @@ fn a_person_signs_in_by_link_generates_a_pin_that_works_and_sees_policy_errors()
     assert!(!d.logs().contains(&pin), "the PIN is never logged");
     let audit = d.cli_ok(&["audit", "--json"], None);
     assert!(!audit.contains(&pin), "the PIN is never audited");
+    browser.goto(&format!("{base}/"));
+    browser.click("form[action='/sign-out'] button");
+    browser.wait_text("Email me a sign-in link");
+    d.wait_audit("web_sign_out", web::WITHIN);
     assert!(
         audit.contains("web:alice"),
         "the generated PIN is audited as alice's: {audit}"

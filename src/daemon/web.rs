@@ -328,7 +328,10 @@ impl WebService for DaemonWeb {
     }
 
     fn sign_out(&self, cookie: &str) {
-        lock(&self.0.sessions).end(&self.0.keys, cookie);
+        let ended = lock(&self.0.sessions).end(&self.0.keys, cookie);
+        if let Some(user) = ended {
+            self.0.audit(PinAction::WebSignOut, &user, None);
+        }
     }
 
     fn account<'a>(&'a self, who: &'a Who) -> WebFuture<'a, Result<Account, String>> {

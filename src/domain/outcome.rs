@@ -142,6 +142,8 @@ vocabulary! {
         WebSignIn = "web_sign_in",
         /// A self-service link or code was refused (the detail says why); nothing changed.
         WebRefused = "web_refused",
+        /// A person signed out of the self-service page.
+        WebSignOut = "web_sign_out",
         /// A reveal link showed its new PIN (never the PIN itself).
         WebPinRevealed = "web_pin_revealed",
     }

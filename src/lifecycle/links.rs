@@ -375,8 +375,11 @@ impl Sessions {
         Some(session.clone())
     }
 
-    pub fn end(&mut self, keys: &LinkKeys, cookie: &str) {
-        self.by_key.remove(&keys.hash("session", cookie.as_bytes()));
+    /// Ends a session; returns whose it was.
+    pub fn end(&mut self, keys: &LinkKeys, cookie: &str) -> Option<String> {
+        self.by_key
+            .remove(&keys.hash("session", cookie.as_bytes()))
+            .map(|s| s.user)
     }
 
     /// Ends every session of `user` (a new sign-in link was asked for elsewhere, say).
