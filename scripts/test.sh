@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # ippeveprinter (ipptool submits the jobs); dbus: ippeveprinter wants a bus (the tests start
 # a private one); mosquitto and openssl: MQTT (and its TLS test CA); slapd and ldap-utils:
 # LDAP sync; python3: the SCIM test server; python3-aiosmtpd: the SMTP test server; systemd:
-# systemd-analyze rates and verifies the unit; gcc, libc6-dev, pkg-config: building the crate.
+# systemd-analyze rates and verifies the unit; chromium and chromium-driver: the
+# self-service page in a real browser; gcc, libc6-dev, pkg-config: building the crate.
 PACKAGES=(ca-certificates gcc libc6-dev pkg-config mosquitto openssl slapd ldap-utils
-    cups-daemon cups-client cups-ipp-utils dbus python3 python3-aiosmtpd faketime systemd)
+    cups-daemon cups-client cups-ipp-utils dbus python3 python3-aiosmtpd faketime systemd
+    chromium chromium-driver)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -12,6 +12,7 @@ mod metrics;
 mod reload;
 mod selfservice;
 mod sync;
+mod web;
 mod workers;
 
 use crate::action::door::{CommandSink, Door};
@@ -165,7 +166,15 @@ async fn wire(
     ));
     let mqtt = mqtt_parts(config, store)?;
     let stale = Arc::new(crate::core::Staleness::default());
-    let mut life = mail::build(config, store, &pool, hasher)?;
+    let http_bound = match &config.http {
+        Some(settings) => Some((
+            crate::frontend::http::bind(settings).await?,
+            http::api_tokens(settings)?,
+        )),
+        None => None,
+    };
+    let reveal = web::reveal(config, http_bound.as_ref().map(|(b, _)| b.addr), hasher);
+    let mut life = mail::build(config, store, &pool, hasher, reveal)?;
     let recovery = crate::lifecycle::selfservice::RecoveryHandle::default();
     let self_service = selfservice::build(config, store, &life, &recovery);
     let parts = (mqtt.as_ref(), &stale, self_service);
@@ -176,13 +185,6 @@ async fn wire(
     };
     let engines = sync::engines(config, store, &pool, hasher, &pins)?;
     let (listeners, bound) = bind_tcp(config).await?;
-    let http_bound = match &config.http {
-        Some(settings) => Some((
-            crate::frontend::http::bind(settings).await?,
-            http::api_tokens(settings)?,
-        )),
-        None => None,
-    };
     let access = control::access::Access::resolve(&config.control).map_err(anyhow::Error::msg)?;
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
@@ -218,7 +220,21 @@ async fn wire(
     let server = control::Server::new(control_listener, admin.clone(), access);
     supervisor.spawn(server.name(), control::ACCEPT_RETRY, server);
     if let (Some((listener, tokens)), Some(settings)) = (http_bound, &config.http) {
-        http::spawn(listener, settings, store, supervisor, &admin, tokens);
+        let page = config
+            .web
+            .as_ref()
+            .map(|w| {
+                let base = settings.base_url(listener.addr);
+                web::build(config, w, store, &life, hasher, base)
+            })
+            .transpose()?;
+        http::spawn(
+            listener,
+            settings,
+            store,
+            supervisor,
+            (&admin, tokens, page),
+        );
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);

@@ -64,7 +64,18 @@ pub fn validate_mail(
                 .into(),
         );
     }
+    let delivery = match raw.delivery.as_deref() {
+        None | Some("pin") => crate::notify::PinDelivery::Pin,
+        Some("reveal") => crate::notify::PinDelivery::Reveal,
+        Some(other) => {
+            return Err(format!(
+                "mail.delivery = \"{other}\": give \"pin\" (the mail carries the PIN) or \
+                 \"reveal\" (a link to the self-service page that shows it once; needs [web])"
+            ))
+        }
+    };
     Ok(MailSettings {
+        delivery,
         templates: raw.templates.as_deref().map(absolute),
         customer_name,
         time_zone,

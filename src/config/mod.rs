@@ -24,6 +24,7 @@ mod security;
 mod smtp;
 mod tcp;
 mod warnings;
+mod web;
 
 pub use access::{Access, NamedSchedule};
 pub use devices::{Device, DeviceKind};
@@ -105,6 +106,8 @@ pub struct Config {
     pub self_service: crate::lifecycle::selfservice::SelfServiceSettings,
     /// The HTTP listener (`[http]`; off without it).
     pub http: Option<crate::frontend::http::HttpSettings>,
+    /// The self-service page (`[web]`; off without it).
+    pub web: Option<crate::frontend::http::web::WebSettings>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -195,8 +198,20 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     let guests = guests::validate_guests(raw.guests.as_ref())?;
     let self_service = policy::validate_self_service(&raw.policy, raw.recovery.as_ref())?;
     let http = raw.http.as_ref().map(http::validate_http).transpose()?;
+    let has_ldap = directories
+        .iter()
+        .any(|d| matches!(d.source, directory::DirectorySource::Ldap(_)));
+    let web = web::validate_web(raw.web.as_ref(), http.is_some(), has_ldap)?;
+    if mail.delivery == crate::notify::PinDelivery::Reveal && web.is_none() {
+        return Err(
+            "mail.delivery = \"reveal\" sends a link to the self-service page: add \
+                    [http] and [web] blocks (or use delivery = \"pin\")"
+                .into(),
+        );
+    }
     Ok(Config {
         http,
+        web,
         guests,
         self_service,
         lifecycle,

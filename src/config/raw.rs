@@ -45,6 +45,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub control: RawControl,
     pub http: Option<RawHttp>,
+    pub web: Option<RawWeb>,
+}
+
+/// `[web]`: the self-service page (needs `[http]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub enabled: Option<bool>,
+    pub link_lifetime: Option<String>,
+    pub new_pin: Option<String>,
+    pub sign_in: Option<Vec<String>>,
 }
 
 /// `[http]`: the HTTP listener.
@@ -112,6 +123,7 @@ pub struct RawMail {
     pub per_minute: Option<u32>,
     pub per_day: Option<u32>,
     pub max_age: Option<String>,
+    pub delivery: Option<String>,
 }
 
 /// `[smtp]`: the relay new and reset PINs are mailed through.

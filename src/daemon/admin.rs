@@ -160,7 +160,7 @@ impl Admin {
             pin_expiration: user.pin.as_ref().and_then(|p| p.expires_at),
             username: user.id,
             name: user.name,
-            sponsor: None,
+            ..Default::default()
         };
         let rendered = templates
             .get()

@@ -1,7 +1,7 @@
 //! The HTTP listener's routes, built from what the daemon has: readiness from the store and
 //! the supervisor; the admin API over the control socket's handler (with `[[http.token]]`);
 //! `/metrics` from the registry `metrics.rs` fills (unless `[http] metrics = false`); the
-//! self-service page joins here.
+//! self-service page (`web.rs`) with `[web]`.
 
 use crate::frontend::control::Handler;
 use crate::frontend::http::{self, health::Health, HttpSettings};
@@ -26,13 +26,20 @@ pub fn api_tokens(settings: &HttpSettings) -> anyhow::Result<http::api::Tokens> 
     http::api::Tokens::load(&settings.tokens).map_err(anyhow::Error::msg)
 }
 
+/// What the routes are built from beyond readiness: the admin handler (API and metrics),
+/// the API's tokens and the self-service page.
+pub type Parts<'a> = (
+    &'a Arc<super::admin::Admin>,
+    http::api::Tokens,
+    Option<Arc<dyn http::web::WebService>>,
+);
+
 pub fn spawn(
     bound: http::Bound,
     settings: &HttpSettings,
     store: &Arc<dyn Store>,
     supervisor: &Supervisor,
-    admin: &Arc<super::admin::Admin>,
-    tokens: http::api::Tokens,
+    (admin, tokens, web): Parts<'_>,
 ) {
     let readiness = Arc::new(Readiness {
         store: Arc::clone(store),
@@ -47,6 +54,9 @@ pub fn spawn(
     if settings.metrics {
         let registry = Arc::new(super::metrics::registry(admin));
         routes = routes.merge(http::metrics::routes(registry));
+    }
+    if let Some(web) = web {
+        routes = routes.merge(http::web::routes(web, settings.tls.is_some()));
     }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings);

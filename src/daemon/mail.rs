@@ -40,6 +40,7 @@ pub fn build(
     store: &Arc<dyn Store>,
     pool: &Arc<HashPool>,
     hasher: &Hasher,
+    reveal: Option<crate::lifecycle::links::Reveal>,
 ) -> anyhow::Result<Lifecycle> {
     let templates = Live::new(
         Templates::load(&config.mail)
@@ -63,7 +64,8 @@ pub fn build(
         config.policy.default_expiry,
     )
     .with_lifecycle(config.lifecycle.clone(), composer.clone(), outbox.clone())
-    .with_guests(config.guests.clone());
+    .with_guests(config.guests.clone())
+    .with_reveal(reveal);
     Ok(Lifecycle {
         templates,
         composer,

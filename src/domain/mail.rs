@@ -50,10 +50,15 @@ pub enum MailKind {
     GuestNotice,
     /// To a person who changed their own PIN: the change, never the PIN.
     PinChanged,
+    /// A self-service sign-in link with its code and lifetime (never a PIN).
+    SignIn,
+    /// `[mail] delivery = "reveal"`: a link to a page that shows a new PIN once, its code
+    /// and lifetime, instead of the PIN.
+    PinLink,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 7] = [
+    pub const ALL: [MailKind; 9] = [
         MailKind::NewPin,
         MailKind::ResetPin,
         MailKind::ExpiryReminder,
@@ -61,6 +66,8 @@ impl MailKind {
         MailKind::ForgottenPin,
         MailKind::GuestNotice,
         MailKind::PinChanged,
+        MailKind::SignIn,
+        MailKind::PinLink,
     ];
 
     /// The template's file stem under the templates directory (`new_pin.txt`, …).
@@ -73,6 +80,8 @@ impl MailKind {
             MailKind::ForgottenPin => "forgotten_pin",
             MailKind::GuestNotice => "guest_notice",
             MailKind::PinChanged => "pin_changed",
+            MailKind::SignIn => "sign_in",
+            MailKind::PinLink => "pin_link",
         }
     }
 
@@ -84,7 +93,11 @@ impl MailKind {
     pub fn carries_pin(self) -> bool {
         !matches!(
             self,
-            MailKind::ExpiryReminder | MailKind::GuestNotice | MailKind::PinChanged
+            MailKind::ExpiryReminder
+                | MailKind::GuestNotice
+                | MailKind::PinChanged
+                | MailKind::SignIn
+                | MailKind::PinLink
         )
     }
 }

@@ -2,6 +2,7 @@
 //! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
 
 mod audit_query;
+mod link;
 mod mail;
 mod outcome;
 mod time;
@@ -9,6 +10,7 @@ mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
 pub use audit_query::{AuditQuery, AUDIT_MAX_RESULTS, AUDIT_SCAN_LIMIT};
+pub use link::{LinkPurpose, WebLink};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
     AdminAction, AlarmAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction,

@@ -136,6 +136,16 @@ vocabulary! {
         ResetIssued = "reset_issued",
         /// A forgotten-PIN request was dropped (unknown id, no address, disabled, a cap).
         ResetDropped = "reset_dropped",
+        /// A self-service sign-in link was mailed (the detail: the link's lifetime).
+        WebLinkSent = "web_link_sent",
+        /// A person signed in to the self-service page (the detail: how).
+        WebSignIn = "web_sign_in",
+        /// A self-service link or code was refused (the detail says why); nothing changed.
+        WebRefused = "web_refused",
+        /// A person signed out of the self-service page.
+        WebSignOut = "web_sign_out",
+        /// A reveal link showed its new PIN (never the PIN itself).
+        WebPinRevealed = "web_pin_revealed",
     }
 }
 

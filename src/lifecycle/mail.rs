@@ -47,12 +47,54 @@ impl Composer {
             name: user.name.clone(),
             pin_expiration: record.and_then(|p| p.expires_at),
             sponsor: about.sponsor.map(str::to_owned),
+            ..Default::default()
         };
-        let rendered = self
-            .templates
-            .get()
-            .render(about.kind, &vars)
-            .map_err(|e| format!("the {} mail cannot be composed: {e}", about.kind.template()))?;
+        self.finish(user, to, about, &vars)
+    }
+
+    /// A link for `user` (None without an address): a sign-in link, or a reveal link in
+    /// place of a new PIN; the link, code and lifetime are sealed in the body like a PIN.
+    pub fn compose_link(
+        &self,
+        user: &User,
+        (kind, lane): (MailKind, Lane),
+        link: &str,
+        code: &str,
+        lifetime: &str,
+    ) -> Result<Option<QueuedMail>, String> {
+        let Some(to) = user.email.clone().filter(|e| !e.is_empty()) else {
+            return Ok(None);
+        };
+        let vars = MailVars {
+            username: user.id.clone(),
+            name: user.name.clone(),
+            pin_expiration: user.pin.as_ref().and_then(|p| p.expires_at),
+            link: Some(Zeroizing::new(link.to_owned())),
+            code: Some(Zeroizing::new(code.to_owned())),
+            link_lifetime: lifetime.to_owned(),
+            ..Default::default()
+        };
+        let about = About {
+            kind,
+            lane,
+            pin: None,
+            sponsor: None,
+        };
+        self.finish(user, to, about, &vars)
+    }
+
+    fn finish(
+        &self,
+        user: &User,
+        to: String,
+        about: About<'_>,
+        vars: &MailVars,
+    ) -> Result<Option<QueuedMail>, String> {
+        let record = user.pin.as_ref();
+        let rendered =
+            self.templates.get().render(about.kind, vars).map_err(|e| {
+                format!("the {} mail cannot be composed: {e}", about.kind.template())
+            })?;
         let bound = QueuedMail::seal_binding(&user.id, &to, about.kind);
         let sealed = self.sealer.seal(&bound, &rendered.to_bytes());
         let now = Timestamp::now();

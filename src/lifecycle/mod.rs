@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod generate;
 pub mod import;
+pub mod links;
 pub mod mail;
 pub mod policy;
 pub mod selfservice;

@@ -154,6 +154,8 @@ pub struct UserAdmin {
     default_expiry: Expiry,
     lifecycle: LifecycleSettings,
     composer: Option<Arc<Composer>>,
+    /// `[mail] delivery = "reveal"`: new PINs are mailed as links to the page.
+    reveal: Option<crate::lifecycle::links::Reveal>,
     /// Woken after mail is queued.
     outbox: OutboxHandle,
     guests: GuestSettings,
@@ -207,6 +209,7 @@ impl UserAdmin {
             composer: None,
             outbox: OutboxHandle::default(),
             guests: GuestSettings::default(),
+            reveal: None,
         }
     }
 

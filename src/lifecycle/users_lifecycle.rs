@@ -25,6 +25,12 @@ impl UserAdmin {
         self
     }
 
+    /// New PINs go out as links to the self-service page (`[mail] delivery = "reveal"`).
+    pub fn with_reveal(mut self, reveal: Option<crate::lifecycle::links::Reveal>) -> Self {
+        self.reveal = reveal;
+        self
+    }
+
     /// The validity a PIN set here gets: the one asked for (or the default), shortened to
     /// the site's or the user's groups' forced validity.
     pub fn effective_expiry(&self, asked: Option<Expiry>, groups: &[String]) -> Expiry {
@@ -48,6 +54,9 @@ impl UserAdmin {
         let Some(composer) = &self.composer else {
             return Ok(None);
         };
+        if let Some(reveal) = &self.reveal {
+            return self.reveal_mail(reveal, composer, user, lane, pin);
+        }
         let about = About {
             kind,
             lane,
@@ -55,6 +64,43 @@ impl UserAdmin {
             sponsor: None,
         };
         composer.compose(user, about).map_err(AdminError::Invalid)
+    }
+
+    /// `pin_mail` under `delivery = "reveal"`: the PIN goes into a reveal link (written
+    /// now; it is dead until the user record carrying this PIN version is written) and the
+    /// mail carries only the link and its code.
+    fn reveal_mail(
+        &self,
+        reveal: &crate::lifecycle::links::Reveal,
+        composer: &Composer,
+        user: &User,
+        lane: Lane,
+        pin: &Pin,
+    ) -> Result<Option<QueuedMail>, AdminError> {
+        let Some(record) = &user.pin else {
+            return Ok(None);
+        };
+        if user.email.as_deref().is_none_or(str::is_empty) {
+            return Ok(None);
+        }
+        let now = Timestamp::now();
+        let never = now.plus(crate::lifecycle::links::REVEAL_MAX);
+        let expires = record.expires_at.unwrap_or(never);
+        let made = crate::lifecycle::links::reveal_link(
+            &reveal.keys,
+            &user.id,
+            record.set_at,
+            pin,
+            expires,
+            now,
+        );
+        let url = format!("{}/reveal/{}", reveal.base_url, made.token);
+        let until = composer.templates().expiration(Some(made.link.expires_at));
+        let mail = composer
+            .compose_link(user, (MailKind::PinLink, lane), &url, &made.code, &until)
+            .map_err(AdminError::Invalid)?;
+        self.store.link_put(&made.link, &[])?;
+        Ok(mail)
     }
 
     pub(super) fn audit_queued(&self, mail: &[QueuedMail]) {

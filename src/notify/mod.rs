@@ -15,6 +15,6 @@ pub mod transport;
 pub use outbox::{Currency, MailQueue, MailStatus, MailWorker, OutboxHandle, OutboxSettings};
 pub use pace::Pacer;
 pub use seal::{SealError, Sealer};
-pub use settings::{MailSettings, SmtpAuth, SmtpSettings, SmtpTls};
+pub use settings::{MailSettings, PinDelivery, SmtpAuth, SmtpSettings, SmtpTls};
 pub use templates::{MailVars, Rendered, TemplateError, Templates, PREVIEW_PIN};
 pub use transport::{Mail, Mailer, SendError};

@@ -85,6 +85,18 @@ pub struct MailSettings {
     /// A message not sent within this is dropped (audited).
     #[serde(serialize_with = "serialize_secs")]
     pub max_age: Duration,
+    /// How a new PIN reaches its holder: in the mail, or a link to a page that shows it once.
+    pub delivery: PinDelivery,
+}
+
+/// `[mail] delivery`: `pin` (the mail carries the PIN) or `reveal` (the mail carries a link
+/// to the self-service page, which shows the PIN once; no PIN in the outbox or a mailbox).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinDelivery {
+    #[default]
+    Pin,
+    Reveal,
 }
 
 impl MailSettings {
@@ -112,6 +124,7 @@ impl Default for MailSettings {
             per_minute: None,
             per_day: None,
             max_age: Duration::from_secs(3 * 86_400),
+            delivery: PinDelivery::Pin,
         }
     }
 }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 pub const PREVIEW_PIN: &str = "••••••";
 
 /// The bundled defaults (`config/templates/`), compiled in.
-const BUNDLED: [(MailKind, &str); 7] = [
+const BUNDLED: [(MailKind, &str); 9] = [
     (
         MailKind::NewPin,
         include_str!("../../config/templates/new_pin.txt"),
@@ -48,11 +48,22 @@ const BUNDLED: [(MailKind, &str); 7] = [
         MailKind::PinChanged,
         include_str!("../../config/templates/pin_changed.txt"),
     ),
+    (
+        MailKind::SignIn,
+        include_str!("../../config/templates/sign_in.txt"),
+    ),
+    (
+        MailKind::PinLink,
+        include_str!("../../config/templates/pin_link.txt"),
+    ),
 ];
 
 /// Kinds added after the first release: a templates directory may predate them.
 fn bundled_only(kind: MailKind) -> bool {
-    matches!(kind, MailKind::GuestNotice | MailKind::PinChanged)
+    matches!(
+        kind,
+        MailKind::GuestNotice | MailKind::PinChanged | MailKind::SignIn | MailKind::PinLink
+    )
 }
 
 /// The values a template may use. `pin` is None for messages that carry no PIN.
@@ -63,6 +74,11 @@ pub struct MailVars {
     pub name: String,
     pub pin_expiration: Option<Timestamp>,
     pub sponsor: Option<String>,
+    /// A sign-in link (`{{link}}`), its code (`{{code}}`) and lifetime (`{{linkLifetime}}`):
+    /// secrets like a PIN, sealed with the body in the outbox.
+    pub link: Option<Zeroizing<String>>,
+    pub code: Option<Zeroizing<String>>,
+    pub link_lifetime: String,
 }
 
 impl MailVars {
@@ -74,6 +90,11 @@ impl MailVars {
             name: name.to_string(),
             pin_expiration,
             sponsor: Some("Sam Sponsor".to_string()),
+            link: Some(Zeroizing::new(
+                "https://pins.example.org/link/…".to_string(),
+            )),
+            code: Some(Zeroizing::new("ABC234".to_string())),
+            link_lifetime: "30 minutes".to_string(),
         }
     }
 }
@@ -286,6 +307,19 @@ impl Templates {
         data.insert("customer-name".into(), self.customer_name.clone().into());
         let sponsor = vars.sponsor.clone().unwrap_or_default();
         data.insert("sponsor".into(), sponsor.into());
+        let link = vars
+            .link
+            .as_ref()
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        data.insert("link".into(), link.into());
+        let code = vars
+            .code
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        data.insert("code".into(), code.into());
+        data.insert("linkLifetime".into(), vars.link_lifetime.clone().into());
         Value::Object(data)
     }
 

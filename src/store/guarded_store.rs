@@ -169,6 +169,20 @@ impl Store for GuardedStore {
         self.write(true, |s| s.forget_reminders(user))
     }
 
+    fn link_put(&self, link: &crate::domain::WebLink, mail: &[QueuedMail]) -> Result<()> {
+        self.write(true, |s| s.link_put(link, mail))
+    }
+    fn link_get(&self, key: &[u8; 32]) -> Result<Option<crate::domain::WebLink>> {
+        self.read(|s| s.link_get(key))
+    }
+    fn link_swap(
+        &self,
+        old: &crate::domain::WebLink,
+        new: &crate::domain::WebLink,
+    ) -> Result<bool> {
+        self.write(true, |s| s.link_swap(old, new))
+    }
+
     fn forgot_push(&self, row: &ForgotRow) -> Result<u64> {
         self.write(true, |s| s.forgot_push(row))
     }

@@ -48,6 +48,9 @@ struct Tables {
     forgot_seq: u64,
     /// Recovery cap key → the times counted under it.
     recovery: BTreeMap<String, Vec<Timestamp>>,
+    /// Self-service links by the hash of their token, and each user's live one.
+    links: BTreeMap<[u8; 32], crate::domain::WebLink>,
+    link_users: BTreeMap<String, [u8; 32]>,
 }
 
 /// The audit log and the outbox. Both are keyed by one sequence, as in sled.
@@ -450,6 +453,35 @@ impl Store for MemoryStore {
 
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         self.write("use_pin", |t| t.use_pin(user, tag, now))
+    }
+
+    fn link_put(&self, link: &crate::domain::WebLink, mail: &[QueuedMail]) -> Result<()> {
+        self.write("link_put", |t| {
+            if let Some(old) = t.link_users.insert(link.owner_key(), link.key) {
+                t.links.remove(&old);
+            }
+            t.links.insert(link.key, link.clone());
+            t.queue(mail);
+            Ok(())
+        })
+    }
+
+    fn link_get(&self, key: &[u8; 32]) -> Result<Option<crate::domain::WebLink>> {
+        Ok(self.user_read("link_get")?.links.get(key).cloned())
+    }
+
+    fn link_swap(
+        &self,
+        old: &crate::domain::WebLink,
+        new: &crate::domain::WebLink,
+    ) -> Result<bool> {
+        self.write("link_swap", |t| match t.links.get_mut(&old.key) {
+            Some(current) if current == old && new.key == old.key => {
+                *current = new.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
     }
 
     fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {

@@ -20,7 +20,7 @@ pub use self::sled::{CheckReport, RepairReport, SledStore, TreeReport};
 
 use crate::domain::{
     AuditEvent, AuditKind, DeviceId, Lane, LaneDepth, LockoutState, PinRecord, QueuedMail, Tag,
-    Timestamp, User,
+    Timestamp, User, WebLink,
 };
 use serde::{Deserialize, Serialize};
 
@@ -416,6 +416,17 @@ pub trait Store: Send + Sync + 'static {
     /// PIN with no use left and else takes one; a pending PIN replaces the PIN (whose tag
     /// retires at `now`). Writes only for a limited or a pending PIN (see `pin_use`).
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse>;
+
+    // --- Self-service links (`web_links`; see `lifecycle::links`) ---
+
+    /// Makes `link` its user's one live link of its purpose (the previous one is gone) and queues
+    /// `mail`, in one transaction.
+    fn link_put(&self, link: &WebLink, mail: &[QueuedMail]) -> Result<()>;
+    /// The live link whose token hashes to `key`.
+    fn link_get(&self, key: &[u8; 32]) -> Result<Option<WebLink>>;
+    /// Writes `new` over `old` (same key) only if the stored link still equals `old`: two
+    /// requests cannot both spend one link. False when it changed or went meanwhile.
+    fn link_swap(&self, old: &WebLink, new: &WebLink) -> Result<bool>;
 }
 
 /// `use_pin`'s rule, one for both stores: the answer, and the user to write (None: nothing

@@ -60,6 +60,10 @@ pub struct SledStore {
     forgot: Tree,
     /// recovery cap key → JSON list of times.
     recovery: Tree,
+    /// Keyed hash of a self-service link's token → JSON `WebLink` (see `sled_links.rs`).
+    links: Tree,
+    /// user id → the key of that user's one live link.
+    link_users: Tree,
 }
 
 #[path = "sled_check.rs"]
@@ -68,6 +72,8 @@ mod check;
 mod forgot;
 #[path = "sled_journal.rs"]
 mod journal;
+#[path = "sled_links.rs"]
+mod links;
 #[path = "sled_log.rs"]
 mod log;
 #[path = "sled_mail.rs"]
@@ -515,6 +521,20 @@ impl Store for SledStore {
 
     fn use_pin(&self, user: &str, tag: &Tag, now: Timestamp) -> Result<PinUse> {
         mail::use_pin(self, user, tag, now)
+    }
+
+    fn link_put(&self, link: &crate::domain::WebLink, mail_: &[QueuedMail]) -> Result<()> {
+        links::put(self, link, mail_)
+    }
+    fn link_get(&self, key: &[u8; 32]) -> Result<Option<crate::domain::WebLink>> {
+        links::get(self, key)
+    }
+    fn link_swap(
+        &self,
+        old: &crate::domain::WebLink,
+        new: &crate::domain::WebLink,
+    ) -> Result<bool> {
+        links::swap(self, old, new)
     }
 
     fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {

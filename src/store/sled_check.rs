@@ -74,6 +74,8 @@ const TREES: &[(&str, Kind)] = &[
     ("sync_state", Kind::Json(json::<SyncState>)),
     ("forgot", Kind::Json(json::<ForgotRow>)),
     ("recovery", Kind::Json(json::<Vec<Timestamp>>)),
+    ("web_links", Kind::Json(json::<crate::domain::WebLink>)),
+    ("web_link_users", Kind::Raw),
     ("reminders", Kind::Raw),
     ("retired_tags", Kind::Raw),
     ("sync_journal", Kind::Raw),

@@ -49,6 +49,8 @@ impl SledStore {
             journal: tree("sync_journal")?,
             forgot: tree("forgot")?,
             recovery: tree("recovery")?,
+            links: tree("web_links")?,
+            link_users: tree("web_link_users")?,
             audit_len: AtomicU64::new(0),
             outbox: tree("outbox")?,
             outbox_len: AtomicU64::new(0),

@@ -48,6 +48,7 @@ macro_rules! store_suite {
             forgot_rows_settle_with_their_reset_and_caps,
             a_reset_of_a_user_changed_meanwhile_is_dropped,
             an_expired_pending_pin_is_swept_alone,
+            a_newer_link_replaces_the_older_and_a_swap_needs_the_one_read,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

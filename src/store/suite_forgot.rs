@@ -171,3 +171,67 @@ pub(in crate::store) fn a_reset_of_a_user_changed_meanwhile_is_dropped(s: &dyn S
     assert!(s.mail_all().unwrap().is_empty());
     assert_eq!(s.tag_owner(&Tag([7; 32])).unwrap(), None);
 }
+
+fn link(user: &str, key: u8) -> crate::domain::WebLink {
+    crate::domain::WebLink {
+        key: [key; 32],
+        user: user.into(),
+        purpose: crate::domain::LinkPurpose::SignIn,
+        created_at: ms(1),
+        expires_at: ms(1_000),
+        pin_set_at: None,
+        browser: [7; 32],
+        code: [8; 32],
+        code_failures: 0,
+        spent: false,
+        sealed_pin: None,
+    }
+}
+
+/// One live link per user, written with its mail; a newer link removes the older; a swap
+/// only replaces the link it read.
+pub(in crate::store) fn a_newer_link_replaces_the_older_and_a_swap_needs_the_one_read(
+    s: &dyn Store,
+) {
+    let first = link("alice", 1);
+    s.link_put(&first, &[reset_mail("alice")]).unwrap();
+    assert_eq!(s.link_get(&[1; 32]).unwrap(), Some(first.clone()));
+    assert_eq!(
+        s.mail_all().unwrap().len(),
+        1,
+        "the mail is queued with the link"
+    );
+    s.link_put(&link("bob", 3), &[]).unwrap();
+    let second = link("alice", 2);
+    s.link_put(&second, &[]).unwrap();
+    assert_eq!(
+        s.link_get(&[1; 32]).unwrap(),
+        None,
+        "the older link is gone"
+    );
+    assert_eq!(s.link_get(&[3; 32]).unwrap(), Some(link("bob", 3)));
+    let spent = crate::domain::WebLink {
+        spent: true,
+        ..second.clone()
+    };
+    assert!(s.link_swap(&second, &spent).unwrap());
+    assert!(
+        !s.link_swap(&second, &spent).unwrap(),
+        "a second spend loses"
+    );
+    assert!(
+        !s.link_swap(&first, &first).unwrap(),
+        "a replaced link cannot come back"
+    );
+    assert_eq!(s.link_get(&[2; 32]).unwrap(), Some(spent));
+    let reveal = crate::domain::WebLink {
+        purpose: crate::domain::LinkPurpose::Reveal,
+        ..link("alice", 4)
+    };
+    s.link_put(&reveal, &[]).unwrap();
+    assert!(
+        s.link_get(&[2; 32]).unwrap().is_some(),
+        "one live link per purpose"
+    );
+    assert_eq!(s.link_get(&[4; 32]).unwrap(), Some(reveal));
+}

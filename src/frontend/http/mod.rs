@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod settings;
 mod tls;
+pub mod web;
 
 pub use settings::{ApiToken, HttpSettings, TlsFiles, TokenScope};
 

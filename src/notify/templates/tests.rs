@@ -19,6 +19,7 @@ fn vars(pin: &str) -> MailVars {
         // 2026-12-03 07:00 UTC = 08:00 in Berlin (CET).
         pin_expiration: Some(Timestamp::from_millis(1_796_281_200_000)),
         sponsor: Some("Sam Host".into()),
+        ..Default::default()
     }
 }
 

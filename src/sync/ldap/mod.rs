@@ -2,6 +2,7 @@
 //! change polling behind the `Source` trait. Each fetch runs in its own task, so a panic in
 //! ldap3's decoders is a `Malformed` error, not a dead daemon. Knows nothing of the store.
 
+pub mod bind;
 mod conn;
 mod cursor;
 mod fetch;

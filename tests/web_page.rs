@@ -1,0 +1,321 @@
+//! The self-service page in a real browser (Debian chromium through chromedriver): a person
+//! asks for a sign-in link, a mail scanner fetches it first (it stays usable), the person
+//! opens it, generates a PIN that works at a TCP terminal, tries a weak PIN (the policy's
+//! message on the page), and the used link is refused. Screenshots of each page go to
+//! `docs/screenshots/` for the README.
+
+mod common;
+#[path = "common/web.rs"]
+mod web;
+
+use web::Browser;
+
+#[test]
+fn a_person_signs_in_by_link_generates_a_pin_that_works_and_sees_policy_errors() {
+    let server = web::smtp();
+    let d = web::start(&server, false, "");
+    let base = format!("http://{}", d.http());
+    let browser = Browser::start();
+
+    browser.goto(&format!("{base}/"));
+    browser.wait_text("Email me a sign-in link");
+    browser.screenshot("1-sign-in");
+    browser.fill("#who", "alice@example.org");
+    browser.click("button[type=submit]");
+    browser.wait_text("Check your mail");
+    browser.screenshot("2-check-your-mail");
+
+    let (link, _code) = web::sign_in_mail(&server, 1);
+    assert!(link.starts_with(&base), "{link}");
+    // A mail scanner opens every link (GET and HEAD): nothing is spent.
+    let scanner = reqwest::blocking::Client::new();
+    let scanned = scanner.get(&link).send().unwrap();
+    assert_eq!(scanned.status(), 200);
+    assert!(scanned.text().unwrap().contains("Sign in"));
+    assert_eq!(scanner.head(&link).send().unwrap().status(), 200);
+
+    browser.goto(&link);
+    browser.wait_text("<button type=\"submit\">Sign in</button>");
+    browser.screenshot("3-link-opened");
+    browser.click("button[type=submit]");
+    browser.wait_text("Generate a new PIN");
+    assert!(browser.source().contains("Alice Doe"));
+    browser.screenshot("4-account");
+    d.wait_audit("web_sign_in", web::WITHIN);
+
+    browser.click("form[action='/pin/new'] button");
+    browser.wait_text("shown only this once");
+    let pin = browser.text("#pin");
+    assert_eq!(pin.len(), 6, "{pin}");
+    browser.screenshot("5-new-pin");
+    let reply = d.terminal().ask(&format!("PIN {pin}"));
+    assert!(reply.starts_with("OK alice"), "{reply}");
+    assert_eq!(
+        d.terminal().ask("PIN 739146"),
+        "DENY",
+        "the old PIN is gone"
+    );
+
+    browser.goto(&format!("{base}/"));
+    browser.fill("#new", "123456");
+    browser.fill("#repeat", "123456");
+    browser.click("form[action='/pin/change'] button");
+    let page = browser.wait_text("id=\"pin-error\"");
+    assert!(page.contains("consecutive"), "{page}");
+    browser.screenshot("6-policy-error");
+    let reply = d.terminal().ask(&format!("PIN {pin}"));
+    assert!(
+        reply.starts_with("OK alice"),
+        "a refused change changes nothing: {reply}"
+    );
+
+    // The used link again: refused, in the browser and to a plain POST.
+    browser.goto(&link);
+    browser.wait_text("has already been used");
+    browser.screenshot("7-link-used");
+    let replay = scanner.post(&link).form(&[("code", "")]).send().unwrap();
+    assert_eq!(replay.status(), 410);
+
+    assert!(!d.logs().contains(&pin), "the PIN is never logged");
+    let audit = d.cli_ok(&["audit", "--json"], None);
+    assert!(!audit.contains(&pin), "the PIN is never audited");
+    browser.goto(&format!("{base}/"));
+    browser.click("form[action='/sign-out'] button");
+    browser.wait_text("Email me a sign-in link");
+    d.wait_audit("web_sign_out", web::WITHIN);
+    assert!(
+        audit.contains("web:alice"),
+        "the generated PIN is audited as alice's: {audit}"
+    );
+}
+
+fn form_field<'a>(page: &'a str, name: &str) -> &'a str {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + name.len()
+        + 15;
+    &page[at..at + page[at..].find('"').unwrap()]
+}
+
+/// Another browser needs the code; one live link per person (a newer link and a PIN change
+/// revoke, expiry ends it); forged, replayed, malformed and cross-site input, a missing CSRF
+/// token and header injection are refused and change nothing.
+#[test]
+fn another_browser_needs_the_code_and_bad_input_changes_nothing() {
+    let server = web::smtp();
+    let d = web::start(&server, true, "");
+    let base = format!("http://{}", d.http());
+    let asking = web::client();
+    let ask = |who: &str| {
+        let r = asking
+            .post(format!("{base}/sign-in"))
+            .form(&[("who", who)])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        assert!(
+            !cookie.contains("Secure"),
+            "plain HTTP cannot keep a Secure cookie"
+        );
+        r.text().unwrap()
+    };
+    // The same answer for unknown addresses and for a header injection attempt.
+    let unknown = ask("nobody@example.org");
+    let injected = ask("alice@example.org\r\nBcc: mallory@example.org");
+    let known = ask("alice@example.org");
+    assert_eq!(unknown, known);
+    assert_eq!(injected, known);
+    let (first, _) = web::sign_in_mail(&server, 1);
+    ask("alice");
+    let (link, code) = web::sign_in_mail(&server, 2);
+    assert_ne!(first, link);
+    let plain = web::client();
+    assert_eq!(
+        plain.get(&first).send().unwrap().status(),
+        410,
+        "a newer link revokes"
+    );
+
+    // Another browser: no nonce cookie, so the code; a wrong one is counted and refused.
+    let other = web::client();
+    let asked = other.post(&link).form(&[("code", "")]).send().unwrap();
+    assert_eq!(asked.status(), 200);
+    assert!(asked.text().unwrap().contains("Code from the mail"));
+    let wrong = other
+        .post(&link)
+        .form(&[("code", "ZZZZZZ")])
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let right = other
+        .post(&link)
+        .form(&[("code", code.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(right.status(), 303);
+    let session = right.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        session.starts_with("pw_session=") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    let replay = other
+        .post(&link)
+        .form(&[("code", code.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(replay.status(), 410, "a spent link is refused");
+    d.wait_audit("link and code", web::WITHIN);
+
+    let account = other.get(format!("{base}/")).send().unwrap();
+    assert_eq!(account.headers()["cache-control"], "no-store");
+    let page = account.text().unwrap();
+    let csrf = form_field(&page, "csrf").to_string();
+    for (form, origin) in [
+        (vec![], None),
+        (vec![("csrf", "forged")], None),
+        (vec![("csrf", csrf.as_str())], Some("http://evil.example")),
+    ] {
+        let mut post = other.post(format!("{base}/pin/new")).form(&form);
+        if let Some(o) = origin {
+            post = post.header("origin", o);
+        }
+        assert_eq!(post.send().unwrap().status(), 403);
+    }
+    let reply = d.terminal().ask("PIN 739146");
+    assert!(
+        reply.starts_with("OK alice"),
+        "refused forms change nothing: {reply}"
+    );
+
+    // A PIN change revokes a live link.
+    ask("alice@example.org");
+    let (third, _) = web::sign_in_mail(&server, 3);
+    assert_eq!(plain.get(&third).send().unwrap().status(), 200);
+    let shown = other
+        .post(format!("{base}/pin/new"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(shown.headers()["cache-control"], "no-store");
+    assert!(shown.text().unwrap().contains("shown only this once"));
+    let revoked = plain.get(&third).send().unwrap();
+    assert_eq!(revoked.status(), 410);
+    assert!(revoked.text().unwrap().contains("PIN change"));
+
+    // Expiry: 30 minutes.
+    ask("alice@example.org");
+    let (fourth, _) = web::sign_in_mail(&server, 4);
+    d.set_clock("+31m");
+    d.wait_for(web::WITHIN, || {
+        let r = plain.get(&fourth).send().map_err(|e| e.to_string())?;
+        match r.status().as_u16() {
+            410 => Ok(r.text().unwrap()),
+            s => Err(format!("status {s}")),
+        }
+    });
+    let late = asking.post(&fourth).form(&[("code", "")]).send().unwrap();
+    assert_eq!(late.status(), 410);
+    assert!(late.text().unwrap().contains("has expired"));
+
+    // Forged and malformed links, path traversal.
+    let forged = format!("{base}/link/{}", "A".repeat(43));
+    assert_eq!(plain.get(&forged).send().unwrap().status(), 410);
+    assert_eq!(
+        plain
+            .post(&forged)
+            .form(&[("code", "X")])
+            .send()
+            .unwrap()
+            .status(),
+        410
+    );
+    let odd = plain
+        .get(format!("{base}/link/..%2F..%2Fetc%2Fpasswd"))
+        .send()
+        .unwrap();
+    assert_eq!(odd.status(), 410);
+    assert!(!odd.text().unwrap().contains("root:"));
+    let mut raw = std::net::TcpStream::connect(d.http()).unwrap();
+    use std::io::{Read, Write};
+    raw.write_all(
+        b"GET /static/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(!answer.contains("root:"));
+
+    // Nothing went anywhere but to alice, and no token reached the logs.
+    for m in server.messages() {
+        assert_eq!(common::smtp::envelope_to(&m), "alice@example.org");
+    }
+    let token = link.rsplit('/').next().unwrap();
+    assert!(!d.logs().contains(token), "a link's token is never logged");
+    assert!(!d.cli_ok(&["audit", "--json"], None).contains(token));
+}
+
+/// `[mail] delivery = "reveal"`: the new-PIN mail carries a link and a code, never the PIN;
+/// the page shows the PIN once (a scanner's GET first changes nothing); the link dies once
+/// shown, once its PIN is used, and when a newer PIN replaces it.
+#[test]
+fn a_pin_delivered_by_reveal_link_is_shown_once_and_no_mail_or_store_holds_it() {
+    let server = web::smtp();
+    let d = web::start(&server, false, "delivery = \"reveal\"");
+    let pin = d
+        .cli_ok(&["user", "set-pin", "alice", "--generate"], None)
+        .trim()
+        .to_string();
+    assert_eq!(pin.len(), 6, "{pin}");
+    let (link, code, mail) = web::link_mail(&server, "/reveal/", 1);
+    assert!(!mail.contains(&pin), "the mail carries no PIN: {mail}");
+    assert!(
+        common::found_in_files(&d.state_dir(), pin.as_bytes()).is_empty(),
+        "no PIN in the store or outbox"
+    );
+    let scanner = reqwest::blocking::Client::new();
+    assert_eq!(scanner.get(&link).send().unwrap().status(), 200);
+    assert_eq!(scanner.head(&link).send().unwrap().status(), 200);
+    // A scanner that submits the form has no code: nothing is shown or spent.
+    let submitted = scanner.post(&link).form(&[("code", "")]).send().unwrap();
+    assert!(!submitted.text().unwrap().contains(&pin));
+
+    let browser = Browser::start();
+    browser.goto(&link);
+    browser.wait_text("Show my PIN");
+    browser.screenshot("8-reveal-link");
+    browser.fill("#code", &code);
+    browser.click("button[type=submit]");
+    browser.wait_text("shown only this once");
+    assert_eq!(browser.text("#pin"), pin);
+    browser.screenshot("9-revealed-pin");
+    browser.goto(&link);
+    browser.wait_text("has already been used");
+    let reply = d.terminal().ask(&format!("PIN {pin}"));
+    assert!(reply.starts_with("OK alice"), "{reply}");
+    d.wait_audit("web_pin_revealed", web::WITHIN);
+
+    // Used at a device before it was shown: the link is closed.
+    let second = d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    let (link2, _, _) = web::link_mail(&server, "/reveal/", 2);
+    assert_eq!(scanner.get(&link2).send().unwrap().status(), 200);
+    let reply = d.terminal().ask(&format!("PIN {}", second.trim()));
+    assert!(reply.starts_with("OK alice"), "{reply}");
+    let closed = scanner.get(&link2).send().unwrap();
+    assert_eq!(closed.status(), 410);
+    assert!(closed.text().unwrap().contains("its PIN has been used"));
+
+    // Replaced by a newer PIN: the older link is gone.
+    d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    let (link3, _, _) = web::link_mail(&server, "/reveal/", 3);
+    d.cli_ok(&["user", "set-pin", "alice", "--generate"], None);
+    web::link_mail(&server, "/reveal/", 4);
+    assert_eq!(scanner.get(&link3).send().unwrap().status(), 410);
+    assert!(!d.logs().contains(&pin), "the PIN is never logged");
+}
