@@ -16,6 +16,11 @@ pub struct HttpSettings {
     pub public_url: Option<String>,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Connections one peer address may hold at once; more are refused at accept (503).
+    pub max_per_source: usize,
+    /// Admin API tokens on plain HTTP at a non-loopback address (behind a TLS-terminating
+    /// proxy); refused at start otherwise.
+    pub allow_plain_http: bool,
     /// Admin API bearer tokens (`[[http.token]]`); the API is served only with one.
     pub tokens: Vec<ApiToken>,
 }
