@@ -250,8 +250,8 @@ impl ApiError {
             Some(ErrorKind::NotFound) => StatusCode::NOT_FOUND,
             Some(ErrorKind::Conflict) => StatusCode::CONFLICT,
             Some(ErrorKind::Policy) => StatusCode::UNPROCESSABLE_ENTITY,
-            Some(ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            None => StatusCode::INTERNAL_SERVER_ERROR,
+            Some(ErrorKind::Unavailable) | Some(ErrorKind::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+            Some(ErrorKind::NotDurable) | None => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut body = serde_json::json!({
             "error": response.error.unwrap_or_else(|| "refused".into()),
