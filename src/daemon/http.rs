@@ -43,6 +43,7 @@ pub fn spawn(
         routes = routes.merge(http::api::routes(handler, tokens));
     }
     let app = http::app(routes, settings.tls.is_some());
-    let server = http::Server::new(bound, app, settings);
+    let tasks = tokio_util::task::TaskTracker::new();
+    let server = http::Server::new(bound, app, settings, tasks);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);
 }
