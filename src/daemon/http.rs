@@ -37,13 +37,14 @@ pub fn spawn(
         supervisor: supervisor.clone(),
     });
     let mut routes = http::health::routes(readiness);
-    // The admin API over the control socket's handler, only with a token to use it.
+    // The admin API over the control socket's handler, only with a token to use it; its
+    // handler calls run on `tasks`, which the listener's stop waits for.
     let (handler, tokens) = admin;
+    let tasks = tokio_util::task::TaskTracker::new();
     if !tokens.is_empty() {
-        routes = routes.merge(http::api::routes(handler, tokens));
+        routes = routes.merge(http::api::routes(handler, tokens, tasks.clone()));
     }
     let app = http::app(routes, settings.tls.is_some());
-    let tasks = tokio_util::task::TaskTracker::new();
     let server = http::Server::new(bound, app, settings, tasks);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);
 }
