@@ -507,3 +507,19 @@ impl Admin {
 
 #[path = "admin_durable.rs"]
 mod durable;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_pool_and_a_change_not_flushed_have_their_own_kinds() {
+        let busy = respond(Err(AdminError::from(crate::crypto::PoolBusy)));
+        assert_eq!(busy.kind, Some(ErrorKind::Busy));
+        assert!(busy.error.unwrap().contains("try again"));
+        let lost = respond(Err(AdminError::NotDurable("not on disk".into())));
+        assert_eq!(lost.kind, Some(ErrorKind::NotDurable));
+        let store = respond(Err(AdminError::Store("read-only".into())));
+        assert_eq!(store.kind, Some(ErrorKind::Unavailable));
+    }
+}
