@@ -509,6 +509,14 @@ fn tokens_are_checked_and_a_read_token_cannot_write() {
         .filter(|e| e["action"] == "refused" && e["by"] == "token:portal")
         .count();
     assert_eq!(by_portal, 2, "{refusals}");
+    // SIGHUP does not re-read token files, and says so.
+    d.signal(libc::SIGHUP);
+    d.wait_for(std::time::Duration::from_secs(20), || {
+        let logs = d.logs();
+        logs.contains("were not re-read")
+            .then_some(())
+            .ok_or("no word on the token files after SIGHUP".to_string())
+    });
     let logs = d.logs();
     for token in [ADMIN, READ, wrong] {
         assert!(!logs.contains(token), "a token in the daemon log");
