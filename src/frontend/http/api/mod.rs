@@ -207,7 +207,10 @@ async fn json_refusal(response: HttpResponse) -> HttpResponse {
     } else {
         let (_, body) = response.into_parts();
         let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-        String::from_utf8_lossy(&text).trim().to_string()
+        match String::from_utf8_lossy(&text).trim() {
+            "" => status.canonical_reason().unwrap_or("refused").to_string(),
+            text => text.to_string(),
+        }
     };
     ApiError::new(status, message).into_response()
 }
@@ -597,6 +600,45 @@ mod tests {
             assert_eq!(w.await.unwrap().unwrap().status(), StatusCode::OK);
         }
         tasks.wait().await;
+    }
+
+    #[tokio::test]
+    async fn refusals_below_the_handlers_have_the_json_error_body() {
+        let handler = Arc::new(Gated {
+            gate: Arc::new(Semaphore::new(8)),
+            started: Arc::new(AtomicUsize::new(0)),
+        });
+        let secret = zeroize::Zeroizing::new(TOKEN.to_string());
+        let tokens = Tokens::from_secrets(vec![("ops".into(), TokenScope::Admin, secret)]).unwrap();
+        let app = crate::frontend::http::app(routes(handler, tokens, TaskTracker::new()), false);
+        // No Content-Length to refuse up front: axum's body limit answers, in our form.
+        let big = axum::http::Request::builder()
+            .method("PUT")
+            .uri("/api/v1/users/huge")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::from(vec![b' '; MAX_BODY + 1]))
+            .unwrap();
+        let wrong_method = axum::http::Request::builder()
+            .method("PATCH")
+            .uri("/api/v1/status")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        for (request, status) in [
+            (big, StatusCode::PAYLOAD_TOO_LARGE),
+            (wrong_method, StatusCode::METHOD_NOT_ALLOWED),
+        ] {
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status);
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                json["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{json}"
+            );
+        }
     }
 
     #[test]
