@@ -96,6 +96,38 @@ impl Api {
     }
 }
 
+/// Sends `head` (a request head, maybe part of a body) on a new raw connection and reads
+/// the status line and headers of the answer, within 20 s: the connection stays open.
+fn raw_head(d: &Daemon, head: &str) -> (std::net::TcpStream, String) {
+    let mut s = std::net::TcpStream::connect(d.http()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut answer = String::new();
+    loop {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(0) => break,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => answer.push_str(&line),
+            Err(e) => panic!("no answer to {head:?}: {e} (so far {answer:?})"),
+        }
+    }
+    let length = answer.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .map(|v| v.trim().parse::<usize>().unwrap())
+    });
+    if let Some(n) = length {
+        let mut body = vec![0u8; n];
+        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        answer.push_str("\r\n");
+        answer.push_str(&String::from_utf8_lossy(&body));
+    }
+    (s, answer)
+}
+
 fn answer(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().unwrap();
@@ -193,7 +225,8 @@ fn every_route_works_and_a_pin_set_over_the_api_opens_at_a_terminal() {
         "/mail/preview?template=new_pin&user=alice",
         None,
     );
-    assert!(s == 200 || s == 400, "{s} {preview}");
+    assert_eq!(s, 200, "{preview}");
+    assert!(preview["subject"].is_string(), "{preview}");
 
     // Lockouts: wrong PINs at the terminal, listed and cleared over the API.
     for _ in 0..3 {
@@ -359,6 +392,24 @@ fn the_openapi_document_parses_and_lists_every_route_served() {
             status != 405 && body != "not found\n",
             "{method} {path}: {status} {body}"
         );
+        // Every route that is not a GET writes: a read token is refused before its body is
+        // read, whatever the body (here a malformed one).
+        if method != "get" {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = client
+                .request(m, format!("{root}{concrete}"))
+                .bearer_auth(READ)
+                .header("content-type", "application/json")
+                .body("{not json")
+                .send()
+                .unwrap();
+            let (s, e) = answer(r);
+            assert_eq!(s, 403, "{method} {path}: {e}");
+            assert!(
+                e["error"].as_str().unwrap().contains("scope"),
+                "{method} {path}: {e}"
+            );
+        }
     }
     assert!(
         doc["components"]["securitySchemes"]["bearer"].is_object(),
@@ -389,6 +440,30 @@ fn tokens_are_checked_and_a_read_token_cannot_write() {
         .starts_with("Bearer"));
     let wrong = "admin-token-9f8e7d6c5b4a39281707";
     assert_eq!(api.call_as(wrong, Method::GET, "/users", None).0, 401);
+    // A wrong token leaves a trace: a refusal in the audit log naming the address, once a
+    // minute with a count, never the value presented.
+    let refused = d.wait_for(std::time::Duration::from_secs(20), || {
+        let (s, events) = api.call(Method::GET, "/audit?kind=refused", None);
+        let found = events.as_array().and_then(|a| {
+            a.iter()
+                .find(|e| {
+                    e["frontend"] == "http"
+                        && e["peer"]
+                            .as_str()
+                            .is_some_and(|p| p.starts_with("127.0.0.1:"))
+                })
+                .cloned()
+        });
+        found.ok_or(format!("no refusal audited: {s} {events}"))
+    });
+    assert!(!refused.to_string().contains(wrong), "{refused}");
+    // The scheme is case-insensitive.
+    let r = api
+        .request(Method::GET, "/users", None)
+        .header("authorization", format!("bearer {ADMIN}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
     assert_eq!(
         api.call_as(wrong, Method::DELETE, "/users/alice", None).0,
         401
@@ -434,6 +509,18 @@ fn tokens_are_checked_and_a_read_token_cannot_write() {
         .filter(|e| e["action"] == "refused" && e["by"] == "token:portal")
         .count();
     assert_eq!(by_portal, 2, "{refusals}");
+    // SIGHUP does not re-read token files, and says so.
+    d.signal(libc::SIGHUP);
+    d.wait_for(std::time::Duration::from_secs(20), || {
+        let logs = d.logs();
+        logs.contains("were not re-read")
+            .then_some(())
+            .ok_or("no word on the token files after SIGHUP".to_string())
+    });
+    let logs = d.logs();
+    for token in [ADMIN, READ, wrong] {
+        assert!(!logs.contains(token), "a token in the daemon log");
+    }
     d.stop();
 }
 
@@ -451,10 +538,6 @@ fn bad_input_is_refused_and_changes_nothing() {
         201
     );
     let before = api.users();
-
-    // 413: a body over 64 KiB.
-    let huge = json!({"groups": ["staff"], "name": "x".repeat(70 * 1024)});
-    assert_eq!(api.call(Method::PUT, "/users/huge", Some(huge)).0, 413);
 
     // A PIN in the URL is not accepted, whatever the route.
     for path in [
@@ -557,6 +640,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         400
     );
     assert_eq!(api.call(Method::GET, "/audit?since=yesterday", None).0, 400);
+    assert_eq!(api.call(Method::GET, "/audit?limit=0", None).0, 400);
 
     // An import with bad rows: every problem reported, nothing applied.
     let csv = "id,name,groups,pin\nann,Ann,staff,730194\nbea,Bea,staff\ncid,Cid,staff,1111\ndee,Dee,staff,730195,extra\n";
@@ -579,17 +663,38 @@ fn bad_input_is_refused_and_changes_nothing() {
         !e.to_string().contains("1111") && !e.to_string().contains("730194"),
         "{e}"
     );
-    // An oversized upload is 413 (32 MiB), a moderate one is read.
-    let big = format!(
-        "id,name,groups\n{}",
-        "zed,Zed,staff\n".repeat(3 * 1024 * 1024)
+    // An upload declared over 32 MiB is 413 before a byte of it is sent, in the API's JSON
+    // form; a moderate one (~1 MiB) is read and checked.
+    let (_, refused) = raw_head(
+        &d,
+        &format!(
+            "POST /api/v1/import?dry_run=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+            33 << 20
+        ),
     );
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    assert!(refused.contains("{\"error\":"), "{refused}");
+    let moderate = format!(
+        "id,name,groups\n{}",
+        (0..28_000)
+            .map(|i| format!("zed{i:05},Zed Zedson the {i:05}th,staff\n"))
+            .collect::<String>()
+    );
+    assert!(moderate.len() > 900 * 1024, "{}", moderate.len());
     let r = api
         .request(Method::POST, "/import?dry_run=true", Some(ADMIN))
-        .body(big)
+        .header("content-type", "text/csv")
+        .body(moderate)
         .send()
         .unwrap();
-    assert_eq!(r.status(), 413);
+    let (s, report) = answer(r);
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["rows"], 28_000, "{report}");
+    // A body over 64 KiB on another route: 413 in the same JSON form.
+    let huge = json!({"groups": ["staff"], "name": "x".repeat(70 * 1024)});
+    let (s, e) = api.call(Method::PUT, "/users/huge", Some(huge));
+    assert!(s == 413 && e["error"].is_string(), "{s} {e}");
 
     assert_eq!(api.users(), before, "nothing changed");
     let mut t = d.terminal();
@@ -599,6 +704,64 @@ fn bad_input_is_refused_and_changes_nothing() {
         !logs.contains("730194") && !logs.contains("048213"),
         "no PIN in the log"
     );
+    d.stop();
+}
+
+/// An import upload costs nothing before its caller is known to be an admin and nothing
+/// over its limit; one import runs at a time.
+#[test]
+fn an_import_upload_is_checked_before_its_body_is_read() {
+    let mut d = start();
+    let head = |token: &str, length: usize| {
+        format!(
+            "POST /api/v1/import?dry_run=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: text/csv\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    // A read token: 403 at once, though none of the 31 MiB announced was sent.
+    let (_, refused) = raw_head(&d, &head(READ, 31 << 20));
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("scope"), "{refused}");
+    // A read token with a malformed body on another write route: 403, not 400.
+    let (_, refused) = raw_head(
+        &d,
+        &format!(
+            "POST /api/v1/users/alice/pin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ}\r\n\
+             Content-Type: application/json\r\nContent-Length: 5\r\n\r\n{{pin:"
+        ),
+    );
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+
+    // An import in progress (its upload half sent) holds the one import place: another is
+    // 409 with Retry-After, and is taken again once the first is gone.
+    let mut first = std::net::TcpStream::connect(d.http()).unwrap();
+    first
+        .write_all(format!("{}id,name,groups\n", head(ADMIN, 1000)).as_bytes())
+        .unwrap();
+    let small = "id,name,groups\nzed,Zed,staff\n";
+    let second = |expect: u16| {
+        let r = Api::new(&d)
+            .request(Method::POST, "/import?dry_run=true", Some(ADMIN))
+            .header("content-type", "text/csv")
+            .body(small)
+            .send()
+            .unwrap();
+        let retry = r.headers().get("retry-after").cloned();
+        let (s, e) = answer(r);
+        if s == expect {
+            Ok((e, retry))
+        } else {
+            Err(format!("{s} {e}"))
+        }
+    };
+    let (busy, retry) = d.wait_for(std::time::Duration::from_secs(20), || second(409));
+    assert!(retry.is_some(), "409 without Retry-After: {busy}");
+    assert!(
+        busy["error"].as_str().unwrap().contains("in progress"),
+        "{busy}"
+    );
+    drop(first);
+    d.wait_for(std::time::Duration::from_secs(20), || second(200));
     d.stop();
 }
 

@@ -5,8 +5,45 @@
 mod common;
 
 use common::{Daemon, DEFAULT_TCP, HTTP};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+/// A raw connection from another loopback address (Linux routes 127.0.0.0/8 to lo).
+fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let stream = common::Terminal::connect_from(source, addr).stream();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// The answer to one raw request on a new connection from `source`, closed by the server.
+fn raw(source: &str, addr: SocketAddr, request: &str) -> Result<String, String> {
+    let mut s = connect_from(source, addr);
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    match s.read_to_end(&mut reply) {
+        Ok(_) => Ok(String::from_utf8_lossy(&reply).into_owned()),
+        Err(e) if !reply.is_empty() => Ok(format!("{} ({e})", String::from_utf8_lossy(&reply))),
+        Err(e) => Err(format!("no answer: {e}")),
+    }
+}
+
+fn healthz(source: &str, addr: SocketAddr) -> Result<(), String> {
+    let reply = raw(
+        source,
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )?;
+    if reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("healthz answered {reply:?}"))
+    }
+}
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -33,8 +70,24 @@ fn health_readiness_and_headers_over_plain_http() {
     let ready = client.get(format!("{base}/readyz")).send().unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().unwrap(), "ready\n");
-    let missing = client.get(format!("{base}/../etc/passwd")).send().unwrap();
-    assert_eq!(missing.status(), 404);
+    // Path traversal on a raw socket (reqwest would normalise `..` away before sending).
+    for path in [
+        "/../etc/passwd",
+        "/api/v1/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+    ] {
+        let reply = raw(
+            "127.0.0.1",
+            daemon.http(),
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 404") || reply.starts_with("HTTP/1.1 400"),
+            "{path}: {reply}"
+        );
+        assert!(!reply.contains("root:"), "{path}: {reply}");
+    }
     let status = daemon.status();
     assert!(status["workers"]
         .as_array()
@@ -42,6 +95,84 @@ fn health_readiness_and_headers_over_plain_http() {
         .iter()
         .any(|w| w["name"].as_str().unwrap().starts_with("http listener")));
     daemon.stop();
+}
+
+/// Clients that pipeline requests and never read their answers are dropped once they stall
+/// (`/healthz` answers again), and one address cannot take every connection slot.
+#[test]
+fn stalled_readers_are_dropped_and_one_address_cannot_take_every_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("ops.token");
+    common::write_secret(&token, "admin-token-9f8e7d6c5b4a39281706\n");
+    let http = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\nmax_connections = 4\nmax_per_source = 2\n\
+         [[http.token]]\nname = \"ops\"\nfile = \"{}\"\nscope = \"admin\"\n",
+        token.display()
+    );
+    let mut daemon = Daemon::start_with("", &format!("{DEFAULT_TCP}{http}"));
+    let addr = daemon.http();
+
+    // One address: two connections, then a third is refused at accept (503) while another
+    // address is still served.
+    let held: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.2", addr)).collect();
+    let mut third = connect_from("127.0.0.2", addr);
+    let mut refused = String::new();
+    let _ = third.read_to_string(&mut refused);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    assert!(refused.contains("Retry-After"), "{refused}");
+    healthz("127.0.0.3", addr).unwrap();
+    drop(held);
+
+    // Four stalled readers fill every slot: 1000 pipelined requests for the OpenAPI
+    // document each, never read.
+    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    let stalled: Vec<TcpStream> = ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"]
+        .iter()
+        .map(|source| {
+            let mut s = connect_from(source, addr);
+            s.write_all(request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Once they have stalled for the write limit they are closed and /healthz answers.
+    daemon.wait_for(Duration::from_secs(90), || {
+        healthz("127.0.0.8", addr).map_err(|e| format!("/healthz: {e}"))
+    });
+    // Each stalled connection was closed by the server (without the limit they would be
+    // kept alive after the last answer, and a read would time out).
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut sink = vec![0u8; 1 << 16];
+        let mut answers = 0usize;
+        let mut last = Vec::new();
+        loop {
+            match s.read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => {
+                    last.extend_from_slice(&sink[..n]);
+                    answers += count(&last, b"HTTP/1.1 200");
+                    let keep = last.len().min(11);
+                    last.drain(..last.len() - keep);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => {
+                    panic!("the stalled connection is still open after {answers} answers: {e}")
+                }
+            }
+        }
+        assert!(
+            answers < 1000,
+            "every answer was sent: the connection never stalled"
+        );
+    }
+    daemon.stop();
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// A self-signed certificate for 127.0.0.1 (openssl from Debian's `openssl` package).

@@ -45,13 +45,31 @@ pub fn validate_http(raw: &RawHttp) -> Result<HttpSettings, String> {
     if max_connections == 0 {
         return Err("http.max_connections = 0: give at least 1 (default 256)".into());
     }
+    let max_per_source = raw.max_per_source.unwrap_or(16.min(max_connections));
+    if !(1..=max_connections).contains(&max_per_source) {
+        return Err(format!(
+            "http.max_per_source = {max_per_source}: use 1 to max_connections \
+             ({max_connections})"
+        ));
+    }
+    let tokens = tokens(&raw.token)?;
+    let listen: std::net::SocketAddr = listen;
+    if !tokens.is_empty() && tls.is_none() && !listen.ip().is_loopback() && !raw.allow_plain_http {
+        return Err(format!(
+            "http: [[http.token]] on plain HTTP at {listen} would send admin tokens in clear \
+             text: give tls_cert and tls_key, listen on a loopback address, or, behind a \
+             TLS-terminating proxy, set allow_plain_http = true"
+        ));
+    }
     Ok(HttpSettings {
         listen,
         tls,
         public_url,
         max_connections,
-        tokens: tokens(&raw.token)?,
         metrics: raw.metrics.unwrap_or(true),
+        max_per_source,
+        allow_plain_http: raw.allow_plain_http,
+        tokens,
     })
 }
 

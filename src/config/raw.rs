@@ -68,6 +68,9 @@ pub struct RawHttp {
     pub public_url: Option<String>,
     pub max_connections: Option<usize>,
     pub metrics: Option<bool>,
+    pub max_per_source: Option<usize>,
+    #[serde(default)]
+    pub allow_plain_http: bool,
     /// `[[http.token]]`: admin API bearer tokens.
     #[serde(default)]
     pub token: Vec<RawHttpToken>,

@@ -256,6 +256,34 @@ fn print_and_card_reader_keys() {
     }
 }
 
+#[test]
+fn http_tokens_on_plain_http_need_loopback_tls_or_a_proxy() {
+    let http = |block: &str| {
+        format!(
+            "{}\n[http]\n{block}\n[[http.token]]\nname = \"ops\"\nfile = \"/t\"\nscope = \"admin\"\n",
+            minimal("")
+        )
+    };
+    let message = err(&http("listen = \"0.0.0.0:8080\""));
+    assert!(
+        message.contains("allow_plain_http = true") && message.contains("tls_cert"),
+        "{message}"
+    );
+    assert!(Config::parse(&http("listen = \"127.0.0.1:8080\"")).is_ok());
+    let proxied = Config::parse(&http("listen = \"0.0.0.0:8080\"\nallow_plain_http = true"));
+    assert!(proxied.is_ok(), "{:?}", proxied.err());
+    let no_tokens = format!("{}\n[http]\nlisten = \"0.0.0.0:8080\"\n", minimal(""));
+    let c = Config::parse(&no_tokens).unwrap();
+    assert_eq!(c.http.as_ref().unwrap().max_per_source, 16);
+    let over = err(&http(
+        "listen = \"127.0.0.1:0\"\nmax_connections = 4\nmax_per_source = 5",
+    ));
+    assert!(
+        over.contains("http.max_per_source = 5: use 1 to max_connections (4)"),
+        "{over}"
+    );
+}
+
 const SMTP: &str = "[smtp]\nhost = \"smtp.example.org\"\nfrom = \"print@example.org\"";
 
 #[test]

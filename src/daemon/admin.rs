@@ -107,6 +107,8 @@ fn respond(result: Result<serde_json::Value, AdminError>) -> Response {
         Err(AdminError::UserExists(_)) => ErrorKind::Conflict,
         Err(AdminError::Invalid(_)) => ErrorKind::Invalid,
         Err(AdminError::Store(_)) => ErrorKind::Unavailable,
+        Err(AdminError::Busy(_)) => ErrorKind::Busy,
+        Err(AdminError::NotDurable(_)) => ErrorKind::NotDurable,
     };
     match result {
         Err(AdminError::Import(problems)) => Response {
@@ -328,7 +330,12 @@ impl Admin {
             Request::UserDisable { id } => self.users.set_enabled(&id, false).map(|_| json!({})),
             Request::UserEnable { id } => self.users.set_enabled(&id, true).map(|_| json!({})),
             Request::UserShow { id } => Ok(json!(self.users.show(&id)?)),
-            Request::UserList => Ok(json!(self.users.list()?)),
+            // Heavy reads (every user; up to 200 000 audit events scanned) run on the
+            // blocking pool, never on the runtime's threads.
+            Request::UserList => {
+                let users = Arc::clone(&self.users);
+                blocking(move || Ok(json!(users.list()?))).await
+            }
             Request::UserSetValidity { id, expires } => {
                 let until = validity_until(&expires, Timestamp::now())?;
                 self.users.set_validity(&id, until)?;
@@ -368,8 +375,14 @@ impl Admin {
             Request::MailPreview { template, user } => self.mail_preview(&template, &user),
             // Streamed on the connection: see `handle`.
             Request::Import { .. } => Err(AdminError::Invalid("import needs its session".into())),
-            Request::Audit { last } => Ok(json!(self.store.audit_tail(last.min(100_000))?)),
-            Request::AuditQuery { query } => Ok(json!(self.store.audit_query(&query)?)),
+            Request::Audit { last } => {
+                let store = Arc::clone(&self.store);
+                blocking(move || Ok(json!(store.audit_tail(last.min(100_000))?))).await
+            }
+            Request::AuditQuery { query } => {
+                let store = Arc::clone(&self.store);
+                blocking(move || Ok(json!(store.audit_query(&query)?))).await
+            }
             Request::LockoutList => self.lockout_list(),
             Request::LockoutClear { key } => self.lockout_clear(&key, caller),
             Request::Sync {
@@ -396,7 +409,25 @@ impl Admin {
     }
 }
 
+/// Runs a store read on the blocking pool.
+async fn blocking(
+    read: impl FnOnce() -> Result<serde_json::Value, AdminError> + Send + 'static,
+) -> Result<serde_json::Value, AdminError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|e| Err(AdminError::Store(format!("the read failed: {e}"))))
+}
+
 impl Handler for Admin {
+    /// A caller refused at a frontend's door (a wrong admin API token), throttled there.
+    fn refused(&self, frontend: &str, peer: SocketAddr, reason: String) {
+        self.store.record(crate::domain::AuditKind::Refused {
+            frontend: frontend.into(),
+            peer: peer.to_string(),
+            reason,
+        });
+    }
+
     /// Refuses what the caller's credentials do not allow (audited); runs the rest as the
     /// caller (`by` in its admin records). Every answer to a request that may write leaves
     /// after the store is flushed.
@@ -476,3 +507,19 @@ impl Admin {
 
 #[path = "admin_durable.rs"]
 mod durable;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_pool_and_a_change_not_flushed_have_their_own_kinds() {
+        let busy = respond(Err(AdminError::from(crate::crypto::PoolBusy)));
+        assert_eq!(busy.kind, Some(ErrorKind::Busy));
+        assert!(busy.error.unwrap().contains("try again"));
+        let lost = respond(Err(AdminError::NotDurable("not on disk".into())));
+        assert_eq!(lost.kind, Some(ErrorKind::NotDurable));
+        let store = respond(Err(AdminError::Store("read-only".into())));
+        assert_eq!(store.kind, Some(ErrorKind::Unavailable));
+    }
+}

@@ -31,7 +31,7 @@ pub(super) async fn durable<T>(
     match (result, flushed) {
         (Ok(_), Err(e)) => {
             tracing::error!(error = %e, "an admin change could not be flushed to disk");
-            Err(AdminError::Store(format!(
+            Err(AdminError::NotDurable(format!(
                 "the change was made but could not be written to disk ({e}), so a crash \
                  may still undo it: check the disk (free space, I/O errors in the kernel \
                  log), then check the change (`pinwarden user show`) and repeat the command"

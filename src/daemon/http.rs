@@ -46,10 +46,12 @@ pub fn spawn(
         supervisor: supervisor.clone(),
     });
     let mut routes = http::health::routes(readiness);
-    // The admin API over the control socket's handler, only with a token to use it.
+    // The admin API over the control socket's handler, only with a token to use it; its
+    // handler calls run on `tasks`, which the listener's stop waits for.
+    let tasks = tokio_util::task::TaskTracker::new();
     if !tokens.is_empty() {
         let handler: Arc<dyn Handler> = admin.clone();
-        routes = routes.merge(http::api::routes(handler, tokens));
+        routes = routes.merge(http::api::routes(handler, tokens, tasks.clone()));
     }
     if settings.metrics {
         let registry = Arc::new(super::metrics::registry(admin));
@@ -59,6 +61,6 @@ pub fn spawn(
         routes = routes.merge(http::web::routes(web, settings.tls.is_some()));
     }
     let app = http::app(routes, settings.tls.is_some());
-    let server = http::Server::new(bound, app, settings);
+    let server = http::Server::new(bound, app, settings, tasks);
     supervisor.spawn(server.name(), http::ACCEPT_RETRY, server);
 }

@@ -83,12 +83,19 @@ pub async fn on_hangup(
         tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
         match Config::load(&path)
             .map_err(|e| e.to_string())
-            .and_then(|new| reloader.apply(&new))
+            .and_then(|new| Ok((reloader.apply(&new)?, new)))
         {
-            Ok(waiting) => {
+            Ok((waiting, new)) => {
                 tracing::info!(
                     "configuration reloaded: PIN policy, lockout settings and mail templates applied"
                 );
+                if new.http.as_ref().is_some_and(|h| !h.tokens.is_empty()) {
+                    tracing::info!(
+                        "admin API token files ([[http.token]]) are read only at start and were \
+                         not re-read: a changed or revoked token applies after a restart \
+                         (systemctl restart pinwarden)"
+                    );
+                }
                 if !waiting.is_empty() {
                     tracing::warn!(
                         sections = %waiting.join(", "),

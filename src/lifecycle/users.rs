@@ -61,11 +61,17 @@ pub enum AdminError {
     Store(String),
     #[error("import refused: {} problem(s), nothing was applied", .0.len())]
     Import(Vec<ImportProblem>),
+    /// Too much work in hand (every PIN worker busy): nothing was done, try again shortly.
+    #[error("{0}")]
+    Busy(String),
+    /// The change was made but not flushed to disk; a crash may still undo it.
+    #[error("{0}")]
+    NotDurable(String),
 }
 
 impl From<crate::crypto::PoolBusy> for AdminError {
     fn from(_: crate::crypto::PoolBusy) -> Self {
-        AdminError::Invalid("computing the PIN tag failed; see the daemon log".into())
+        AdminError::Busy("every PIN worker is busy: nothing was done, try again in a moment".into())
     }
 }
 

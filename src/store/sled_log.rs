@@ -99,13 +99,14 @@ pub(super) fn query(store: &SledStore, query: &AuditQuery) -> Result<Vec<AuditEv
     };
     let mut events = Vec::new();
     for kv in range.rev().take(AUDIT_SCAN_LIMIT) {
+        // The cap is checked before an event is taken: a cap of 0 returns none.
+        if events.len() >= query.cap() {
+            break;
+        }
         let (_, v) = kv.map_err(unavailable)?;
         let event: AuditEvent = decode("audit", &v)?;
         if query.matches(&event) {
             events.push(event);
-            if events.len() >= query.cap() {
-                break;
-            }
         }
     }
     events.reverse();

@@ -253,6 +253,11 @@ pub(super) fn audit_is_in_time_order_and_pruned_by_age_then_count(s: &dyn Store)
         ..Default::default()
     };
     assert_eq!(query(two.clone()), [daemon(4), daemon(1)], "the newest");
+    let none = crate::domain::AuditQuery {
+        limit: 0,
+        ..Default::default()
+    };
+    assert!(query(none).is_empty(), "a cap of 0 returns nothing");
     let range = crate::domain::AuditQuery {
         since: Some(Timestamp::from_millis(1000)),
         until: Some(Timestamp::from_millis(3000)),

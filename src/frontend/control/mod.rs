@@ -115,6 +115,10 @@ impl Input {
 /// Answers control requests. Implemented by the daemon, which knows every service.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request, session: Session) -> Reply<'_>;
+
+    /// Records a caller refused before any request (a wrong admin API token from `peer`);
+    /// the frontend throttles these. Nothing by default.
+    fn refused(&self, _frontend: &str, _peer: std::net::SocketAddr, _reason: String) {}
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -184,6 +184,10 @@ pub enum ErrorKind {
     Policy,
     /// The store cannot be written now.
     Unavailable,
+    /// Too much work in hand (the PIN hash pool is full): try again shortly.
+    Busy,
+    /// The change was made but could not be flushed to disk: a crash may undo it.
+    NotDurable,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

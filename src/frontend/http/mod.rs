@@ -9,11 +9,14 @@ pub mod api;
 pub mod health;
 pub mod metrics;
 pub mod settings;
+pub mod stall;
 mod tls;
 pub mod web;
 
 pub use settings::{ApiToken, HttpSettings, TlsFiles, TokenScope};
 
+use crate::frontend::tcp::pace::SourceSlots;
+use crate::frontend::throttle::Throttle;
 use crate::worker::{Context, Next, Settings, Worker};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue};
@@ -21,7 +24,7 @@ use axum::middleware::Next as MiddlewareNext;
 use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,8 +78,12 @@ pub fn app(routes: Router, tls: bool) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-async fn headers_and_log(request: Request, next: MiddlewareNext, tls: bool) -> Response {
+async fn headers_and_log(mut request: Request, next: MiddlewareNext, tls: bool) -> Response {
     let started = Instant::now();
+    // The body must arrive by its deadline (a route may move it: the import upload).
+    let clock = stall::BodyClock::new(tokio::time::Instant::now() + stall::BODY_DEADLINE);
+    request.extensions_mut().insert(clock.clone());
+    let request = request.map(|body| stall::DeadlineBody::wrap(body, clock));
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -118,24 +125,49 @@ async fn headers_and_log(request: Request, next: MiddlewareNext, tls: bool) -> R
 }
 
 /// The listener as a supervised worker: waiting for a connection is its idle wait, serving
-/// one is spawned; at most `max_connections` at once, and at shutdown open connections
-/// finish the request in hand and close.
+/// one is spawned; at most `max_connections` at once and `max_per_source` from one address
+/// (more are answered 503 and closed at accept); a client that accepts none of our bytes
+/// for `stall::WRITE_STALL` is dropped. At shutdown open connections finish the request in
+/// hand and close, and `stop` waits for them and for the handler calls in `tasks`.
 pub struct Server {
     bound: Bound,
     app: Router,
     connections: TaskTracker,
+    /// Work the routes spawn (admin API handler calls), waited for at `stop`.
+    tasks: TaskTracker,
     places: Arc<tokio::sync::Semaphore>,
+    sources: SourceSlots,
+    refusals: Throttle<IpAddr>,
     accepted: Option<std::io::Result<(TcpStream, SocketAddr)>>,
 }
 
 impl Server {
-    pub fn new(bound: Bound, app: Router, settings: &HttpSettings) -> Self {
+    pub fn new(bound: Bound, app: Router, settings: &HttpSettings, tasks: TaskTracker) -> Self {
         Server {
             bound,
             app,
             connections: TaskTracker::new(),
+            tasks,
             places: Arc::new(tokio::sync::Semaphore::new(settings.max_connections)),
+            sources: SourceSlots::new(settings.max_per_source),
+            refusals: Throttle::new(4096),
             accepted: None,
+        }
+    }
+
+    /// Answers a connection over its address's limit with a 503 and closes it; logged at
+    /// most once a minute per address, with a count of the rest.
+    fn refuse(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.bound.tls.is_none() {
+            let _ = stream.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
+                  Content-Type: text/plain\r\nContent-Length: 30\r\nConnection: close\r\n\r\n\
+                  too many connections from you\n",
+            );
+        }
+        let reason = "per-source connection limit reached (http max_per_source)";
+        if let Some(reason) = self.refusals.admit(peer.ip(), reason) {
+            tracing::info!(%peer, reason, "refused an HTTP connection");
         }
     }
 
@@ -148,6 +180,10 @@ impl Worker for Server {
     async fn work(&mut self, cx: &Context) -> Result<Next, String> {
         match self.accepted.take() {
             Some(Ok((stream, peer))) => {
+                let Some(source) = self.sources.take(peer.ip().to_canonical()) else {
+                    self.refuse(stream, peer);
+                    return Ok(Next::Idle);
+                };
                 let Ok(place) = Arc::clone(&self.places).acquire_owned().await else {
                     return Ok(Next::Done);
                 };
@@ -155,8 +191,9 @@ impl Worker for Server {
                 let tls = self.bound.tls.clone();
                 let shutdown = cx.shutdown().clone();
                 self.connections.spawn(async move {
-                    let _place = place;
+                    let _place = (place, source);
                     let _ = stream.set_nodelay(true);
+                    let stream = stall::WriteStall::new(stream, stall::WRITE_STALL);
                     match tls {
                         None => serve(stream, app, peer, shutdown).await,
                         Some(acceptor) => {
@@ -186,6 +223,9 @@ impl Worker for Server {
     async fn stop(&mut self) {
         self.connections.close();
         self.connections.wait().await;
+        // No admin API call may still be writing once the daemon makes its last flush.
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 

@@ -18,6 +18,11 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Serve `/metrics` (Prometheus text format); on by default.
     pub metrics: bool,
+    /// Connections one peer address may hold at once; more are refused at accept (503).
+    pub max_per_source: usize,
+    /// Admin API tokens on plain HTTP at a non-loopback address (behind a TLS-terminating
+    /// proxy); refused at start otherwise.
+    pub allow_plain_http: bool,
     /// Admin API bearer tokens (`[[http.token]]`); the API is served only with one.
     pub tokens: Vec<ApiToken>,
 }

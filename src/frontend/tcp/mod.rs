@@ -5,7 +5,7 @@
 //! readers that are servers; `pace.rs` the per-connection limits.
 
 pub mod card;
-mod pace;
+pub(crate) mod pace;
 pub mod proto;
 pub mod reader;
 mod selfservice;

@@ -10,6 +10,35 @@ use zeroize::Zeroizing;
 
 /// Shortest token accepted: a guessable token would make the API the weakest door.
 pub const MIN_TOKEN_CHARS: usize = 24;
+/// Distinct characters a token needs, unless it is base64 of `MIN_TOKEN_BYTES` or more.
+pub const MIN_DISTINCT_CHARS: usize = 16;
+/// Bytes a base64 token must decode to when it has fewer distinct characters (hex is base64
+/// too: 24 hex digits decode to 18 bytes).
+pub const MIN_TOKEN_BYTES: usize = 18;
+
+/// Whether `token` is long and varied enough: at least `MIN_TOKEN_CHARS` characters, and
+/// `MIN_DISTINCT_CHARS` distinct ones or base64 of `MIN_TOKEN_BYTES` bytes or more (and
+/// never fewer than 8 distinct characters: 24 × `A` decodes to 18 zero bytes).
+fn strong(token: &str) -> bool {
+    use base64::Engine;
+    let distinct = token
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let decoded = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ]
+    .iter()
+    .filter_map(|engine| engine.decode(token).ok())
+    .map(|bytes| bytes.len())
+    .max()
+    .unwrap_or(0);
+    token.chars().count() >= MIN_TOKEN_CHARS
+        && (distinct >= MIN_DISTINCT_CHARS || (decoded >= MIN_TOKEN_BYTES && distinct >= 8))
+}
 
 struct Entry {
     hash: [u8; 32],
@@ -54,10 +83,12 @@ impl Tokens {
         };
         for (name, scope, secret) in secrets {
             let secret = secret.trim();
-            if secret.chars().count() < MIN_TOKEN_CHARS || secret.contains(char::is_control) {
+            if !strong(secret) || secret.contains(char::is_control) {
                 return Err(format!(
                     "http.token (token {name}): the token file must hold one line of at least \
-                     {MIN_TOKEN_CHARS} characters, such as `head -c 32 /dev/urandom | base64`"
+                     {MIN_TOKEN_CHARS} characters, {MIN_DISTINCT_CHARS} of them different (or \
+                     base64 of {MIN_TOKEN_BYTES} random bytes or more): make one with \
+                     `openssl rand -base64 32`"
                 ));
             }
             let hash = tokens.hash(secret.as_bytes());
@@ -139,6 +170,23 @@ mod tests {
         let t = |n: &str, v: &str| (n.to_string(), TokenScope::Read, Zeroizing::new(v.into()));
         let short = Tokens::from_secrets(vec![t("a", "1234")]).err().unwrap();
         assert!(short.contains("token a") && short.contains("24"), "{short}");
+        for weak in [
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+            "abababababababababababababab",
+        ] {
+            let e = Tokens::from_secrets(vec![t("w", weak)]).err().unwrap();
+            assert!(e.contains("openssl rand -base64 32"), "{e}");
+        }
+        // What `openssl rand -base64 32` and `-hex 32` make is accepted.
+        let good = [
+            "q3Xb0vR8k2Lw9ZtN5yHc1MfPjD7sUoEa4GiKx6VeBnQ=",
+            "0011223344556677889900112233445566778899",
+            "9f8e7d6c5b4a3928170600aa99bb",
+        ];
+        for ok in good {
+            assert!(Tokens::from_secrets(vec![t("g", ok)]).is_ok(), "{ok}");
+        }
         let same = "same-token-0123456789abcdef";
         let twice = Tokens::from_secrets(vec![t("a", same), t("b", same)])
             .err()

@@ -4,7 +4,7 @@
 use super::types::{
     AuditParams, ErrorBody, GuestBody, GuestExtendBody, PreviewParams, SponsorQuery, SyncBody,
 };
-use super::{parse, path_id, query, ApiError, ApiResult, Caller, Shared};
+use super::{parse, path_id, query, ApiError, ApiResult, Caller, Shared, Writer};
 use crate::domain::{AuditQuery, Timestamp};
 use crate::frontend::control::proto::Request;
 use crate::lifecycle::users::NewGuest;
@@ -47,7 +47,7 @@ async fn status(State(api): State<Shared>, caller: Caller) -> ApiResult {
         (status = 200, description = "Each source's summary or error", body = serde_json::Value),
         (status = 400, description = "No such source", body = ErrorBody),
     ))]
-async fn sync(State(api): State<Shared>, caller: Caller, body: Bytes) -> ApiResult {
+async fn sync(State(api): State<Shared>, caller: Writer, body: Bytes) -> ApiResult {
     let b: SyncBody = if body.is_empty() {
         SyncBody::default()
     } else {
@@ -77,7 +77,7 @@ async fn lockouts(State(api): State<Shared>, caller: Caller) -> ApiResult {
     ))]
 async fn lockout_clear(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(key): Path<String>,
 ) -> ApiResult {
     path_id("lockout key", &key)?;
@@ -103,6 +103,12 @@ async fn audit(State(api): State<Shared>, caller: Caller, uri: Uri) -> ApiResult
         })
         .transpose()
     };
+    if p.limit == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "limit: give 1 or more (100 by default)",
+        ));
+    }
     let query = AuditQuery {
         since: when("since", p.since)?,
         until: when("until", p.until)?,
@@ -150,7 +156,7 @@ async fn guests(State(api): State<Shared>, caller: Caller, uri: Uri) -> ApiResul
     ))]
 async fn guest_add(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     let b: GuestBody = parse(body)?;
@@ -174,7 +180,7 @@ async fn guest_add(
     responses((status = 200, description = "Ended", body = serde_json::Value)))]
 async fn guest_end(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     uri: Uri,
 ) -> ApiResult {
@@ -194,7 +200,7 @@ async fn guest_end(
     responses((status = 200, description = "Extended", body = serde_json::Value)))]
 async fn guest_extend(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {

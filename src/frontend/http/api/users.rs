@@ -2,7 +2,7 @@
 //! enable/disable and PIN validity, each one control request.
 
 use super::types::{DuressBody, ErrorBody, NewUserBody, PinBody, ValidityBody};
-use super::{parse, path_id, ApiError, ApiResult, Caller, Shared};
+use super::{parse, path_id, ApiError, ApiResult, Caller, Shared, Writer};
 use crate::frontend::control::proto::Request;
 use crate::lifecycle::users::NewUser;
 use axum::extract::{Path, State};
@@ -57,7 +57,7 @@ async fn show(State(api): State<Shared>, caller: Caller, Path(id): Path<String>)
     ))]
 async fn create(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
@@ -91,7 +91,7 @@ async fn create(
         (status = 200, description = "Removed", body = serde_json::Value),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
-async fn remove(State(api): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+async fn remove(State(api): State<Shared>, caller: Writer, Path(id): Path<String>) -> ApiResult {
     path_id("user id", &id)?;
     api.call(&caller, Request::UserRemove { id }).await
 }
@@ -110,7 +110,7 @@ async fn remove(State(api): State<Shared>, caller: Caller, Path(id): Path<String
     ))]
 async fn set_pin(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
@@ -140,7 +140,7 @@ async fn set_pin(
     responses((status = 200, description = "Set", body = serde_json::Value)))]
 async fn set_duress(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
@@ -156,7 +156,7 @@ async fn set_duress(
     responses((status = 200, description = "Removed", body = serde_json::Value)))]
 async fn clear_duress(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
 ) -> ApiResult {
     path_id("user id", &id)?;
@@ -167,7 +167,7 @@ async fn clear_duress(
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users",
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, description = "Enabled", body = serde_json::Value)))]
-async fn enable(State(api): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+async fn enable(State(api): State<Shared>, caller: Writer, Path(id): Path<String>) -> ApiResult {
     path_id("user id", &id)?;
     api.call(&caller, Request::UserEnable { id }).await
 }
@@ -176,7 +176,7 @@ async fn enable(State(api): State<Shared>, caller: Caller, Path(id): Path<String
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users",
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, description = "Disabled", body = serde_json::Value)))]
-async fn disable(State(api): State<Shared>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+async fn disable(State(api): State<Shared>, caller: Writer, Path(id): Path<String>) -> ApiResult {
     path_id("user id", &id)?;
     api.call(&caller, Request::UserDisable { id }).await
 }
@@ -188,7 +188,7 @@ async fn disable(State(api): State<Shared>, caller: Caller, Path(id): Path<Strin
     responses((status = 200, description = "Moved", body = serde_json::Value)))]
 async fn set_validity(
     State(api): State<Shared>,
-    caller: Caller,
+    caller: Writer,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
