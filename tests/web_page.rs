@@ -2,7 +2,7 @@
 //! asks for a sign-in link, a mail scanner fetches it first (it stays usable), the person
 //! opens it, generates a PIN that works at a TCP terminal, tries a weak PIN (the policy's
 //! message on the page), and the used link is refused. Screenshots of each page go to
-//! `docs/screenshots/` for the README.
+//! `docs/screenshots/` for the README when `PINWARDEN_SCREENSHOTS=docs/screenshots` is set.
 
 mod common;
 #[path = "common/web.rs"]

@@ -112,9 +112,15 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// Where screenshots go: `docs/screenshots/` of the crate, shown in the README.
+/// Where screenshots go: the directory `PINWARDEN_SCREENSHOTS` names (the README's are
+/// made with `PINWARDEN_SCREENSHOTS=docs/screenshots cargo test --test web_page`), else a
+/// directory under the build's temp dir, so a test run never changes checked-in files.
+/// Either way every screenshot is taken, so a page that cannot be drawn fails the test.
 pub fn screenshots() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let dir = match std::env::var_os("PINWARDEN_SCREENSHOTS") {
+        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
