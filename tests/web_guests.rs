@@ -111,3 +111,68 @@ fn a_sponsor_invites_extends_and_ends_a_guest_on_the_page() {
     let list = d.cli_ok(&["guest", "list", "--json"], None);
     assert!(!list.contains("visitor1"), "{list}");
 }
+
+/// `[mail] delivery = "reveal"`: a guest's invitation is a reveal link and its code, never
+/// the PIN (nor is the sponsor's notice); the PIN it shows works at a terminal.
+#[test]
+fn a_guest_invitation_under_reveal_delivery_carries_a_link_not_the_pin() {
+    let server = web::smtp();
+    let d = web::start(
+        &server,
+        false,
+        "delivery = \"reveal\"\n\n[guests]\nallowed = true\nmax_validity = \"7d\"\n",
+    );
+    let out = d.cli_ok(
+        &[
+            "guest",
+            "add",
+            "visitor2",
+            "--sponsor",
+            "alice",
+            "--email",
+            "vic@example.org",
+            "--valid-for",
+            "8h",
+        ],
+        None,
+    );
+    let (link, code, mail) = web::link_mail(&server, "/reveal/", 1);
+    assert!(mail.contains("vic@example.org"), "to the guest: {mail}");
+    let notice = common::wait_until(web::WITHIN, || {
+        server
+            .messages()
+            .into_iter()
+            .find(|m| common::smtp::envelope_to(m) == "alice@example.org")
+            .ok_or_else(|| "no notice to alice yet".to_string())
+    });
+    let browser = web::client();
+    let shown = browser
+        .post(&link)
+        .form(&[("code", code.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    let page = shown.text().unwrap();
+    let at = page.find("id=\"pin\">").expect("the PIN shown") + 9;
+    let pin = page[at..at + page[at..].find('<').unwrap()]
+        .trim()
+        .to_string();
+    assert!(
+        pin.len() >= 6 && pin.bytes().all(|b| b.is_ascii_digit()),
+        "{pin}"
+    );
+    assert!(
+        !out.contains(&pin),
+        "the sponsor's side shows no PIN: {out}"
+    );
+    assert!(
+        !mail.contains(&pin),
+        "the invitation carries no PIN: {mail}"
+    );
+    assert!(!notice.contains(&pin), "nor the sponsor's notice: {notice}");
+    for m in server.messages() {
+        assert!(!m.contains(&pin), "no mail holds the PIN: {m}");
+    }
+    let reply = d.terminal().ask(&format!("PIN {pin}"));
+    assert!(reply.starts_with("OK visitor2"), "{reply}");
+}

@@ -8,7 +8,7 @@ mod timing;
 
 pub use pepper::{Pepper, PepperError};
 pub use pool::{HashPool, PoolBusy, PoolStats};
-pub use timing::HistogramSnapshot;
+pub use timing::{HistogramSnapshot, TagTimes};
 
 use crate::domain::{Pin, Tag};
 use argon2::{Algorithm, Argon2, Block, Params, Version};

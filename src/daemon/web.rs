@@ -48,6 +48,9 @@ struct Inner {
     directories: Vec<(String, crate::sync::ldap::LdapSettings)>,
     sessions: Mutex<Sessions>,
     budget: Mutex<Budget>,
+    /// How long recent directory-password checks of known ids took: an unknown id's
+    /// (a search and a bind that cannot succeed) waits out their median.
+    bind_times: crate::crypto::TagTimes,
 }
 
 pub struct DaemonWeb(Arc<Inner>);
@@ -96,6 +99,7 @@ pub fn build(
         directories,
         sessions: Mutex::default(),
         budget: Mutex::default(),
+        bind_times: Default::default(),
     }))))
 }
 

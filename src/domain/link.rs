@@ -54,7 +54,21 @@ pub struct WebLink {
     pub sealed_pin: Option<Vec<u8>>,
 }
 
+/// How long a dead link (expired, or spent) is kept, so that opening it still says why it
+/// is dead; then the lifecycle sweeper drops it (`Store::link_prune`).
+pub const DEAD_LINK_KEPT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 impl WebLink {
+    /// Whether the store may forget this link at `now`: a day after it expired, or, spent,
+    /// a day after it was made (a spent link's spending time is not kept).
+    pub fn prunable(&self, now: Timestamp) -> bool {
+        let dead_since = match self.spent {
+            true => self.created_at.min(self.expires_at),
+            false => self.expires_at,
+        };
+        now >= dead_since.plus(DEAD_LINK_KEPT)
+    }
+
     /// The store's key for "the user's live link of this purpose".
     pub fn owner_key(&self) -> String {
         format!("{}\0{}", self.purpose.as_str(), self.user)

@@ -10,7 +10,7 @@ mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
 pub use audit_query::{AuditQuery, AUDIT_MAX_RESULTS, AUDIT_SCAN_LIMIT};
-pub use link::{LinkPurpose, WebLink};
+pub use link::{LinkPurpose, WebLink, DEAD_LINK_KEPT};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{
     AdminAction, AlarmAction, CardAction, DaemonAction, DecisionOutcome, DoorAction, KeypadAction,

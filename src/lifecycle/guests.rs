@@ -79,8 +79,8 @@ impl UserAdmin {
     }
 
     /// Creates guest `new` for `sponsor`: a local user with a generated PIN valid as long as
-    /// the guest, the invitation (with the PIN) and the sponsor's notice (without) queued in
-    /// the same write.
+    /// the guest, the invitation (with the PIN, or a reveal link under `delivery = "reveal"`)
+    /// and the sponsor's notice (without) queued in the same write.
     pub async fn guest_add(&self, sponsor: &str, new: NewGuest) -> Result<GuestAdded, AdminError> {
         self.guests_allowed()?;
         let sponsor = self.sponsor(sponsor)?;
@@ -111,10 +111,13 @@ impl UserAdmin {
         record.temporary = true;
         user.pin = Some(record);
         user.pin_issued = true;
-        let mut mail: Vec<QueuedMail> = self
-            .guest_mail(&user, &sponsor, MailKind::GuestInvitation, Some(&pin))?
-            .into_iter()
-            .collect();
+        // Under `delivery = "reveal"` the invitation is a reveal link like any new PIN:
+        // the guest's mail holds only the link and its code.
+        let invitation = match self.reveal.is_some() {
+            true => self.pin_mail(&user, MailKind::GuestInvitation, Lane::NewPin, &pin)?,
+            false => self.guest_mail(&user, &sponsor, MailKind::GuestInvitation, Some(&pin))?,
+        };
+        let mut mail: Vec<QueuedMail> = invitation.into_iter().collect();
         let invited = !mail.is_empty();
         mail.extend(self.guest_mail(&user, &sponsor, MailKind::GuestNotice, None)?);
         self.store.insert_user_mailing(&user, &mail)?;

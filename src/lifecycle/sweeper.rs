@@ -196,6 +196,7 @@ impl Worker for Sweeper {
             self.store
                 .prune_lifecycle(before)
                 .map_err(|e| e.to_string())?;
+            self.store.link_prune(now).map_err(|e| e.to_string())?;
             self.last_prune = Some(tokio::time::Instant::now());
         }
         Ok(Next::Idle)

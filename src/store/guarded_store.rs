@@ -182,6 +182,9 @@ impl Store for GuardedStore {
     ) -> Result<bool> {
         self.write(true, |s| s.link_swap(old, new))
     }
+    fn link_prune(&self, now: Timestamp) -> Result<u64> {
+        self.write(false, |s| s.link_prune(now))
+    }
 
     fn forgot_push(&self, row: &ForgotRow) -> Result<u64> {
         self.write(true, |s| s.forgot_push(row))

@@ -484,6 +484,25 @@ impl Store for MemoryStore {
         })
     }
 
+    fn link_prune(&self, now: Timestamp) -> Result<u64> {
+        self.write("link_prune", |t| {
+            let dead: Vec<[u8; 32]> = t
+                .links
+                .iter()
+                .filter(|(_, l)| l.prunable(now))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in &dead {
+                if let Some(link) = t.links.remove(key) {
+                    if t.link_users.get(&link.owner_key()) == Some(key) {
+                        t.link_users.remove(&link.owner_key());
+                    }
+                }
+            }
+            Ok(dead.len() as u64)
+        })
+    }
+
     fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {
         self.write("forgot_push", |t| Ok(t.forgot_push(row)))
     }

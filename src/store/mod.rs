@@ -427,6 +427,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes `new` over `old` (same key) only if the stored link still equals `old`: two
     /// requests cannot both spend one link. False when it changed or went meanwhile.
     fn link_swap(&self, old: &WebLink, new: &WebLink) -> Result<bool>;
+    /// Forgets the links `WebLink::prunable` at `now` (and their owner entries when they
+    /// still point to them); returns how many went.
+    fn link_prune(&self, now: Timestamp) -> Result<u64>;
 }
 
 /// `use_pin`'s rule, one for both stores: the answer, and the user to write (None: nothing

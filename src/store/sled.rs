@@ -536,6 +536,9 @@ impl Store for SledStore {
     ) -> Result<bool> {
         links::swap(self, old, new)
     }
+    fn link_prune(&self, now: Timestamp) -> Result<u64> {
+        links::prune(self, now)
+    }
 
     fn forgot_push(&self, row: &super::ForgotRow) -> Result<u64> {
         forgot::push(self, row)

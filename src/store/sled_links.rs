@@ -54,3 +54,41 @@ pub(super) fn swap(store: &SledStore, old: &WebLink, new: &WebLink) -> Result<bo
         })
         .map_err(tx_error)
 }
+
+/// Drops the links `WebLink::prunable` at `now`, each in its own transaction with its owner
+/// entry (when it still points to it), re-read inside so a link rewritten meanwhile stays.
+pub(super) fn prune(store: &SledStore, now: crate::domain::Timestamp) -> Result<u64> {
+    let mut dead = Vec::new();
+    for entry in store.links.iter() {
+        let (key, bytes) = entry.map_err(unavailable)?;
+        let link: WebLink = decode("web link", &bytes)?;
+        if link.prunable(now) {
+            dead.push(key);
+        }
+    }
+    let mut pruned = 0;
+    for key in dead {
+        let gone = (&store.links, &store.link_users)
+            .transaction(|(links, users)| {
+                let Some(bytes) = links.get(&key)? else {
+                    return Ok(false);
+                };
+                let link: WebLink = match decode("web link", &bytes) {
+                    Ok(l) => l,
+                    Err(e) => return abort(e),
+                };
+                if !link.prunable(now) {
+                    return Ok(false);
+                }
+                links.remove(&key)?;
+                let owner = link.owner_key();
+                if users.get(owner.as_bytes())?.as_deref() == Some(&key[..]) {
+                    users.remove(owner.as_bytes())?;
+                }
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        pruned += u64::from(gone);
+    }
+    Ok(pruned)
+}

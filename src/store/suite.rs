@@ -49,6 +49,7 @@ macro_rules! store_suite {
             a_reset_of_a_user_changed_meanwhile_is_dropped,
             an_expired_pending_pin_is_swept_alone,
             a_newer_link_replaces_the_older_and_a_swap_needs_the_one_read,
+            spent_and_expired_links_are_pruned_a_day_after_they_died,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {

@@ -235,3 +235,49 @@ pub(in crate::store) fn a_newer_link_replaces_the_older_and_a_swap_needs_the_one
     );
     assert_eq!(s.link_get(&[4; 32]).unwrap(), Some(reveal));
 }
+
+/// A link expired, or spent, for a day is forgotten with its owner entry; a live one, one
+/// dead for less, and a newer link of the same person stay.
+pub(in crate::store) fn spent_and_expired_links_are_pruned_a_day_after_they_died(s: &dyn Store) {
+    let day = crate::domain::DEAD_LINK_KEPT.as_millis() as i64;
+    let expired = link("alice", 1); // made at 1, expires at 1 000
+    let spent = crate::domain::WebLink {
+        spent: true,
+        created_at: ms(500),
+        expires_at: ms(10 * day),
+        ..link("bob", 2)
+    };
+    let live = crate::domain::WebLink {
+        expires_at: ms(10 * day),
+        ..link("carol", 3)
+    };
+    for l in [&expired, &spent, &live] {
+        s.link_put(l, &[]).unwrap();
+    }
+    assert_eq!(
+        s.link_prune(ms(day)).unwrap(),
+        0,
+        "dead for less than a day"
+    );
+    assert_eq!(s.link_prune(ms(day + 500)).unwrap(), 1, "the spent one");
+    assert_eq!(s.link_get(&[2; 32]).unwrap(), None);
+    assert!(s.link_get(&[1; 32]).unwrap().is_some());
+    assert_eq!(s.link_prune(ms(day + 1_000)).unwrap(), 1, "the expired one");
+    assert_eq!(s.link_get(&[1; 32]).unwrap(), None);
+    assert_eq!(s.link_get(&[3; 32]).unwrap(), Some(live.clone()));
+    assert_eq!(s.link_prune(ms(9 * day)).unwrap(), 0);
+    // The owner entry went with its link: a new link for alice replaces nothing, and the
+    // pruned one is not brought back.
+    let again = crate::domain::WebLink {
+        expires_at: ms(10 * day),
+        ..link("alice", 4)
+    };
+    s.link_put(&again, &[]).unwrap();
+    assert_eq!(s.link_get(&[4; 32]).unwrap(), Some(again));
+    assert_eq!(
+        s.link_prune(ms(11 * day)).unwrap(),
+        2,
+        "carol's and alice's new one"
+    );
+    assert_eq!(s.link_get(&[3; 32]).unwrap(), None);
+}

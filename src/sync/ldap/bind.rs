@@ -8,7 +8,8 @@ use super::settings::LdapSettings;
 use crate::sync::source::SourceError;
 
 /// Whether `password` is `id`'s directory password. Ok(false) for a wrong password, an
-/// unknown or ambiguous id and an empty password (which LDAP would take as an
+/// unknown or ambiguous id (after a bind as a DN that cannot exist, so it costs what a
+/// wrong password does) and an empty password (which LDAP would take as an
 /// unauthenticated bind); Err when the directory cannot be asked.
 pub async fn check_password(
     settings: &LdapSettings,
@@ -51,18 +52,24 @@ pub async fn check_password(
         )
         .await?;
     service.close().await;
-    let [dn] = dns.as_slice() else {
-        return Ok(false);
+    // An unknown or ambiguous id still costs a bind, as a DN no entry can have: answering
+    // it without one would be quicker, and tell which ids exist.
+    let (dn, real) = match dns.as_slice() {
+        [dn] => (dn.clone(), true),
+        _ => (
+            format!("cn=pinwarden-no-such-entry,{}", settings.base_dn),
+            false,
+        ),
     };
     let as_person = LdapSettings {
-        bind_dn: Some(dn.clone()),
+        bind_dn: Some(dn),
         bind_password: password.to_string(),
         ..settings.clone()
     };
     match Conn::open(&as_person, tls).await {
         Ok(conn) => {
             conn.close().await;
-            Ok(true)
+            Ok(real)
         }
         Err(SourceError::Rejected(_)) => Ok(false),
         Err(e) => Err(e),
