@@ -319,3 +319,67 @@ fn a_pin_delivered_by_reveal_link_is_shown_once_and_no_mail_or_store_holds_it() 
     assert_eq!(scanner.get(&link3).send().unwrap().status(), 410);
     assert!(!d.logs().contains(&pin), "the PIN is never logged");
 }
+
+/// Signs alice in with `client` (a link spent by the browser that asked for it) and
+/// returns the account page's form token; `n`: how many sign-in mails `server` has then.
+fn signed_in(
+    server: &common::smtp::SmtpServer,
+    client: &reqwest::blocking::Client,
+    base: &str,
+    n: usize,
+) -> String {
+    let asked = client
+        .post(format!("{base}/sign-in"))
+        .form(&[("who", "alice@example.org")])
+        .send()
+        .unwrap();
+    assert_eq!(asked.status(), 200);
+    let (link, _) = web::sign_in_mail(server, n);
+    let spent = client.post(&link).form(&[("code", "")]).send().unwrap();
+    assert_eq!(spent.status(), 303, "the asking browser needs no code");
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    form_field(&page, "csrf").to_string()
+}
+
+/// "This PIN cannot be used" says someone holds it: a few a day, then no more changes
+/// (audited apart), so a signed-in person cannot test PINs for PIN-only doors.
+#[test]
+fn pins_already_in_use_are_budgeted() {
+    let server = web::smtp();
+    let d = web::start(&server, true, "");
+    d.cli_ok(
+        &["user", "add", "bob", "--group", "staff", "--pin-stdin"],
+        Some("582947"),
+    );
+    let base = format!("http://{}", d.http());
+    let alice = web::client();
+    let csrf = signed_in(&server, &alice, &base, 1);
+    let change = |pin: &str| {
+        alice
+            .post(format!("{base}/pin/change"))
+            .form(&[("csrf", csrf.as_str()), ("new", pin), ("repeat", pin)])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let page = change("582947");
+        assert!(page.contains("This PIN cannot be used"), "{page}");
+    }
+    // Past the budget: refused whatever the PIN, bob's included (no more answers).
+    for pin in ["582947", "905318"] {
+        let page = change(pin);
+        assert!(page.contains("try again later"), "{page}");
+        assert!(!page.contains("This PIN cannot be used"), "{page}");
+    }
+    d.wait_audit("too many PINs already in use today", web::WITHIN);
+    let reply = d.terminal().ask("PIN 739146");
+    assert!(reply.starts_with("OK alice"), "nothing changed: {reply}");
+    assert_eq!(d.terminal().ask("PIN 905318"), "DENY");
+}

@@ -13,7 +13,7 @@ use crate::frontend::http::web::service::{
     Account, Decision, Generated, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
 };
 use crate::frontend::http::web::{WebService, WebSettings};
-use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Sessions};
+use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Sessions, TakenBudget};
 use crate::lifecycle::mail::Composer;
 use crate::lifecycle::policy::PolicyViolation;
 use crate::lifecycle::users::{AdminError, UserAdmin};
@@ -48,6 +48,8 @@ struct Inner {
     directories: Vec<(String, crate::sync::ldap::LdapSettings)>,
     sessions: Mutex<Sessions>,
     budget: Mutex<Budget>,
+    /// "Someone holds this PIN" refusals per person (each one is an answer about a PIN).
+    taken: Mutex<TakenBudget>,
     /// How long recent directory-password checks of known ids took: an unknown id's
     /// (a search and a bind that cannot succeed) waits out their median.
     bind_times: crate::crypto::TagTimes,
@@ -99,6 +101,7 @@ pub fn build(
         directories,
         sessions: Mutex::default(),
         budget: Mutex::default(),
+        taken: Mutex::default(),
         bind_times: Default::default(),
     }))))
 }
@@ -376,6 +379,19 @@ impl WebService for DaemonWeb {
             if !self.0.can_change {
                 return Err("This site does not let people choose their own PIN.".into());
             }
+            // Each "someone holds it" tells the person a PIN that works at a PIN-only door:
+            // past a few a day, no more changes (the terminal's CHANGE counts them as
+            // failures for the same reason).
+            if lock(&self.0.taken).spent(&who.user, Timestamp::now()) {
+                self.0.audit(
+                    PinAction::ChangeRefused,
+                    &who.user,
+                    Some("too many PINs already in use today".into()),
+                );
+                return Err(
+                    "Too many of the PINs you chose were already in use; try again later.".into(),
+                );
+            }
             let by = format!("web:{}", who.user);
             match crate::lifecycle::actor::acting(by, self.0.users.change_own(&who.user, new)).await
             {
@@ -388,6 +404,9 @@ impl WebService for DaemonWeb {
                     Ok(())
                 }
                 Err(AdminError::Policy(v)) => {
+                    if v == PolicyViolation::NotUnique {
+                        lock(&self.0.taken).count(&who.user, Timestamp::now());
+                    }
                     self.0
                         .audit(PinAction::ChangeRefused, &who.user, Some(v.to_string()));
                     Err(match v {

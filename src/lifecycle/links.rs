@@ -321,6 +321,43 @@ impl Budget {
     }
 }
 
+/// Refusals of a chosen PIN because someone else holds it, per person, over a rolling day.
+/// Each one tells the person a PIN that opens a PIN-only door, so past
+/// [`TAKEN_PER_DAY`] the person may not change their PIN until the oldest ages out. In
+/// memory: a restart forgets it (the store's lockout keys name devices, sources and
+/// failed ID+PIN users only; a new kind there would show in `status` and every reader).
+#[derive(Default)]
+pub struct TakenBudget {
+    by_user: HashMap<String, Vec<Timestamp>>,
+}
+
+/// How many "someone holds this PIN" refusals a person gets per rolling day.
+pub const TAKEN_PER_DAY: usize = 3;
+const TAKEN_WINDOW: Duration = Duration::from_secs(86_400);
+
+impl TakenBudget {
+    /// Whether `user` has used up their refusals.
+    pub fn spent(&mut self, user: &str, now: Timestamp) -> bool {
+        self.prune(now);
+        self.by_user
+            .get(user)
+            .is_some_and(|t| t.len() >= TAKEN_PER_DAY)
+    }
+
+    /// Counts one refusal against `user`.
+    pub fn count(&mut self, user: &str, now: Timestamp) {
+        self.prune(now);
+        self.by_user.entry(user.to_string()).or_default().push(now);
+    }
+
+    fn prune(&mut self, now: Timestamp) {
+        self.by_user.retain(|_, times| {
+            times.retain(|t| t.until(now) < TAKEN_WINDOW);
+            !times.is_empty()
+        });
+    }
+}
+
 /// A signed-in person.
 #[derive(Clone, Debug)]
 pub struct Session {
