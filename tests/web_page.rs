@@ -383,3 +383,54 @@ fn pins_already_in_use_are_budgeted() {
     assert!(reply.starts_with("OK alice"), "nothing changed: {reply}");
     assert_eq!(d.terminal().ask("PIN 905318"), "DENY");
 }
+
+/// A reveal link's token and code at `/link/…` (the sign-in path): unknown there, no
+/// session; the reveal still works afterwards.
+#[test]
+fn a_reveal_link_never_signs_in() {
+    let server = web::smtp();
+    let d = web::start(&server, false, "delivery = \"reveal\"");
+    let pin = d
+        .cli_ok(&["user", "set-pin", "alice", "--generate"], None)
+        .trim()
+        .to_string();
+    let (reveal, code, _) = web::link_mail(&server, "/reveal/", 1);
+    let as_sign_in = reveal.replace("/reveal/", "/link/");
+    assert_ne!(as_sign_in, reveal);
+    let client = web::client();
+    assert_eq!(client.get(&as_sign_in).send().unwrap().status(), 410);
+    let posted = client
+        .post(&as_sign_in)
+        .form(&[("code", code.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 410);
+    assert!(
+        !posted.headers().contains_key("set-cookie"),
+        "no session: {:?}",
+        posted.headers()
+    );
+    let page = client
+        .get(reveal.replace(&*reveal_path(&reveal), "/"))
+        .send()
+        .unwrap();
+    assert!(
+        page.text().unwrap().contains("Email me a sign-in link"),
+        "still signed out"
+    );
+
+    let shown = client
+        .post(&reveal)
+        .form(&[("code", code.as_str())])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(shown.contains(&pin), "the reveal still works");
+}
+
+/// The path part of a link (`/reveal/<token>`).
+fn reveal_path(link: &str) -> String {
+    let after = link.find("://").unwrap() + 3;
+    link[after + link[after..].find('/').unwrap()..].to_string()
+}

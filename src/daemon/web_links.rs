@@ -3,7 +3,7 @@
 //! the spend a POST makes, with the failure budget and the audit.
 
 use super::{dead_text, lock, source_key, user_key, Inner, PAUSED};
-use crate::domain::{Lane, MailKind, PinAction, Timestamp, User};
+use crate::domain::{Lane, LinkPurpose, MailKind, PinAction, Timestamp, User, WebLink};
 use crate::frontend::http::web::service::{Opened, Spent};
 use crate::lifecycle::links::{self, Dead, Proof, Spend};
 use crate::store::{each_user, StoreError};
@@ -118,11 +118,18 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn open(&self, token: &str) -> Result<Opened, StoreError> {
+    /// A well-formed token's sign-in link, if it is one: a reveal link (its code is in
+    /// the same mail) must never start a session, so here it is unknown.
+    fn sign_in_link(&self, token: &str) -> Result<Option<WebLink>, StoreError> {
         if !links::is_token(token) {
-            return Ok(Opened::Refused(dead_text(Dead::Unknown)));
+            return Ok(None);
         }
-        let Some(link) = self.store.link_get(&self.keys.token_key(token))? else {
+        let link = self.store.link_get(&self.keys.token_key(token))?;
+        Ok(link.filter(|l| l.purpose == LinkPurpose::SignIn))
+    }
+
+    pub(super) fn open(&self, token: &str) -> Result<Opened, StoreError> {
+        let Some(link) = self.sign_in_link(token)? else {
             return Ok(Opened::Refused(dead_text(Dead::Unknown)));
         };
         let holder = self.holder(&link.user)?;
@@ -148,11 +155,7 @@ impl Inner {
             );
             return Ok(Spent::Refused(PAUSED));
         }
-        let link = match links::is_token(token) {
-            true => self.store.link_get(&self.keys.token_key(token))?,
-            false => None,
-        };
-        let Some(link) = link else {
+        let Some(link) = self.sign_in_link(token)? else {
             lock(&self.budget).count(&source_key(source), now);
             self.audit(
                 PinAction::WebRefused,
