@@ -434,3 +434,69 @@ fn reveal_path(link: &str) -> String {
     let after = link.find("://").unwrap() + 3;
     link[after + link[after..].find('/').unwrap()..].to_string()
 }
+
+/// Link requests count against their source whether the address exists or not: past the
+/// allowance the answer is the same but nothing is mailed (audited), and a burst of them
+/// does not hold up a terminal's decision.
+#[test]
+fn link_requests_are_budgeted_per_source() {
+    let server = web::smtp();
+    let d = web::start(&server, true, "");
+    let base = format!("http://{}", d.http());
+    let client = web::client();
+    let ask = |who: &str| {
+        let r = client
+            .post(format!("{base}/sign-in"))
+            .form(&[("who", who)])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().unwrap()
+    };
+    // Known people only (unknown ones used to be the only ones counted).
+    let allowance = 20;
+    let mut answer = String::new();
+    for i in 1..=allowance {
+        let id = format!("u{i:02}");
+        let email = format!("{id}@example.org");
+        d.cli_ok(
+            &["user", "add", &id, "--group", "staff", "--email", &email],
+            None,
+        );
+        answer = ask(&email);
+        web::sign_in_mail(&server, i);
+    }
+    let refused = ask("alice@example.org");
+    assert_eq!(refused, answer, "the same answer past the allowance");
+    d.wait_audit("too many requests", web::WITHIN);
+
+    // A burst from several threads while a terminal asks for a decision.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let c = web::client();
+                for _ in 0..25 {
+                    let r = c
+                        .post(format!("{base}/sign-in"))
+                        .form(&[("who", "alice@example.org")])
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            });
+        }
+        let reply = d.terminal().ask("PIN 739146");
+        assert!(reply.starts_with("OK alice"), "{reply}");
+    });
+    // Refused requests make no work at all (decided before the answer): no more mail.
+    let mails = server
+        .messages()
+        .into_iter()
+        .filter(|m| m.contains("sign-in link"))
+        .count();
+    assert_eq!(mails, allowance);
+    assert!(!server
+        .messages()
+        .iter()
+        .any(|m| m.contains("alice@example.org")));
+}

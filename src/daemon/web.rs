@@ -13,7 +13,9 @@ use crate::frontend::http::web::service::{
     Account, Decision, Generated, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
 };
 use crate::frontend::http::web::{WebService, WebSettings};
-use crate::lifecycle::links::{self, Budget, Dead, Holder, LinkKeys, Sessions, TakenBudget};
+use crate::lifecycle::links::{
+    self, Budget, Dead, Holder, LinkKeys, Requests, Sessions, TakenBudget,
+};
 use crate::lifecycle::mail::Composer;
 use crate::lifecycle::policy::PolicyViolation;
 use crate::lifecycle::users::{AdminError, UserAdmin};
@@ -26,6 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const KEY_PURPOSE: &str = "web links v1";
+/// Link requests worked on at once (each may walk every user for an address).
+const LINK_WALKS: usize = 2;
 const BUSY: &str = "The page could not do that just now; try again in a minute.";
 /// How far back the account page lists the person's decisions, and how many.
 const DECISIONS_SINCE: Duration = Duration::from_secs(30 * 86_400);
@@ -50,6 +54,13 @@ struct Inner {
     budget: Mutex<Budget>,
     /// "Someone holds this PIN" refusals per person (each one is an answer about a PIN).
     taken: Mutex<TakenBudget>,
+    /// Link requests per source address (known and unknown addresses alike).
+    requests: Mutex<Requests>,
+    /// Link requests being worked on (a user walk each, on the blocking pool the core's
+    /// flushes share): when all are taken a request is answered alike and dropped.
+    walks: Arc<tokio::sync::Semaphore>,
+    /// Whether the drop since the pool was last free has been audited (once per spell).
+    walks_full_audited: std::sync::atomic::AtomicBool,
     /// How long recent directory-password checks of known ids took: an unknown id's
     /// (a search and a bind that cannot succeed) waits out their median.
     bind_times: crate::crypto::TagTimes,
@@ -102,6 +113,9 @@ pub fn build(
         sessions: Mutex::default(),
         budget: Mutex::default(),
         taken: Mutex::default(),
+        requests: Mutex::default(),
+        walks: Arc::new(tokio::sync::Semaphore::new(LINK_WALKS)),
+        walks_full_audited: Default::default(),
         bind_times: Default::default(),
     }))))
 }
@@ -245,10 +259,43 @@ fn shown(e: AdminError, user: &str, what: &str) -> String {
 }
 
 impl WebService for DaemonWeb {
+    /// The answer is the same whatever happens here; the source's budgets are checked in
+    /// memory before any store work, and at most `LINK_WALKS` requests are worked on.
     fn request_link(&self, who: String, nonce: String, source: IpAddr) {
-        let inner = Arc::clone(&self.0);
+        use std::sync::atomic::Ordering;
+        let inner = &self.0;
+        let now = Timestamp::now();
+        if lock(&inner.budget).locked(&source_key(source), now) {
+            inner.audit(
+                PinAction::WebRefused,
+                "",
+                Some(format!("link request from {source}: budget")),
+            );
+            return;
+        }
+        if !lock(&inner.requests).admit(&source_key(source), now) {
+            inner.audit(
+                PinAction::WebRefused,
+                "",
+                Some(format!("link request from {source}: too many requests")),
+            );
+            return;
+        }
+        let Ok(permit) = Arc::clone(&inner.walks).try_acquire_owned() else {
+            if !inner.walks_full_audited.swap(true, Ordering::Relaxed) {
+                inner.audit(
+                    PinAction::WebRefused,
+                    "",
+                    Some("link requests: busy, dropped until one finishes".into()),
+                );
+            }
+            return;
+        };
+        inner.walks_full_audited.store(false, Ordering::Relaxed);
+        let inner = Arc::clone(inner);
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = inner.send_link(&who, &nonce, source) {
+            let _permit = permit;
+            if let Err(e) = inner.send_link(&who, &nonce) {
                 tracing::error!(error = %e, "a sign-in link could not be made");
             }
         });

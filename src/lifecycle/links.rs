@@ -358,6 +358,35 @@ impl TakenBudget {
     }
 }
 
+/// Sign-in link requests per source address over a rolling hour, known and unknown
+/// addresses alike (so the budget cannot tell whether an address exists); checked before
+/// the user walk an address needs. In memory.
+#[derive(Default)]
+pub struct Requests {
+    by_source: HashMap<String, Vec<Timestamp>>,
+}
+
+/// How many link requests a source address may make per rolling hour (an office may share
+/// one address, so more than a person's).
+pub const LINK_REQUESTS_PER_HOUR: usize = 20;
+const REQUEST_WINDOW: Duration = Duration::from_secs(3600);
+
+impl Requests {
+    /// Counts a request from `source`; false (and not counted) past the allowance.
+    pub fn admit(&mut self, source: &str, now: Timestamp) -> bool {
+        self.by_source.retain(|_, times| {
+            times.retain(|t| t.until(now) < REQUEST_WINDOW);
+            !times.is_empty()
+        });
+        let times = self.by_source.entry(source.to_string()).or_default();
+        if times.len() >= LINK_REQUESTS_PER_HOUR {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+}
+
 /// A signed-in person.
 #[derive(Clone, Debug)]
 pub struct Session {
