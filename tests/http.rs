@@ -62,7 +62,7 @@ fn health_readiness_and_headers_over_plain_http() {
     let headers = alive.headers().clone();
     assert_eq!(alive.text().unwrap(), "ok\n");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     assert!(headers["content-security-policy"]
         .to_str()
         .unwrap()

@@ -500,3 +500,55 @@ fn link_requests_are_budgeted_per_source() {
         .iter()
         .any(|m| m.contains("alice@example.org")));
 }
+
+/// Only the page's own origin may POST: `Origin: null`, another port (same site, other
+/// origin) and `Sec-Fetch-Site: same-site` are refused and change nothing; the page's
+/// origin and a typed request (`none`) pass.
+#[test]
+fn posts_from_other_origins_are_refused() {
+    let server = web::smtp();
+    let d = web::start(&server, true, "");
+    let base = format!("http://{}", d.http());
+    let client = web::client();
+    let csrf = signed_in(&server, &client, &base, 1);
+    let other_port = format!("http://127.0.0.1:{}", d.http().port() ^ 1);
+    for (name, value) in [
+        ("origin", "null"),
+        ("origin", other_port.as_str()),
+        ("origin", "https://127.0.0.1"),
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = client
+            .post(format!("{base}/pin/new"))
+            .header(name, value)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        let r = client
+            .post(format!("{base}/sign-in"))
+            .header(name, value)
+            .form(&[("who", "alice@example.org")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
+    let reply = d.terminal().ask("PIN 739146");
+    assert!(reply.starts_with("OK alice"), "nothing changed: {reply}");
+    let ok = client
+        .post(format!("{base}/sign-in"))
+        .header("origin", base.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("who", "alice@example.org")])
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let typed = client
+        .post(format!("{base}/sign-in"))
+        .header("sec-fetch-site", "none")
+        .form(&[("who", "alice@example.org")])
+        .send()
+        .unwrap();
+    assert_eq!(typed.status(), 200);
+}

@@ -58,7 +58,11 @@ pub fn spawn(
         routes = routes.merge(http::metrics::routes(registry));
     }
     if let Some(web) = web {
-        routes = routes.merge(http::web::routes(web, settings.tls.is_some()));
+        routes = routes.merge(http::web::routes(
+            web,
+            settings.tls.is_some(),
+            settings.public_url.as_deref(),
+        ));
     }
     let app = http::app(routes, settings.tls.is_some());
     let server = http::Server::new(bound, app, settings, tasks);

@@ -95,8 +95,10 @@ async fn headers_and_log(mut request: Request, next: MiddlewareNext, tls: bool) 
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        // A sign-in link's token is in its path: never hand it to another site.
-        (header::REFERRER_POLICY, "no-referrer"),
+        // A sign-in link's token is in its path: never hand it to another site. Within
+        // the site browsers then send a real `Origin` on POSTs (`no-referrer` made it
+        // `null`), which the page checks.
+        (header::REFERRER_POLICY, "same-origin"),
         (
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \

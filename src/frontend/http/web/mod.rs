@@ -35,9 +35,13 @@ struct Web {
     secure: bool,
 }
 
-/// The page's routes; `secure` when the listener speaks TLS.
-pub fn routes(service: Arc<dyn WebService>, secure: bool) -> Router {
+/// The page's routes; `secure` when cookies get `Secure`; `public_url` (`[http]
+/// public_url`) is the page's own origin when set, else a POST's origin must name the
+/// `Host` it was sent to, with the listener's scheme.
+pub fn routes(service: Arc<dyn WebService>, secure: bool, public_url: Option<&str>) -> Router {
     let web = Web { service, secure };
+    let own = Arc::new(public_url.map(origin_of));
+    let scheme = if secure { "https" } else { "http" };
     Router::new()
         .route("/", get(home))
         .route("/static/self.css", get(css))
@@ -49,27 +53,56 @@ pub fn routes(service: Arc<dyn WebService>, secure: bool) -> Router {
         .route("/pin/change", post(change_pin))
         .route("/guests", post(guests))
         .route("/sign-out", post(sign_out))
-        .layer(axum::middleware::from_fn(same_site_posts))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            same_origin_posts(Arc::clone(&own), scheme, request, next)
+        }))
         .with_state(web)
 }
 
-/// A POST another site made the browser send is refused (login CSRF, form auto-posting).
-async fn same_site_posts(request: Request, next: Next) -> Response {
+/// An origin's canonical text: lower case, no path, no default port.
+fn origin_of(url: &str) -> String {
+    let url = url.trim().to_ascii_lowercase();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url.as_str()));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = match scheme {
+        "https" => authority.strip_suffix(":443").unwrap_or(authority),
+        "http" => authority.strip_suffix(":80").unwrap_or(authority),
+        _ => authority,
+    };
+    format!("{scheme}://{authority}")
+}
+
+/// A POST must come from the page itself (login CSRF, form auto-posting): a
+/// `Sec-Fetch-Site` other than `same-origin` or `none` (typed, bookmarked) is refused,
+/// and so is an `Origin` that is `null` or not the page's own (scheme, host and port).
+/// The listener's `Referrer-Policy: same-origin` makes browsers send the real origin.
+async fn same_origin_posts(
+    own: Arc<Option<String>>,
+    scheme: &'static str,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() == Method::POST {
         let headers = request.headers();
-        let cross = headers
+        let fetch_site_ok = headers
             .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == "cross-site");
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let foreign_origin = headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|o| {
-                let origin_host = o.split_once("://").map(|(_, h)| h).unwrap_or(o);
-                o != "null" && Some(origin_host) != host
-            });
-        if cross || foreign_origin {
+            .map(|v| matches!(v.to_str(), Ok("same-origin" | "none")))
+            .unwrap_or(true);
+        let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+            None => true,
+            Some(Err(_)) => false,
+            Some(Ok(origin)) => {
+                let expected = match own.as_ref() {
+                    Some(own) => Some(own.clone()),
+                    None => headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(|h| origin_of(&format!("{scheme}://{h}"))),
+                };
+                origin != "null" && expected.is_some_and(|e| origin_of(origin) == e)
+            }
+        };
+        if !fetch_site_ok || !origin_ok {
             return forbidden("This form was sent from another site.");
         }
     }
@@ -433,5 +466,31 @@ async fn password_sign_in(
             r
         }
         Spent::NeedCode | Spent::WrongCode => forbidden("Sign-in refused."),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::origin_of;
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://Pins.Example.org/"),
+            "https://pins.example.org"
+        );
+        assert_eq!(
+            origin_of("https://pins.example.org:443/a?b"),
+            "https://pins.example.org"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_ne!(
+            origin_of("http://pins.example.org"),
+            origin_of("https://pins.example.org")
+        );
+        assert_ne!(
+            origin_of("https://pins.example.org:8443"),
+            origin_of("https://pins.example.org")
+        );
     }
 }
