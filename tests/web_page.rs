@@ -552,3 +552,32 @@ fn posts_from_other_origins_are_refused() {
         .unwrap();
     assert_eq!(typed.status(), 200);
 }
+
+/// A person disabled (or removed) while signed in is signed out at the next page load.
+#[test]
+fn disabling_a_signed_in_person_signs_them_out() {
+    let server = web::smtp();
+    let d = web::start(&server, true, "");
+    let base = format!("http://{}", d.http());
+    let client = web::client();
+    let csrf = signed_in(&server, &client, &base, 1);
+    d.cli_ok(&["user", "disable", "alice"], None);
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("Email me a sign-in link"),
+        "signed out: {page}"
+    );
+    let r = client
+        .post(format!("{base}/pin/new"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_ne!(r.status(), 200, "no PIN for a disabled person");
+    assert!(!r.text().unwrap().contains("shown only this once"));
+    d.wait_audit("no longer enabled", web::WITHIN);
+}

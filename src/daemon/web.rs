@@ -373,8 +373,26 @@ impl WebService for DaemonWeb {
         Box::pin(self.password(id, password, source))
     }
 
+    /// A session of someone no longer enabled (disabled or removed since signing in)
+    /// ends, with all of theirs; an unreadable store refuses the page without ending it.
     fn session(&self, cookie: &str) -> Option<Who> {
         let s = lock(&self.0.sessions).get(&self.0.keys, cookie, Timestamp::now())?;
+        match self.0.store.user(&s.user) {
+            Ok(Some(user)) if user.enabled => {}
+            Ok(_) => {
+                lock(&self.0.sessions).end_user(&s.user);
+                self.0.audit(
+                    PinAction::WebSignOut,
+                    &s.user,
+                    Some("no longer enabled".into()),
+                );
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a session's person could not be read");
+                return None;
+            }
+        }
         Some(Who {
             user: s.user,
             csrf: s.csrf,

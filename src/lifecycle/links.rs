@@ -24,6 +24,8 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
 pub const SESSION_MAX: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at once: the oldest goes first beyond this.
 const MAX_SESSIONS: usize = 10_000;
+/// Live sessions one person may have (each new sign-in past it ends their oldest).
+pub const SESSIONS_PER_USER: usize = 5;
 
 /// Keyed hashing of tokens, codes and nonces (the key derived from the pepper, so the
 /// store alone cannot test a guess).
@@ -407,6 +409,19 @@ impl Sessions {
     /// Starts a session; returns its cookie value.
     pub fn start(&mut self, keys: &LinkKeys, user: &str, now: Timestamp) -> String {
         self.by_key.retain(|_, s| alive(s, now));
+        // A person's oldest session ends past `SESSIONS_PER_USER`.
+        let theirs = self.by_key.values().filter(|s| s.user == user).count();
+        if theirs >= SESSIONS_PER_USER {
+            if let Some(oldest) = self
+                .by_key
+                .iter()
+                .filter(|(_, s)| s.user == user)
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| *k)
+            {
+                self.by_key.remove(&oldest);
+            }
+        }
         if self.by_key.len() >= MAX_SESSIONS {
             if let Some(oldest) = self
                 .by_key

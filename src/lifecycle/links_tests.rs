@@ -193,3 +193,24 @@ fn a_reveal_link_opens_its_pin_only_with_its_token_and_code() {
         Err(Dead::Revoked)
     );
 }
+
+#[test]
+fn a_person_keeps_at_most_five_sessions_their_oldest_ending() {
+    let keys = keys();
+    let mut sessions = Sessions::default();
+    let other = sessions.start(&keys, "bob", at(0));
+    let cookies: Vec<String> = (0..6)
+        .map(|i| sessions.start(&keys, "alice", at(1 + i)))
+        .collect();
+    assert!(
+        sessions.get(&keys, &cookies[0], at(10)).is_none(),
+        "the oldest ended"
+    );
+    for c in &cookies[1..] {
+        assert!(sessions.get(&keys, c, at(10)).is_some());
+    }
+    assert!(
+        sessions.get(&keys, &other, at(10)).is_some(),
+        "others' untouched"
+    );
+}
