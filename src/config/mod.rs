@@ -202,6 +202,9 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         .iter()
         .any(|d| matches!(d.source, directory::DirectorySource::Ldap(_)));
     let web = web::validate_web(raw.web.as_ref(), http.is_some(), has_ldap)?;
+    if let (Some(_), Some(http)) = (&web, &http) {
+        web::check_web_transport(http)?;
+    }
     if mail.delivery == crate::notify::PinDelivery::Reveal && web.is_none() {
         return Err(
             "mail.delivery = \"reveal\" sends a link to the self-service page: add \

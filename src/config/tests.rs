@@ -494,3 +494,40 @@ fn http_metrics_default_on_and_can_be_turned_off() {
     ))
     .contains("metrics"));
 }
+
+#[test]
+fn the_page_on_plain_http_needs_loopback_tls_or_a_proxy() {
+    let web = |block: &str| format!("{}\n[http]\n{block}\n[web]\n", minimal(""));
+    let message = err(&web("listen = \"0.0.0.0:8080\""));
+    assert!(
+        message.contains("public_url = \"https://")
+            && message.contains("allow_plain_http = true")
+            && message.contains("tls_cert"),
+        "{message}"
+    );
+    let plain_url = err(&web(
+        "listen = \"0.0.0.0:8080\"\npublic_url = \"http://pins.example.org\"",
+    ));
+    assert!(plain_url.contains("in clear text"), "{plain_url}");
+    for ok in [
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"0.0.0.0:8080\"\npublic_url = \"https://pins.example.org\"",
+        "listen = \"0.0.0.0:8080\"\nallow_plain_http = true",
+    ] {
+        let parsed = Config::parse(&web(ok));
+        assert!(parsed.is_ok(), "{ok}: {:?}", parsed.err());
+    }
+    // Secure cookies behind a TLS-terminating proxy too.
+    let https = |block: &str| {
+        Config::parse(&web(block))
+            .unwrap()
+            .http
+            .unwrap()
+            .browser_sees_https()
+    };
+    assert!(https(
+        "listen = \"0.0.0.0:8080\"\npublic_url = \"https://pins.example.org\""
+    ));
+    assert!(!https("listen = \"127.0.0.1:8080\""));
+    assert!(!https("listen = \"0.0.0.0:8080\"\nallow_plain_http = true"));
+}

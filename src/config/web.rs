@@ -72,6 +72,22 @@ pub fn validate_web(
     }))
 }
 
+/// The page's cookies and links are credentials: on plain HTTP at a non-loopback address
+/// they would cross the network in clear unless a TLS-terminating proxy is in front
+/// (`public_url` is https, or `allow_plain_http = true` says so).
+pub fn check_web_transport(http: &crate::frontend::http::HttpSettings) -> Result<(), String> {
+    if !http.browser_sees_https() && !http.listen.ip().is_loopback() && !http.allow_plain_http {
+        return Err(format!(
+            "web: the self-service page on plain HTTP at {} would send sign-in links and \
+             session cookies in clear text: give tls_cert and tls_key, listen on a loopback \
+             address, or, behind a TLS-terminating proxy, set public_url = \"https://…\" \
+             (or allow_plain_http = true) in [http]",
+            http.listen
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;

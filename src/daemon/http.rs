@@ -60,7 +60,7 @@ pub fn spawn(
     if let Some(web) = web {
         routes = routes.merge(http::web::routes(
             web,
-            settings.tls.is_some(),
+            settings.browser_sees_https(),
             settings.public_url.as_deref(),
         ));
     }

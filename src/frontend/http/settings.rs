@@ -52,6 +52,16 @@ pub struct TlsFiles {
 }
 
 impl HttpSettings {
+    /// Whether browsers reach the listener over https: it speaks TLS, or a TLS-terminating
+    /// proxy is in front (`public_url` is https). Cookies are `Secure` then.
+    pub fn browser_sees_https(&self) -> bool {
+        self.tls.is_some()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+    }
+
     /// The base of links in mail, without a trailing slash, for the address actually bound.
     pub fn base_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
