@@ -205,6 +205,13 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     if let (Some(_), Some(http)) = (&web, &http) {
         web::check_web_transport(http)?;
     }
+    if web.as_ref().is_some_and(|w| w.directory_password) {
+        for d in &directories {
+            if let directory::DirectorySource::Ldap(ldap) = &d.source {
+                web::check_password_transport(&d.name, &ldap.settings.url, ldap.settings.starttls)?;
+            }
+        }
+    }
     if mail.delivery == crate::notify::PinDelivery::Reveal && web.is_none() {
         return Err(
             "mail.delivery = \"reveal\" sends a link to the self-service page: add \

@@ -88,8 +88,49 @@ pub fn check_web_transport(http: &crate::frontend::http::HttpSettings) -> Result
     Ok(())
 }
 
+/// People's directory passwords cross to the directory at sign-in: only over ldaps://,
+/// StartTLS, a local socket (ldapi://) or to a loopback address.
+pub fn check_password_transport(name: &str, url: &str, starttls: bool) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if starttls || lower.starts_with("ldaps://") || lower.starts_with("ldapi://") {
+        return Ok(());
+    }
+    let rest = lower.strip_prefix("ldap://").unwrap_or(&lower);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "web.sign_in = [\"ldap\"]: directory \"{name}\" at {url} would receive people's \
+         passwords in clear text: use an ldaps:// url or starttls = true (or a directory on \
+         a loopback address)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn directory_passwords_need_tls_off_loopback() {
+        use super::check_password_transport as check;
+        assert!(check("d", "ldap://dc.example.org", false)
+            .unwrap_err()
+            .contains("starttls = true"));
+        assert!(check("d", "ldap://10.0.0.5:389/", false).is_err());
+        assert!(check("d", "ldap://dc.example.org", true).is_ok());
+        assert!(check("d", "LDAPS://dc.example.org", false).is_ok());
+        assert!(check("d", "ldap://127.0.0.1:3389/", false).is_ok());
+        assert!(check("d", "ldap://[::1]:389", false).is_ok());
+        assert!(check("d", "ldap://localhost", false).is_ok());
+    }
+
     use crate::config::Config;
 
     const BUNDLED: &str = include_str!("../../config/pinwarden.toml");
