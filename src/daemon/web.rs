@@ -8,7 +8,7 @@ use super::mail::Lifecycle;
 use crate::config::Config;
 use crate::crypto::Hasher;
 use crate::domain::Pin;
-use crate::domain::{AuditKind, AuditQuery, PinAction, Timestamp};
+use crate::domain::{AuditKind, AuditQuery, LinkPurpose, PinAction, Timestamp, WebLink};
 use crate::frontend::http::web::service::{
     Account, Decision, Generated, GuestForm, Opened, Revealed, Spent, WebFuture, Who,
 };
@@ -157,6 +157,41 @@ fn dead_text(dead: Dead) -> &'static str {
 const PAUSED: &str = "cannot be used from here for a few minutes after too many failed attempts";
 
 impl Inner {
+    /// A well-formed token's link of `purpose`; a link of the other purpose is unknown here
+    /// (a reveal link, whose code is in the same mail, must never start a session).
+    fn link_of(&self, token: &str, purpose: LinkPurpose) -> Result<Option<WebLink>, StoreError> {
+        if !links::is_token(token) {
+            return Ok(None);
+        }
+        let link = self.store.link_get(&self.keys.token_key(token))?;
+        Ok(link.filter(|l| l.purpose == purpose))
+    }
+
+    /// The first steps of spending a link from `source` (`what` names it in the audit): the
+    /// source's budget, then the link the token names. A refusal is counted and audited,
+    /// and its text is returned.
+    fn admit(
+        &self,
+        token: &str,
+        purpose: LinkPurpose,
+        what: &str,
+        source: IpAddr,
+        now: Timestamp,
+    ) -> Result<Result<WebLink, &'static str>, StoreError> {
+        if lock(&self.budget).locked(&source_key(source), now) {
+            let detail = format!("{what} from {source}: budget");
+            self.audit(PinAction::WebRefused, "", Some(detail));
+            return Ok(Err(PAUSED));
+        }
+        let Some(link) = self.link_of(token, purpose)? else {
+            lock(&self.budget).count(&source_key(source), now);
+            let detail = format!("unknown {what} from {source}");
+            self.audit(PinAction::WebRefused, "", Some(detail));
+            return Ok(Err(dead_text(Dead::Unknown)));
+        };
+        Ok(Ok(link))
+    }
+
     fn audit(&self, action: PinAction, user: &str, detail: Option<String>) {
         self.store.record(AuditKind::Pin {
             action,

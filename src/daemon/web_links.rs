@@ -3,7 +3,7 @@
 //! the spend a POST makes, with the failure budget and the audit.
 
 use super::{dead_text, lock, source_key, user_key, Inner, PAUSED};
-use crate::domain::{Lane, LinkPurpose, MailKind, PinAction, Timestamp, User, WebLink};
+use crate::domain::{Lane, LinkPurpose, MailKind, PinAction, Timestamp, User};
 use crate::frontend::http::web::service::{Opened, Spent};
 use crate::lifecycle::links::{self, Dead, Proof, Spend};
 use crate::store::{each_user, StoreError};
@@ -105,18 +105,8 @@ impl Inner {
         Ok(())
     }
 
-    /// A well-formed token's sign-in link, if it is one: a reveal link (its code is in
-    /// the same mail) must never start a session, so here it is unknown.
-    fn sign_in_link(&self, token: &str) -> Result<Option<WebLink>, StoreError> {
-        if !links::is_token(token) {
-            return Ok(None);
-        }
-        let link = self.store.link_get(&self.keys.token_key(token))?;
-        Ok(link.filter(|l| l.purpose == LinkPurpose::SignIn))
-    }
-
     pub(super) fn open(&self, token: &str) -> Result<Opened, StoreError> {
-        let Some(link) = self.sign_in_link(token)? else {
+        let Some(link) = self.link_of(token, LinkPurpose::SignIn)? else {
             return Ok(Opened::Refused(dead_text(Dead::Unknown)));
         };
         let holder = self.holder(&link.user)?;
@@ -134,22 +124,9 @@ impl Inner {
         source: IpAddr,
     ) -> Result<Spent, StoreError> {
         let now = Timestamp::now();
-        if lock(&self.budget).locked(&source_key(source), now) {
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("link from {source}: budget")),
-            );
-            return Ok(Spent::Refused(PAUSED));
-        }
-        let Some(link) = self.sign_in_link(token)? else {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("unknown link from {source}")),
-            );
-            return Ok(Spent::Refused(dead_text(Dead::Unknown)));
+        let link = match self.admit(token, LinkPurpose::SignIn, "link", source, now)? {
+            Ok(link) => link,
+            Err(refusal) => return Ok(Spent::Refused(refusal)),
         };
         if lock(&self.budget).locked(&user_key(&link.user), now) {
             self.audit(

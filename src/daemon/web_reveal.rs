@@ -2,7 +2,7 @@
 //! whether it is still good (the PIN it carries neither used at a device, replaced nor
 //! expired) and showing its PIN once with the mail's code, flushed before the answer.
 
-use super::{dead_text, lock, source_key, user_key, Inner, PAUSED};
+use super::{dead_text, lock, source_key, user_key, Inner};
 use crate::domain::{AuditKind, AuditQuery, LinkPurpose, PinAction, Timestamp, WebLink};
 use crate::frontend::http::web::service::{Opened, Revealed};
 use crate::lifecycle::links::{self, Dead, Proof, Spend};
@@ -10,15 +10,6 @@ use crate::store::StoreError;
 use std::net::IpAddr;
 
 impl Inner {
-    /// A well-formed token's reveal link, if it is one.
-    fn reveal_link(&self, token: &str) -> Result<Option<WebLink>, StoreError> {
-        if !links::is_token(token) {
-            return Ok(None);
-        }
-        let link = self.store.link_get(&self.keys.token_key(token))?;
-        Ok(link.filter(|l| l.purpose == LinkPurpose::Reveal))
-    }
-
     /// `links::usable`, and for a reveal link: its PIN not used at a device since it was
     /// made (a grant for its user in the audit).
     fn reveal_usable(&self, link: &WebLink) -> Result<Result<(), Dead>, StoreError> {
@@ -41,7 +32,7 @@ impl Inner {
     }
 
     pub(super) fn open_reveal(&self, token: &str) -> Result<Opened, StoreError> {
-        let Some(link) = self.reveal_link(token)? else {
+        let Some(link) = self.link_of(token, LinkPurpose::Reveal)? else {
             return Ok(Opened::Refused(dead_text(Dead::Unknown)));
         };
         Ok(match self.reveal_usable(&link)? {
@@ -57,22 +48,9 @@ impl Inner {
         source: IpAddr,
     ) -> Result<Revealed, StoreError> {
         let now = Timestamp::now();
-        if lock(&self.budget).locked(&source_key(source), now) {
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("reveal from {source}: budget")),
-            );
-            return Ok(Revealed::Refused(PAUSED));
-        }
-        let Some(link) = self.reveal_link(token)? else {
-            lock(&self.budget).count(&source_key(source), now);
-            self.audit(
-                PinAction::WebRefused,
-                "",
-                Some(format!("unknown reveal link from {source}")),
-            );
-            return Ok(Revealed::Refused(dead_text(Dead::Unknown)));
+        let link = match self.admit(token, LinkPurpose::Reveal, "reveal link", source, now)? {
+            Ok(link) => link,
+            Err(refusal) => return Ok(Revealed::Refused(refusal)),
         };
         if let Err(dead) = self.reveal_usable(&link)? {
             lock(&self.budget).count(&source_key(source), now);
