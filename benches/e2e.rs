@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::{env_or, ms, percentile};
+
 use pinwarden::crypto::{HashParams, Hasher, Pepper};
 use pinwarden::domain::{Pin, PinRecord, PinSource, Tag, Timestamp, User};
 use pinwarden::store::{OpenParams, SledStore, Store};
@@ -22,21 +24,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn main() {
     let users = env_or("BENCH_USERS", 100_000) as usize;

@@ -12,6 +12,8 @@
 //! Environment: BENCH_SECS (10 per phase).
 
 mod common;
+
+use common::{env_or as env, ms};
 #[allow(dead_code)] // shared with the tests, which use all of it
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
@@ -24,20 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
+/// The `q` quantile of `samples` (sorted here).
 fn p(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort();
-    samples[((samples.len() as f64 - 1.0) * q).round() as usize]
+    common::percentile(samples, q)
 }
 
 const PIN: &str = "482913";

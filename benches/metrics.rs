@@ -18,6 +18,8 @@
 
 mod common;
 
+use common::{env_or, ms, percentile};
+
 use pinwarden::crypto::{HashParams, Hasher, Pepper};
 use pinwarden::domain::{Pin, PinRecord, PinSource, Tag, Timestamp, User};
 use pinwarden::store::{OpenParams, SledStore, Store};
@@ -27,21 +29,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
