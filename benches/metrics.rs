@@ -5,19 +5,23 @@
 //!     access log at debug level: handler and render, no network); goal p99 ≤ 5 ms;
 //!  2. the end-to-end TCP `PIN` rate with 64 terminals, and
 //!  3. the 1-terminal p50,
-//!     each in `BENCH_ROUNDS` rounds alternating a phase without and a phase with a scraper
-//!     reading the whole page every second (order swapped every round, so drift on this
-//!     shared machine falls on both sides); the medians and their ratio (goal: within 5 %).
+//!     each in `BENCH_ROUNDS` rounds of a phase without and a phase with the HTTP side in
+//!     use: a scraper reading the whole `/metrics` page every second and a signed-in person
+//!     (a real emailed sign-in link, through aiosmtpd) reloading their self-service page
+//!     every second. The order is swapped every round (ABBA), so drift on this shared
+//!     machine falls on both sides; per round the ratio with/without, and the median of
+//!     those ratios (goal: within 5 %), beside the medians of each side.
 //!
 //! The users are written directly through the store API (as benches/e2e.rs does): hashing
 //! 1 000 000 PINs would take hours, and lookup cost does not depend on which PIN a tag came
 //! from, so all but the terminals' users carry random tags. The page's user count comes
 //! from the store's counter (`Store::user_count`), checked against the number written.
-//! Environment: BENCH_USERS (1000000), BENCH_SECS (8), BENCH_ROUNDS (3),
+//! Environment: BENCH_USERS (1000000), BENCH_SECS (8), BENCH_ROUNDS (6),
 //! BENCH_TERMINALS (64), BENCH_SCRAPES (1000).
 
 mod common;
 
+use common::page::{Person, Reloader, SmtpSink};
 use common::{env_or, ms, percentile};
 
 use pinwarden::crypto::{HashParams, Hasher, Pepper};
@@ -32,13 +36,14 @@ use std::time::{Duration, Instant};
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let n = values.len();
+    (values[(n - 1) / 2] + values[n / 2]) / 2.0
 }
 
 fn main() {
     let users = env_or("BENCH_USERS", 1_000_000) as usize;
     let secs = env_or("BENCH_SECS", 8);
-    let rounds = env_or("BENCH_ROUNDS", 3);
+    let rounds = env_or("BENCH_ROUNDS", 6);
     let terminals = env_or("BENCH_TERMINALS", 64) as usize;
     let scrapes = env_or("BENCH_SCRAPES", 1000);
     let params = HashParams::default();
@@ -63,15 +68,18 @@ fn main() {
         seeded.elapsed().as_secs_f64()
     );
 
-    let config = write_config(dir.path(), &pepper_path, terminals);
+    let mail = SmtpSink::start(dir.path());
+    let config = write_config(dir.path(), &pepper_path, terminals, &mail.config());
     // sled's flusher may hold the store's lock a moment after the seeding handle is dropped.
     std::thread::sleep(Duration::from_millis(500));
     let log = dir.path().join("daemon.log");
     let mut daemon = start(&config, &log);
     let status = wait_ready(&config);
     let tcp: SocketAddr = status["tcp"][0].as_str().unwrap().parse().unwrap();
-    let metrics = format!("http://{}/metrics", status["http"].as_str().unwrap());
+    let base = format!("http://{}", status["http"].as_str().unwrap());
+    let metrics = format!("{base}/metrics");
     let client = reqwest::blocking::Client::new();
+    let mut person = Some(Person::sign_in(&base, PAGE_USER, &mail));
 
     let page = client.get(&metrics).send().unwrap().text().unwrap();
     let counted = format!("pinwarden_users {users}\n");
@@ -85,18 +93,25 @@ fn main() {
     let mut rate = (Vec::new(), Vec::new());
     let mut p50 = (Vec::new(), Vec::new());
     let loaded = Arc::new(Mutex::new(Vec::new()));
+    let views = Arc::new(Mutex::new(Vec::new()));
     for round in 0..rounds {
-        for scraped in [round % 2 == 1, round % 2 == 0] {
-            let scraper = scraped.then(|| Scraper::start(&metrics, Arc::clone(&loaded)));
+        // ABBA: off-on, on-off, off-on, …
+        for used in [round % 2 == 1, round % 2 == 0] {
+            let scraper = used.then(|| Scraper::start(&metrics, Arc::clone(&loaded)));
+            let reloader =
+                used.then(|| Reloader::start(person.take().unwrap(), Arc::clone(&views)));
             let r = load(tcp, terminals, secs);
             let p = single_terminal(tcp, secs);
             drop(scraper);
+            if let Some(reloader) = reloader {
+                person = Some(reloader.finish());
+            }
             println!(
-                "round {round}, scraper {}: {r:.1} decisions/s, 1-terminal p50 {:.2} ms",
-                if scraped { "on " } else { "off" },
+                "round {round}, HTTP in use {}: {r:.1} decisions/s, 1-terminal p50 {:.2} ms",
+                if used { "yes" } else { "no " },
                 ms(p)
             );
-            let (rates, p50s) = if scraped {
+            let (rates, p50s) = if used {
                 (&mut rate.1, &mut p50.1)
             } else {
                 (&mut rate.0, &mut p50.0)
@@ -105,6 +120,8 @@ fn main() {
             p50s.push(ms(p));
         }
     }
+    let mut views = views.lock().unwrap().clone();
+    views.sort();
     let mut loaded = loaded.lock().unwrap().clone();
     loaded.sort();
     let rss = common::rss_kib(daemon.id()) / 1024;
@@ -116,6 +133,22 @@ fn main() {
     served.sort();
     served_loaded.sort();
 
+    let paired = |(off, on): &(Vec<f64>, Vec<f64>)| -> Vec<f64> {
+        off.iter().zip(on).map(|(a, b)| b / a).collect()
+    };
+    let (rate_ratios, p50_ratios) = (paired(&rate), paired(&p50));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!();
+    println!("per round, with/without: rate {}", list(&rate_ratios));
+    println!(
+        "per round, with/without: 1-terminal p50 {}",
+        list(&p50_ratios)
+    );
     let (rate_off, rate_on) = (median(rate.0), median(rate.1));
     let (p50_off, p50_on) = (median(p50.0), median(p50.1));
     println!();
@@ -151,8 +184,16 @@ fn main() {
             ms(*loaded.last().unwrap())
         );
     }
-    println!("| {terminals} terminals, median of {rounds} phases | without scraper {rate_off:.1}/s · with {rate_on:.1}/s · ratio {:.3} |", rate_on / rate_off);
-    println!("| 1 terminal p50, median of {rounds} phases | without {p50_off:.2} ms · with {p50_on:.2} ms · ratio {:.3} |", p50_on / p50_off);
+    if !views.is_empty() {
+        println!(
+            "| signed-in page load under load (1 Hz, {} loads) | p50 {:.3} ms · p99 {:.3} ms |",
+            views.len(),
+            ms(percentile(&views, 0.5)),
+            ms(percentile(&views, 0.99)),
+        );
+    }
+    println!("| {terminals} terminals, {rounds} rounds | without {rate_off:.1}/s · with scraper and page {rate_on:.1}/s (medians) · median of per-round ratios {:.3} |", median(rate_ratios));
+    println!("| 1 terminal p50, {rounds} rounds | without {p50_off:.2} ms · with {p50_on:.2} ms (medians) · median of per-round ratios {:.3} |", median(p50_ratios));
     println!("| daemon RSS after the run | {rss} MiB |");
 }
 
@@ -204,6 +245,9 @@ impl Drop for Scraper {
     }
 }
 
+/// The person using the self-service page (one of the seeded users, with an address).
+const PAGE_USER: &str = "user0000001";
+
 fn terminal_pin(i: usize) -> String {
     format!("{:06}", 731_000 + i * 7)
 }
@@ -231,6 +275,9 @@ fn seed_store(
     for i in 0..users {
         let mut u = User::new_local(format!("user{i:07}"));
         u.groups = vec!["staff".into()];
+        if u.id == PAGE_USER {
+            u.email = Some("person@example.org".into());
+        }
         let tag = if i < terminals {
             hasher.tag(&Pin::new(terminal_pin(i)))
         } else {
@@ -256,7 +303,7 @@ fn seed_store(
     assert_eq!(store.user_count().unwrap(), users as u64);
 }
 
-fn write_config(dir: &Path, pepper: &Path, terminals: usize) -> std::path::PathBuf {
+fn write_config(dir: &Path, pepper: &Path, terminals: usize, web: &str) -> std::path::PathBuf {
     let path = dir.join("bench.toml");
     let text = format!(
         r#"state_dir = "{state}"
@@ -278,7 +325,7 @@ max_per_source = {conns}
 [[tcp.terminal]]
 address = "127.0.0.1"
 device = "lobby-printer"
-"#,
+{web}"#,
         state = dir.display(),
         pepper = pepper.display(),
         queue = terminals,

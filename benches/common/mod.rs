@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each bench uses part of it
 
 pub mod argon2;
+pub mod page;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
