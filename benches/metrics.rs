@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::page::{Person, Reloader, SmtpSink};
+use common::page::{scrape, Person, Reloader, Scraper, SmtpSink};
 use common::{env_or, ms, percentile};
 
 use pinwarden::crypto::{HashParams, Hasher, Pepper};
@@ -195,54 +195,6 @@ fn main() {
     println!("| {terminals} terminals, {rounds} rounds | without {rate_off:.1}/s · with scraper and page {rate_on:.1}/s (medians) · median of per-round ratios {:.3} |", median(rate_ratios));
     println!("| 1 terminal p50, {rounds} rounds | without {p50_off:.2} ms · with {p50_on:.2} ms (medians) · median of per-round ratios {:.3} |", median(p50_ratios));
     println!("| daemon RSS after the run | {rss} MiB |");
-}
-
-/// One whole scrape: request, status, body read.
-fn scrape(client: &reqwest::blocking::Client, url: &str) -> Duration {
-    let t = Instant::now();
-    let response = client.get(url).send().unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.text().unwrap();
-    assert!(body.contains("pinwarden_decisions_total"));
-    t.elapsed()
-}
-
-/// A Prometheus stand-in: one whole scrape a second until dropped.
-struct Scraper {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scraper {
-    fn start(url: &str, times: Arc<Mutex<Vec<Duration>>>) -> Scraper {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (url, flag) = (url.to_string(), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::new();
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                if Instant::now() >= next {
-                    let took = scrape(&client, &url);
-                    times.lock().unwrap().push(took);
-                    next += Duration::from_secs(1);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Scraper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Scraper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
 }
 
 /// The person using the self-service page (one of the seeded users, with an address).

@@ -1,4 +1,5 @@
-//! A person using the self-service page during a bench: Debian's aiosmtpd
+//! The HTTP side in use during a bench: a Prometheus stand-in scraping `/metrics` every
+//! second, and a person using the self-service page: Debian's aiosmtpd
 //! (`tests/fixtures/smtp_sink.py`, clear text on loopback) receives the sign-in mail, the
 //! person spends its link from the browser that asked for it, then reloads their signed-in
 //! page (PIN validity and recent decisions: the page's heaviest read) once a second until
@@ -175,5 +176,53 @@ impl Reloader {
     pub fn finish(mut self) -> Person {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// One whole scrape: request, status, body read.
+pub fn scrape(client: &reqwest::blocking::Client, url: &str) -> Duration {
+    let t = Instant::now();
+    let response = client.get(url).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().unwrap();
+    assert!(body.contains("pinwarden_decisions_total"));
+    t.elapsed()
+}
+
+/// A Prometheus stand-in: one whole scrape a second until dropped.
+pub struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    pub fn start(url: &str, times: Arc<Mutex<Vec<Duration>>>) -> Scraper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, flag) = (url.to_string(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut next = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    let took = scrape(&client, &url);
+                    times.lock().unwrap().push(took);
+                    next += Duration::from_secs(1);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Scraper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
     }
 }
