@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod budget;
 mod files;
 mod http;
 mod mail;
@@ -189,10 +190,17 @@ async fn wire(
     let control_listener = control::bind(&config.control_socket).await?;
     let directories = sync::start(engines, stale, supervisor);
     let rules = life.users.live_rules();
+    // Every device's budget derived from its population before the first attempt.
+    let budget = budget::Budget::new(config, store, core.live_lockout());
+    if let Err(e) = budget.recount_now().await {
+        tracing::error!(
+            "lockout budget: {e}; the configured [lockout] applies until a count succeeds"
+        );
+    }
     let reloader = reload::Reloader {
         started: config.clone(),
         rules,
-        lockout: core.live_lockout(),
+        budget: Arc::clone(&budget),
         templates: life.templates.clone(),
     };
     let admin = Arc::new(admin::Admin {
@@ -204,7 +212,7 @@ async fn wire(
         tcp: bound.clone(),
         http: http_bound.as_ref().map(|(b, _)| b.addr),
         control_socket: config.control_socket.clone(),
-        odds: admin::admin_odds::OddsStatus::new(Arc::new(config.clone())),
+        odds: Arc::clone(&budget),
         mqtt: mqtt.as_ref().map(|m| m.link.clone()),
         sync: directories,
         workers: supervisor.clone(),
@@ -238,6 +246,7 @@ async fn wire(
     }
     workers::spawn(config, store, &pool, supervisor);
     workers::spawn_flood_counts(&core, supervisor);
+    budget::spawn(&budget, supervisor);
     Ok((bound, reloader))
 }
 

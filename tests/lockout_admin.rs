@@ -1,14 +1,17 @@
 //! Lockouts as operators and attackers meet them, on the real binary: one attacker at one
 //! terminal is held there while the device's other terminals work; a locked device is
 //! listed and cleared (audited) and the right PIN works at once; the failure-rate alarm;
-//! `status` shows each device's odds and warns past the ceiling; and an attack at full
-//! speed gets exactly the guesses the lockout model allows.
+//! `status` shows each device's odds and derived budget and warns past the ceiling; and an
+//! attack at full speed gets exactly the guesses the lockout model allows, under the
+//! budget derived from the ceiling where the population puts a device above it.
 
 mod common;
 
 use common::{Daemon, Terminal};
+use pinwarden::core::budget;
 use pinwarden::core::lockout::{self, LockoutKey, LockoutPolicy};
-use pinwarden::core::odds;
+use pinwarden::core::odds::{self, Mode};
+use pinwarden::domain::LockoutState;
 use std::time::{Duration, Instant};
 
 const TERMINALS: &str = r#"
@@ -130,35 +133,75 @@ fn a_locked_device_is_listed_cleared_and_the_right_pin_works_at_once() {
     );
 }
 
+/// `status`'s odds of lobby-printer.
+fn printer_odds(status: &serde_json::Value) -> serde_json::Value {
+    let devices = status["odds"]["devices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let found = devices.into_iter().find(|x| x["device"] == "lobby-printer");
+    found.unwrap_or_default()
+}
+
+/// The PIN space of the test config (6 digits) and the modes a TCP terminal presents.
+const SPACE: f64 = 999_834.0;
+const TERMINAL_MODES: [Mode; 3] = [Mode::Pin, Mode::IdPin, Mode::Card];
+
 #[test]
-fn status_shows_the_odds_with_real_users_and_warns_past_the_ceiling() {
-    let d = Daemon::start_with(LOCKOUT, TERMINALS);
+fn status_shows_the_odds_and_derived_budget_with_real_users_and_warns_past_the_ceiling() {
+    // LOCKOUT's timings under a ceiling of 0.001 %: one user needs a slower refill, two
+    // are above it even at one failure forgiven a day (8 guesses: 4 at once, then after
+    // 1 h, 2 h, 4 h, 8 h).
+    let lockout = LOCKOUT.replace("max_daily_odds = 0.0001", "max_daily_odds = 0.00001");
+    let d = Daemon::start_with(&lockout, TERMINALS);
     d.add_user("alice", "staff", "482913");
-    let device = |status: &serde_json::Value| {
-        status["odds"]["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["device"] == "lobby-printer")
-            .cloned()
-            .unwrap()
+    let device = printer_odds;
+    let configured = LockoutPolicy {
+        free_failures: 3,
+        source_failures: 2,
+        initial_backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(7200),
+        alarm_per_hour: 4,
+        ..LockoutPolicy::default()
     };
-    // Recounted at most every 2 s.
+    let model = |users| budget::for_device(&configured, &TERMINAL_MODES, users, SPACE, 0.00001);
+    let one = model(1);
+    assert!(one.slowed && one.feasible, "{one:?}");
     let status = d.wait_status("alice counted", |s| device(s)["users"] == 1);
     let printer = device(&status);
     assert_eq!(printer["above"], false, "{printer}");
+    let b = &printer["budget"];
+    assert_eq!(b["slowed"], true, "{printer}");
+    assert_eq!(b["configured_guesses_per_day"], one.configured_guesses);
+    assert_eq!(b["guesses_per_day"], one.guesses, "{printer}");
+    let summary = printer["summary"].as_str().unwrap();
     assert!(
-        printer["summary"].as_str().unwrap().contains("PIN only"),
-        "{printer}"
+        summary.contains(&format!(
+            "{} guesses/day configured, {} enforced",
+            one.configured_guesses, one.guesses
+        )) && summary.contains("PIN only"),
+        "{summary}"
     );
-    // A second user doubles PIN-only odds past max_daily_odds = 0.01 %.
+    assert_eq!(
+        status["warnings"]
+            .to_string()
+            .matches("lobby-printer")
+            .count(),
+        0
+    );
+    // A second user puts PIN only above the ceiling even at the slowest refill.
+    let two = model(2);
+    assert!(!two.feasible && two.guesses == 8, "{two:?}");
     d.add_user("bob", "guests", "590317");
     let status = d.wait_status("lobby-printer above the ceiling", |s| {
         device(s)["above"] == true
     });
+    assert_eq!(device(&status)["budget"]["forgive_every"], "1d");
     let warnings = status["warnings"].to_string();
     assert!(
-        warnings.contains("device \\\"lobby-printer\\\": PIN only") && warnings.contains("2 users"),
+        warnings.contains("device \\\"lobby-printer\\\": PIN only")
+            && warnings.contains("2 users")
+            && warnings.contains("at the slowest budget the daemon derives (8 guesses a day"),
         "{warnings}"
     );
     let text = d.cli_ok(&["status"], None);
@@ -166,6 +209,105 @@ fn status_shows_the_odds_with_real_users_and_warns_past_the_ceiling() {
         text.contains("odds:") && text.contains("ABOVE THE CEILING"),
         "{text}"
     );
+}
+
+/// The model's run of `window` against `policy`: guesses, and the device's counter after.
+fn attack_model(window: Duration, policy: &LockoutPolicy) -> (u64, LockoutState) {
+    let device = LockoutKey::Device(String::new());
+    let last = std::cell::Cell::new(LockoutState::default());
+    let n = odds::guesses_in(window, |s, t| {
+        let next = lockout::count_failure(&device, s, policy, t);
+        last.set(next);
+        next
+    });
+    (n, last.get())
+}
+
+/// A device whose one user already puts it above a ceiling of 0.01 % under a lockout
+/// that forgives a failure a minute: the daemon enforces the budget derived from the
+/// ceiling (one failure forgiven every ~14 min, the back-off cap with it), not the
+/// configured one. Five terminals guessing as fast as they may for 66 s get the
+/// derived model's guesses, and the device's counter is the derived model's: no failure
+/// forgiven at 60 s, a lock of 64 s (the configured cap is 1 min).
+#[test]
+fn a_device_above_the_ceiling_gets_the_derived_budget() {
+    let lockout = r#"
+[lockout]
+free_failures = 1
+source_failures = 1
+initial_backoff = "1s"
+max_backoff = "1m"
+forgive_every = "1m"
+max_daily_odds = 0.0001
+"#;
+    let d = Daemon::start_with(lockout, TERMINALS);
+    d.add_user("alice", "staff", "482913");
+    let configured = LockoutPolicy {
+        free_failures: 1,
+        source_failures: 1,
+        initial_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(60),
+        forgive_every: Duration::from_secs(60),
+        ..LockoutPolicy::default()
+    };
+    let derived = budget::for_device(&configured, &TERMINAL_MODES, 1, SPACE, 0.0001);
+    assert!(derived.slowed && derived.feasible, "{derived:?}");
+    let status = d.wait_status("alice counted", |s| printer_odds(s)["users"] == 1);
+    let printer = printer_odds(&status);
+    let b = &printer["budget"];
+    assert_eq!(b["slowed"], true, "{printer}");
+    assert_eq!(b["guesses_per_day"], derived.guesses, "{printer}");
+    assert_eq!(b["configured_guesses_per_day"], derived.configured_guesses);
+    assert!(
+        derived.guesses <= 100 && derived.configured_guesses > 1400,
+        "{derived:?}"
+    );
+
+    const WINDOW: Duration = Duration::from_secs(66);
+    let (model, after) = attack_model(WINDOW, &derived.policy);
+    let (_, configured_after) = attack_model(WINDOW, &configured);
+    assert_eq!(model, 8, "2 at once, then after 1, 2, 4, 8, 16, 32 s");
+    assert_eq!((after.failures, configured_after.failures), (8, 7));
+    let lock =
+        |s: &LockoutState| s.locked_until.unwrap().millis() - s.last_failure.unwrap().millis();
+    assert_eq!((lock(&after), lock(&configured_after)), (127_000, 35_000));
+
+    let hashed = || d.status()["hash_pool"]["computed"].as_u64().unwrap();
+    let before = hashed();
+    let mut terminals: Vec<Terminal> = (1..=5)
+        .map(|i| Terminal::connect_from(&format!("127.0.0.{i}"), d.tcp))
+        .collect();
+    let start = Instant::now();
+    let mut tries = 0u32;
+    while start.elapsed() < WINDOW {
+        for t in &mut terminals {
+            assert_eq!(t.ask(&format!("PIN {:06}", 100_000 + tries * 7)), "DENY");
+            tries += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let evaluated = hashed() - before;
+    assert_eq!(evaluated, model, "{tries} tries");
+    let list: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["lockout", "list", "--json"], None)).unwrap();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "device:lobby-printer")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["failures"], after.failures, "{row}");
+    let ms = |k: &str| row[k].as_i64().unwrap_or_else(|| panic!("{k}: {row}"));
+    let held = ms("locked_until") - ms("last_failure");
+    // The attacker's steps lag the lock ends by a few tens of ms each.
+    assert!(
+        (held - lock(&after)).abs() < 3_000,
+        "locked {held} ms after the anchor; derived {}, configured {}",
+        lock(&after),
+        lock(&configured_after)
+    );
+    eprintln!("derived attack: {tries} tries, {evaluated} evaluated, model {model} in {WINDOW:?}");
 }
 
 /// An attacker with five terminals guessing as fast as the daemon answers, for a window,

@@ -467,12 +467,30 @@ fn the_bundled_configs_pass_their_own_odds_check() {
     let problems = odds::problems(&c, &devices);
     assert_eq!(problems.len(), 1, "{problems:?}");
     for part in [
-        "device \"p\": PIN only gives an attacker 10.064 % a day with 1000 users",
-        "min_length = 9",
+        "device \"p\": PIN only gives an attacker 10.064 % a day with 1000 users (106 \
+         guesses a day as configured)",
+        "at the slowest budget the daemon derives",
+        // 8 digits need no more than the budget the daemon derives (100 a day).
+        "min_length = 8",
         "credentials = [\"id_pin\"]",
     ] {
         assert!(problems[0].contains(part), "{part}: {}", problems[0]);
     }
+    // 8-digit PINs: the configured 106 guesses a day are above the ceiling at 1 000
+    // users, the derived budget (forgive_every 15m55s, 100 a day) is not: no error.
+    let c8 = Config::parse(&minimal(
+        "[policy]\nmin_length = 8\ngenerated_length = 8\n[[tcp]]\nlisten = \"127.0.0.1:0\"\n\
+         [[tcp.terminal]]\naddress = \"127.0.0.1\"\ndevice = \"p\"",
+    ))
+    .unwrap();
+    let devices = odds::assess(&c8, &|_| 1000);
+    assert_eq!(odds::problems(&c8, &devices), Vec::<String>::new());
+    let line = odds::summary(&devices[0]);
+    assert!(
+        line.contains("106 guesses/day configured, 100 enforced (forgive_every = \"955s\"")
+            && line.contains("PIN only 0.1 %"),
+        "{line}"
+    );
     let modes = odds::admitted_modes(&c);
     use crate::core::odds::Mode;
     assert_eq!(

@@ -32,7 +32,7 @@ impl Core {
     /// Counts a failure at `device` and raises the alarm when the hour's count crosses
     /// the limit.
     pub(super) fn count_for_alarm(&self, device: &DeviceId, now: Timestamp) {
-        let limit = self.lockout.get().alarm_per_hour;
+        let limit = self.lockout.get().configured().alarm_per_hour;
         let raised = {
             let mut alarms = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
             alarms.entry(device.clone()).or_default().count(now, limit)

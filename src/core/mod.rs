@@ -8,6 +8,7 @@
 mod admission;
 mod alarm;
 mod audit;
+pub mod budget;
 pub mod clock;
 pub mod decide;
 mod flood;
@@ -82,8 +83,9 @@ pub struct Core {
     pool: Arc<HashPool>,
     devices: BTreeMap<DeviceId, DeviceRules>,
     access: AccessRules,
-    /// Replaced by a reload (SIGHUP); each attempt reads the current settings.
-    lockout: Live<LockoutPolicy>,
+    /// The lockout per device (`budget.rs`), replaced by a reload (SIGHUP) and whenever
+    /// the population changes; each attempt reads the current one for its device.
+    lockout: Live<budget::Budgets>,
     actions: Arc<dyn Actions>,
     gate: Gate,
     /// Decisions by device, outcome and reason (`status`, `/metrics`).
@@ -147,7 +149,7 @@ impl Core {
             pool,
             devices,
             access,
-            lockout: Live::new(lockout),
+            lockout: Live::new(budget::Budgets::uniform(lockout)),
             actions,
             gate: Gate::default(),
             counts,
@@ -172,9 +174,16 @@ impl Core {
         self
     }
 
-    /// The lockout settings, for a reload to replace.
-    pub fn live_lockout(&self) -> Live<LockoutPolicy> {
+    /// The lockout per device, for a reload or a recount to replace.
+    pub fn live_lockout(&self) -> Live<budget::Budgets> {
         self.lockout.clone()
+    }
+
+    /// The lockout of an attempt at `device`: its derived budget, for the device key and
+    /// its sources alike (a source refilling faster than its device could lock it), and
+    /// the user lock, which the derivation leaves as configured.
+    fn policy(&self, device: &DeviceId) -> LockoutPolicy {
+        *self.lockout.get().for_device(device)
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -220,7 +229,7 @@ impl Core {
         let keys = budget_keys(&request);
         let admitted = match self
             .gate
-            .admit(keys, &*self.store, &self.lockout.get())
+            .admit(keys, &*self.store, &self.policy(&request.device))
             .await
         {
             Ok(Admission::Admitted(admitted)) => admitted,
@@ -407,7 +416,7 @@ impl Core {
         if !reason.counts_as_failure() {
             return;
         }
-        let policy = *self.lockout.get();
+        let policy = self.policy(&request.device);
         for budget in budget_keys(request) {
             let key = budget.to_string();
             let bump = |old| Some(lockout::count_failure(&budget, old, &policy, now));
@@ -433,7 +442,7 @@ impl Core {
             }
         }
         self.count_for_alarm(&request.device, now);
-        let max = self.lockout.get().user_max_failures;
+        let max = policy.user_max_failures;
         // A wrong PIN for a named user (ID+PIN, card+PIN) counts against that user.
         if let (DenyReason::WrongPin, Some(id)) = (reason, user) {
             let key = lockout::user_key(id);

@@ -258,19 +258,31 @@ pub fn fixes(
     out
 }
 
-/// The daily budget that keeps `users` among `space` under `ceiling`, by the union bound
-/// (guesses × users / space ≤ ceiling): the exact chance never exceeds it, so this budget
-/// is safe, and it costs nothing to compute (the exact one may allow a few more).
+/// The most guesses a day that keep `users` among `space` within `ceiling` by the exact
+/// chance (what the figure and the derived budget use): at least the union bound's
+/// floor(ceiling × space / users), which is always safe, and searched up from it.
 pub fn allowed_guesses(users: u64, space: f64, ceiling: f64) -> u64 {
     if users == 0 {
         return GUESS_CAP;
     }
     let bound = (ceiling * space / users as f64).floor();
     if bound >= GUESS_CAP as f64 {
-        GUESS_CAP
-    } else {
-        bound as u64
+        return GUESS_CAP;
     }
+    // chance(lo) <= ceiling < chance(hi).
+    let (mut lo, mut hi) = (bound as u64, (bound as u64 * 2 + 2).min(GUESS_CAP));
+    if chance(users, space, hi) <= ceiling {
+        return hi;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if chance(users, space, mid) <= ceiling {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 fn stricter_budget(odds: &ModeOdds, ceiling: f64, policy: &LockoutPolicy) -> String {

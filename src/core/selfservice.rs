@@ -183,7 +183,7 @@ impl Core {
         };
         let admitted = match self
             .gate
-            .admit(budget_keys(&auth), &*self.store, &self.lockout.get())
+            .admit(budget_keys(&auth), &*self.store, &self.policy(&auth.device))
             .await
         {
             Ok(Admission::Admitted(admitted)) => admitted,
@@ -211,7 +211,7 @@ impl Core {
         let keys = budget_keys(request);
         let admitted = match self
             .gate
-            .admit(keys, &*self.store, &self.lockout.get())
+            .admit(keys, &*self.store, &self.policy(&request.device))
             .await
         {
             Ok(Admission::Admitted(admitted)) => admitted,

@@ -18,8 +18,6 @@ use std::sync::Arc;
 mod admin_import;
 #[path = "admin_lockout.rs"]
 mod admin_lockout;
-#[path = "admin_odds.rs"]
-pub mod admin_odds;
 
 pub struct Admin {
     pub users: Arc<UserAdmin>,
@@ -35,7 +33,7 @@ pub struct Admin {
     pub http: Option<SocketAddr>,
     pub control_socket: PathBuf,
     /// Each device's attack odds with the real user counts (`status`).
-    pub odds: admin_odds::OddsStatus,
+    pub odds: Arc<super::budget::Budget>,
     pub mqtt: Option<crate::frontend::mqtt::Link>,
     pub sync: Arc<crate::sync::SyncService>,
     pub workers: crate::worker::Supervisor,
@@ -193,7 +191,7 @@ impl Admin {
         let not_ready = super::workers::not_ready(self.store.as_ref(), &self.workers);
         // Status answers even while the store is closed for a reopen: what cannot be read
         // is left empty rather than failing the whole answer.
-        let (odds, odds_warnings) = self.odds.report(&self.store).unwrap_or_default();
+        let (odds, odds_warnings) = self.odds.report();
         let mut warnings = self.warnings().unwrap_or_default();
         warnings.extend(odds_warnings);
         Ok(json!({
@@ -463,6 +461,8 @@ impl Admin {
         if !writes {
             return respond(result);
         }
+        // A user added, enabled, given a PIN or groups may change a device's budget.
+        self.odds.poke();
         respond(durable::durable(&self.store, result).await)
     }
 

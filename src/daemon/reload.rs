@@ -1,15 +1,17 @@
 //! SIGHUP: re-reads the config file and applies, without dropping a connection, what can
-//! change under a running daemon: the PIN policy (and generated length), the lockout settings and the mail
+//! change under a running daemon: the PIN policy (and generated length), the lockout settings
+//! (with the ceiling, each device's derived budget recounted before READY) and the mail
 //! templates (with the site name, time zone and date format they render). An invalid file
 //! is refused with a logged error and the running configuration kept. Every other change
 //! is named in the log as waiting for a restart. systemd sees RELOADING=1 … READY=1.
 
+use super::budget::Budget;
 use crate::config::Config;
-use crate::core::lockout::LockoutPolicy;
 use crate::lifecycle::users::PinRules;
 use crate::live::Live;
 use crate::notify::Templates;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
 
@@ -18,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Reloader {
     pub started: Config,
     pub rules: Live<PinRules>,
-    /// The core's lockout settings (the one copy: user views read lock ends from records).
-    pub lockout: Live<LockoutPolicy>,
+    /// The core's lockout per device, derived from `[lockout]`, the ceiling and the
+    /// population (the one copy: user views read lock ends from records).
+    pub budget: Arc<Budget>,
     pub templates: Live<Templates>,
 }
 
@@ -33,9 +36,7 @@ impl Reloader {
             policy: new.policy.pin_policy(),
             generated_length: new.policy.generated_length,
         });
-        {
-            self.lockout.set(new.lockout);
-        }
+        self.budget.reconfigure(new);
         Ok(needs_restart(&self.started, new))
     }
 }
@@ -45,6 +46,7 @@ impl Reloader {
 fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut probe = new.clone();
     probe.lockout = old.lockout;
+    probe.odds = old.odds;
     probe.policy.min_length = old.policy.min_length;
     probe.policy.max_length = old.policy.max_length;
     probe.policy.charset = old.policy.charset;
@@ -86,6 +88,9 @@ pub async fn on_hangup(
             .and_then(|new| Ok((reloader.apply(&new)?, new)))
         {
             Ok((waiting, new)) => {
+                if let Err(e) = reloader.budget.recount_now().await {
+                    tracing::error!("lockout budget not derived again: {e}");
+                }
                 tracing::info!(
                     "configuration reloaded: PIN policy, lockout settings and mail templates applied"
                 );
