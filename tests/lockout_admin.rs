@@ -332,6 +332,8 @@ forgive_every = "1m"
         forgive_every: Duration::from_secs(60),
         ..LockoutPolicy::default()
     };
+    // alice alone puts a refill of 1 min above the default ceiling, so the daemon derives
+    // a slower one (and cap); within 20 s the ladder of 1, 2, 4, 8 s is the same.
     const WINDOW: Duration = Duration::from_secs(20);
     let device = LockoutKey::Device(String::new());
     let model = odds::guesses_in(WINDOW, |s, t| {

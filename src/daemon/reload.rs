@@ -125,7 +125,9 @@ mod tests {
     #[test]
     fn only_other_sections_wait_for_a_restart() {
         let old = config("");
-        let reloadable = config("[policy]\nmin_length = 8\n[lockout]\nfree_failures = 3\n");
+        let reloadable = config(
+            "[policy]\nmin_length = 8\n[lockout]\nfree_failures = 3\nmax_daily_odds = 0.01\n",
+        );
         assert_eq!(needs_restart(&old, &reloadable), Vec::<String>::new());
         let other = config("[store]\ncache_capacity_mib = 8\n");
         assert_eq!(needs_restart(&old, &other), vec!["store".to_string()]);
