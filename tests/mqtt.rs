@@ -492,6 +492,38 @@ fn an_oversized_publish_is_refused_as_input_and_the_connection_kept() {
     );
 }
 
+/// A QoS 1 packet above rumqttc's limit ends the connection, and the broker would send it
+/// again on every reconnect of the persistent session: pinwarden discards that session once
+/// and is back, answering, instead of staying offline for good.
+#[test]
+fn a_packet_above_the_limit_does_not_keep_pinwarden_offline() {
+    let broker = Broker::start();
+    let d = start(&broker, "", "");
+    wait_connected(&d);
+    d.add_user("alice", "staff", "482913");
+    let probe = Probe::connect(broker.port);
+    probe.subscribe(&format!("{PREFIX}/reply/+"));
+    let mut body = br#"{"id":"huge","pin":"482913","pad":""#.to_vec();
+    body.resize(6 << 20, b'x');
+    body.extend_from_slice(b"\"}");
+    probe.publish(&format!("{PREFIX}/request/front-door"), &body, false);
+    d.wait_audit("above the 4 MiB limit", Duration::from_secs(20));
+    let status = d.wait_status("reconnected after the oversize packet", |s| {
+        s["mqtt"]["connected"] == true && s["mqtt"]["reconnects"].as_u64() >= Some(1)
+    });
+    let r = request(&probe, "front-door", r#"{"id":"after","pin":"482913"}"#);
+    assert_eq!(r["id"], "after", "the huge request was never answered");
+    assert_eq!(r["result"], "granted");
+    // Connected for good: the oversize packet is not delivered again.
+    let again = request(&probe, "front-door", r#"{"id":"later","pin":"482913"}"#);
+    assert_eq!(again["result"], "granted");
+    assert_eq!(
+        d.status()["mqtt"]["reconnects"],
+        status["mqtt"]["reconnects"],
+        "no further reconnects"
+    );
+}
+
 #[test]
 fn requests_published_while_pinwarden_is_away_are_answered_when_it_returns() {
     let broker = Broker::start();

@@ -8,6 +8,7 @@
 mod events;
 pub mod proto;
 mod requests;
+mod session;
 pub mod settings;
 
 pub use events::{EventOutbox, Pending};
@@ -91,8 +92,9 @@ impl CommandSink for Link {
 /// The largest packet the broker may send us before rumqttc drops the connection. Far
 /// above any request (our own layer refuses those over `proto::MAX_PAYLOAD`, audited, the
 /// connection kept): a big publish on a request topic is bad input, not a way to take
-/// pinwarden offline. Only a packet above this still costs a reconnect; a broker shared
-/// with untrusted publishers should cap `message_size_limit` below it.
+/// pinwarden offline. A packet above this costs a reconnect and the broker session (see
+/// `session::oversize`); a broker shared with untrusted publishers should cap `max_packet_size`
+/// below it.
 pub const MAX_INCOMING_PACKET: usize = 4 * 1024 * 1024;
 
 /// Connection options shared by both connections. The password comes from `password_file`.
@@ -210,6 +212,8 @@ pub struct Requests {
     password: Option<String>,
     status_topic: String,
     tracker: TaskTracker,
+    /// The last connection ended on an oversize packet: discard the session first.
+    discard: bool,
 }
 
 impl Requests {
@@ -232,6 +236,7 @@ impl Requests {
             }),
             password,
             tracker: TaskTracker::new(),
+            discard: false,
         }
     }
 
@@ -257,6 +262,13 @@ impl Requests {
 impl Worker for Requests {
     async fn work(&mut self, cx: &Context) -> Result<Next, String> {
         let (front, link) = (&self.front, &self.front.link);
+        if self.discard {
+            session::discard(&front.cfg, self.password.as_deref(), &self.tracker)
+                .await
+                .map_err(|e| self.lost(e))?;
+            self.discard = false;
+            tracing::warn!("MQTT: discarded the broker session after an oversize packet");
+        }
         // Checked at startup; a CA file removed since then is reported and retried.
         let mut opts = options(
             &front.cfg,
@@ -293,7 +305,20 @@ impl Worker for Requests {
                     Arc::clone(front).dispatch(p, &client, &self.tracker)
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(self.lost(describe(&front.cfg, &e))),
+                Some(Err(e)) => {
+                    if let Some(size) = session::oversize(&e) {
+                        self.discard = true;
+                        let broker = format!("{}:{}", front.cfg.host, front.cfg.port);
+                        let reason = format!(
+                            "a packet of {size} bytes, above the {} MiB limit: the broker \
+                             session is discarded so it is not sent again (requests queued \
+                             behind it are lost; set the broker's max_packet_size)",
+                            MAX_INCOMING_PACKET >> 20
+                        );
+                        front.refuse(&broker, &reason);
+                    }
+                    return Err(self.lost(describe(&front.cfg, &e)));
+                }
                 None => return Err(self.lost("the MQTT event loop ended".into())),
             }
         }

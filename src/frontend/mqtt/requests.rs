@@ -198,7 +198,7 @@ impl Frontend {
     }
 
     /// Audits a refused message (at most once a minute per reason and topic).
-    fn refuse(&self, topic: &str, reason: &str) {
+    pub(super) fn refuse(&self, topic: &str, reason: &str) {
         self.link.update(|s| s.refused += 1);
         tracing::info!(topic, reason, "refused an MQTT message");
         if let Some(reason) =
