@@ -121,6 +121,15 @@ impl Store for GuardedStore {
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         self.write(true, |s| s.apply_sync(write))
     }
+    fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()> {
+        self.write(true, |s| s.stage_sync(source, upserts))
+    }
+    fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        self.write(true, |s| s.commit_sync(write))
+    }
+    fn discard_sync(&self, source: &str) -> Result<()> {
+        self.write(true, |s| s.discard_sync(source))
+    }
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
         self.read(|s| s.pin_collisions())
     }

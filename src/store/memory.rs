@@ -12,7 +12,7 @@ use super::{
 };
 use crate::core::lockout::user_key;
 use crate::domain::{AuditEvent, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -68,6 +68,8 @@ struct Log {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// Sync batches being staged, per source (`stage_sync`).
+    staged: Mutex<HashMap<String, Vec<User>>>,
     log: Mutex<Log>,
     fail_user_reads: AtomicBool,
     fail_lockout_reads: AtomicBool,
@@ -377,6 +379,31 @@ impl Store for MemoryStore {
             t.sync.insert(write.source.to_owned(), write.state.clone());
             Ok(out)
         })
+    }
+
+    fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()> {
+        self.call(|| "stage_sync".to_owned());
+        let mut staged = lock(&self.staged);
+        staged
+            .entry(source.to_owned())
+            .or_default()
+            .extend_from_slice(upserts);
+        Ok(())
+    }
+
+    fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        let mut upserts = lock(&self.staged).remove(write.source).unwrap_or_default();
+        upserts.extend_from_slice(write.upserts);
+        self.apply_sync(&SyncWrite {
+            upserts: &upserts,
+            ..*write
+        })
+    }
+
+    fn discard_sync(&self, source: &str) -> Result<()> {
+        self.call(|| "discard_sync".to_owned());
+        lock(&self.staged).remove(source);
+        Ok(())
     }
 
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {

@@ -350,6 +350,16 @@ pub trait Store: Send + Sync + 'static {
     /// open completes; readers may see such a batch arrive a chunk at a time).
     /// Upstream PINs that collide are kept on the users but left out of the PIN-only index.
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
+    /// Sets aside a part of a batch too large to hold at once (the engine stages it a chunk
+    /// at a time): no read sees it, and a crash or `discard_sync` drops it, until
+    /// `commit_sync` applies it. Call `discard_sync` before the first part.
+    fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()>;
+    /// Applies what is staged for `write.source` and `write` as one batch, atomically like
+    /// `apply_sync` (sled: through the journal). A refused batch is dropped.
+    fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
+    /// Drops what is staged for `source`. A committed batch of `source` still to complete
+    /// is completed first and the call refused, like `apply_sync`.
+    fn discard_sync(&self, source: &str) -> Result<()>;
     /// Groups of user ids that share one PIN (PIN-only login disabled for them).
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>>;
 

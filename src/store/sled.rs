@@ -454,6 +454,16 @@ impl Store for SledStore {
     fn apply_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         sync::apply(self, write)
     }
+    fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()> {
+        journal::stage(self, source, upserts)
+    }
+    fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
+        journal::settle(self, write.source)?;
+        journal::commit(self, write)
+    }
+    fn discard_sync(&self, source: &str) -> Result<()> {
+        journal::discard(self, source)
+    }
 
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>> {
         self.shared

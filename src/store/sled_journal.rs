@@ -1,7 +1,8 @@
 //! Large sync batches (a child of `sled.rs`). One sled transaction holds every page it
 //! replaces until it commits, so a 100 000-user batch cannot be one transaction on an edge
-//! box. Instead the batch is written to the `sync_journal` tree in chunks, committed by
-//! writing its head (the source's new sync state and the ids it touches) and flushing, then
+//! box. Instead the batch is written to the `sync_journal` tree in chunks (by `stage` as
+//! the engine plans them, the rest by `commit`: nobody holds the whole batch), committed
+//! by writing its head (the source's new sync state and the ids it touches) and flushing, then
 //! rolled forward chunk by chunk: each chunk's transaction applies its users and deletes the
 //! chunk from the journal, and the last one writes the sync state and deletes the head.
 //!
@@ -57,60 +58,123 @@ fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
 
 /// Writes the batch to the journal, commits it and rolls it forward.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
-    let touched: HashSet<String> = w
-        .removals
-        .iter()
-        .chain(w.upserts.iter().map(|u| &u.id))
-        .cloned()
-        .collect();
-    precheck(store, w, &touched)?;
     clear(store, w.source)?;
-    let put = |k: Vec<u8>, v: Vec<u8>| store.journal.insert(k, v).map_err(unavailable);
+    commit(store, w)
+}
+
+/// Before the first `stage`: completes a committed batch of `source` (then refuses, see
+/// `settle`) and drops anything staged.
+pub(super) fn discard(store: &SledStore, source: &str) -> Result<()> {
+    settle(store, source)?;
+    clear(store, source)
+}
+
+/// Adds `upserts` to the batch being staged for `source`: in the journal, but nothing
+/// reads it before the head is written, and a crash before that drops it.
+pub(super) fn stage(store: &SledStore, source: &str, upserts: &[User]) -> Result<()> {
+    let next = match store
+        .journal
+        .scan_prefix(prefix(source, UPSERTS))
+        .keys()
+        .next_back()
+    {
+        Some(k) => {
+            let k = k.map_err(unavailable)?;
+            let seq: [u8; 4] = k[k.len() - 4..].try_into().expect("a 4-byte sequence");
+            u32::from_be_bytes(seq) + 1
+        }
+        None => 0,
+    };
+    for (seq, chunk) in (next..).zip(upserts.chunks(CHUNK)) {
+        store
+            .journal
+            .insert(key(source, UPSERTS, seq), encode(&chunk))
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Stages `w`'s users and removals after whatever is staged, checks the whole batch,
+/// commits it (the head, durable) and rolls it forward. A refused batch is dropped.
+pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
+    stage(store, w.source, w.upserts)?;
     for (seq, chunk) in (0..).zip(w.removals.chunks(CHUNK)) {
-        put(key(w.source, REMOVALS, seq), encode(&chunk))?;
+        store
+            .journal
+            .insert(key(w.source, REMOVALS, seq), encode(&chunk))
+            .map_err(unavailable)?;
     }
-    for (seq, chunk) in (0..).zip(w.upserts.chunks(CHUNK)) {
-        put(key(w.source, UPSERTS, seq), encode(&chunk))?;
-    }
+    let touched = match precheck(store, w.source, w.removals) {
+        Ok(touched) => touched,
+        Err(e) => {
+            clear(store, w.source)?;
+            return Err(e);
+        }
+    };
     store.db.flush().map_err(unavailable)?;
     let head = Head {
         state: w.state.clone(),
         touched: touched.into_iter().collect(),
     };
-    put(key(w.source, HEAD, 0), encode(&head))?;
+    store
+        .journal
+        .insert(key(w.source, HEAD, 0), encode(&head))
+        .map_err(unavailable)?;
     store.db.flush().map_err(unavailable)?;
     drop(head);
     roll_forward(store, w.source)
 }
 
-/// Refuses, before anything is written, what one transaction would refuse: a user the
-/// source does not own, or a card held by a user outside the batch.
-fn precheck(store: &SledStore, w: &SyncWrite<'_>, touched: &HashSet<String>) -> Result<()> {
-    for id in touched {
+/// Calls `f` with each staged chunk of users of `source`, in order.
+fn each_staged(
+    store: &SledStore,
+    source: &str,
+    mut f: impl FnMut(Vec<User>) -> Result<()>,
+) -> Result<()> {
+    for bytes in store.journal.scan_prefix(prefix(source, UPSERTS)).values() {
+        f(decode("sync journal chunk", &bytes.map_err(unavailable)?)?)?;
+    }
+    Ok(())
+}
+
+/// Refuses, before the batch is committed, what one transaction would refuse: a user the
+/// source does not own, or a card held by a user outside the batch (or by two of it).
+/// Reads the staged users twice rather than holding them; returns every id the batch
+/// touches.
+fn precheck(store: &SledStore, source: &str, removals: &[String]) -> Result<HashSet<String>> {
+    let mut touched: HashSet<String> = removals.iter().cloned().collect();
+    each_staged(store, source, |users| {
+        for user in users {
+            if !owned_by(&user, source) {
+                return Err(StoreError::NotOwned(user.id));
+            }
+            touched.insert(user.id);
+        }
+        Ok(())
+    })?;
+    for id in &touched {
         if let Some(bytes) = store.users.get(id.as_bytes()).map_err(unavailable)? {
             let user: User = decode("user", &bytes)?;
-            if !owned_by(&user, w.source) {
+            if !owned_by(&user, source) {
                 return Err(StoreError::NotOwned(id.clone()));
             }
         }
     }
     let mut cards = HashSet::new();
-    for user in w.upserts {
-        if !owned_by(user, w.source) {
-            return Err(StoreError::NotOwned(user.id.clone()));
-        }
-        for card in &user.cards {
-            if !cards.insert(card.as_str()) {
-                return Err(StoreError::CardTaken(card.clone()));
-            }
+    each_staged(store, source, |users| {
+        for card in users.into_iter().flat_map(|u| u.cards) {
             if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
                 if !touched.contains(String::from_utf8_lossy(&holder).as_ref()) {
-                    return Err(StoreError::CardTaken(card.clone()));
+                    return Err(StoreError::CardTaken(card));
                 }
             }
+            if !cards.insert(card.clone()) {
+                return Err(StoreError::CardTaken(card));
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })?;
+    Ok(touched)
 }
 
 /// Completes a committed batch of `source` whose roll-forward failed while the daemon ran
