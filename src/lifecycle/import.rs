@@ -3,11 +3,10 @@
 use crate::domain::{check_user_id, Pin};
 use csv::{ByteRecord, Position, ReaderBuilder};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Read;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Largest file `parse_users` accepts (it holds the whole file; `RowStream` does not).
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
@@ -315,13 +314,13 @@ fn is_blank(record: &ByteRecord) -> bool {
 struct Tracked<R> {
     inner: std::io::BufReader<R>,
     offset: u64,
-    breaks: Rc<RefCell<Breaks>>,
+    breaks: Arc<Mutex<Breaks>>,
 }
 
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut breaks = self.breaks.borrow_mut();
+        let mut breaks = lock(&self.breaks);
         for (i, b) in buf[..n].iter().enumerate() {
             if matches!(b, b'\r' | b'\n') {
                 breaks.pending.push_back((self.offset + i as u64, *b));
@@ -330,6 +329,12 @@ impl<R: Read> Read for Tracked<R> {
         self.offset += n as u64;
         Ok(n)
     }
+}
+
+/// The breaks (shared by the reader and the stream, which is `Send` so that a sync can
+/// read a file a chunk at a time on blocking threads; never contended).
+fn lock(breaks: &Mutex<Breaks>) -> MutexGuard<'_, Breaks> {
+    breaks.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Line-break bytes read but not yet behind a record, and the physical lines ended before
@@ -352,8 +357,8 @@ fn ends_line(last_cr: &mut Option<u64>, at: u64, b: u8) -> bool {
 /// The physical line on which a record starts. The csv crate reports the position just after
 /// the previous record, before any empty lines it skipped, so those are counted here (and
 /// line breaks before that position forgotten).
-fn start_line(breaks: &RefCell<Breaks>, position: &Position) -> usize {
-    let mut breaks = breaks.borrow_mut();
+fn start_line(breaks: &Mutex<Breaks>, position: &Position) -> usize {
+    let mut breaks = lock(breaks);
     while let Some(&(at, b)) = breaks
         .pending
         .front()
@@ -387,7 +392,7 @@ pub enum Parsed {
 /// whatever the file's size. Every problem is reported, each with the record it belongs to.
 pub struct RowStream<R: Read> {
     reader: csv::Reader<Tracked<R>>,
-    breaks: Rc<RefCell<Breaks>>,
+    breaks: Arc<Mutex<Breaks>>,
     checker: Checker,
     header: Option<Header>,
     record: ByteRecord,
@@ -410,11 +415,11 @@ impl<R: Read> RowStream<R> {
                 std::io::BufRead::consume(&mut inner, BOM.len());
             }
         }
-        let breaks = Rc::new(RefCell::new(Breaks::default()));
+        let breaks = Arc::new(Mutex::new(Breaks::default()));
         let tracked = Tracked {
             inner,
             offset: 0,
-            breaks: Rc::clone(&breaks),
+            breaks: Arc::clone(&breaks),
         };
         let reader = ReaderBuilder::new()
             .has_headers(false)
