@@ -5,12 +5,13 @@
 //! Polling rather than inotify: it works for files replaced by rename, on network mounts
 //! and in containers, and the interval bounds how late a change is seen anyway.
 
-use super::source::{Batch, Deletions, FetchFuture, Source, SourceError, UpstreamUser};
+use super::listing::{Chunks, Listing};
+use super::source::{Batch, Deletions, FetchFuture, ListFuture, Source, SourceError, UpstreamUser};
 use crate::lifecycle::import::{ImportProblem, ImportRow, Parsed, RowStream};
 use blake2::digest::{FixedOutput, KeyInit, Update};
 use blake2::Blake2bMac512;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -36,6 +37,23 @@ struct Memory {
     seen: Vec<(Vec<u8>, HashMap<u64, u64>)>,
 }
 
+fn mac(key: &[u8; 32], parts: &[&[u8]]) -> Digest {
+    let mut mac = <Blake2bMac512 as KeyInit>::new_from_slice(key)
+        .expect("a 32-byte key is valid for BLAKE2b");
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&mac.finalize_fixed()[..32]);
+    out
+}
+
+/// The short keyed digest a row's id is known by in `Memory`.
+fn id_digest(key: &[u8; 32], id: &str) -> u64 {
+    short(&mac(key, &[b"id", id.as_bytes()]))
+}
+
 /// The first 8 bytes of a keyed digest.
 fn short(d: &Digest) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("a digest has 32 bytes"))
@@ -58,15 +76,7 @@ impl CsvSource {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> Digest {
-        let mut mac = <Blake2bMac512 as KeyInit>::new_from_slice(&self.key)
-            .expect("a 32-byte key is valid for BLAKE2b");
-        for part in parts {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&mac.finalize_fixed()[..32]);
-        out
+        mac(&self.key, parts)
     }
 
     fn row_digest(&self, row: &ImportRow) -> Digest {
@@ -115,6 +125,14 @@ impl CsvSource {
 
     /// The file's rows, read record by record (never whole), or its problems as one error.
     fn read_rows(&self) -> Result<Vec<ImportRow>, SourceError> {
+        let mut rows = Vec::new();
+        self.scan(|row| rows.push(row))?;
+        Ok(rows)
+    }
+
+    /// Visits the file's rows record by record (never whole); its problems as one error.
+    /// A file with a problem is visited up to the first one only.
+    fn scan(&self, mut visit: impl FnMut(ImportRow)) -> Result<(), SourceError> {
         let shown = self.settings.path.display();
         let file = std::fs::File::open(&self.settings.path)
             .map_err(|e| SourceError::Unavailable(format!("cannot read {shown}: {e}")))?;
@@ -133,16 +151,14 @@ impl CsvSource {
         };
         let stream = RowStream::new(file, self.settings.delimiter as u8)
             .map_err(|p| malformed(std::slice::from_ref(&p), 1))?;
-        let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut total = 0;
         for item in stream {
             match item {
-                Parsed::Row(row) if total == 0 => rows.push(row),
+                Parsed::Row(row) if total == 0 => visit(row),
                 Parsed::Row(_) => {}
                 Parsed::Problems(p) => {
                     total += p.len();
-                    rows = Vec::new();
                     let room = SHOWN_PROBLEMS.saturating_sub(problems.len());
                     problems.extend(p.into_iter().take(room));
                 }
@@ -151,7 +167,60 @@ impl CsvSource {
         if total > 0 {
             return Err(malformed(&problems, total));
         }
-        Ok(rows)
+        Ok(())
+    }
+
+    /// The listing of the file: a first read checks every row and sorts the changed ones
+    /// from the unchanged (keeping their ids only); the engine's chunks read it again.
+    fn list_now(&self, cursor: Option<&[u8]>) -> Result<Listing, SourceError> {
+        let before = stamp(&self.settings.path)?;
+        let digest = self.file_digest(before.0)?.to_vec();
+        if cursor == Some(digest.as_slice()) {
+            return Ok(Listing::whole(Batch {
+                changed: Vec::new(),
+                deletions: Deletions::Keys(Vec::new()),
+                cursor: None,
+            }));
+        }
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let base = cursor.and_then(|c| memory.seen.iter().find(|(d, _)| d == c));
+        let mut digests = HashMap::new();
+        let mut keys = HashSet::new();
+        let mut wanted = HashSet::new();
+        let mut present = Vec::new();
+        let mut pins = 0;
+        self.scan(|row| {
+            let d = short(&self.row_digest(&row));
+            let id = id_digest(&self.key, &row.id);
+            digests.insert(id, d);
+            if base.is_some_and(|(_, b)| b.get(&id) == Some(&d)) {
+                present.push(row.id);
+            } else {
+                pins += usize::from(row.pin.is_some());
+                wanted.insert(id);
+                keys.insert(row.id);
+            }
+        })?;
+        if stamp(&self.settings.path)? != before {
+            return Err(changed(&self.settings.path));
+        }
+        let base = base.cloned();
+        memory.seen = base.into_iter().collect();
+        memory.seen.push((digest.clone(), digests));
+        Ok(Listing {
+            keys,
+            deletions: Deletions::AllExcept { present },
+            cursor: Some(digest),
+            skipped: Vec::new(),
+            pins,
+            chunks: Box::new(FileChunks {
+                settings: self.settings.clone(),
+                key: self.key,
+                wanted,
+                before,
+                rows: None,
+            }),
+        })
     }
 
     fn fetch_now(&self, cursor: Option<&[u8]>) -> Result<Batch, SourceError> {
@@ -175,7 +244,7 @@ impl CsvSource {
         let mut present = Vec::new();
         for row in rows {
             let d = short(&self.row_digest(&row));
-            let id = short(&self.mac(&[b"id", row.id.as_bytes()]));
+            let id = id_digest(&self.key, &row.id);
             digests.insert(id, d);
             if base.is_some_and(|(_, b)| b.get(&id) == Some(&d)) {
                 present.push(row.id);
@@ -215,7 +284,7 @@ fn upstream_user(row: ImportRow) -> UpstreamUser {
 
 /// The file's size and modification time: a file whose stamp moves while it is read is
 /// being written, and is read again later.
-fn stamp(path: &std::path::Path) -> Result<(u64, Option<std::time::SystemTime>), SourceError> {
+fn stamp(path: &std::path::Path) -> Result<Stamp, SourceError> {
     let m = std::fs::metadata(path)
         .map_err(|e| SourceError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
     Ok((m.len(), m.modified().ok()))
@@ -231,6 +300,59 @@ fn changed(path: &std::path::Path) -> SourceError {
 impl Source for CsvSource {
     fn fetch<'a>(&'a self, cursor: Option<&'a [u8]>) -> FetchFuture<'a> {
         Box::pin(async move { tokio::task::block_in_place(|| self.fetch_now(cursor)) })
+    }
+
+    fn list<'a>(&'a self, cursor: Option<&'a [u8]>) -> ListFuture<'a> {
+        Box::pin(async move { tokio::task::block_in_place(|| self.list_now(cursor)) })
+    }
+}
+
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+/// The changed rows of a listed file, read again a chunk at a time. The file was checked
+/// whole by the listing: a problem now, or a stamp that moved by the end, means it changed
+/// meanwhile, and the run is dropped.
+struct FileChunks {
+    settings: CsvSettings,
+    key: [u8; 32],
+    /// The id digests of the rows to hand out.
+    wanted: HashSet<u64>,
+    before: Stamp,
+    rows: Option<RowStream<std::fs::File>>,
+}
+
+impl Chunks for FileChunks {
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<UpstreamUser>, SourceError> {
+        let path = &self.settings.path;
+        let rows = match &mut self.rows {
+            Some(rows) => rows,
+            None => {
+                let file = std::fs::File::open(path).map_err(|e| {
+                    SourceError::Unavailable(format!("cannot read {}: {e}", path.display()))
+                })?;
+                let rows = RowStream::new(file, self.settings.delimiter as u8)
+                    .map_err(|_| changed(path))?;
+                self.rows.insert(rows)
+            }
+        };
+        let mut out = Vec::new();
+        while out.len() < max.max(1) {
+            match rows.next() {
+                Some(Parsed::Row(row)) => {
+                    if self.wanted.contains(&id_digest(&self.key, &row.id)) {
+                        out.push(upstream_user(row));
+                    }
+                }
+                Some(Parsed::Problems(_)) => return Err(changed(path)),
+                None => {
+                    if stamp(path)? != self.before {
+                        return Err(changed(path));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,21 +1,23 @@
-//! One engine per `[[directory]]`: fetch (a panic becomes an error), plan, hash the PINs that
-//! changed on the pool's background queue, then apply everything with the cursor as one
-//! atomic batch (`Store::apply_sync`: the previous state or the new one, even across a
-//! crash). A run in progress is never interrupted by a timer; shutdown stops it before the
-//! apply, and a stop during a large apply is completed by the store at the next start.
+//! One engine per `[[directory]]`: fetch a listing (a panic becomes an error), then a chunk
+//! of users at a time plan, hash the PINs that changed on the pool's background queue and
+//! stage them (`engine_chunks.rs`), then apply everything with the cursor as one atomic
+//! batch (the previous state or the new one, even across a crash). A run in progress is
+//! never interrupted by a timer; shutdown stops it before the commit, and a stop during a
+//! large commit is completed by the store at the next start.
 
 pub use super::error::SyncError;
+use super::listing::Listing;
 use super::local_pins;
 use super::plan::{self, Plan, PlanError};
 use super::report::{audit, weak_audit};
 pub use super::report::{RunOptions, Summary};
-use super::source::{Batch, Deletions, Source, SourceError};
+use super::source::{Source, SourceError};
 use super::weak::{self, PinCheck, WeakList};
 use crate::crypto::HashPool;
 use crate::domain::{SyncOutcome, Timestamp};
 use crate::lifecycle::settings::WeakPins;
-use crate::store::{Store, StoreError, SyncApplied, SyncState, SyncWrite};
-use std::collections::HashMap;
+use crate::store::{Store, SyncState};
+pub use chunks::CHUNK_USERS;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -59,6 +61,8 @@ pub struct Engine {
     pins: PinCheck,
     started: Timestamp,
     live: Mutex<Live>,
+    /// Users planned, hashed and staged at a time.
+    chunk: usize,
 }
 
 pub type Progress = Option<UnboundedSender<(usize, usize)>>;
@@ -83,7 +87,14 @@ impl Engine {
             pins,
             started: Timestamp::now(),
             live: Mutex::new(Live::default()),
+            chunk: CHUNK_USERS,
         }
+    }
+
+    /// Plans, hashes and stages `users` at a time instead of [`CHUNK_USERS`] (tests).
+    pub fn with_chunk_size(mut self, users: usize) -> Self {
+        self.chunk = users.max(1);
+        self
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -135,7 +146,7 @@ impl Engine {
         let mut state = self.store.sync_state(&self.name)?.unwrap_or_default();
         let full = opts.full || (state.cursor.is_some() && self.local_pin_set(&state).await?);
         let cursor = if full { None } else { state.cursor.clone() };
-        let batch = match self.fetch(cursor.clone(), shutdown).await {
+        let listing = match self.fetch(cursor.clone(), shutdown).await {
             Err(SyncError::Source(SourceError::CursorExpired(why))) if cursor.is_some() => {
                 tracing::info!(source = %self.name, reason = %why, "cursor expired: fetching everything");
                 self.fetch(None, shutdown).await?
@@ -146,11 +157,11 @@ impl Engine {
         state.last_success = Some(now);
         state.last_error = None;
         state.last_error_at = None;
-        if let Some(c) = batch.cursor.clone() {
+        if let Some(c) = listing.cursor.clone() {
             state.cursor = Some(c);
             state.cursor_at = Some(now);
         }
-        if is_empty(&batch) {
+        if listing.is_empty() {
             self.save_state(state.clone()).await?;
             return Ok(Summary {
                 source: self.name.clone(),
@@ -160,28 +171,23 @@ impl Engine {
                 ..Summary::default()
             });
         }
-        let (users, mut plan) = self.plan(batch, opts.force).await?;
-        let (weak, checked) = weak::screen(&mut plan, &self.pins);
-        let rehashed = self.hash(&mut plan, progress, shutdown).await?;
-        if plan.complete {
-            state.last_full = Some(now);
-        }
-        state.users = users;
-        let (applied, plan) = self.apply(plan, state).await?;
-        self.weak_applied(&checked, &weak, &plan.removals);
+        let run = self
+            .apply_listing(listing, opts.force, state, now, progress, shutdown)
+            .await?;
+        self.weak_applied(&run.rechecked, &run.weak, &run.removals);
         Ok(Summary {
             source: self.name.clone(),
             outcome: SyncOutcome::Applied,
-            added: applied.added,
-            changed: applied.changed,
-            removed: applied.removed,
-            rehashed,
-            collisions: applied.collisions,
-            skipped: plan.skipped,
-            users,
-            complete: plan.complete,
-            weak_pins: weak.len(),
-            weak_pin_users: weak::capped_ids(&weak),
+            added: run.applied.added,
+            changed: run.applied.changed,
+            removed: run.applied.removed,
+            rehashed: run.rehashed,
+            collisions: run.applied.collisions,
+            skipped: run.skipped,
+            users: run.users,
+            complete: run.complete,
+            weak_pins: run.weak.len(),
+            weak_pin_users: weak::capped_ids(&run.weak),
             millis: started.elapsed().as_millis() as u64,
         })
     }
@@ -201,28 +207,6 @@ impl Engine {
             tracing::info!(source = %self.name, "a PIN was set here on a user of this directory: fetching everything so the directory's PIN replaces it");
         }
         Ok(set)
-    }
-
-    /// The plan's users, removals and `state` as one atomic store batch, durable on return.
-    async fn apply(&self, plan: Plan, state: SyncState) -> Result<(SyncApplied, Plan), SyncError> {
-        let store = Arc::clone(&self.store);
-        let source = self.name.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            let write = SyncWrite {
-                source: &source,
-                upserts: &plan.users,
-                removals: &plan.removals,
-                state: &state,
-            };
-            // Durable before it is reported: sled writes otherwise reach the disk on a
-            // timer, and a crash right after "applied" would lose the batch.
-            let applied = store.apply_sync(&write)?;
-            store.flush()?;
-            Ok::<_, StoreError>((applied, plan))
-        })
-        .await
-        .map_err(|_| SyncError::Panicked)??;
-        Ok(applied)
     }
 
     /// Saves the state of a run with nothing to apply (its cursor and success time), durable
@@ -253,14 +237,14 @@ impl Engine {
         }
     }
 
-    /// The source's fetch in its own task: a panic in it is an error, not a dead daemon.
+    /// The source's listing in its own task: a panic in it is an error, not a dead daemon.
     async fn fetch(
         &self,
         cursor: Option<Vec<u8>>,
         shutdown: &CancellationToken,
-    ) -> Result<Batch, SyncError> {
+    ) -> Result<Listing, SyncError> {
         let source = Arc::clone(&self.source);
-        let task = tokio::spawn(async move { source.fetch(cursor.as_deref()).await });
+        let task = tokio::spawn(async move { source.list(cursor.as_deref()).await });
         let abort = task.abort_handle();
         tokio::select! {
             joined = task => match joined {
@@ -278,44 +262,20 @@ impl Engine {
         }
     }
 
-    /// Plans on a blocking thread (it reads every user the batch names). Returns how many
-    /// users the source owns once the plan is applied, and the plan.
-    async fn plan(&self, batch: Batch, force: bool) -> Result<(u64, Plan), SyncError> {
-        let store = Arc::clone(&self.store);
-        let name = self.name.clone();
-        let share = self.settings.max_delete_share;
-        tokio::task::spawn_blocking(move || {
-            let existing: HashMap<String, String> =
-                store.upstream_keys(&name)?.into_iter().collect();
-            let settings = plan::Settings {
-                source: &name,
-                max_delete_share: share,
-                force,
-            };
-            let plan = plan::plan(
-                batch,
-                &existing,
-                &plan::StoreReads(store.as_ref()),
-                &settings,
-            )?;
-            Ok((plan::users_after(&existing, &plan), plan))
-        })
-        .await
-        .map_err(|_| SyncError::Panicked)?
-    }
-
-    /// Hashes the plan's PINs behind every login attempt; returns how many.
+    /// Hashes the plan's PINs behind every login attempt; returns how many. Progress is
+    /// reported as `(base + done, total)` for the run as a whole.
     async fn hash(
         &self,
         plan: &mut Plan,
-        progress: Progress,
+        progress: &Progress,
+        (base, total): (usize, usize),
         shutdown: &CancellationToken,
     ) -> Result<usize, SyncError> {
         let pins = std::mem::take(&mut plan.pins);
         let now = Timestamp::now();
-        let report = |done, total| {
-            if let Some(p) = &progress {
-                let _ = p.send((done, total));
+        let report = |done: usize, _| {
+            if let Some(p) = progress {
+                let _ = p.send((base + done, total.max(base + done)));
             }
         };
         let set = |index, tag| plan::set_upstream_pin(&mut plan.users[index], tag, now);
@@ -444,10 +404,13 @@ impl Engine {
     }
 }
 
-fn is_empty(batch: &Batch) -> bool {
-    batch.changed.is_empty() && matches!(&batch.deletions, Deletions::Keys(k) if k.is_empty())
-}
+#[path = "engine_chunks.rs"]
+mod chunks;
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "engine_chunk_tests.rs"]
+mod chunk_tests;

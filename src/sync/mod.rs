@@ -7,6 +7,7 @@ pub mod csv;
 pub mod engine;
 mod error;
 pub mod ldap;
+pub mod listing;
 mod local_pins;
 pub mod plan;
 mod report;

@@ -1,7 +1,10 @@
-//! Turns a fetched batch into the writes of one atomic store batch: which users to add or
-//! change (PINs still to hash), which to delete, which entries to skip and why, and the
-//! mass-deletion guard. Reads the store only through `Existing`; no I/O, no hashing.
+//! Turns a fetched listing into the writes of one atomic store batch, a chunk of users at a
+//! time (`Planner`): which users to add or change (PINs still to hash), which to delete,
+//! which entries to skip and why, and the mass-deletion guard (decided from the listing's
+//! keys before any user is planned). Reads the store only through `Existing`; no I/O, no
+//! hashing.
 
+use super::listing::{printable, Listing};
 use super::source::{Batch, Deletions, UpstreamUser};
 use crate::domain::{normalise_card, Pin, PinSource, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{Store, StoreError};
@@ -23,16 +26,6 @@ impl Existing for StoreReads<'_> {
     fn card_owner(&self, card: &str) -> Result<Option<String>, StoreError> {
         self.0.card_owner(card)
     }
-}
-
-/// How many users the source owns once `plan` is applied.
-pub fn users_after(existing: &HashMap<String, String>, plan: &Plan) -> u64 {
-    let mut ids: HashSet<&str> = existing.values().map(String::as_str).collect();
-    ids.extend(plan.users.iter().map(|u| u.id.as_str()));
-    for id in &plan.removals {
-        ids.remove(id.as_str());
-    }
-    ids.len() as u64
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +64,7 @@ pub fn deletion_limit(users: usize, share: f64) -> usize {
     ((users as f64 * share).floor() as usize).max(1)
 }
 
+/// A whole batch planned at once (one chunk): the plan with its removals.
 /// `existing`: key → id of every user the source owns now.
 pub fn plan(
     batch: Batch,
@@ -78,169 +72,256 @@ pub fn plan(
     store: &dyn Existing,
     s: &Settings<'_>,
 ) -> Result<Plan, PlanError> {
-    let mut out = Plan {
-        complete: matches!(batch.deletions, Deletions::AllExcept { .. }),
-        ..Plan::default()
-    };
-    let changed = dedupe(batch.changed, &mut out.skipped);
-    let changed_keys: HashSet<&str> = changed.iter().map(|u| u.key.as_str()).collect();
-    let mut gone: HashSet<String> = match &batch.deletions {
-        Deletions::Keys(keys) => keys
-            .iter()
-            .filter(|k| existing.contains_key(*k) && !changed_keys.contains(k.as_str()))
-            .cloned()
-            .collect(),
-        Deletions::AllExcept { present } => {
-            let present: HashSet<&str> = present.iter().map(String::as_str).collect();
-            existing
-                .keys()
-                .filter(|k| !changed_keys.contains(k.as_str()) && !present.contains(k.as_str()))
-                .cloned()
-                .collect()
-        }
-    };
-    let limit = deletion_limit(existing.len(), s.max_delete_share);
-    if gone.len() > limit && !s.force {
-        return Err(PlanError::TooManyDeletions {
-            removing: gone.len(),
-            of: existing.len(),
-            limit,
-        });
-    }
-    let by_id: HashMap<&str, &str> = existing
-        .iter()
-        .map(|(k, id)| (id.as_str(), k.as_str()))
-        .collect();
-    let mut renamed = Vec::new();
-    for entry in changed {
-        let Some((user, previous)) =
-            merge(&entry, existing, &by_id, &mut gone, store, s, &mut out)?
-        else {
-            continue;
-        };
-        if let Some(old_id) = existing.get(&entry.key).filter(|old| **old != user.id) {
-            renamed.push(old_id.clone());
-        }
-        match entry.pin.clone() {
-            Some(_) if pin_unchanged(&entry, &previous) => {}
-            Some(pin) => out.pins.push((out.users.len(), pin)),
-            None => {}
-        }
-        out.users.push(user);
-    }
-    let upserted: HashSet<&str> = out.users.iter().map(|u| u.id.as_str()).collect();
-    out.removals = gone
-        .iter()
-        .filter_map(|k| existing.get(k))
-        .chain(renamed.iter())
-        .filter(|id| !upserted.contains(id.as_str()))
-        .cloned()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    out.removals.sort();
-    check_cards(&mut out, store)?;
+    let Listing {
+        keys,
+        deletions,
+        skipped,
+        mut chunks,
+        ..
+    } = Listing::whole(batch);
+    let mut planner = Planner::new(keys, &deletions, existing.clone(), s)?;
+    let entries = chunks.next_chunk(usize::MAX).map_err(|e| {
+        PlanError::Store(StoreError::Unavailable(format!("reading the batch: {e}")))
+    })?;
+    let mut out = planner.chunk(entries, store)?;
+    out.skipped.splice(0..0, skipped);
+    let (removals, _) = planner.finish();
+    out.removals = removals;
     Ok(out)
 }
 
-/// One entry per key (the last wins) and per id; invalid ids are skipped.
-fn dedupe(changed: Vec<UpstreamUser>, skipped: &mut Vec<String>) -> Vec<UpstreamUser> {
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for (i, u) in changed.iter().enumerate() {
-        last.insert(u.key.clone(), i);
-    }
-    let mut ids = HashSet::new();
-    let mut out = Vec::with_capacity(last.len());
-    for (i, u) in changed.into_iter().enumerate() {
-        if last.get(&u.key) != Some(&i) {
-            continue;
-        }
-        if let Err(why) = crate::domain::check_user_id(&u.id) {
-            skipped.push(format!("entry `{}`: the id {why}", printable(&u.key)));
-        } else if !ids.insert(u.id.clone()) {
-            skipped.push(format!(
-                "id `{}` is held by two entries of the source",
-                u.id
-            ));
-        } else {
-            out.push(u);
-        }
-    }
-    out
+/// Plans a listing a chunk at a time. What needs the whole listing is decided up front
+/// from its keys (which users it deletes, the mass-deletion guard, whether an id held by
+/// another entry is free); what needs the whole batch of users is kept small across
+/// chunks (the cards taken so far, renamed ids, counts).
+pub struct Planner {
+    source: String,
+    /// key → id of every user the source owns now.
+    existing: HashMap<String, String>,
+    /// The keys of every entry of the listing.
+    listed: HashSet<String>,
+    /// Keys whose user is removed; shrinks when another entry takes a gone user's id over.
+    gone: HashSet<String>,
+    taken_over: HashSet<String>,
+    /// Cards given to an earlier user of the batch.
+    cards: HashSet<String>,
+    /// Old ids of renamed entries (removed at the end).
+    renamed: Vec<String>,
+    /// Users the source owns now (distinct ids), and how many the batch adds.
+    owned: usize,
+    added: usize,
+    complete: bool,
 }
 
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(80).collect()
-}
+impl Planner {
+    /// Decides the deletions and the mass-deletion guard, before any user is planned.
+    /// `listed`: the keys of every entry of the listing.
+    pub fn new(
+        listed: HashSet<String>,
+        deletions: &Deletions,
+        existing: HashMap<String, String>,
+        s: &Settings<'_>,
+    ) -> Result<Planner, PlanError> {
+        let gone: HashSet<String> = match deletions {
+            Deletions::Keys(keys) => keys
+                .iter()
+                .filter(|k| existing.contains_key(*k) && !listed.contains(k.as_str()))
+                .cloned()
+                .collect(),
+            Deletions::AllExcept { present } => {
+                let present: HashSet<&str> = present.iter().map(String::as_str).collect();
+                existing
+                    .keys()
+                    .filter(|k| !listed.contains(k.as_str()) && !present.contains(k.as_str()))
+                    .cloned()
+                    .collect()
+            }
+        };
+        let limit = deletion_limit(existing.len(), s.max_delete_share);
+        if gone.len() > limit && !s.force {
+            return Err(PlanError::TooManyDeletions {
+                removing: gone.len(),
+                of: existing.len(),
+                limit,
+            });
+        }
+        let owned = existing.values().collect::<HashSet<_>>().len();
+        Ok(Planner {
+            source: s.source.to_owned(),
+            listed,
+            gone,
+            existing,
+            taken_over: HashSet::new(),
+            cards: HashSet::new(),
+            renamed: Vec::new(),
+            owned,
+            added: 0,
+            complete: matches!(deletions, Deletions::AllExcept { .. }),
+        })
+    }
 
-/// The new record for one changed entry (PIN not yet set), or `None` when it is skipped.
-fn merge(
-    entry: &UpstreamUser,
-    existing: &HashMap<String, String>,
-    by_id: &HashMap<&str, &str>,
-    gone: &mut HashSet<String>,
-    store: &dyn Existing,
-    s: &Settings<'_>,
-    out: &mut Plan,
-) -> Result<Option<(User, Option<UpstreamRef>)>, PlanError> {
-    let current = store.user(&entry.id)?;
-    let mut user = match current {
-        None => User::new_local(entry.id.clone()),
-        Some(u) if u.origin == UserOrigin::Local => {
-            out.skipped.push(format!(
-                "id `{}` belongs to a local user, which sync never changes",
-                entry.id
-            ));
-            return Ok(None);
+    /// The writes of one chunk of entries (no removals: `finish` has them).
+    pub fn chunk(
+        &mut self,
+        entries: Vec<UpstreamUser>,
+        store: &dyn Existing,
+    ) -> Result<Plan, PlanError> {
+        let mut out = Plan {
+            complete: self.complete,
+            ..Plan::default()
+        };
+        for entry in entries {
+            let Some((user, previous)) = self.merge(&entry, store, &mut out)? else {
+                continue;
+            };
+            if let Some(old_id) = self.existing.get(&entry.key).filter(|old| **old != user.id) {
+                self.renamed.push(old_id.clone());
+            }
+            match entry.pin.clone() {
+                Some(_) if pin_unchanged(&entry, &previous) => {}
+                Some(pin) => out.pins.push((out.users.len(), pin)),
+                None => {}
+            }
+            out.users.push(user);
         }
-        Some(u) if u.upstream.as_ref().is_none_or(|r| r.source != s.source) => {
-            out.skipped.push(format!(
-                "id `{}` belongs to another directory source",
-                entry.id
-            ));
-            return Ok(None);
-        }
-        Some(u) => {
-            let held_by = by_id.get(entry.id.as_str()).copied().unwrap_or("");
-            if held_by != entry.key && !gone.remove(held_by) && existing.contains_key(held_by) {
+        self.check_cards(&mut out, store)?;
+        Ok(out)
+    }
+
+    /// The listing is a complete one (it reconciles deletions).
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The ids the batch removes (sorted), and how many users the source owns once the
+    /// batch is applied.
+    pub fn finish(self) -> (Vec<String>, u64) {
+        let mut removals: Vec<String> = self
+            .gone
+            .iter()
+            .filter_map(|k| self.existing.get(k))
+            .chain(self.renamed.iter())
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        removals.sort();
+        let users = (self.owned + self.added).saturating_sub(removals.len());
+        (removals, users as u64)
+    }
+
+    /// Whether the store's user `id`, holding something an entry wants, leaves its place
+    /// in this batch: it is this source's and its entry is listed or gone.
+    fn leaving(&self, id: &str, store: &dyn Existing) -> Result<bool, StoreError> {
+        Ok(store.user(id)?.is_some_and(|u| {
+            u.origin == UserOrigin::Upstream
+                && u.upstream.as_ref().is_some_and(|r| {
+                    r.source == self.source
+                        && (self.listed.contains(&r.key)
+                            || self.gone.contains(&r.key)
+                            || self.taken_over.contains(&r.key))
+                })
+        }))
+    }
+
+    /// The new record for one changed entry (PIN not yet set), or `None` when it is skipped.
+    fn merge(
+        &mut self,
+        entry: &UpstreamUser,
+        store: &dyn Existing,
+        out: &mut Plan,
+    ) -> Result<Option<(User, Option<UpstreamRef>)>, PlanError> {
+        let current = store.user(&entry.id)?;
+        let mut user = match current {
+            None => {
+                self.added += 1;
+                User::new_local(entry.id.clone())
+            }
+            Some(u) if u.origin == UserOrigin::Local => {
                 out.skipped.push(format!(
-                    "id `{}` is already held by another entry of this source",
+                    "id `{}` belongs to a local user, which sync never changes",
                     entry.id
                 ));
                 return Ok(None);
             }
-            u
+            Some(u) if u.upstream.as_ref().is_none_or(|r| r.source != self.source) => {
+                out.skipped.push(format!(
+                    "id `{}` belongs to another directory source",
+                    entry.id
+                ));
+                return Ok(None);
+            }
+            Some(u) => {
+                let held_by = u.upstream.as_ref().map_or("", |r| r.key.as_str());
+                if held_by != entry.key && self.existing.contains_key(held_by) {
+                    if !self.gone.remove(held_by) {
+                        out.skipped.push(format!(
+                            "id `{}` is already held by another entry of this source",
+                            entry.id
+                        ));
+                        return Ok(None);
+                    }
+                    self.taken_over.insert(held_by.to_owned());
+                }
+                u
+            }
+        };
+        user.origin = UserOrigin::Upstream;
+        // Only a PIN this source set can be kept: a PIN set here is temporary.
+        let previous = user
+            .upstream
+            .take()
+            .filter(|_| matches!(&user.pin, Some(p) if p.source == PinSource::Upstream));
+        user.upstream = Some(UpstreamRef {
+            source: self.source.clone(),
+            key: entry.key.clone(),
+            version: entry.version.clone(),
+        });
+        user.name = printable(&entry.name);
+        user.email = entry.email.clone().filter(|e| !e.is_empty());
+        user.groups = entry.groups.iter().map(|g| printable(g)).collect();
+        user.enabled = entry.enabled;
+        user.valid_from = entry.valid_from;
+        user.valid_until = entry.valid_until;
+        user.cards = Vec::new();
+        for raw in &entry.cards {
+            match normalise_card(raw) {
+                Some(card) if !user.cards.contains(&card) => user.cards.push(card),
+                Some(_) => {}
+                None => out.skipped.push(format!(
+                    "user `{}`: a card number has no digits or letters",
+                    entry.id
+                )),
+            }
         }
-    };
-    user.origin = UserOrigin::Upstream;
-    // Only a PIN this source set can be kept: a PIN set here is temporary.
-    let previous = user
-        .upstream
-        .take()
-        .filter(|_| matches!(&user.pin, Some(p) if p.source == PinSource::Upstream));
-    user.upstream = Some(UpstreamRef {
-        source: s.source.to_owned(),
-        key: entry.key.clone(),
-        version: entry.version.clone(),
-    });
-    user.name = printable(&entry.name);
-    user.email = entry.email.clone().filter(|e| !e.is_empty());
-    user.groups = entry.groups.iter().map(|g| printable(g)).collect();
-    user.enabled = entry.enabled;
-    user.valid_from = entry.valid_from;
-    user.valid_until = entry.valid_until;
-    user.cards = Vec::new();
-    for raw in &entry.cards {
-        match normalise_card(raw) {
-            Some(card) if !user.cards.contains(&card) => user.cards.push(card),
-            Some(_) => {}
-            None => out.skipped.push(format!(
-                "user `{}`: a card number has no digits or letters",
-                entry.id
-            )),
-        }
+        Ok(Some((user, previous)))
     }
-    Ok(Some((user, previous)))
+
+    /// Drops a card another user holds (outside this batch) or an earlier user of the
+    /// batch took; the user is still applied, without that card.
+    fn check_cards(&mut self, out: &mut Plan, store: &dyn Existing) -> Result<(), StoreError> {
+        let mut dropped = Vec::new();
+        for (i, user) in out.users.iter().enumerate() {
+            for card in &user.cards {
+                let elsewhere = match store.card_owner(card)? {
+                    Some(owner) => owner != user.id && !self.leaving(&owner, store)?,
+                    None => false,
+                };
+                if elsewhere || !self.cards.insert(card.clone()) {
+                    dropped.push((i, card.clone()));
+                }
+            }
+        }
+        for (i, card) in dropped {
+            let user = &mut out.users[i];
+            user.cards.retain(|c| *c != card);
+            out.skipped.push(format!(
+                "user `{}`: card {card} is held by another user; left out",
+                user.id
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The source says the entry has not changed since its PIN was hashed: same key, same
@@ -252,39 +333,6 @@ fn pin_unchanged(entry: &UpstreamUser, previous: &Option<UpstreamRef>) -> bool {
         }
         _ => false,
     }
-}
-
-/// Drops a card another user holds (outside this batch) or an earlier user of the batch
-/// took; the user is still applied, without that card.
-fn check_cards(out: &mut Plan, store: &dyn Existing) -> Result<(), StoreError> {
-    let leaving: HashSet<&str> = out
-        .users
-        .iter()
-        .map(|u| u.id.as_str())
-        .chain(out.removals.iter().map(String::as_str))
-        .collect();
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut dropped = Vec::new();
-    for (i, user) in out.users.iter().enumerate() {
-        for card in &user.cards {
-            let elsewhere = match store.card_owner(card)? {
-                Some(owner) => owner != user.id && !leaving.contains(owner.as_str()),
-                None => false,
-            };
-            if elsewhere || !taken.insert(card.clone()) {
-                dropped.push((i, card.clone()));
-            }
-        }
-    }
-    for (i, card) in dropped {
-        let user = &mut out.users[i];
-        user.cards.retain(|c| *c != card);
-        out.skipped.push(format!(
-            "user `{}`: card {card} is held by another user; left out",
-            user.id
-        ));
-    }
-    Ok(())
 }
 
 /// Sets the freshly hashed upstream PIN on a user (overwriting a temporary local one and

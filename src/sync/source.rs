@@ -2,6 +2,7 @@
 //! users as the upstream describes them, the deletions it knows of and a new cursor. Sources
 //! do I/O and attribute mapping only; they never touch the store.
 
+use super::listing::Listing;
 use crate::domain::{Pin, Timestamp};
 use std::future::Future;
 use std::pin::Pin as StdPin;
@@ -73,6 +74,9 @@ pub enum SourceError {
     Malformed(String),
 }
 
+pub type ListFuture<'a> =
+    StdPin<Box<dyn Future<Output = Result<Listing, SourceError>> + Send + 'a>>;
+
 pub type FetchFuture<'a> = StdPin<Box<dyn Future<Output = Result<Batch, SourceError>> + Send + 'a>>;
 
 /// A directory source. `fetch(None)` is a full fetch (a complete listing); `fetch(Some(c))`
@@ -81,4 +85,11 @@ pub type FetchFuture<'a> = StdPin<Box<dyn Future<Output = Result<Batch, SourceEr
 /// (a server restart, a periodic full reconcile).
 pub trait Source: Send + Sync {
     fn fetch<'a>(&'a self, cursor: Option<&'a [u8]>) -> FetchFuture<'a>;
+
+    /// The same as a listing whose users the engine takes a chunk at a time. By default the
+    /// fetched batch, whole; a source that can read its users again (a file) overrides it
+    /// so that a sync never holds them all.
+    fn list<'a>(&'a self, cursor: Option<&'a [u8]>) -> ListFuture<'a> {
+        Box::pin(async move { self.fetch(cursor).await.map(Listing::whole) })
+    }
 }

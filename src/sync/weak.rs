@@ -87,6 +87,10 @@ impl WeakList {
         }
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        self.users.contains_key(id)
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }
