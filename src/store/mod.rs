@@ -355,10 +355,11 @@ pub trait Store: Send + Sync + 'static {
     /// `commit_sync` applies it. Call `discard_sync` before the first part.
     fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()>;
     /// Applies what is staged for `write.source` and `write` as one batch, atomically like
-    /// `apply_sync` (sled: through the journal). A refused batch is dropped.
+    /// `apply_sync` (sled: through the journal). A refused batch is dropped; so is one that
+    /// may have lost a part (sled: the store was reopened while it was staged).
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied>;
-    /// Drops what is staged for `source`. A committed batch of `source` still to complete
-    /// is completed first and the call refused, like `apply_sync`.
+    /// Drops what is staged for `source` and begins a new staging. A committed batch of
+    /// `source` still to complete is completed first and the call refused, like `apply_sync`.
     fn discard_sync(&self, source: &str) -> Result<()>;
     /// Groups of user ids that share one PIN (PIN-only login disabled for them).
     fn pin_collisions(&self) -> Result<Vec<Vec<String>>>;

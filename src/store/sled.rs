@@ -459,7 +459,7 @@ impl Store for SledStore {
     }
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         journal::settle(self, write.source)?;
-        journal::commit(self, write)
+        journal::commit(self, write, true)
     }
     fn discard_sync(&self, source: &str) -> Result<()> {
         journal::discard(self, source)

@@ -12,7 +12,7 @@
 //! rolls forward, decisions see its users arrive a chunk at a time, each user whole.
 //!
 //! Keys: `source NUL kind seq`, kind `h` (head), `c` (counts so far), `r` (a chunk of
-//! removals) or `u` (a chunk of users), seq a big-endian u32.
+//! removals), `u` (a chunk of users) or `s` (staging begun), seq a big-endian u32.
 
 use super::sync::{apply_part, in_batch, owned_by, Mode, CHUNK};
 use super::{decode, encode, tx_error, unavailable, SledStore};
@@ -27,6 +27,9 @@ const HEAD: u8 = b'h';
 const COUNTS: u8 = b'c';
 const REMOVALS: u8 = b'r';
 const UPSERTS: u8 = b'u';
+/// Written when staging begins: a store reopened meanwhile (its open clears uncommitted
+/// chunks) has lost it, and the commit is refused rather than missing users.
+const STAGING: u8 = b's';
 
 #[derive(Serialize, Deserialize)]
 struct Head {
@@ -59,14 +62,19 @@ fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
 /// Writes the batch to the journal, commits it and rolls it forward.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
     clear(store, w.source)?;
-    commit(store, w)
+    commit(store, w, false)
 }
 
-/// Before the first `stage`: completes a committed batch of `source` (then refuses, see
-/// `settle`) and drops anything staged.
+/// Before the first `stage` (and to drop a stopped run's): completes a committed batch of
+/// `source` (then refuses, see `settle`), drops anything staged and marks a new staging.
 pub(super) fn discard(store: &SledStore, source: &str) -> Result<()> {
     settle(store, source)?;
-    clear(store, source)
+    clear(store, source)?;
+    store
+        .journal
+        .insert(key(source, STAGING, 0), &[][..])
+        .map(|_| ())
+        .map_err(unavailable)
 }
 
 /// Adds `upserts` to the batch being staged for `source`: in the journal, but nothing
@@ -96,7 +104,16 @@ pub(super) fn stage(store: &SledStore, source: &str, upserts: &[User]) -> Result
 
 /// Stages `w`'s users and removals after whatever is staged, checks the whole batch,
 /// commits it (the head, durable) and rolls it forward. A refused batch is dropped.
-pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
+/// `staged`: parts were staged since `discard`, and must all still be there.
+pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<SyncApplied> {
+    let marker = key(w.source, STAGING, 0);
+    if staged && store.journal.get(&marker).map_err(unavailable)?.is_none() {
+        clear(store, w.source)?;
+        return Err(StoreError::Unavailable(
+            "the store was reopened while the sync staged its users; the sync runs again".into(),
+        ));
+    }
+    store.journal.remove(&marker).map_err(unavailable)?;
     stage(store, w.source, w.upserts)?;
     for (seq, chunk) in (0..).zip(w.removals.chunks(CHUNK)) {
         store
