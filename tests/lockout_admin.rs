@@ -223,6 +223,27 @@ fn attack_model(window: Duration, policy: &LockoutPolicy) -> (u64, LockoutState)
     (n, last.get())
 }
 
+/// Five terminals (127.0.0.1–5) guessing wrong PINs as fast as they may for `window`:
+/// how many guesses the daemon evaluated (argon2 runs) and how many were tried.
+fn attack(d: &Daemon, window: Duration) -> (u64, u32) {
+    let hashed = || d.status()["hash_pool"]["computed"].as_u64().unwrap();
+    let before = hashed();
+    let mut terminals: Vec<Terminal> = (1..=5)
+        .map(|i| Terminal::connect_from(&format!("127.0.0.{i}"), d.tcp))
+        .collect();
+    let start = Instant::now();
+    let mut tries = 0u32;
+    while start.elapsed() < window {
+        for t in &mut terminals {
+            // A wrong PIN each time; every answer is DENY, evaluated or not.
+            assert_eq!(t.ask(&format!("PIN {:06}", 100_000 + tries * 7)), "DENY");
+            tries += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (hashed() - before, tries)
+}
+
 /// A device whose one user already puts it above a ceiling of 0.01 % under a lockout
 /// that forgives a failure a minute: the daemon enforces the budget derived from the
 /// ceiling (one failure forgiven every ~14 min, the back-off cap with it), not the
@@ -272,21 +293,7 @@ max_daily_odds = 0.0001
         |s: &LockoutState| s.locked_until.unwrap().millis() - s.last_failure.unwrap().millis();
     assert_eq!((lock(&after), lock(&configured_after)), (127_000, 35_000));
 
-    let hashed = || d.status()["hash_pool"]["computed"].as_u64().unwrap();
-    let before = hashed();
-    let mut terminals: Vec<Terminal> = (1..=5)
-        .map(|i| Terminal::connect_from(&format!("127.0.0.{i}"), d.tcp))
-        .collect();
-    let start = Instant::now();
-    let mut tries = 0u32;
-    while start.elapsed() < WINDOW {
-        for t in &mut terminals {
-            assert_eq!(t.ask(&format!("PIN {:06}", 100_000 + tries * 7)), "DENY");
-            tries += 1;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let evaluated = hashed() - before;
+    let (evaluated, tries) = attack(&d, WINDOW);
     assert_eq!(evaluated, model, "{tries} tries");
     let list: serde_json::Value =
         serde_json::from_str(&d.cli_ok(&["lockout", "list", "--json"], None)).unwrap();
@@ -300,9 +307,11 @@ max_daily_odds = 0.0001
     assert_eq!(row["failures"], after.failures, "{row}");
     let ms = |k: &str| row[k].as_i64().unwrap_or_else(|| panic!("{k}: {row}"));
     let held = ms("locked_until") - ms("last_failure");
-    // The attacker's steps lag the lock ends by a few tens of ms each.
+    // The anchor is the first failure; the attacker's steps lag the lock ends (by tens of
+    // ms each, by up to a second each on a loaded machine, when a locked reply waits out
+    // the median argon2 time), so the eighth failure comes at or after the model's.
     assert!(
-        (held - lock(&after)).abs() < 3_000,
+        held >= lock(&after) - 50 && held < lock(&after) + 10_000,
         "locked {held} ms after the anchor; derived {}, configured {}",
         lock(&after),
         lock(&configured_after)
@@ -344,22 +353,7 @@ forgive_every = "1m"
         "3 at once (2 free, the third locks), then after 1 s, 2 s, 4 s and 8 s"
     );
 
-    let hashed = || d.status()["hash_pool"]["computed"].as_u64().unwrap();
-    let before = hashed();
-    let mut terminals: Vec<Terminal> = (1..=5)
-        .map(|i| Terminal::connect_from(&format!("127.0.0.{i}"), d.tcp))
-        .collect();
-    let start = Instant::now();
-    let mut tries = 0u32;
-    while start.elapsed() < WINDOW {
-        for t in &mut terminals {
-            // A wrong PIN each time; every answer is DENY, evaluated or not.
-            assert_eq!(t.ask(&format!("PIN {:06}", 100_000 + tries * 7)), "DENY");
-            tries += 1;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let evaluated = hashed() - before;
+    let (evaluated, tries) = attack(&d, WINDOW);
     // Latency pushes the attacker's last guess at most one step past the window.
     assert!(
         evaluated == model || evaluated + 1 == model,
