@@ -34,7 +34,20 @@ type Digest = [u8; 32];
 /// only if both its id's and its content's keyed 64-bit digests collide, ~2^-64 a row.
 #[derive(Default)]
 struct Memory {
-    seen: Vec<(Vec<u8>, HashMap<u64, u64>)>,
+    seen: Vec<Seen>,
+}
+
+/// One listing the engine may still build on: the file digest (the cursor) and each row's
+/// digest by id digest.
+type Seen = (Vec<u8>, HashMap<u64, u64>);
+
+impl Memory {
+    /// Keeps the cursor's listing (in case this batch is not applied) and the new one.
+    fn remember(&mut self, cursor: Option<&[u8]>, digest: Vec<u8>, digests: HashMap<u64, u64>) {
+        let base = cursor.and_then(|c| self.seen.iter().find(|(d, _)| d == c).cloned());
+        self.seen = base.into_iter().collect();
+        self.seen.push((digest, digests));
+    }
 }
 
 fn mac(key: &[u8; 32], parts: &[&[u8]]) -> Digest {
@@ -77,6 +90,20 @@ impl CsvSource {
 
     fn mac(&self, parts: &[&[u8]]) -> Digest {
         mac(&self.key, parts)
+    }
+
+    /// Records `row`'s digest in `digests` under its id's digest; that id digest, and
+    /// whether the cursor's listing (`base`) had the row unchanged.
+    fn sort_row(
+        &self,
+        base: Option<&Seen>,
+        digests: &mut HashMap<u64, u64>,
+        row: &ImportRow,
+    ) -> (u64, bool) {
+        let d = short(&self.row_digest(row));
+        let id = id_digest(&self.key, &row.id);
+        digests.insert(id, d);
+        (id, base.is_some_and(|(_, b)| b.get(&id) == Some(&d)))
     }
 
     fn row_digest(&self, row: &ImportRow) -> Digest {
@@ -190,10 +217,8 @@ impl CsvSource {
         let mut present = Vec::new();
         let mut pins = 0;
         self.scan(|row| {
-            let d = short(&self.row_digest(&row));
-            let id = id_digest(&self.key, &row.id);
-            digests.insert(id, d);
-            if base.is_some_and(|(_, b)| b.get(&id) == Some(&d)) {
+            let (id, unchanged) = self.sort_row(base, &mut digests, &row);
+            if unchanged {
                 present.push(row.id);
             } else {
                 pins += usize::from(row.pin.is_some());
@@ -204,9 +229,7 @@ impl CsvSource {
         if stamp(&self.settings.path)? != before {
             return Err(changed(&self.settings.path));
         }
-        let base = base.cloned();
-        memory.seen = base.into_iter().collect();
-        memory.seen.push((digest.clone(), digests));
+        memory.remember(cursor, digest.clone(), digests);
         Ok(Listing {
             keys,
             deletions: Deletions::AllExcept { present },
@@ -243,19 +266,13 @@ impl CsvSource {
         let mut changed = Vec::new();
         let mut present = Vec::new();
         for row in rows {
-            let d = short(&self.row_digest(&row));
-            let id = id_digest(&self.key, &row.id);
-            digests.insert(id, d);
-            if base.is_some_and(|(_, b)| b.get(&id) == Some(&d)) {
+            if self.sort_row(base, &mut digests, &row).1 {
                 present.push(row.id);
             } else {
                 changed.push(upstream_user(row));
             }
         }
-        // Keep the base (in case this batch is not applied) and the new one.
-        let base = base.cloned();
-        memory.seen = base.into_iter().collect();
-        memory.seen.push((digest.clone(), digests));
+        memory.remember(cursor, digest.clone(), digests);
         Ok(Batch {
             changed,
             deletions: Deletions::AllExcept { present },
