@@ -93,15 +93,18 @@ fn main() {
 
 /// Runs `work` and prints the daemon's RSS before and after it, their ratio and the peak.
 fn measure(daemon: &common::Bench, what: &str, work: impl FnOnce()) {
+    daemon.reset_peak_rss();
     let before = daemon.rss_mib();
     let t = Instant::now();
     work();
     let secs = t.elapsed().as_secs_f64();
     let after = daemon.rss_mib();
+    let peak = daemon.peak_rss_mib();
     println!(
-        "  {what}: {secs:.1} s; RSS before {before} MiB, after {after} MiB ({:.2} x, goal <= 1.2), peak so far {} MiB",
+        "  {what}: {secs:.1} s; RSS before {before} MiB, after {after} MiB ({:.2} x, goal <= 1.2), \
+         peak during it {peak} MiB (+{} MiB)",
         after as f64 / before.max(1) as f64,
-        daemon.peak_rss_mib()
+        peak.saturating_sub(before)
     );
 }
 

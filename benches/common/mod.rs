@@ -75,9 +75,16 @@ impl Bench {
         rss_kib(self.child.id()) / 1024
     }
 
-    /// The daemon's peak RSS so far (VmHWM).
+    /// The daemon's peak RSS so far (VmHWM), or since `reset_peak_rss`.
     pub fn peak_rss_mib(&self) -> u64 {
         status_kib(self.child.id(), "VmHWM:") / 1024
+    }
+
+    /// Starts the peak RSS over from the current RSS (Linux: `5` to `clear_refs`), so
+    /// `peak_rss_mib` then gives the peak of what follows.
+    pub fn reset_peak_rss(&self) {
+        let path = format!("/proc/{}/clear_refs", self.child.id());
+        std::fs::write(&path, "5").unwrap_or_else(|e| panic!("resetting {path}: {e}"));
     }
 
     pub fn add_user(&self, id: &str, group: &str, pin: &str) {

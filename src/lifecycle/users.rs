@@ -84,7 +84,7 @@ impl From<StoreError> for AdminError {
             StoreError::CardTaken(card) => {
                 AdminError::Invalid(format!("card {card} is already assigned to another user"))
             }
-            StoreError::Unavailable(m) => AdminError::Store(m),
+            StoreError::Unavailable(m) | StoreError::Again(m) => AdminError::Store(m),
             StoreError::NotOwned(id) => {
                 AdminError::Invalid(format!("user `{id}` is owned by another directory source"))
             }

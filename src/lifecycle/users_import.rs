@@ -58,10 +58,15 @@ impl UserAdmin {
         progress: ChunkProgress<'_>,
     ) -> Result<(), AdminError> {
         let mut chunk = Chunk::default();
+        let read = rows.len();
         for row in rows {
             job.check_row(self, row, &mut chunk, true)?;
         }
         job.digests.push(digest);
+        let store = std::sync::Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.bulk_progress(read))
+            .await
+            .map_err(|e| AdminError::Invalid(format!("the import's check panicked: {e}")))?;
         let ImportOptions {
             dry_run,
             check_unique,
@@ -138,8 +143,17 @@ impl UserAdmin {
         job.applied.pins_generated += generated.len();
         drop(generated);
         let users: Vec<_> = chunk.users.into_iter().map(|(_, u)| u).collect();
-        let outcome = self.store.upsert_users_mailing(&users, &mail)?;
-        job.applied.rows += users.len();
+        let rows = users.len();
+        // Off the runtime's threads: a chunk's transaction, and every 10 000 users the
+        // store's reopen that gives back sled's memory, take a while.
+        let store = std::sync::Arc::clone(&self.store);
+        let mail = std::sync::Arc::new(mail);
+        let queued = std::sync::Arc::clone(&mail);
+        let outcome =
+            tokio::task::spawn_blocking(move || store.upsert_users_mailing(&users, &queued))
+                .await
+                .map_err(|e| AdminError::Invalid(format!("the import's write panicked: {e}")))??;
+        job.applied.rows += rows;
         job.applied.added += outcome.added;
         job.applied.updated += outcome.updated;
         job.applied.mails_queued += mail.len();

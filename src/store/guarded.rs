@@ -24,7 +24,14 @@ pub const RESERVE_FILE: &str = "space.reserve";
 /// Free space below which a writable store is reported full before a write fails.
 const LOW_WATER: u64 = 256 * 1024;
 /// How long a reopen waits for the old handle's users and sled's flusher to let go.
-const REOPEN_WAIT: Duration = Duration::from_secs(10);
+pub(super) const REOPEN_WAIT: Duration = Duration::from_secs(10);
+/// How long a reopen in the middle of bulk work waits for the store's other users (the
+/// slot is write-locked meanwhile, so every other call waits too); else it is skipped.
+const BULK_REOPEN_WAIT: Duration = Duration::from_millis(250);
+/// Users written in bulk (imports, sync staging and roll-forward) after which the store is
+/// closed and opened again: sled 0.34 keeps what it wrote in memory until then, whatever
+/// its cache capacity, so this bounds the memory of a batch of any size.
+const BULK_RELEASE_EVERY: u64 = 10_000;
 
 /// What the handle needs to reopen the store and keep its reserve.
 #[derive(Clone, Debug)]
@@ -64,12 +71,16 @@ pub struct GuardedStore {
     reopening: Mutex<()>,
     outbox_max: AtomicU64,
     audit_dropped: AtomicU64,
+    /// Users written in bulk since the store was last opened, and how many make it reopen
+    /// (`BULK_RELEASE_EVERY`; fewer in tests).
+    bulk: AtomicU64,
+    bulk_every: AtomicU64,
 }
 
-/// Waits up to `REOPEN_WAIT` for the calls still holding `old` to finish (the slot is
+/// Waits up to `wait` for the calls still holding `old` to finish (the slot is
 /// write-locked, so no new one starts); whether it is now the only holder.
-fn alone(old: &Arc<SledStore>) -> bool {
-    let deadline = Instant::now() + REOPEN_WAIT;
+fn alone(old: &Arc<SledStore>, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
     while Arc::strong_count(old) > 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -111,6 +122,8 @@ impl GuardedStore {
             reopening: Mutex::new(()),
             outbox_max: AtomicU64::new(0),
             audit_dropped: AtomicU64::new(0),
+            bulk: AtomicU64::new(0),
+            bulk_every: AtomicU64::new(BULK_RELEASE_EVERY),
         };
         if let Err(e) = made {
             guarded.set_not_writable(&format!(
@@ -279,9 +292,10 @@ impl GuardedStore {
             lock(&self.health).lost = true;
         }
         if let Some(old) = slot.take() {
-            alone(&old);
+            alone(&old, REOPEN_WAIT);
         }
-        let store = self.open_again().map_err(|e| {
+        self.bulk.store(0, SeqCst);
+        let store = self.open_again(true).map_err(|e| {
             let reason = format!("reopening the store failed: {e}");
             self.set_not_writable(&reason);
             StoreError::Unavailable(reason)
@@ -296,8 +310,9 @@ impl GuardedStore {
     }
 
     /// Opens the store, waiting while sled's flusher thread still holds the old handle's
-    /// file lock.
-    fn open_again(&self) -> std::result::Result<SledStore, OpenError> {
+    /// file lock. `recover`: complete or clear the sync journal (after a failure; not after
+    /// a good flush in the middle of a batch, see `SledStore::open_mid_batch`).
+    fn open_again(&self, recover: bool) -> std::result::Result<SledStore, OpenError> {
         let s = &self.settings;
         let deadline = Instant::now() + REOPEN_WAIT;
         loop {
@@ -306,7 +321,12 @@ impl GuardedStore {
                 hash_params: &s.hash_params,
                 cache_capacity_mib: s.cache_capacity_mib,
             };
-            match SledStore::open(&s.store_dir, params) {
+            let opened = if recover {
+                SledStore::open(&s.store_dir, params)
+            } else {
+                SledStore::open_mid_batch(&s.store_dir, params)
+            };
+            match opened {
                 Err(OpenError::InUse(_)) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
@@ -376,9 +396,10 @@ impl GuardedStore {
 
     /// `release_memory`: flushes the store, closes it and opens it again, so the pages sled
     /// kept in memory for a large batch are given back. Only on a writable store with no
-    /// other operation holding it (else skipped: the next large batch tries again). While
-    /// it runs, other store calls wait.
-    fn release_now(&self) -> Result<()> {
+    /// other operation holding it after `wait` (else skipped: the next large batch tries
+    /// again). The sync journal is left as it is (the flush made it durable), so a batch
+    /// being staged or rolled forward goes on. While it runs, other store calls wait.
+    fn release_now(&self, wait: Duration) -> Result<()> {
         if !self.is_writable() {
             return Ok(());
         }
@@ -387,10 +408,11 @@ impl GuardedStore {
         let Some(old) = slot.take() else {
             return Ok(());
         };
-        if !alone(&old) {
+        if !alone(&old, wait) {
             *slot = Some(old);
             return Ok(());
         }
+        let started = Instant::now();
         let covered = self.done.load(SeqCst);
         if let Err(e) = old.flush() {
             *slot = Some(old);
@@ -399,8 +421,9 @@ impl GuardedStore {
         self.flushed.fetch_max(covered, SeqCst);
         lock(&self.pending).clear();
         self.generation.fetch_add(1, SeqCst);
+        self.bulk.store(0, SeqCst);
         drop(old);
-        let store = self.open_again().map_err(|e| {
+        let store = self.open_again(false).map_err(|e| {
             let reason = format!("reopening the store to release memory failed: {e}");
             self.set_not_writable(&reason);
             StoreError::Unavailable(reason)
@@ -409,8 +432,28 @@ impl GuardedStore {
         *slot = Some(Arc::new(store));
         drop(slot);
         crate::heap::release();
-        tracing::info!("reopened the store to give back the memory of a large batch");
+        tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "reopened the store to give back the memory of a large batch"
+        );
         Ok(())
+    }
+
+    /// Counts `users` written (or read) in bulk; past `BULK_RELEASE_EVERY` since the store was
+    /// opened, gives its memory back (`release_now`) so a batch of any size stays bounded.
+    /// A failure is logged: the batch goes on, and the store's health says the rest.
+    fn did_bulk(&self, users: usize) {
+        let total = self.bulk.fetch_add(users as u64, SeqCst) + users as u64;
+        if total >= self.bulk_every.load(SeqCst) {
+            self.release_in_batch();
+        }
+    }
+
+    /// `release_now` in the middle of bulk work: a short wait for the store's other users.
+    fn release_in_batch(&self) {
+        if let Err(e) = self.release_now(BULK_REOPEN_WAIT) {
+            tracing::warn!(error = %e, "could not give back the store's memory during a batch");
+        }
     }
 
     fn free(&self) -> Result<u64> {

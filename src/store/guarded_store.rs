@@ -6,11 +6,24 @@ use super::GuardedStore;
 use crate::domain::{
     AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
 };
+use crate::store::sled::Rolled;
+use crate::store::StoreError;
 use crate::store::{
     ForgotRow, ForgotSettle, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Settled,
     Store, SyncApplied, SyncState, SyncWrite, WriteHealth,
 };
 use std::sync::atomic::Ordering::SeqCst;
+
+/// Users in a chunk of the sync journal (at most).
+const JOURNAL_CHUNK: usize = 1_000;
+
+impl GuardedStore {
+    /// Journal chunks a commit reads or applies between two calls of `did_bulk`: half
+    /// of what makes the store reopen (5 by default).
+    fn batch_step(&self) -> usize {
+        (self.bulk_every.load(SeqCst) as usize / JOURNAL_CHUNK / 2).max(1)
+    }
+}
 
 impl Store for GuardedStore {
     fn user(&self, id: &str) -> Result<Option<User>> {
@@ -29,7 +42,9 @@ impl Store for GuardedStore {
         self.write(true, |s| s.update_user_mailing(user, mail))
     }
     fn upsert_users_mailing(&self, users: &[User], mail: &[QueuedMail]) -> Result<ImportOutcome> {
-        self.write(true, |s| s.upsert_users_mailing(users, mail))
+        let outcome = self.write(true, |s| s.upsert_users_mailing(users, mail))?;
+        self.did_bulk(users.len());
+        Ok(outcome)
     }
     fn remove_user(&self, id: &str) -> Result<Option<User>> {
         self.write(true, |s| s.remove_user(id))
@@ -105,8 +120,11 @@ impl Store for GuardedStore {
     fn write_health(&self) -> WriteHealth {
         self.health_now()
     }
+    fn bulk_progress(&self, users: usize) {
+        self.did_bulk(users)
+    }
     fn release_memory(&self) -> Result<()> {
-        self.release_now()
+        self.release_now(super::REOPEN_WAIT)
     }
 
     fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
@@ -122,10 +140,37 @@ impl Store for GuardedStore {
         self.write(true, |s| s.apply_sync(write))
     }
     fn stage_sync(&self, source: &str, upserts: &[User]) -> Result<()> {
-        self.write(true, |s| s.stage_sync(source, upserts))
+        self.write(true, |s| s.stage_sync(source, upserts))?;
+        self.did_bulk(upserts.len());
+        Ok(())
     }
+    /// Checks and commits, then rolls the batch forward, a few chunks at a time, giving
+    /// the store's memory back between steps (`did_bulk`: sled keeps what it reads too). A reopen after a failure completes the
+    /// batch itself (`recover`, audited); this call then says so instead of counts.
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
-        self.write(true, |s| s.commit_sync(write))
+        let step = self.batch_step();
+        let mut check = self.write(true, |s| s.commit_sync_begin(write))?;
+        while !self.write(true, |s| {
+            s.commit_sync_check(write.source, &mut check, step)
+        })? {
+            self.did_bulk(step * JOURNAL_CHUNK);
+        }
+        self.write(true, |s| s.commit_sync_head(write, check))?;
+        // The check's reads are given back before the roll-forward writes.
+        self.release_in_batch();
+        loop {
+            match self.write(true, |s| s.roll_forward_sync(write.source, step))? {
+                Rolled::More(users) => self.did_bulk(users),
+                Rolled::Done(done) => return Ok(done),
+                Rolled::Gone => {
+                    return Err(StoreError::Again(
+                        "the store was reopened after a failed write and completed this sync's \
+                         batch itself (see the audit)"
+                            .into(),
+                    ))
+                }
+            }
+        }
     }
     fn discard_sync(&self, source: &str) -> Result<()> {
         self.write(true, |s| s.discard_sync(source))

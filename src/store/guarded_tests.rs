@@ -113,3 +113,117 @@ fn releasing_memory_reopens_the_store_and_loses_nothing() {
     s.insert_user(&User::new_local("after")).unwrap();
     s.flush().unwrap();
 }
+
+/// A user of directory "hr" holding card `card`.
+fn listed(id: &str, card: u32) -> User {
+    let mut u = User::new_local(id);
+    u.origin = crate::domain::UserOrigin::Upstream;
+    u.upstream = Some(crate::domain::UpstreamRef {
+        source: "hr".into(),
+        key: id.into(),
+        version: None,
+    });
+    u.cards = vec![format!("{card}")];
+    u
+}
+
+fn batch_state(cursor: &str) -> crate::store::SyncState {
+    crate::store::SyncState {
+        cursor: Some(cursor.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+/// Stages `users` as the engine does (in parts) and commits them with `cursor`.
+fn stage_and_commit(
+    s: &GuardedStore,
+    users: &[User],
+    cursor: &str,
+) -> Result<crate::store::SyncApplied> {
+    s.discard_sync("hr")?;
+    for part in users.chunks(400) {
+        s.stage_sync("hr", part)?;
+    }
+    s.commit_sync(&crate::store::SyncWrite {
+        source: "hr",
+        upserts: &[],
+        removals: &[],
+        state: &batch_state(cursor),
+    })
+}
+
+/// Issue 14 §4: sled keeps what a batch writes and reads until the store is closed, so a
+/// large batch reopens the store every few thousand users (here 700) while it is staged,
+/// checked and applied, and still lands whole — or, refused, not at all.
+#[test]
+fn a_large_batch_reopens_the_store_as_it_goes_and_lands_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = guarded(dir.path());
+    s.bulk_every.store(700, SeqCst);
+    let first: Vec<User> = (0..2_500).map(|i| listed(&format!("u{i:05}"), i)).collect();
+    let before = s.generation.load(SeqCst);
+    let applied = stage_and_commit(&s, &first, "c1").unwrap();
+    assert_eq!(applied.added, 2_500);
+    let reopened = s.generation.load(SeqCst) - before;
+    // Staging 2 500 (3 reopens), the check of 3 steps of 5 000 "users" each, the one
+    // after the head, and the roll-forward's 3 000 users: at least 7.
+    assert!(reopened >= 7, "reopened {reopened} times");
+    assert_eq!(s.user_count().unwrap(), 2_500);
+    assert_eq!(s.card_owner("2499").unwrap().as_deref(), Some("u02499"));
+    let state = s.sync_state("hr").unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some(&b"c1"[..]));
+
+    // A card held outside the batch, claimed by its last user: refused at the check, after
+    // reopens, and nothing of the 2 500 changed users applied.
+    let mut outsider = User::new_local("local");
+    outsider.cards = vec!["999999".into()];
+    s.insert_user(&outsider).unwrap();
+    let mut second: Vec<User> = (0..2_500)
+        .map(|i| listed(&format!("u{i:05}"), 10_000 + i))
+        .collect();
+    second[2_499].cards = vec!["999999".into()];
+    let before = s.generation.load(SeqCst);
+    let refused = stage_and_commit(&s, &second, "c2").unwrap_err();
+    assert!(
+        matches!(refused, StoreError::CardTaken(ref c) if c == "999999"),
+        "{refused}"
+    );
+    assert!(
+        s.generation.load(SeqCst) - before >= 3,
+        "reopened while staging"
+    );
+    assert_eq!(s.card_owner("0").unwrap().as_deref(), Some("u00000"));
+    assert_eq!(s.card_owner("10000").unwrap(), None);
+    let state = s.sync_state("hr").unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some(&b"c1"[..]));
+
+    // A reopen after a failure (it clears what was staged) in the middle of staging: the
+    // commit is refused rather than missing users.
+    second[2_499].cards = vec!["12499".into()];
+    s.discard_sync("hr").unwrap();
+    s.stage_sync("hr", &second[..1_000]).unwrap();
+    s.reopen(s.generation.load(SeqCst)).unwrap();
+    s.set_writable();
+    s.stage_sync("hr", &second[1_000..]).unwrap();
+    let refused = s
+        .commit_sync(&crate::store::SyncWrite {
+            source: "hr",
+            upserts: &[],
+            removals: &[],
+            state: &batch_state("c3"),
+        })
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("reopened while the sync staged"),
+        "{refused}"
+    );
+    assert_eq!(s.card_owner("0").unwrap().as_deref(), Some("u00000"));
+
+    // Run again whole: it lands.
+    let applied = stage_and_commit(&s, &second, "c3").unwrap();
+    assert_eq!(applied.changed, 2_500);
+    assert_eq!(s.card_owner("12499").unwrap().as_deref(), Some("u02499"));
+    assert_eq!(s.card_owner("0").unwrap(), None);
+}

@@ -43,6 +43,11 @@ pub enum StoreError {
     /// A sync tried to change a user it does not own (a local user, another source's).
     #[error("user `{0}` is not owned by this directory source")]
     NotOwned(String),
+    /// A sync batch refused because the store moved under it (a reopen cleared what it had
+    /// staged, another run's batch completed first): nothing was applied and the store is
+    /// fine; the sync runs again.
+    #[error("{0}")]
+    Again(String),
 }
 
 /// Errors opening a store; each says how to fix it.
@@ -331,6 +336,12 @@ pub trait Store: Send + Sync + 'static {
     /// Whether writes reach the disk, as last seen.
     fn write_health(&self) -> WriteHealth {
         WriteHealth::writable()
+    }
+    /// Bulk work (an import's check pass) has read `users` users' worth of the store: a
+    /// store that keeps what it reads in memory (`GuardedStore` over sled) gives it back
+    /// every few thousand, as it does for bulk writes. Blocks for that while.
+    fn bulk_progress(&self, users: usize) {
+        let _ = users;
     }
     /// After a batch of at least [`RELEASE_AFTER`] users: gives back the memory the store
     /// keeps for what it wrote (sled holds written pages and their page-table entries until

@@ -14,6 +14,7 @@ use sled::{Db, Transactional, Tree};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::check::{CheckReport, RepairReport, TreeReport};
+pub(crate) use self::journal::Rolled;
 
 impl SledStore {
     /// `pinwarden store check`: reads every record of the stopped store at `dir`.
@@ -459,7 +460,8 @@ impl Store for SledStore {
     }
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         journal::settle(self, write.source)?;
-        journal::commit(self, write, true)
+        journal::commit(self, write, true)?;
+        journal::roll_forward(self, write.source)
     }
     fn discard_sync(&self, source: &str) -> Result<()> {
         journal::discard(self, source)

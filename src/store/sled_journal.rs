@@ -62,7 +62,8 @@ fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
 /// Writes the batch to the journal, commits it and rolls it forward.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
     clear(store, w.source)?;
-    commit(store, w, false)
+    commit(store, w, false)?;
+    roll_forward(store, w.source)
 }
 
 /// Before the first `stage` (and to drop a stopped run's): completes a committed batch of
@@ -102,18 +103,42 @@ pub(super) fn stage(store: &SledStore, source: &str, upserts: &[User]) -> Result
     Ok(())
 }
 
-/// Stages `w`'s users and removals after whatever is staged, checks the whole batch,
-/// commits it (the head, durable) and rolls it forward. A refused batch is dropped.
+/// Stages `w`'s users and removals after whatever is staged, checks the whole batch and
+/// commits it (the head, durable); `roll_forward` (or `roll_forward_some`, or the next
+/// open) applies it. A refused batch is dropped.
 /// `staged`: parts were staged since `discard`, and must all still be there.
-pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<SyncApplied> {
+pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<()> {
+    let mut check = begin(store, w, staged)?;
+    while !check_some(store, w.source, &mut check, usize::MAX)? {}
+    commit_head(store, w, check)
+}
+
+/// What the commit's check has read so far. The caller keeps it between steps, so the
+/// store may be closed and opened again (`open_mid_batch`) while the check goes on.
+pub(crate) struct Check {
+    /// Every user id the batch removes or writes, so far.
+    touched: HashSet<String>,
+    /// Every card the batch's users hold, so far.
+    cards: HashSet<String>,
+    /// (holder, card): cards the store gives to a user not yet seen in the batch; at the
+    /// end every such holder must be in it.
+    held: Vec<(String, String)>,
+    /// The next chunk of staged users to read.
+    next: u32,
+}
+
+/// The commit's first step: the staging must be whole (`staged`), `w`'s own users and
+/// removals join the journal, and the removals are checked.
+fn begin(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<Check> {
     let marker = key(w.source, STAGING, 0);
-    if staged && store.journal.get(&marker).map_err(unavailable)?.is_none() {
-        clear(store, w.source)?;
-        return Err(StoreError::Unavailable(
-            "the store was reopened while the sync staged its users; the sync runs again".into(),
-        ));
+    if staged {
+        whole(store, w.source)?;
+    } else {
+        store
+            .journal
+            .insert(&marker, &[][..])
+            .map_err(unavailable)?;
     }
-    store.journal.remove(&marker).map_err(unavailable)?;
     stage(store, w.source, w.upserts)?;
     for (seq, chunk) in (0..).zip(w.removals.chunks(CHUNK)) {
         store
@@ -121,77 +146,148 @@ pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Resu
             .insert(key(w.source, REMOVALS, seq), encode(&chunk))
             .map_err(unavailable)?;
     }
-    let touched = match precheck(store, w.source, w.removals) {
-        Ok(touched) => touched,
-        Err(e) => {
+    let mut check = Check {
+        touched: HashSet::new(),
+        cards: HashSet::new(),
+        held: Vec::new(),
+        next: 0,
+    };
+    for id in w.removals {
+        if let Err(e) = stored_owned_by(store, id, w.source) {
             clear(store, w.source)?;
             return Err(e);
         }
-    };
-    store.db.flush().map_err(unavailable)?;
-    let head = Head {
-        state: w.state.clone(),
-        touched: touched.into_iter().collect(),
-    };
-    store
-        .journal
-        .insert(key(w.source, HEAD, 0), encode(&head))
-        .map_err(unavailable)?;
-    store.db.flush().map_err(unavailable)?;
-    drop(head);
-    roll_forward(store, w.source)
+        check.touched.insert(id.clone());
+    }
+    Ok(check)
 }
 
-/// Calls `f` with each staged chunk of users of `source`, in order.
-fn each_staged(
-    store: &SledStore,
-    source: &str,
-    mut f: impl FnMut(Vec<User>) -> Result<()>,
-) -> Result<()> {
-    for bytes in store.journal.scan_prefix(prefix(source, UPSERTS)).values() {
-        f(decode("sync journal chunk", &bytes.map_err(unavailable)?)?)?;
+/// The staging marker is there: no reopen that clears uncommitted chunks (`recover`)
+/// came since staging began. Else the staged parts are dropped and the commit refused.
+fn whole(store: &SledStore, source: &str) -> Result<()> {
+    if store
+        .journal
+        .get(key(source, STAGING, 0))
+        .map_err(unavailable)?
+        .is_none()
+    {
+        clear(store, source)?;
+        return Err(StoreError::Again(
+            "the store was reopened while the sync staged its users; the sync runs again".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A stored user `id` must belong to `source` (or not exist).
+fn stored_owned_by(store: &SledStore, id: &str, source: &str) -> Result<()> {
+    if let Some(bytes) = store.users.get(id.as_bytes()).map_err(unavailable)? {
+        let user: User = decode("user", &bytes)?;
+        if !owned_by(&user, source) {
+            return Err(StoreError::NotOwned(id.to_owned()));
+        }
     }
     Ok(())
 }
 
 /// Refuses, before the batch is committed, what one transaction would refuse: a user the
 /// source does not own, or a card held by a user outside the batch (or by two of it).
-/// Reads the staged users twice rather than holding them; returns every id the batch
-/// touches.
-fn precheck(store: &SledStore, source: &str, removals: &[String]) -> Result<HashSet<String>> {
-    let mut touched: HashSet<String> = removals.iter().cloned().collect();
-    each_staged(store, source, |users| {
+/// Reads up to `chunks` staged chunks; whether every one has been read. A refused batch
+/// is dropped.
+fn check_some(store: &SledStore, source: &str, check: &mut Check, chunks: usize) -> Result<bool> {
+    let result = check_chunks(store, source, check, chunks);
+    if result.is_err() {
+        clear(store, source)?;
+    }
+    result
+}
+
+fn check_chunks(store: &SledStore, source: &str, check: &mut Check, chunks: usize) -> Result<bool> {
+    let from = key(source, UPSERTS, check.next);
+    let to = key(source, UPSERTS, u32::MAX);
+    for (read, entry) in store.journal.range(from..=to).enumerate() {
+        if read == chunks {
+            return Ok(false);
+        }
+        let (k, bytes) = entry.map_err(unavailable)?;
+        let seq: [u8; 4] = k[k.len() - 4..].try_into().expect("a 4-byte sequence");
+        check.next = u32::from_be_bytes(seq) + 1;
+        let users: Vec<User> = decode("sync journal chunk", &bytes)?;
         for user in users {
             if !owned_by(&user, source) {
                 return Err(StoreError::NotOwned(user.id));
             }
-            touched.insert(user.id);
-        }
-        Ok(())
-    })?;
-    for id in &touched {
-        if let Some(bytes) = store.users.get(id.as_bytes()).map_err(unavailable)? {
-            let user: User = decode("user", &bytes)?;
-            if !owned_by(&user, source) {
-                return Err(StoreError::NotOwned(id.clone()));
-            }
-        }
-    }
-    let mut cards = HashSet::new();
-    each_staged(store, source, |users| {
-        for card in users.into_iter().flat_map(|u| u.cards) {
-            if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
-                if !touched.contains(String::from_utf8_lossy(&holder).as_ref()) {
-                    return Err(StoreError::CardTaken(card));
+            stored_owned_by(store, &user.id, source)?;
+            for card in &user.cards {
+                if !check.cards.insert(card.clone()) {
+                    return Err(StoreError::CardTaken(card.clone()));
+                }
+                if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
+                    let holder = String::from_utf8_lossy(&holder).into_owned();
+                    if holder != user.id && !check.touched.contains(&holder) {
+                        check.held.push((holder, card.clone()));
+                    }
                 }
             }
-            if !cards.insert(card.clone()) {
-                return Err(StoreError::CardTaken(card));
-            }
+            check.touched.insert(user.id);
         }
-        Ok(())
-    })?;
-    Ok(touched)
+    }
+    Ok(true)
+}
+
+/// The commit's last step: every card held outside the batch refused, then the head
+/// (the new sync state and every id the batch touches) written and made durable.
+fn commit_head(store: &SledStore, w: &SyncWrite<'_>, check: Check) -> Result<()> {
+    whole(store, w.source)?;
+    if let Some((_, card)) = check.held.iter().find(|(h, _)| !check.touched.contains(h)) {
+        let card = card.clone();
+        clear(store, w.source)?;
+        return Err(StoreError::CardTaken(card));
+    }
+    store
+        .journal
+        .remove(key(w.source, STAGING, 0))
+        .map_err(unavailable)?;
+    store.db.flush().map_err(unavailable)?;
+    let head = Head {
+        state: w.state.clone(),
+        touched: check.touched.into_iter().collect(),
+    };
+    store
+        .journal
+        .insert(key(w.source, HEAD, 0), encode(&head))
+        .map_err(unavailable)?;
+    store.db.flush().map(|_| ()).map_err(unavailable)
+}
+
+impl SledStore {
+    /// `Store::commit_sync` in steps, so the caller can close and open the store
+    /// (`open_mid_batch`) between them: `commit_sync_begin` completes an interrupted batch
+    /// of the source (then refuses) and adds `w`'s own part to the staged batch;
+    /// `commit_sync_check` reads up to `chunks` staged chunks (of up to 1 000 users) until
+    /// it returns true; `commit_sync_head` commits; `roll_forward_sync` applies.
+    pub(crate) fn commit_sync_begin(&self, w: &SyncWrite<'_>) -> Result<Check> {
+        settle(self, w.source)?;
+        begin(self, w, true)
+    }
+
+    pub(crate) fn commit_sync_check(
+        &self,
+        source: &str,
+        check: &mut Check,
+        chunks: usize,
+    ) -> Result<bool> {
+        check_some(self, source, check, chunks)
+    }
+
+    pub(crate) fn commit_sync_head(&self, w: &SyncWrite<'_>, check: Check) -> Result<()> {
+        commit_head(self, w, check)
+    }
+
+    /// Applies up to `chunks` of the committed batch's chunks, or completes it.
+    pub(crate) fn roll_forward_sync(&self, source: &str, chunks: usize) -> Result<Rolled> {
+        roll_forward_some(self, source, chunks)
+    }
 }
 
 /// Completes a committed batch of `source` whose roll-forward failed while the daemon ran
@@ -209,7 +305,7 @@ pub(super) fn settle(store: &SledStore, source: &str) -> Result<()> {
     let done = roll_forward(store, source)
         .map_err(|e| StoreError::Unavailable(format!("completing an interrupted batch: {e}")))?;
     record_completed(store, source, &done);
-    Err(StoreError::Unavailable(
+    Err(StoreError::Again(
         "an interrupted batch of this source was completed first; the sync runs again".into(),
     ))
 }
@@ -276,22 +372,50 @@ fn clear(store: &SledStore, source: &str) -> Result<()> {
     Ok(())
 }
 
-fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
+/// Applies the committed batch of `source` whole (nothing committed: nothing to do).
+pub(super) fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
+    loop {
+        match roll_forward_some(store, source, usize::MAX)? {
+            Rolled::Done(done) => return Ok(done),
+            Rolled::Gone => return Ok(SyncApplied::default()),
+            Rolled::More(_) => {}
+        }
+    }
+}
+
+/// What one step of a roll-forward did.
+pub(crate) enum Rolled {
+    /// Chunks applied (this many users or removals); more remain.
+    More(usize),
+    /// The batch is complete (its counts, over every step).
+    Done(SyncApplied),
+    /// No batch is committed (none was, or a reopen's `recover` completed it).
+    Gone,
+}
+
+/// Applies up to `chunks` chunks of the committed batch of `source`, or, when none is
+/// left, completes it. Each step reads the head again, so the store may be closed and
+/// opened between steps (without `recover`, which would complete the batch itself).
+fn roll_forward_some(store: &SledStore, source: &str, chunks: usize) -> Result<Rolled> {
     let head_key = key(source, HEAD, 0);
     let Some(bytes) = store.journal.get(&head_key).map_err(unavailable)? else {
-        return Ok(SyncApplied::default());
+        return Ok(Rolled::Gone);
     };
     let head: Head = decode("sync journal head", &bytes)?;
     drop(bytes);
     let touched: HashSet<String> = head.touched.iter().cloned().collect();
+    let mut applied = 0;
+    let mut left = chunks.max(1);
     for kind in [REMOVALS, UPSERTS] {
-        let chunks: Vec<_> = store
+        let keys: Vec<_> = store
             .journal
             .scan_prefix(prefix(source, kind))
             .keys()
+            .take(left)
             .collect::<std::result::Result<_, _>>()
             .map_err(unavailable)?;
-        for chunk_key in chunks {
+        for chunk_key in keys {
+            left -= 1;
             let Some(bytes) = store.journal.get(&chunk_key).map_err(unavailable)? else {
                 continue;
             };
@@ -306,10 +430,14 @@ fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
                     decode::<Vec<User>>("sync journal chunk", &bytes)?,
                 )
             };
+            applied += removals.len() + upserts.len();
             apply_chunk(store, source, &chunk_key, &removals, &upserts, &touched)?;
         }
+        if left == 0 {
+            return Ok(Rolled::More(applied));
+        }
     }
-    finish(store, source, &head.state, &touched)
+    finish(store, source, &head.state, &touched).map(Rolled::Done)
 }
 
 /// The counts of the chunks applied so far.

@@ -239,7 +239,7 @@ fn a_pending_batch_is_completed_before_any_other_write_of_its_source() {
     let small = [user(0, "later", 1)];
     let e = apply(&store, &small, &[], "c3").unwrap_err();
     assert!(
-        matches!(e, StoreError::Unavailable(ref m) if m.contains("completed first")),
+        matches!(e, StoreError::Again(ref m) if m.contains("completed first")),
         "{e}"
     );
     assert_moved(&store);
@@ -257,7 +257,7 @@ fn a_pending_batch_is_completed_before_any_other_write_of_its_source() {
 
     stage(&store, &new, &leaving, "c4", true);
     let e = store.put_sync_state("hr", &state("c0")).unwrap_err();
-    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    assert!(matches!(e, StoreError::Again(_)), "{e}");
     assert_eq!(
         store.sync_state("hr").unwrap().unwrap().cursor,
         state("c4").cursor,

@@ -20,6 +20,24 @@ impl SledStore {
         dir: &Path,
         params: OpenParams<'_>,
     ) -> std::result::Result<Opened<Self>, OpenError> {
+        Self::open_with(dir, params, true)
+    }
+
+    /// `open`, leaving the sync journal as it is: a batch being staged stays staged and a
+    /// committed one is not completed here. For a reopen right after a good flush (to give
+    /// back sled's memory) in the middle of a batch, which then goes on.
+    pub(crate) fn open_mid_batch(
+        dir: &Path,
+        params: OpenParams<'_>,
+    ) -> std::result::Result<Opened<Self>, OpenError> {
+        Self::open_with(dir, params, false)
+    }
+
+    fn open_with(
+        dir: &Path,
+        params: OpenParams<'_>,
+        recover: bool,
+    ) -> std::result::Result<Opened<Self>, OpenError> {
         let path = dir.display().to_string();
         clear_incomplete_snapshots(dir);
         let db = match try_open(dir, params.cache_capacity_mib) {
@@ -67,10 +85,12 @@ impl SledStore {
             .outbox_len
             .store(store.outbox.len() as u64, Ordering::Relaxed);
         let (salt, created) = store.check_meta(&path, &params)?;
-        journal::recover(&store).map_err(|e| OpenError::Io {
-            path: path.clone(),
-            message: format!("completing an interrupted directory sync: {e}"),
-        })?;
+        if recover {
+            journal::recover(&store).map_err(|e| OpenError::Io {
+                path: path.clone(),
+                message: format!("completing an interrupted directory sync: {e}"),
+            })?;
+        }
         Ok(Opened {
             store,
             salt,

@@ -113,10 +113,7 @@ fn a_reopen_while_staging_refuses_the_commit_instead_of_applying_part_of_the_bat
         removals: &[],
         state: &state("c2"),
     });
-    assert!(
-        matches!(refused, Err(StoreError::Unavailable(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(StoreError::Again(_))), "{refused:?}");
     assert_holds(&store, &old, N as usize);
     assert_eq!(
         store.sync_state("hr").unwrap().unwrap().cursor,
