@@ -123,9 +123,12 @@ fn stalled_readers_are_dropped_and_one_address_cannot_take_every_slot() {
     healthz("127.0.0.3", addr).unwrap();
     drop(held);
 
-    // Four stalled readers fill every slot: 1000 pipelined requests for the OpenAPI
-    // document each, never read.
-    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    // Four stalled readers fill every slot: 10 000 pipelined requests for the OpenAPI
+    // document each, never read. Their answers must not fit the socket buffers (loopback
+    // autotunes the receive buffer up to tcp_rmem's maximum, 32 MiB here): with 1 000, a
+    // run found every answer buffered and the connection never stalled.
+    const PIPELINED: usize = 10_000;
+    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
     let stalled: Vec<TcpStream> = ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"]
         .iter()
         .map(|source| {
@@ -161,7 +164,7 @@ fn stalled_readers_are_dropped_and_one_address_cannot_take_every_slot() {
             }
         }
         assert!(
-            answers < 1000,
+            answers < PIPELINED,
             "every answer was sent: the connection never stalled"
         );
     }
