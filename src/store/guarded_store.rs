@@ -145,8 +145,9 @@ impl Store for GuardedStore {
         Ok(())
     }
     /// Checks and commits, then rolls the batch forward, a few chunks at a time, giving
-    /// the store's memory back between steps (`did_bulk`: sled keeps what it reads too). A reopen after a failure completes the
-    /// batch itself (`recover`, audited); this call then says so instead of counts.
+    /// the store's memory back between steps (`did_bulk`: sled keeps what it reads too).
+    /// A reopen after a failure completes the batch itself (`recover`, audited); this call
+    /// then says so instead of counts.
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
         let step = self.batch_step();
         let mut check = self.write(true, |s| s.commit_sync_begin(write))?;
