@@ -144,7 +144,7 @@ impl UserAdmin {
         drop(generated);
         let users: Vec<_> = chunk.users.into_iter().map(|(_, u)| u).collect();
         let rows = users.len();
-        // Off the runtime's threads: a chunk's transaction, and every 10 000 users the
+        // Off the runtime's threads: a chunk's transaction, and every few thousand users the
         // store's reopen that gives back sled's memory, take a while.
         let store = std::sync::Arc::clone(&self.store);
         let mail = std::sync::Arc::new(mail);
