@@ -9,19 +9,13 @@
 
 mod common;
 
+use common::env_or as env;
 use pinwarden::frontend::http::api::Tokens;
 use pinwarden::frontend::http::TokenScope;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();

@@ -12,10 +12,7 @@ mod pty;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let entries: usize = std::env::var("BENCH_ENTRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let entries: usize = common::env_or("BENCH_ENTRIES", 200);
     let dir = tempfile::tempdir().unwrap();
     let mut keypad = pty::Pty::plug(&dir.path().join("keypad"));
     let mut relay = pty::Pty::plug(&dir.path().join("relay"));

@@ -15,10 +15,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let tries: usize = std::env::var("BENCH_TRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let tries: usize = common::env_or("BENCH_TRIES", 50);
     let relay = testkit::smtp::SmtpServer::start(testkit::smtp::SmtpOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bench.toml");

@@ -18,18 +18,11 @@ mod common;
 #[path = "../tests/common/mod.rs"]
 mod testkit;
 
-use common::Bench;
+use common::{env_or, Bench};
 use pinwarden::crypto::HashParams;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use testkit::smtp::{SmtpOptions, SmtpServer};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Figures {
     raw_before: f64,

@@ -18,14 +18,8 @@ use std::path::Path;
 use std::time::Instant;
 
 fn main() {
-    let n: usize = std::env::var("BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let cache_mib: u64 = std::env::var("BENCH_CACHE_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
+    let n: usize = common::env_or("BENCH_ROWS", 100_000);
+    let cache_mib: u64 = common::env_or("BENCH_CACHE_MIB", 16);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pinwarden.toml");
     let csv = dir.path().join("directory.csv");

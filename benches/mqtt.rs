@@ -9,17 +9,11 @@ mod common;
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
 
+use common::env_or as env;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let requests = env("BENCH_REQUESTS", 500) as usize;

@@ -104,7 +104,7 @@ impl Bench {
 }
 
 /// A numeric environment setting, or `default` when unset or unreadable.
-pub fn env_or(name: &str, default: u64) -> u64 {
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
