@@ -6,7 +6,7 @@ use super::GuardedStore;
 use crate::domain::{
     AuditEvent, AuditKind, Lane, LaneDepth, LockoutState, QueuedMail, Tag, Timestamp, User,
 };
-use crate::store::sled::Rolled;
+use crate::store::sled::{Rolled, JOURNAL_CHUNK};
 use crate::store::StoreError;
 use crate::store::{
     ForgotRow, ForgotSettle, ImportOutcome, LockoutUpdate, OutboxBatch, PinUse, Result, Settled,
@@ -14,8 +14,6 @@ use crate::store::{
 };
 use std::sync::atomic::Ordering::SeqCst;
 
-/// Users in a chunk of the sync journal (at most).
-const JOURNAL_CHUNK: usize = 1_000;
 /// What a user written through the indexes (an import's upsert, a sync's roll-forward:
 /// the user, its PIN tag, cards, upstream key and retired tags, in one transaction) counts
 /// for in `did_bulk`, against 1 for a user staged in the journal or read: heaptrack found
@@ -165,8 +163,8 @@ impl Store for GuardedStore {
         self.write(true, |s| s.commit_sync_head(write, check))?;
         // The check's reads are given back before the roll-forward writes.
         self.release_in_batch();
+        let step = self.batch_step(INDEXED_WRITE);
         loop {
-            let step = self.batch_step(INDEXED_WRITE);
             match self.write(true, |s| s.roll_forward_sync(write.source, step))? {
                 Rolled::More(users) => self.did_bulk(users * INDEXED_WRITE),
                 Rolled::Done(done) => return Ok(done),

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::check::{CheckReport, RepairReport, TreeReport};
 pub(crate) use self::journal::Rolled;
+/// Users in a chunk of the sync journal (at most), for callers that step through one.
+pub(crate) use self::sync::CHUNK as JOURNAL_CHUNK;
 
 impl SledStore {
     /// `pinwarden store check`: reads every record of the stopped store at `dir`.

@@ -148,7 +148,7 @@ pub(super) fn owned_by(user: &User, source: &str) -> bool {
 /// ones go through the journal in chunks of this size. sled keeps every page a
 /// transaction replaces until it commits (about 14 KiB a user): one transaction of 100 000
 /// users peaked at 1.7 GiB, chunks of 1 000 at 140 MiB.
-pub(super) const CHUNK: usize = 1000;
+pub(crate) const CHUNK: usize = 1000;
 
 /// What a batch does with what its plan could not foresee (an operator's change between
 /// plan and apply).
