@@ -243,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Whatever a command creates (the daemon's files, a store backup) is private.
     crate::daemon::private_umask();
     let config = Config::load(&cli.config)?;
+    crate::heap::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
