@@ -21,11 +21,33 @@ use std::sync::atomic::Ordering::SeqCst;
 /// them instead of every 10 000.
 const INDEXED_WRITE: usize = 5;
 
+/// What a user read by a sync commit's check counts for in `did_bulk`: the read, and its
+/// id (and cards) written to the journal.
+const CHECKED: usize = 2;
+
 impl GuardedStore {
     /// Journal chunks a commit reads, or applies, between two calls of `did_bulk`: half
-    /// of what makes the store reopen (5 to read, 1 to apply by default).
+    /// of what makes the store reopen (2 to check, 1 to apply by default).
     fn batch_step(&self, weight: usize) -> usize {
         (self.bulk_every.load(SeqCst) as usize / weight / JOURNAL_CHUNK / 2).max(1)
+    }
+
+    /// Removes what a completed batch's check left in the journal (an id a user), a few
+    /// thousand keys at a time with `did_bulk` between. The batch is applied and durable
+    /// already: a failure only leaves them for the next batch or open to remove.
+    fn clear_sync_scratch(&self, source: &str) {
+        let step = self.batch_step(1) * JOURNAL_CHUNK;
+        loop {
+            match self.write(true, |s| s.clear_sync_scratch(source, step)) {
+                Ok(true) => return,
+                Ok(false) => self.did_bulk(step),
+                Err(e) => {
+                    tracing::warn!(source, error = %e,
+                        "could not remove a finished sync's journal keys; the next sync does");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -153,12 +175,12 @@ impl Store for GuardedStore {
     /// A reopen after a failure completes the batch itself (`recover`, audited); this call
     /// then says so instead of counts.
     fn commit_sync(&self, write: &SyncWrite<'_>) -> Result<SyncApplied> {
-        let step = self.batch_step(1);
+        let step = self.batch_step(CHECKED);
         let mut check = self.write(true, |s| s.commit_sync_begin(write))?;
         while !self.write(true, |s| {
             s.commit_sync_check(write.source, &mut check, step)
         })? {
-            self.did_bulk(step * JOURNAL_CHUNK);
+            self.did_bulk(step * JOURNAL_CHUNK * CHECKED);
         }
         self.write(true, |s| s.commit_sync_head(write, check))?;
         // The check's reads are given back before the roll-forward writes.
@@ -167,7 +189,10 @@ impl Store for GuardedStore {
         loop {
             match self.write(true, |s| s.roll_forward_sync(write.source, step))? {
                 Rolled::More(users) => self.did_bulk(users * INDEXED_WRITE),
-                Rolled::Done(done) => return Ok(done),
+                Rolled::Done(done) => {
+                    self.clear_sync_scratch(write.source);
+                    return Ok(done);
+                }
                 Rolled::Gone => {
                     return Err(StoreError::Again(
                         "the store was reopened after a failed write and completed this sync's \

@@ -2,7 +2,7 @@
 //! replaces until it commits, so a 100 000-user batch cannot be one transaction on an edge
 //! box. Instead the batch is written to the `sync_journal` tree in chunks (by `stage` as
 //! the engine plans them, the rest by `commit`: nobody holds the whole batch), committed
-//! by writing its head (the source's new sync state and the ids it touches) and flushing, then
+//! by writing its head (the source's new sync state) and flushing, then
 //! rolled forward chunk by chunk: each chunk's transaction applies its users and deletes the
 //! chunk from the journal, and the last one writes the sync state and deletes the head.
 //!
@@ -12,7 +12,11 @@
 //! rolls forward, decisions see its users arrive a chunk at a time, each user whole.
 //!
 //! Keys: `source NUL kind seq`, kind `h` (head), `c` (counts so far), `r` (a chunk of
-//! removals), `u` (a chunk of users) or `s` (staging begun), seq a big-endian u32.
+//! removals), `u` (a chunk of users) or `s` (staging begun), seq a big-endian u32; and
+//! `source NUL kind item`, kind `t` (an id the batch touches) or `k` (a card a user of the
+//! batch holds), written by the commit's check. The batch's ids and cards live here, not
+//! in memory, so a commit holds a chunk of users whatever the batch's size; they outlive
+//! the head until `clear_scratch` (or the next batch's `clear`) removes them.
 
 use super::sync::{apply_part, in_batch, owned_by, Mode, CHUNK};
 use super::{decode, encode, tx_error, unavailable, SledStore};
@@ -21,7 +25,6 @@ use crate::store::{Result, Store, StoreError, SyncApplied, SyncState, SyncWrite}
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
-use std::collections::HashSet;
 
 const HEAD: u8 = b'h';
 const COUNTS: u8 = b'c';
@@ -30,11 +33,17 @@ const UPSERTS: u8 = b'u';
 /// Written when staging begins: a store reopened meanwhile (its open clears uncommitted
 /// chunks) has lost it, and the commit is refused rather than missing users.
 const STAGING: u8 = b's';
+/// `source NUL t id`: a user id the batch removes or writes.
+const TOUCHED: u8 = b't';
+/// `source NUL k card`: a card a user of the batch holds.
+const CARDS: u8 = b'k';
 
 #[derive(Serialize, Deserialize)]
 struct Head {
     state: SyncState,
-    /// Every user id the batch removes or writes.
+    /// Every user id the batch touches, in a head written before the ids moved to their
+    /// own keys (`TOUCHED`); moved there at the first roll-forward step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     touched: Vec<String>,
 }
 
@@ -59,11 +68,80 @@ fn key(source: &str, kind: u8, seq: u32) -> Vec<u8> {
     k
 }
 
+/// `source NUL kind item`: one member of the batch's touched ids or cards.
+fn member(source: &str, kind: u8, item: &str) -> Vec<u8> {
+    let mut k = prefix(source, kind);
+    k.extend_from_slice(item.as_bytes());
+    k
+}
+
+/// Whether the batch of `source` touches user `id`.
+fn touches(store: &SledStore, source: &str, id: &str) -> Result<bool> {
+    store
+        .journal
+        .contains_key(member(source, TOUCHED, id))
+        .map_err(unavailable)
+}
+
+/// Records that the batch touches `id`.
+fn touch(store: &SledStore, source: &str, id: &str) -> Result<()> {
+    store
+        .journal
+        .insert(member(source, TOUCHED, id), &[][..])
+        .map(|_| ())
+        .map_err(unavailable)
+}
+
+/// The batch's touched ids as a roll-forward transaction reads them.
+#[derive(Clone, Copy)]
+pub(super) struct Touched<'a> {
+    journal: &'a sled::transaction::TransactionalTree,
+    source: &'a str,
+}
+
+impl Touched<'_> {
+    pub(super) fn contains(
+        &self,
+        id: &str,
+    ) -> std::result::Result<bool, sled::transaction::UnabortableTransactionError> {
+        Ok(self
+            .journal
+            .get(member(self.source, TOUCHED, id))?
+            .is_some())
+    }
+}
+
 /// Writes the batch to the journal, commits it and rolls it forward.
 pub(super) fn apply(store: &SledStore, w: &SyncWrite<'_>) -> Result<SyncApplied> {
     clear(store, w.source)?;
     commit(store, w, false)?;
     roll_forward(store, w.source)
+}
+
+/// Removes up to `max` of the touched ids and cards a completed batch of `source` left;
+/// whether none is left. Nothing while a batch is committed (its roll-forward reads them).
+pub(super) fn clear_scratch(store: &SledStore, source: &str, max: usize) -> Result<bool> {
+    if store
+        .journal
+        .contains_key(key(source, HEAD, 0))
+        .map_err(unavailable)?
+    {
+        return Ok(true);
+    }
+    let mut left = max.max(1);
+    for kind in [TOUCHED, CARDS] {
+        for k in store.journal.scan_prefix(prefix(source, kind)).keys() {
+            if left == 0 {
+                return Ok(false);
+            }
+            store
+                .journal
+                .remove(k.map_err(unavailable)?)
+                .map_err(unavailable)?;
+            left -= 1;
+        }
+    }
+    Ok(true)
 }
 
 /// Before the first `stage` (and to drop a stopped run's): completes a committed batch of
@@ -116,10 +194,6 @@ pub(super) fn commit(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Resu
 /// What the commit's check has read so far. The caller keeps it between steps, so the
 /// store may be closed and opened again (`open_mid_batch`) while the check goes on.
 pub(crate) struct Check {
-    /// Every user id the batch removes or writes, so far.
-    touched: HashSet<String>,
-    /// Every card the batch's users hold, so far.
-    cards: HashSet<String>,
     /// (holder, card): cards the store gives to a user not yet seen in the batch; at the
     /// end every such holder must be in it.
     held: Vec<(String, String)>,
@@ -146,9 +220,7 @@ fn begin(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<Check> {
             .insert(key(w.source, REMOVALS, seq), encode(&chunk))
             .map_err(unavailable)?;
     }
-    let mut check = Check {
-        touched: HashSet::new(),
-        cards: HashSet::new(),
+    let check = Check {
         held: Vec::new(),
         next: 0,
     };
@@ -157,7 +229,7 @@ fn begin(store: &SledStore, w: &SyncWrite<'_>, staged: bool) -> Result<Check> {
             clear(store, w.source)?;
             return Err(e);
         }
-        check.touched.insert(id.clone());
+        touch(store, w.source, id)?;
     }
     Ok(check)
 }
@@ -219,17 +291,21 @@ fn check_chunks(store: &SledStore, source: &str, check: &mut Check, chunks: usiz
             }
             stored_owned_by(store, &user.id, source)?;
             for card in &user.cards {
-                if !check.cards.insert(card.clone()) {
+                let seen = store
+                    .journal
+                    .insert(member(source, CARDS, card), &[][..])
+                    .map_err(unavailable)?;
+                if seen.is_some() {
                     return Err(StoreError::CardTaken(card.clone()));
                 }
                 if let Some(holder) = store.cards.get(card.as_bytes()).map_err(unavailable)? {
                     let holder = String::from_utf8_lossy(&holder).into_owned();
-                    if holder != user.id && !check.touched.contains(&holder) {
+                    if holder != user.id && !touches(store, source, &holder)? {
                         check.held.push((holder, card.clone()));
                     }
                 }
             }
-            check.touched.insert(user.id);
+            touch(store, source, &user.id)?;
         }
     }
     Ok(true)
@@ -239,10 +315,12 @@ fn check_chunks(store: &SledStore, source: &str, check: &mut Check, chunks: usiz
 /// (the new sync state and every id the batch touches) written and made durable.
 fn commit_head(store: &SledStore, w: &SyncWrite<'_>, check: Check) -> Result<()> {
     whole(store, w.source)?;
-    if let Some((_, card)) = check.held.iter().find(|(h, _)| !check.touched.contains(h)) {
-        let card = card.clone();
-        clear(store, w.source)?;
-        return Err(StoreError::CardTaken(card));
+    for (holder, card) in &check.held {
+        if !touches(store, w.source, holder)? {
+            let card = card.clone();
+            clear(store, w.source)?;
+            return Err(StoreError::CardTaken(card));
+        }
     }
     store
         .journal
@@ -251,7 +329,7 @@ fn commit_head(store: &SledStore, w: &SyncWrite<'_>, check: Check) -> Result<()>
     store.db.flush().map_err(unavailable)?;
     let head = Head {
         state: w.state.clone(),
-        touched: check.touched.into_iter().collect(),
+        touched: Vec::new(),
     };
     store
         .journal
@@ -287,6 +365,12 @@ impl SledStore {
     /// Applies up to `chunks` of the committed batch's chunks, or completes it.
     pub(crate) fn roll_forward_sync(&self, source: &str, chunks: usize) -> Result<Rolled> {
         roll_forward_some(self, source, chunks)
+    }
+
+    /// After `Rolled::Done`: removes up to `max` of what the batch's check kept in the
+    /// journal; whether it is all gone.
+    pub(crate) fn clear_sync_scratch(&self, source: &str, max: usize) -> Result<bool> {
+        clear_scratch(self, source, max)
     }
 }
 
@@ -376,7 +460,10 @@ fn clear(store: &SledStore, source: &str) -> Result<()> {
 pub(super) fn roll_forward(store: &SledStore, source: &str) -> Result<SyncApplied> {
     loop {
         match roll_forward_some(store, source, usize::MAX)? {
-            Rolled::Done(done) => return Ok(done),
+            Rolled::Done(done) => {
+                clear_scratch(store, source, usize::MAX)?;
+                return Ok(done);
+            }
             Rolled::Gone => return Ok(SyncApplied::default()),
             Rolled::More(_) => {}
         }
@@ -401,9 +488,19 @@ fn roll_forward_some(store: &SledStore, source: &str, chunks: usize) -> Result<R
     let Some(bytes) = store.journal.get(&head_key).map_err(unavailable)? else {
         return Ok(Rolled::Gone);
     };
-    let head: Head = decode("sync journal head", &bytes)?;
+    let mut head: Head = decode("sync journal head", &bytes)?;
     drop(bytes);
-    let touched: HashSet<String> = head.touched.iter().cloned().collect();
+    if !head.touched.is_empty() {
+        // A head from before the ids had their own keys: moved there, then the head
+        // written again without them, so the ids are read from one place only.
+        for id in std::mem::take(&mut head.touched) {
+            touch(store, source, &id)?;
+        }
+        store
+            .journal
+            .insert(&head_key, encode(&head))
+            .map_err(unavailable)?;
+    }
     let mut applied = 0;
     let mut left = chunks.max(1);
     for kind in [REMOVALS, UPSERTS] {
@@ -431,13 +528,13 @@ fn roll_forward_some(store: &SledStore, source: &str, chunks: usize) -> Result<R
                 )
             };
             applied += removals.len() + upserts.len();
-            apply_chunk(store, source, &chunk_key, &removals, &upserts, &touched)?;
+            apply_chunk(store, source, &chunk_key, &removals, &upserts)?;
         }
         if left == 0 {
             return Ok(Rolled::More(applied));
         }
     }
-    finish(store, source, &head.state, &touched).map(Rolled::Done)
+    finish(store, source, &head.state).map(Rolled::Done)
 }
 
 /// The counts of the chunks applied so far.
@@ -458,11 +555,11 @@ fn apply_chunk(
     chunk_key: &[u8],
     removals: &[String],
     upserts: &[User],
-    touched: &HashSet<String>,
 ) -> Result<()> {
     let counts_key = key(source, COUNTS, 0);
     in_batch(store, &store.journal, |b, journal| {
         let mut out = SyncApplied::default();
+        let touched = Touched { journal, source };
         apply_part(
             b,
             source,
@@ -482,13 +579,9 @@ fn apply_chunk(
 }
 
 /// The last step: the sync state (with its cursor) and the end of the journal entry, in one
-/// transaction; then which of the batch's users share a PIN.
-fn finish(
-    store: &SledStore,
-    source: &str,
-    state: &SyncState,
-    touched: &HashSet<String>,
-) -> Result<SyncApplied> {
+/// transaction; then which of the batch's users share a PIN. The touched ids stay for
+/// that, and for `clear_scratch` to remove.
+fn finish(store: &SledStore, source: &str, state: &SyncState) -> Result<SyncApplied> {
     let counts_key = key(source, COUNTS, 0);
     let head_key = key(source, HEAD, 0);
     let counts = (&store.sync, &store.journal)
@@ -504,7 +597,11 @@ fn finish(
     let mut collisions = Vec::new();
     for entry in store.shared.iter().values() {
         let ids: Vec<String> = decode("shared tag", &entry.map_err(unavailable)?)?;
-        collisions.extend(ids.into_iter().filter(|id| touched.contains(id)));
+        for id in ids {
+            if touches(store, source, &id)? {
+                collisions.push(id);
+            }
+        }
     }
     collisions.sort();
     collisions.dedup();

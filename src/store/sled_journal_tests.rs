@@ -1,10 +1,9 @@
 use super::super::tests::open;
 use super::super::SledStore;
-use super::{apply_chunk, encode, key, Head, CHUNK, HEAD, REMOVALS, UPSERTS};
+use super::{apply_chunk, encode, key, touch, Head, CHUNK, HEAD, REMOVALS, UPSERTS};
 use crate::core::lockout::user_key;
 use crate::domain::{PinRecord, PinSource, Tag, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{Store, StoreError, SyncState, SyncWrite};
-use std::collections::HashSet;
 
 fn tag(n: u32) -> Tag {
     let mut t = [0u8; 32];
@@ -160,8 +159,19 @@ fn a_large_batch_applies_in_chunks_with_the_same_result_as_one_transaction() {
     );
 }
 
-/// Writes a batch to the journal as `apply` does; with `commit` also the head.
-fn stage(store: &SledStore, upserts: &[User], removals: &[String], cursor: &str, commit: bool) {
+/// How `stage` leaves a batch.
+#[derive(PartialEq)]
+enum Commit {
+    /// Staged only.
+    No,
+    /// Committed: the touched ids under their own keys, then the head.
+    Yes,
+    /// Committed by an earlier version: the touched ids in the head.
+    InHead,
+}
+
+/// Writes a batch to the journal as `apply` does, committed as `commit` says.
+fn stage(store: &SledStore, upserts: &[User], removals: &[String], cursor: &str, commit: Commit) {
     for (seq, chunk) in (0..).zip(removals.chunks(CHUNK)) {
         store
             .journal
@@ -174,14 +184,23 @@ fn stage(store: &SledStore, upserts: &[User], removals: &[String], cursor: &str,
             .insert(key("hr", UPSERTS, seq), encode(&chunk))
             .unwrap();
     }
-    if commit {
+    let touched = upserts
+        .iter()
+        .map(|u| u.id.clone())
+        .chain(removals.iter().cloned());
+    if commit == Commit::Yes {
+        for id in touched.clone() {
+            touch(store, "hr", &id).unwrap();
+        }
+    }
+    if commit != Commit::No {
         let head = Head {
             state: state(cursor),
-            touched: upserts
-                .iter()
-                .map(|u| u.id.clone())
-                .chain(removals.iter().cloned())
-                .collect(),
+            touched: if commit == Commit::InHead {
+                touched.collect()
+            } else {
+                Vec::new()
+            },
         };
         store
             .journal
@@ -199,17 +218,12 @@ fn a_stop_midway_through_a_committed_batch_is_completed_at_the_next_open() {
         let store = open(dir.path());
         apply(&store, &generation(N, "old", 0), &[], "c1").unwrap();
         lock_leavers(&store);
-        stage(&store, &new, &leaving, "c2", true);
+        stage(&store, &new, &leaving, "c2", Commit::Yes);
         // The removals and the first chunk of users are applied, then the process dies.
-        let touched: HashSet<String> = new
-            .iter()
-            .map(|u| u.id.clone())
-            .chain(leaving.iter().cloned())
-            .collect();
         let removals = key("hr", REMOVALS, 0);
-        apply_chunk(&store, "hr", &removals, &leaving, &[], &touched).unwrap();
+        apply_chunk(&store, "hr", &removals, &leaving, &[]).unwrap();
         let first = key("hr", UPSERTS, 0);
-        apply_chunk(&store, "hr", &first, &[], &new[..CHUNK], &touched).unwrap();
+        apply_chunk(&store, "hr", &first, &[], &new[..CHUNK]).unwrap();
         store.db.flush().unwrap();
         assert_eq!(store.user("u00000").unwrap().unwrap().name, "new 0");
         let last = format!("u{:05}", N - 101);
@@ -226,6 +240,27 @@ fn a_stop_midway_through_a_committed_batch_is_completed_at_the_next_open() {
         format!("{:?}", audit).contains("completed"),
         "the completion is audited: {audit:?}"
     );
+    assert_eq!(
+        store.journal.iter().count(),
+        0,
+        "the batch's ids and cards are gone from the journal"
+    );
+}
+
+#[test]
+fn a_batch_committed_with_its_ids_in_the_head_completes_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (new, leaving) = moved();
+    {
+        let store = open(dir.path());
+        apply(&store, &generation(N, "old", 0), &[], "c1").unwrap();
+        lock_leavers(&store);
+        stage(&store, &new, &leaving, "c2", Commit::InHead);
+    }
+    // Cards move between chunks only if every id of the batch is known as touched.
+    let store = open(dir.path());
+    assert_moved(&store);
+    assert_eq!(store.journal.iter().count(), 0);
 }
 
 #[test]
@@ -235,7 +270,7 @@ fn a_pending_batch_is_completed_before_any_other_write_of_its_source() {
     apply(&store, &generation(N, "old", 0), &[], "c1").unwrap();
     let (new, leaving) = moved();
     // A committed batch whose roll-forward failed while the daemon ran.
-    stage(&store, &new, &leaving, "c2", true);
+    stage(&store, &new, &leaving, "c2", Commit::Yes);
     let small = [user(0, "later", 1)];
     let e = apply(&store, &small, &[], "c3").unwrap_err();
     assert!(
@@ -255,7 +290,7 @@ fn a_pending_batch_is_completed_before_any_other_write_of_its_source() {
     apply(&store, &[later], &[], "c3").unwrap();
     assert_eq!(store.user("u00000").unwrap().unwrap().name, "later 0");
 
-    stage(&store, &new, &leaving, "c4", true);
+    stage(&store, &new, &leaving, "c4", Commit::InHead);
     let e = store.put_sync_state("hr", &state("c0")).unwrap_err();
     assert!(matches!(e, StoreError::Again(_)), "{e}");
     assert_eq!(
@@ -272,7 +307,7 @@ fn a_batch_stopped_before_its_head_was_written_leaves_the_previous_state() {
     {
         let store = open(dir.path());
         apply(&store, &old, &[], "c1").unwrap();
-        stage(&store, &generation(N, "new", N), &[], "c2", false);
+        stage(&store, &generation(N, "new", N), &[], "c2", Commit::No);
     }
     let store = open(dir.path());
     assert_holds(&store, &old, N as usize);

@@ -159,7 +159,7 @@ pub(super) enum Mode<'a> {
     /// A chunk of a committed journal, which must complete: a user that is no longer the
     /// source's is left alone, and a card held outside the batch is left out. A card may
     /// move from any user of the batch (`touched`), whose own chunk may come later.
-    Journal(&'a HashSet<String>),
+    Journal(super::journal::Touched<'a>),
 }
 
 /// The trees one part of a batch writes.
@@ -239,7 +239,7 @@ pub(super) fn apply_part(
                         return abort(StoreError::CardTaken(card));
                     }
                     Mode::Journal(touched)
-                        if touched.contains(holder.as_ref())
+                        if touched.contains(holder.as_ref())?
                             && load(t.users, &holder)?.is_none_or(|h| owned_by(&h, source)) => {}
                     Mode::Journal(_) => {
                         tracing::warn!(user = %user.id, holder = %holder,

@@ -141,6 +141,9 @@ impl Engine {
                 return Err(SyncError::Cancelled);
             }
             let Some(mut plan) = self.plan_chunk(pass).await? else {
+                // The source's reader (a file's, with what it checked) is not needed for
+                // the commit.
+                pass.chunks = None;
                 return Ok(());
             };
             pass.out.skipped.append(&mut plan.skipped);
