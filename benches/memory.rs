@@ -9,6 +9,12 @@
 //! Last, the daemon is restarted on the same store: its RSS then is what the 3 N users cost
 //! at rest (sled's cache and page table), the floor the "after" figures compare with.
 //!
+//! Whether the work's memory depends on the file's size: a second directory, `lab`, holds
+//! N / 5 users, and on the restarted store (whose size then stays the same) an import and a
+//! sync of N / 5 rows run next to the same work with N rows, every PIN changed each time. A
+//! store's own memory grows with the store (sled's nodes); what the work adds should not
+//! grow with the file.
+//!
 //! Environment: BENCH_ROWS (100000). Without a release build at hand,
 //! `cargo test --bench memory` runs the same on the debug binary (slower; same memory).
 
@@ -23,15 +29,19 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pinwarden.toml");
     let csv = dir.path().join("directory.csv");
+    let lab = dir.path().join("lab.csv");
+    let small = n / 5;
     std::fs::write(
         &config,
         format!(
             "state_dir = \"{}\"\n[log]\nlevel = \"warn\"\n[store]\ncache_capacity_mib = {}\n[security]\nargon2_memory_kib = 64\n\
              argon2_iterations = 1\n[[directory]]\nname = \"hr\"\nkind = \"csv\"\npath = \"{}\"\n\
+             interval = \"24h\"\n[[directory]]\nname = \"lab\"\nkind = \"csv\"\npath = \"{}\"\n\
              interval = \"24h\"\n",
             dir.path().join("var").display(),
             cache_mib,
-            csv.display()
+            csv.display(),
+            lab.display()
         ),
     )
     .unwrap();
@@ -53,19 +63,39 @@ fn main() {
     });
     write_rows(&csv, "c", n, true);
     measure(&daemon, &format!("CSV sync of {n} users with PINs"), || {
-        daemon.cli_ok(&["sync"]);
+        daemon.cli_ok(&["sync", "--source", "hr"]);
     });
+    write_rows(&lab, "d", small, true);
+    daemon.cli_ok(&["sync", "--source", "lab"]);
     let config = daemon.config.clone();
     daemon.stop();
     // What the store's data alone costs: the same store, freshly started.
     let fresh = common::Bench::start(config, |_| true);
     println!(
         "  the same store ({} users) after a restart: RSS {} MiB",
-        3 * n,
+        3 * n + small,
         fresh.rss_mib()
     );
     // The same work once more on that store, every PIN changed: the store keeps its size,
-    // so what stays behind is what the work itself left.
+    // so what stays behind is what the work itself left. A fifth of the rows first: the
+    // same store, a smaller file.
+    let part = dir.path().join("part.csv");
+    write_rows_seeded(&part, "b", small, Some(5));
+    measure(
+        &fresh,
+        &format!("again: import of {small} rows, every PIN changed"),
+        || {
+            fresh.cli_ok(&["import", part.to_str().unwrap()]);
+        },
+    );
+    write_rows_seeded(&lab, "d", small, Some(3));
+    measure(
+        &fresh,
+        &format!("again: CSV sync of {small} users, every PIN changed"),
+        || {
+            fresh.cli_ok(&["sync", "--source", "lab"]);
+        },
+    );
     write_rows_seeded(&pins, "b", n, Some(7));
     measure(
         &fresh,
@@ -79,7 +109,7 @@ fn main() {
         &fresh,
         &format!("again: CSV sync of {n} users, every PIN changed"),
         || {
-            fresh.cli_ok(&["sync"]);
+            fresh.cli_ok(&["sync", "--source", "hr"]);
         },
     );
     fresh.stop();
