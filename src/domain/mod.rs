@@ -2,6 +2,7 @@
 //! audit events. No I/O, no tokio, no store: only data and the rules that belong to data.
 
 mod audit_query;
+mod digest;
 mod link;
 mod mail;
 mod outcome;
@@ -10,6 +11,7 @@ mod user;
 
 pub use self::time::{parse_expiry, Expiry, Timestamp};
 pub use audit_query::{AuditQuery, AUDIT_MAX_RESULTS, AUDIT_SCAN_LIMIT};
+pub use digest::Digester;
 pub use link::{LinkPurpose, WebLink, DEAD_LINK_KEPT};
 pub use mail::{Lane, LaneDepth, MailKind, QueuedMail};
 pub use outcome::{

@@ -105,7 +105,9 @@ impl Header {
 /// Accumulates problems, and the ids seen so far, while the file is read.
 #[derive(Default)]
 struct Checker {
-    seen_ids: HashMap<String, usize>,
+    /// id (as `digester`'s digest) → first line
+    seen_ids: HashMap<u128, usize>,
+    digester: crate::domain::Digester,
     problems: Vec<ImportProblem>,
 }
 
@@ -219,13 +221,13 @@ impl Checker {
     fn check_id(&mut self, id: &str, line: usize) {
         if let Err(why) = check_user_id(id) {
             self.problem(line, format!("`id` {why}"));
-        } else if let Some(&first) = self.seen_ids.get(id) {
+        } else if let Some(&first) = self.seen_ids.get(&self.digester.of(id)) {
             self.problem(
                 line,
                 format!("id `{id}` appears on both line {first} and line {line}"),
             );
         } else {
-            self.seen_ids.insert(id.to_owned(), line);
+            self.seen_ids.insert(self.digester.of(id), line);
         }
     }
 

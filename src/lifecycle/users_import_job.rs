@@ -39,10 +39,11 @@ pub struct ImportReport {
 /// One import across its chunks (see `users_import.rs`).
 pub struct ImportJob {
     pub(super) options: ImportOptions,
-    /// id → first line
-    ids: HashMap<String, usize>,
-    /// normalised card → first line
-    cards: HashMap<String, usize>,
+    /// id → first line, the id as `digester`'s digest
+    ids: HashMap<u128, usize>,
+    /// normalised card → first line, the card as `digester`'s digest
+    cards: HashMap<u128, usize>,
+    digester: crate::domain::Digester,
     /// tag → line, over given and generated PINs
     pub(super) seen: HashMap<[u8; 32], usize>,
     /// line → tag of a checked PIN, for the apply pass
@@ -75,6 +76,7 @@ impl ImportJob {
             options,
             ids: HashMap::new(),
             cards: HashMap::new(),
+            digester: Default::default(),
             seen: HashMap::new(),
             tags: HashMap::new(),
             digests: Vec::new(),
@@ -160,7 +162,7 @@ impl ImportJob {
             return Ok(());
         }
         if checking {
-            if let Some(first) = self.ids.insert(row.id.clone(), line) {
+            if let Some(first) = self.ids.insert(self.digester.of(&row.id), line) {
                 let id = &row.id;
                 let message = format!("id `{id}` appears on both line {first} and line {line}");
                 self.problem(line, message);
@@ -222,7 +224,7 @@ impl ImportJob {
     ) -> Result<(), AdminError> {
         for card in &user.cards {
             let here = if checking {
-                self.cards.insert(card.clone(), line)
+                self.cards.insert(self.digester.of(card), line)
             } else {
                 None
             };

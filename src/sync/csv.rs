@@ -5,7 +5,7 @@
 //! Polling rather than inotify: it works for files replaced by rename, on network mounts
 //! and in containers, and the interval bounds how late a change is seen anyway.
 
-use super::listing::{Chunks, Listing};
+use super::listing::{Chunks, Gone, KeySet, Listing};
 use super::source::{Batch, Deletions, FetchFuture, ListFuture, Source, SourceError, UpstreamUser};
 use crate::lifecycle::import::{ImportProblem, ImportRow, Parsed, RowStream};
 use blake2::digest::{FixedOutput, KeyInit, Update};
@@ -212,18 +212,18 @@ impl CsvSource {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let base = cursor.and_then(|c| memory.seen.iter().find(|(d, _)| d == c));
         let mut digests = HashMap::new();
-        let mut keys = HashSet::new();
+        let mut keys = KeySet::default();
+        let mut present = KeySet::default();
         let mut wanted = HashSet::new();
-        let mut present = Vec::new();
         let mut pins = 0;
         self.scan(|row| {
             let (id, unchanged) = self.sort_row(base, &mut digests, &row);
             if unchanged {
-                present.push(row.id);
+                present.insert(&row.id);
             } else {
                 pins += usize::from(row.pin.is_some());
                 wanted.insert(id);
-                keys.insert(row.id);
+                keys.insert(&row.id);
             }
         })?;
         if stamp(&self.settings.path)? != before {
@@ -232,7 +232,7 @@ impl CsvSource {
         memory.remember(cursor, digest.clone(), digests);
         Ok(Listing {
             keys,
-            deletions: Deletions::AllExcept { present },
+            deletions: Gone::AllExcept { present },
             cursor: Some(digest),
             skipped: Vec::new(),
             pins,

@@ -6,7 +6,7 @@ use crate::crypto::{HashParams, Hasher, Pepper};
 use crate::domain::Pin;
 use crate::store::MemoryStore;
 use crate::sync::csv::{CsvSettings, CsvSource};
-use crate::sync::listing::Chunks;
+use crate::sync::listing::{Chunks, Gone};
 use crate::sync::source::{Batch, Deletions, FetchFuture, ListFuture, UpstreamUser};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -140,8 +140,8 @@ impl Source for Stopping {
         Box::pin(async move {
             Ok(Listing {
                 keys: users.iter().map(|u| u.key.clone()).collect(),
-                deletions: Deletions::AllExcept {
-                    present: Vec::new(),
+                deletions: Gone::AllExcept {
+                    present: Default::default(),
                 },
                 cursor: Some(b"c".to_vec()),
                 skipped: Vec::new(),

@@ -12,7 +12,6 @@ use crate::store::{SyncApplied, SyncState, SyncWrite};
 use crate::sync::listing::{Chunks, Listing};
 use crate::sync::plan::{self, Plan, Planner};
 use crate::sync::weak::{self, Weak};
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -172,14 +171,13 @@ impl Engine {
     /// Reads the source's users (key → id) and decides the deletions and the guard.
     async fn planner(
         &self,
-        keys: std::collections::HashSet<String>,
-        deletions: crate::sync::source::Deletions,
+        keys: crate::sync::listing::KeySet,
+        deletions: crate::sync::listing::Gone,
         force: bool,
     ) -> Result<Planner, SyncError> {
         let share = self.settings.max_delete_share;
         self.store_call(move |store, name| {
-            let existing: HashMap<String, String> =
-                store.upstream_keys(name)?.into_iter().collect();
+            let existing = store.upstream_keys(name)?;
             let settings = plan::Settings {
                 source: name,
                 max_delete_share: share,

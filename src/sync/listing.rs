@@ -5,7 +5,83 @@
 //! one chunk of users, PINs and records at a time whatever the directory's size.
 
 use super::source::{Batch, Deletions, SourceError, UpstreamUser};
+use crate::domain::Digester;
 use std::collections::{HashMap, HashSet};
+
+/// A set of a source's keys held as 128-bit keyed digests (`Digester`): a listing holds
+/// one per entry of the directory; at 100 000 entries ~2 MiB instead of ~7 for the keys.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    digester: Digester,
+    set: HashSet<u128>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeySet({} keys)", self.set.len())
+    }
+}
+
+impl KeySet {
+    /// `key`'s digest in this set (the same key, the same digest).
+    pub fn digest(&self, key: &str) -> u128 {
+        self.digester.of(key)
+    }
+
+    /// Adds `key`; false when it was there.
+    pub fn insert(&mut self, key: &str) -> bool {
+        let d = self.digest(key);
+        self.set.insert(d)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.set.contains(&self.digest(key))
+    }
+
+    /// Whether a key with this set's `digest` is in it.
+    pub fn holds(&self, digest: u128) -> bool {
+        self.set.contains(&digest)
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for KeySet {
+    fn from_iter<I: IntoIterator<Item = S>>(keys: I) -> Self {
+        let mut set = KeySet::default();
+        for key in keys {
+            set.insert(key.as_ref());
+        }
+        set
+    }
+}
+
+/// The deletions of a listing: a batch's `Deletions`, with the present keys of a complete
+/// listing as a `KeySet`.
+#[derive(Debug)]
+pub enum Gone {
+    /// Incremental: exactly these keys were deleted upstream.
+    Keys(Vec<String>),
+    /// Complete: every user of the source whose key is neither listed nor here is deleted.
+    AllExcept { present: KeySet },
+}
+
+impl From<Deletions> for Gone {
+    fn from(d: Deletions) -> Gone {
+        match d {
+            Deletions::Keys(keys) => Gone::Keys(keys),
+            Deletions::AllExcept { present } => Gone::AllExcept {
+                present: present.into_iter().collect(),
+            },
+        }
+    }
+}
 
 /// The users of a listing, a chunk at a time. Called on a blocking thread (it may read a
 /// file); a chunk shorter than asked is not the end, an empty one is.
@@ -16,8 +92,8 @@ pub trait Chunks: Send {
 /// One fetch's result, applied by the engine as one atomic batch together with `cursor`.
 pub struct Listing {
     /// The key of every entry `chunks` yields (one entry per key, one per id).
-    pub keys: HashSet<String>,
-    pub deletions: Deletions,
+    pub keys: KeySet,
+    pub deletions: Gone,
     pub cursor: Option<Vec<u8>>,
     /// Entries left out before planning (a bad or doubled id), with the reason.
     pub skipped: Vec<String>,
@@ -33,9 +109,9 @@ impl Listing {
         let mut skipped = Vec::new();
         let changed = dedupe(batch.changed, &mut skipped);
         Listing {
-            keys: changed.iter().map(|u| u.key.clone()).collect(),
+            keys: changed.iter().map(|u| u.key.as_str()).collect(),
             pins: changed.iter().filter(|u| u.pin.is_some()).count(),
-            deletions: batch.deletions,
+            deletions: batch.deletions.into(),
             cursor: batch.cursor,
             skipped,
             chunks: Box::new(VecChunks(changed.into_iter())),
@@ -46,7 +122,7 @@ impl Listing {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
             && self.skipped.is_empty()
-            && matches!(&self.deletions, Deletions::Keys(k) if k.is_empty())
+            && matches!(&self.deletions, Gone::Keys(k) if k.is_empty())
     }
 }
 

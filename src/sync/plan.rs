@@ -4,8 +4,8 @@
 //! keys before any user is planned). Reads the store only through `Existing`; no I/O, no
 //! hashing.
 
-use super::listing::{printable, Listing};
-use super::source::{Batch, Deletions, UpstreamUser};
+use super::listing::{printable, Gone, KeySet, Listing};
+use super::source::{Batch, UpstreamUser};
 use crate::domain::{normalise_card, Pin, PinSource, Timestamp, UpstreamRef, User, UserOrigin};
 use crate::store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -96,13 +96,14 @@ pub fn plan(
 /// chunks (the cards taken so far, renamed ids, counts).
 pub struct Planner {
     source: String,
-    /// key → id of every user the source owns now.
-    existing: HashMap<String, String>,
+    /// key → id of every user the source owns now, the key as `listed`'s digest.
+    existing: HashMap<u128, String>,
     /// The keys of every entry of the listing.
-    listed: HashSet<String>,
-    /// Keys whose user is removed; shrinks when another entry takes a gone user's id over.
-    gone: HashSet<String>,
-    taken_over: HashSet<String>,
+    listed: KeySet,
+    /// Keys (`listed`'s digests) whose user is removed; shrinks when another entry takes
+    /// a gone user's id over.
+    gone: HashSet<u128>,
+    taken_over: HashSet<u128>,
     /// Cards given to an earlier user of the batch.
     cards: HashSet<String>,
     /// Old ids of renamed entries (removed at the end).
@@ -116,27 +117,35 @@ pub struct Planner {
 impl Planner {
     /// Decides the deletions and the mass-deletion guard, before any user is planned.
     /// `listed`: the keys of every entry of the listing.
+    /// `existing`: (key, id) of every user the source owns now.
     pub fn new(
-        listed: HashSet<String>,
-        deletions: &Deletions,
-        existing: HashMap<String, String>,
+        listed: KeySet,
+        deletions: &Gone,
+        existing: impl IntoIterator<Item = (String, String)>,
         s: &Settings<'_>,
     ) -> Result<Planner, PlanError> {
-        let gone: HashSet<String> = match deletions {
-            Deletions::Keys(keys) => keys
-                .iter()
-                .filter(|k| existing.contains_key(*k) && !listed.contains(k.as_str()))
-                .cloned()
-                .collect(),
-            Deletions::AllExcept { present } => {
-                let present: HashSet<&str> = present.iter().map(String::as_str).collect();
-                existing
-                    .keys()
-                    .filter(|k| !listed.contains(k.as_str()) && !present.contains(k.as_str()))
-                    .cloned()
-                    .collect()
+        let mut gone = HashSet::new();
+        let mut owned_keys = HashMap::new();
+        for (key, id) in existing {
+            let digest = listed.digest(&key);
+            let deleted = match deletions {
+                Gone::Keys(_) => false,
+                Gone::AllExcept { present } => !listed.holds(digest) && !present.contains(&key),
+            };
+            if deleted {
+                gone.insert(digest);
             }
-        };
+            owned_keys.insert(digest, id);
+        }
+        let existing = owned_keys;
+        if let Gone::Keys(keys) = deletions {
+            for key in keys {
+                let digest = listed.digest(key);
+                if existing.contains_key(&digest) && !listed.holds(digest) {
+                    gone.insert(digest);
+                }
+            }
+        }
         let limit = deletion_limit(existing.len(), s.max_delete_share);
         if gone.len() > limit && !s.force {
             return Err(PlanError::TooManyDeletions {
@@ -156,7 +165,7 @@ impl Planner {
             renamed: Vec::new(),
             owned,
             added: 0,
-            complete: matches!(deletions, Deletions::AllExcept { .. }),
+            complete: matches!(deletions, Gone::AllExcept { .. }),
         })
     }
 
@@ -174,7 +183,8 @@ impl Planner {
             let Some((user, previous)) = self.merge(&entry, store, &mut out)? else {
                 continue;
             };
-            if let Some(old_id) = self.existing.get(&entry.key).filter(|old| **old != user.id) {
+            let key = self.listed.digest(&entry.key);
+            if let Some(old_id) = self.existing.get(&key).filter(|old| **old != user.id) {
                 self.renamed.push(old_id.clone());
             }
             match entry.pin.clone() {
@@ -216,10 +226,11 @@ impl Planner {
         Ok(store.user(id)?.is_some_and(|u| {
             u.origin == UserOrigin::Upstream
                 && u.upstream.as_ref().is_some_and(|r| {
+                    let key = self.listed.digest(&r.key);
                     r.source == self.source
-                        && (self.listed.contains(&r.key)
-                            || self.gone.contains(&r.key)
-                            || self.taken_over.contains(&r.key))
+                        && (self.listed.holds(key)
+                            || self.gone.contains(&key)
+                            || self.taken_over.contains(&key))
                 })
         }))
     }
@@ -253,15 +264,16 @@ impl Planner {
             }
             Some(u) => {
                 let held_by = u.upstream.as_ref().map_or("", |r| r.key.as_str());
-                if held_by != entry.key && self.existing.contains_key(held_by) {
-                    if !self.gone.remove(held_by) {
+                let held = self.listed.digest(held_by);
+                if held_by != entry.key && self.existing.contains_key(&held) {
+                    if !self.gone.remove(&held) {
                         out.skipped.push(format!(
                             "id `{}` is already held by another entry of this source",
                             entry.id
                         ));
                         return Ok(None);
                     }
-                    self.taken_over.insert(held_by.to_owned());
+                    self.taken_over.insert(held);
                 }
                 u
             }

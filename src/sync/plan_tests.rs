@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::{Pin, UserOrigin};
+use crate::sync::source::Deletions;
 use std::collections::HashMap;
 
 #[derive(Default)]
