@@ -359,6 +359,9 @@ impl GuardedStore {
                 self.set_not_writable(&reason);
                 return Err(StoreError::Unavailable(reason));
             }
+            if self.bulk.load(SeqCst) >= self.bulk_every.load(SeqCst) {
+                self.release_in_batch();
+            }
             return Ok(());
         }
         let dir = &self.settings.state_dir;
@@ -447,6 +450,14 @@ impl GuardedStore {
         if total >= self.bulk_every.load(SeqCst) {
             self.release_in_batch();
         }
+    }
+
+    /// Counts users read by a walk (a sweep, a count, a page of `each_user`), which sled
+    /// keeps in memory too, without reopening here: the caller may be on an async thread.
+    /// The health probe (on a blocking thread every 2 s) or the next bulk step gives the
+    /// memory back once the count is due.
+    fn did_read(&self, users: usize) {
+        self.bulk.fetch_add(users as u64, SeqCst);
     }
 
     /// `release_now` in the middle of bulk work: a short wait for the store's other users.

@@ -79,7 +79,9 @@ impl Store for GuardedStore {
         self.read(|s| s.users())
     }
     fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
-        self.read(|s| s.users_after(after, limit))
+        let page = self.read(|s| s.users_after(after, limit))?;
+        self.did_read(page.len());
+        Ok(page)
     }
     fn user_count(&self) -> Result<u64> {
         self.read(|s| s.user_count())
@@ -242,7 +244,10 @@ impl Store for GuardedStore {
     }
 
     fn sweep_expired(&self, now: Timestamp) -> Result<Vec<User>> {
-        self.write(true, |s| s.sweep_expired(now))
+        let swept = self.write(true, |s| s.sweep_expired(now))?;
+        // It read every user.
+        self.did_read(self.read(|s| s.user_count()).unwrap_or(0) as usize);
+        Ok(swept)
     }
     fn tag_retired_at(&self, tag: &Tag) -> Result<Option<Timestamp>> {
         self.read(|s| s.tag_retired_at(tag))
