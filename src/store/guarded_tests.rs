@@ -152,6 +152,46 @@ fn stage_and_commit(
     })
 }
 
+/// Walks of every user (a sweep, `each_user`) leave sled's pages in memory too: they are
+/// counted without reopening on the caller's thread, and the health probe reopens once
+/// the count is due.
+#[test]
+fn users_walked_are_given_back_by_the_next_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = guarded(dir.path());
+    s.bulk_every.store(100, SeqCst);
+    for i in 0..150 {
+        s.insert_user(&User::new_local(format!("u{i:03}"))).unwrap();
+    }
+    let before = s.generation.load(SeqCst);
+    s.probe().unwrap();
+    assert_eq!(s.generation.load(SeqCst), before, "nothing walked yet");
+    let mut seen = 0;
+    crate::store::each_user(&s, |_| {
+        seen += 1;
+        Ok::<(), StoreError>(())
+    })
+    .unwrap();
+    assert_eq!(seen, 150);
+    assert_eq!(
+        s.generation.load(SeqCst),
+        before,
+        "the walk itself does not reopen"
+    );
+    s.probe().unwrap();
+    assert_eq!(s.generation.load(SeqCst), before + 1, "the probe reopened");
+    s.probe().unwrap();
+    assert_eq!(s.generation.load(SeqCst), before + 1, "once");
+    s.sweep_expired(Timestamp::now()).unwrap();
+    s.probe().unwrap();
+    assert_eq!(
+        s.generation.load(SeqCst),
+        before + 2,
+        "a sweep counts every user"
+    );
+    assert_eq!(s.users_after(None, 1_000).unwrap().len(), 150);
+}
+
 /// Issue 14 §4: sled keeps what a batch writes and reads until the store is closed, so a
 /// large batch reopens the store every few thousand users (here 700) while it is staged,
 /// checked and applied, and still lands whole — or, refused, not at all.
@@ -165,8 +205,8 @@ fn a_large_batch_reopens_the_store_as_it_goes_and_lands_whole_or_not_at_all() {
     let applied = stage_and_commit(&s, &first, "c1").unwrap();
     assert_eq!(applied.added, 2_500);
     let reopened = s.generation.load(SeqCst) - before;
-    // Staging 2 500 (3 reopens), the check of 3 steps of 5 000 "users" each, the one
-    // after the head, and the roll-forward's 3 000 users: at least 7.
+    // Staging 2 500 (3 reopens), the check's steps, the one after the head, and the
+    // roll-forward's 3 000 users: at least 7.
     assert!(reopened >= 7, "reopened {reopened} times");
     assert_eq!(s.user_count().unwrap(), 2_500);
     assert_eq!(s.card_owner("2499").unwrap().as_deref(), Some("u02499"));
