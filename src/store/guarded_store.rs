@@ -155,8 +155,15 @@ impl Store for GuardedStore {
         self.release_now(super::REOPEN_WAIT)
     }
 
-    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
-        self.read(|s| s.upstream_keys(source))
+    fn upstream_keys_after(
+        &self,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let page = self.read(|s| s.upstream_keys_after(source, after, limit))?;
+        self.did_read(page.len());
+        Ok(page)
     }
     fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {
         self.read(|s| s.sync_state(source))

@@ -342,12 +342,23 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
+    fn upstream_keys_after(
+        &self,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let tables = lock(&self.tables);
+        let from = match after {
+            Some(key) => Excluded((source.to_owned(), key.to_owned())),
+            None => Included((source.to_owned(), String::new())),
+        };
         Ok(tables
             .upstream
-            .range((source.to_owned(), String::new())..)
+            .range((from, Unbounded))
             .take_while(|((s, _), _)| s == source)
+            .take(limit)
             .map(|((_, key), id)| (key.clone(), id.clone()))
             .collect())
     }

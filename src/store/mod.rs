@@ -351,8 +351,23 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// The users `source` owns: (key at the source, user id).
-    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>>;
+    /// Up to `limit` of the users `source` owns, by key after `after`: (key at the source,
+    /// user id). [`each_upstream_key`] walks them all a page at a time.
+    fn upstream_keys_after(
+        &self,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>>;
+    /// Every user `source` owns (tests; a run walks them with [`each_upstream_key`]).
+    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
+        let mut all = Vec::new();
+        each_upstream_key(self, source, |key, id| {
+            all.push((key, id));
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(all)
+    }
     fn sync_state(&self, source: &str) -> Result<Option<SyncState>>;
     /// Records state outside a batch (a failed run's error).
     fn put_sync_state(&self, source: &str, state: &SyncState) -> Result<()>;
@@ -542,6 +557,27 @@ pub const RELEASE_AFTER: usize = 10_000;
 /// Users visited per page by [`each_user`]: a sweep over a million users holds a thousand
 /// at a time, not the whole directory.
 pub const USER_PAGE: usize = 1_000;
+
+/// Calls `visit` with the (key, id) of every user `source` owns, by key, reading
+/// [`USER_PAGE`] at a time; stops at the first error of the store or of `visit`.
+pub fn each_upstream_key<S: Store + ?Sized, E: From<StoreError>>(
+    store: &S,
+    source: &str,
+    mut visit: impl FnMut(String, String) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.upstream_keys_after(source, after.as_deref(), USER_PAGE)?;
+        let full = page.len() == USER_PAGE;
+        after = page.last().map(|(key, _)| key.clone());
+        for (key, id) in page {
+            visit(key, id)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
 
 /// Calls `visit` with every user, in id order, reading [`USER_PAGE`] at a time; stops at the
 /// first error of the store or of `visit`. Users added or removed meanwhile may or may not

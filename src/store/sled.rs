@@ -434,8 +434,13 @@ impl Store for SledStore {
         }
     }
 
-    fn upstream_keys(&self, source: &str) -> Result<Vec<(String, String)>> {
-        sync::upstream_keys(&self.upstream, source)
+    fn upstream_keys_after(
+        &self,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        sync::upstream_keys_after(&self.upstream, source, after, limit)
     }
 
     fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {

@@ -25,10 +25,22 @@ pub(super) fn upstream_key(source: &str, key: &str) -> Vec<u8> {
     k
 }
 
-pub(super) fn upstream_keys(index: &Tree, source: &str) -> Result<Vec<(String, String)>> {
+/// Up to `limit` of `source`'s (key, id) pairs, by key, after the key `after`.
+pub(super) fn upstream_keys_after(
+    index: &Tree,
+    source: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, String)>> {
     let prefix = upstream_key(source, "");
+    let from = match after {
+        Some(key) => std::ops::Bound::Excluded(upstream_key(source, key)),
+        None => std::ops::Bound::Included(prefix.clone()),
+    };
     index
-        .scan_prefix(&prefix)
+        .range::<Vec<u8>, _>((from, std::ops::Bound::Unbounded))
+        .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+        .take(limit)
         .map(|kv| {
             let (k, v) = kv.map_err(unavailable)?;
             Ok((

@@ -342,6 +342,16 @@ pub(super) fn a_shared_pin_leaves_the_pin_only_index_until_the_collision_is_gone
     let keys = s.upstream_keys("hr").unwrap();
     let want = [("k-ann", "ann"), ("k-bob", "bob")].map(|(k, id)| (k.into(), id.into()));
     assert_eq!(keys, want);
+    // A page at a time, and only this source's.
+    let page = s.upstream_keys_after("hr", None, 1).unwrap();
+    assert_eq!(page, want[..1]);
+    let page = s.upstream_keys_after("hr", Some("k-ann"), 5).unwrap();
+    assert_eq!(page, want[1..]);
+    assert!(s
+        .upstream_keys_after("hr", Some("k-bob"), 5)
+        .unwrap()
+        .is_empty());
+    assert!(s.upstream_keys_after("h", None, 5).unwrap().is_empty());
     let cursor = s.sync_state("hr").unwrap().unwrap().cursor;
     assert_eq!(cursor.as_deref(), Some(&b"c1"[..]));
 }

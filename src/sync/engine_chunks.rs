@@ -177,7 +177,12 @@ impl Engine {
     ) -> Result<Planner, SyncError> {
         let share = self.settings.max_delete_share;
         self.store_call(move |store, name| {
-            let existing = store.upstream_keys(name)?;
+            let existing = |visit: &mut dyn FnMut(String, String)| {
+                crate::store::each_upstream_key(store, name, |key, id| {
+                    visit(key, id);
+                    Ok::<(), crate::store::StoreError>(())
+                })
+            };
             let settings = plan::Settings {
                 source: name,
                 max_delete_share: share,

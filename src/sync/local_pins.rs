@@ -4,7 +4,7 @@
 //! only; writes nothing.
 
 use crate::domain::{PinSource, Timestamp};
-use crate::store::{Store, StoreError};
+use crate::store::{each_upstream_key, Store, StoreError};
 
 /// Whether `source` owns a user whose PIN was set here after the source's last complete
 /// listing (`last_full`, `None` when it never had one). Once a complete run has applied after
@@ -15,16 +15,31 @@ pub fn set_since_full(
     source: &str,
     last_full: Option<Timestamp>,
 ) -> Result<bool, StoreError> {
-    for (_, id) in store.upstream_keys(source)? {
+    // Walked a page of keys at a time; `Found` stops the walk at the first such user.
+    enum Stop {
+        Found,
+        Store(StoreError),
+    }
+    impl From<StoreError> for Stop {
+        fn from(e: StoreError) -> Stop {
+            Stop::Store(e)
+        }
+    }
+    let walked = each_upstream_key(store, source, |_, id| {
         let Some(user) = store.user(&id)? else {
-            continue;
+            return Ok(());
         };
         let local_since = user.pin.as_ref().is_some_and(|pin| {
             pin.source != PinSource::Upstream && last_full.is_none_or(|full| pin.set_at > full)
         });
         if local_since {
-            return Ok(true);
+            return Err(Stop::Found);
         }
+        Ok(())
+    });
+    match walked {
+        Ok(()) => Ok(false),
+        Err(Stop::Found) => Ok(true),
+        Err(Stop::Store(e)) => Err(e),
     }
-    Ok(false)
 }

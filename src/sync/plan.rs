@@ -79,7 +79,13 @@ pub fn plan(
         mut chunks,
         ..
     } = Listing::whole(batch);
-    let mut planner = Planner::new(keys, &deletions, existing.clone(), s)?;
+    let walk = |visit: &mut dyn FnMut(String, String)| {
+        for (key, id) in existing {
+            visit(key.clone(), id.clone());
+        }
+        Ok(())
+    };
+    let mut planner = Planner::new(keys, &deletions, walk, s)?;
     let entries = chunks.next_chunk(usize::MAX).map_err(|e| {
         PlanError::Store(StoreError::Unavailable(format!("reading the batch: {e}")))
     })?;
@@ -117,16 +123,17 @@ pub struct Planner {
 impl Planner {
     /// Decides the deletions and the mass-deletion guard, before any user is planned.
     /// `listed`: the keys of every entry of the listing.
-    /// `existing`: (key, id) of every user the source owns now.
+    /// `existing` calls its argument with the (key, id) of every user the source owns now
+    /// (a page at a time from the store: only their digests and ids are kept).
     pub fn new(
         listed: KeySet,
         deletions: &Gone,
-        existing: impl IntoIterator<Item = (String, String)>,
+        existing: impl FnOnce(&mut dyn FnMut(String, String)) -> Result<(), StoreError>,
         s: &Settings<'_>,
     ) -> Result<Planner, PlanError> {
         let mut gone = HashSet::new();
         let mut owned_keys = HashMap::new();
-        for (key, id) in existing {
+        existing(&mut |key, id| {
             let digest = listed.digest(&key);
             let deleted = match deletions {
                 Gone::Keys(_) => false,
@@ -136,7 +143,7 @@ impl Planner {
                 gone.insert(digest);
             }
             owned_keys.insert(digest, id);
-        }
+        })?;
         let existing = owned_keys;
         if let Gone::Keys(keys) = deletions {
             for key in keys {
